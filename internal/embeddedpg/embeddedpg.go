@@ -1,0 +1,666 @@
+// Package embeddedpg runs a private PostgreSQL server from the system's
+// PostgreSQL binaries (initdb and postgres). `tasker dev` uses it when no
+// DATABASE_URL is set, and the test helpers use it for throwaway servers.
+//
+// The server listens on 127.0.0.1 only, has no Unix socket, trusts local
+// connections as user "postgres", and is a child process of the caller: it is
+// told to shut down (fast mode) when Stop is called, and also by the kernel if
+// the calling process dies, so no postmaster outlives its owner.
+//
+// When the caller runs as root (containers, CI), PostgreSQL refuses to run as
+// root, so initdb and postgres run as the "postgres" system user when it
+// exists, else as "nobody"; the data directory is chowned to that user.
+package embeddedpg
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNoBinaries is returned (wrapped) when initdb and postgres cannot be found.
+var ErrNoBinaries = errors.New("install PostgreSQL 15 server binaries: apt-get install postgresql-15 (or put initdb and pg_ctl on PATH)")
+
+// Superuser is the bootstrap superuser created by initdb; it needs no password.
+const Superuser = "postgres"
+
+// Options configure Start.
+type Options struct {
+	// DataDir is the cluster directory. It is created (initdb) when it holds
+	// no PG_VERSION, and reused otherwise. Required.
+	DataDir string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// Logger receives progress messages; nil discards them.
+	Logger *slog.Logger
+	// Ephemeral trades durability for speed (fsync, synchronous_commit and
+	// full_page_writes off). Only for throwaway test servers.
+	Ephemeral bool
+	// BinDir, when set, is the only directory searched for initdb and
+	// postgres. Otherwise PATH is searched, then /usr/lib/postgresql/*/bin
+	// (highest version first).
+	BinDir string
+	// Settings are extra server settings (name → value), e.g.
+	// {"max_connections": "300"}. They override the defaults.
+	Settings map[string]string
+	// StartTimeout bounds how long Start waits for the server to accept
+	// connections; 0 means 60 seconds.
+	StartTimeout time.Duration
+}
+
+// Server is a running PostgreSQL server.
+type Server struct {
+	port    int
+	dataDir string
+	logPath string
+	logger  *slog.Logger
+
+	// owned is false when Start found a postmaster already running on
+	// DataDir and attached to it; Stop then leaves it running.
+	owned bool
+	proc  *os.Process
+	done  chan struct{} // closed when the postmaster has exited
+	err   error         // wait result, valid after done is closed
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Port returns the TCP port the server listens on (on 127.0.0.1).
+func (s *Server) Port() int { return s.port }
+
+// DataDir returns the cluster directory.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// LogPath returns the server's log file (inside the data directory).
+func (s *Server) LogPath() string { return s.logPath }
+
+// URL returns a connection URL for dbname as the superuser.
+func (s *Server) URL(dbname string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User(Superuser),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Path:     "/" + dbname,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// EnsureDatabase creates dbname unless it exists.
+func (s *Server) EnsureDatabase(ctx context.Context, dbname string) error {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("embeddedpg: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", dbname).Scan(&exists); err != nil {
+		return fmt.Errorf("embeddedpg: look up database %q: %w", dbname, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{dbname}.Sanitize()); err != nil {
+		var exists bool
+		if conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", dbname).Scan(&exists) == nil && exists {
+			return nil // created concurrently
+		}
+		return fmt.Errorf("embeddedpg: create database %q: %w", dbname, err)
+	}
+	return nil
+}
+
+// Start initialises DataDir if needed and starts a server on it. If a
+// postmaster from an earlier process is still running on DataDir, Start
+// attaches to it instead (and Stop will leave it running).
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("embeddedpg: Options.DataDir is required")
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("embeddedpg: %w", err)
+	}
+	bins, err := findBinaries(opts.BinDir, os.Getenv("PATH"), defaultGlob)
+	if err != nil {
+		return nil, err
+	}
+	runAs, err := pickRunAs()
+	if err != nil {
+		return nil, err
+	}
+
+	if err := prepareDataDir(dataDir, runAs, logger); err != nil {
+		return nil, err
+	}
+
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
+		if err := initdb(ctx, bins, dataDir, runAs, logger); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("embeddedpg: %w", err)
+	}
+
+	// A postmaster left running on this data directory (another process,
+	// or one started by hand): use it rather than fail on its lock file.
+	if pid, port, ok := runningPostmaster(dataDir, logger); ok {
+		logger.Info("using already running postgres", "pid", pid, "port", port, "data_dir", dataDir)
+		s := &Server{port: port, dataDir: dataDir, logPath: filepath.Join(dataDir, logFileName), logger: logger}
+		timeout := opts.StartTimeout
+		if timeout == 0 {
+			timeout = 60 * time.Second
+		}
+		if err := s.waitReady(ctx, time.Now().Add(timeout)); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+
+	// Port 0: pick a free port; if another process grabs it before the
+	// postmaster binds it, try again with a new one.
+	attempts := 1
+	if opts.Port == 0 {
+		attempts = 5
+	}
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return nil, fmt.Errorf("embeddedpg: pick a port: %w", err)
+			}
+		}
+		s, err := start(ctx, bins, dataDir, port, runAs, opts, logger)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortInUse) {
+			break
+		}
+		logger.Debug("port taken, retrying", "port", port)
+	}
+	return nil, lastErr
+}
+
+// Stop shuts the server down (fast mode: active sessions are disconnected)
+// and waits for the postmaster to exit. It is a no-op for a server Start
+// attached to rather than started, and safe to call more than once.
+func (s *Server) Stop(ctx context.Context) error {
+	if !s.owned {
+		return nil
+	}
+	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return nil // already exited
+	default:
+	}
+	// SIGINT is PostgreSQL's "fast" shutdown, what `pg_ctl stop -m fast` sends.
+	_ = s.proc.Signal(syscall.SIGINT)
+	fast := time.NewTimer(30 * time.Second)
+	defer fast.Stop()
+	select {
+	case <-s.done:
+		s.logger.Debug("postgres stopped", "port", s.port)
+		return nil
+	case <-ctx.Done():
+	case <-fast.C:
+	}
+	// Immediate shutdown, then kill: never leave a postmaster behind.
+	_ = s.proc.Signal(syscall.SIGQUIT)
+	select {
+	case <-s.done:
+		return fmt.Errorf("embeddedpg: postgres did not stop in time; sent immediate shutdown")
+	case <-time.After(5 * time.Second):
+	}
+	_ = s.proc.Kill()
+	<-s.done
+	return fmt.Errorf("embeddedpg: postgres did not stop; killed it")
+}
+
+const (
+	logFileName = "postgres.log"
+	defaultGlob = "/usr/lib/postgresql/*/bin"
+)
+
+var errPortInUse = errors.New("port in use")
+
+type binaries struct {
+	dir      string
+	initdb   string
+	postgres string
+}
+
+// findBinaries locates initdb and postgres: in binDir if set, else on the
+// given PATH, else in the highest-versioned directory matching glob.
+func findBinaries(binDir, pathEnv, glob string) (binaries, error) {
+	if binDir != "" {
+		if b, ok := binariesIn(binDir); ok {
+			return b, nil
+		}
+		return binaries{}, fmt.Errorf("embeddedpg: no initdb and postgres in %s: %w", binDir, ErrNoBinaries)
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			continue
+		}
+		if b, ok := binariesIn(dir); ok {
+			return b, nil
+		}
+		// pg_ctl on PATH (as Debian's postgresql-common wrappers or a
+		// symlink farm provide) points at the real bin directory.
+		if p, err := filepath.EvalSymlinks(filepath.Join(dir, "pg_ctl")); err == nil {
+			if b, ok := binariesIn(filepath.Dir(p)); ok {
+				return b, nil
+			}
+		}
+	}
+	dirs, _ := filepath.Glob(glob)
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, dir := range dirs {
+		if b, ok := binariesIn(dir); ok {
+			return b, nil
+		}
+	}
+	return binaries{}, ErrNoBinaries
+}
+
+func binariesIn(dir string) (binaries, bool) {
+	b := binaries{dir: dir, initdb: filepath.Join(dir, "initdb"), postgres: filepath.Join(dir, "postgres")}
+	if isExecutable(b.initdb) && isExecutable(b.postgres) {
+		return b, true
+	}
+	return binaries{}, false
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// versionOf extracts the major version from /usr/lib/postgresql/<v>/bin.
+func versionOf(binDir string) float64 {
+	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
+	return v
+}
+
+// runAs is the identity the server runs as; nil means the current user.
+type runAs struct {
+	name     string
+	uid, gid uint32
+}
+
+func pickRunAs() (*runAs, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil || uid == 0 {
+			continue
+		}
+		return &runAs{name: name, uid: uint32(uid), gid: uint32(gid)}, nil
+	}
+	return nil, errors.New("embeddedpg: running as root, and PostgreSQL refuses to run as root; create a \"postgres\" user (useradd --system postgres) or run as a normal user")
+}
+
+func (r *runAs) sysProcAttr() *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{
+		// Own process group: a terminal's Ctrl-C goes to the caller, which
+		// then stops the server in order instead of it vanishing mid-query.
+		Setpgid: true,
+		// If the caller dies without Stop (crash, test timeout, SIGKILL),
+		// the kernel asks the postmaster for a fast shutdown.
+		Pdeathsig: syscall.SIGINT,
+	}
+	if r != nil {
+		attr.Credential = &syscall.Credential{Uid: r.uid, Gid: r.gid}
+	}
+	return attr
+}
+
+// prepareDataDir creates dataDir (mode 0700) and, when running as root, hands
+// it to the server's user and makes sure that user can reach it.
+func prepareDataDir(dataDir string, r *runAs, logger *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
+		return fmt.Errorf("embeddedpg: %w", err)
+	}
+	if err := os.Mkdir(dataDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("embeddedpg: %w", err)
+	}
+	if r == nil {
+		return nil
+	}
+	// Every ancestor must be searchable by the server's user.
+	for dir := filepath.Dir(dataDir); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("embeddedpg: %w", err)
+		}
+		if !searchableBy(fi, r) {
+			logger.Warn("making directory searchable for the postgres server user", "dir", dir, "user", r.name)
+			if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
+				return fmt.Errorf("embeddedpg: %s must be searchable by user %s: %w", dir, r.name, err)
+			}
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	// chown -R: a previous run may have been as another user.
+	return filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(path, int(r.uid), int(r.gid)); err != nil {
+			return fmt.Errorf("embeddedpg: chown %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+func searchableBy(fi fs.FileInfo, r *runAs) bool {
+	perm := fi.Mode().Perm()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	switch {
+	case st.Uid == r.uid:
+		return perm&0o100 != 0
+	case st.Gid == r.gid:
+		return perm&0o010 != 0
+	default:
+		return perm&0o001 != 0
+	}
+}
+
+func initdb(ctx context.Context, bins binaries, dataDir string, r *runAs, logger *slog.Logger) error {
+	began := time.Now()
+	// initdb wants an empty directory; tolerate only our own log file.
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		return fmt.Errorf("embeddedpg: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() != logFileName && !strings.HasPrefix(e.Name(), logFileName+".") {
+			return fmt.Errorf("embeddedpg: %s is not empty and has no PG_VERSION; remove it to start afresh", dataDir)
+		}
+		_ = os.Remove(filepath.Join(dataDir, e.Name()))
+	}
+	cmd := exec.CommandContext(ctx, bins.initdb,
+		"--pgdata="+dataDir,
+		"--auth=trust",
+		"--username="+Superuser,
+		"--encoding=UTF8",
+		"--locale=C.UTF-8",
+		"--no-sync",
+	)
+	cmd.Env = serverEnv(r)
+	cmd.Dir = dataDir
+	cmd.SysProcAttr = r.sysProcAttr()
+	out, err := cmd.CombinedOutput()
+	if err != nil && bytes.Contains(out, []byte("C.UTF-8")) {
+		// Some systems lack the C.UTF-8 locale; C is always there.
+		cmd = exec.CommandContext(ctx, bins.initdb, "--pgdata="+dataDir, "--auth=trust", "--username="+Superuser,
+			"--encoding=UTF8", "--locale=C", "--no-sync")
+		cmd.Env = serverEnv(r)
+		cmd.Dir = dataDir
+		cmd.SysProcAttr = r.sysProcAttr()
+		out, err = cmd.CombinedOutput()
+	}
+	if err != nil {
+		// Leave no half-initialised cluster: the next run would refuse it.
+		cleanDir(dataDir)
+		return fmt.Errorf("embeddedpg: initdb %s: %w\n%s", dataDir, err, tail(out, 30))
+	}
+	logger.Info("initialised postgres data directory", "data_dir", dataDir, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+func cleanDir(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// serverEnv is the environment for initdb and postgres: the caller's,
+// minus libpq variables that could redirect them, with a usable HOME.
+func serverEnv(r *runAs) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	home := os.Getenv("HOME")
+	if r != nil {
+		home = "/"
+	}
+	return append(env, "HOME="+home)
+}
+
+// runningPostmaster reports a live postmaster that owns dataDir, from its
+// postmaster.pid (line 1: pid, line 4: port). A pid file whose pid is dead is
+// left for the new postmaster, which removes it itself; one whose pid now
+// belongs to an unrelated process (pid reuse after a crash or reboot) would
+// make the new postmaster refuse to start, so it is removed here.
+func runningPostmaster(dataDir string, logger *slog.Logger) (pid, port int, ok bool) {
+	pidPath := filepath.Join(dataDir, "postmaster.pid")
+	b, err := os.ReadFile(pidPath)
+	if err != nil {
+		return 0, 0, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0, 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return 0, 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, 0, false // dead: stale file, postgres copes
+	}
+	cmdline, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	cwd, err2 := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err1 != nil || err2 != nil {
+		return 0, 0, false // cannot tell; let postgres decide
+	}
+	// A postmaster's working directory is its data directory.
+	if !bytes.Contains(cmdline, []byte("postgres")) || cwd != dataDir {
+		logger.Warn("removing stale postmaster.pid (its pid belongs to another process now)", "pid", pid, "file", pidPath)
+		_ = os.Remove(pidPath)
+		return 0, 0, false
+	}
+	return pid, port, true
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func start(ctx context.Context, bins binaries, dataDir string, port int, r *runAs, opts Options, logger *slog.Logger) (*Server, error) {
+	began := time.Now()
+	logPath := filepath.Join(dataDir, logFileName)
+	_ = os.Rename(logPath, logPath+".1") // keep the previous run's log
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embeddedpg: %w", err)
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+
+	settings := map[string]string{
+		"listen_addresses":        "127.0.0.1",
+		"port":                    strconv.Itoa(port),
+		"unix_socket_directories": "",
+		"max_connections":         "200",
+		"logging_collector":       "off",
+	}
+	if opts.Ephemeral {
+		settings["fsync"] = "off"
+		settings["synchronous_commit"] = "off"
+		settings["full_page_writes"] = "off"
+		settings["shared_buffers"] = "32MB"
+		settings["max_wal_size"] = "1GB"
+		settings["checkpoint_timeout"] = "1h"
+	}
+	for k, v := range opts.Settings {
+		settings[k] = v
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	args := []string{"-D", dataDir}
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+settings[k])
+	}
+
+	s := &Server{port: port, dataDir: dataDir, logPath: logPath, logger: logger, owned: true, done: make(chan struct{})}
+	started := make(chan error, 1)
+	// Pdeathsig fires when the *thread* that forked the child exits, so the
+	// child is started and waited for on one locked OS thread.
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cmd := exec.Command(bins.postgres, args...)
+		cmd.Env = serverEnv(r)
+		cmd.Dir = dataDir
+		cmd.Stdout = logFile
+		cmd.Stderr = logFile
+		cmd.SysProcAttr = r.sysProcAttr()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		s.proc = cmd.Process
+		started <- nil
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("embeddedpg: start postgres: %w", err)
+	}
+
+	timeout := opts.StartTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	if err := s.waitReady(ctx, time.Now().Add(timeout)); err != nil {
+		_ = s.Stop(context.Background())
+		logTail := readTail(logPath, 30)
+		if strings.Contains(logTail, "could not bind") || strings.Contains(logTail, "Address already in use") {
+			return nil, fmt.Errorf("embeddedpg: postgres could not listen on 127.0.0.1:%d: %w\n%s", port, errPortInUse, logTail)
+		}
+		return nil, fmt.Errorf("embeddedpg: %w\n--- %s (tail) ---\n%s", err, logPath, logTail)
+	}
+	logger.Info("postgres started", "port", port, "data_dir", dataDir, "took", time.Since(began).Round(time.Millisecond))
+	return s, nil
+}
+
+// waitReady polls until a connection succeeds, the deadline passes, ctx is
+// cancelled, or the postmaster exits.
+func (s *Server) waitReady(ctx context.Context, deadline time.Time) error {
+	var lastErr error
+	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := pgx.Connect(cctx, s.URL("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		lastErr = err
+		if s.done != nil {
+			select {
+			case <-s.done:
+				return fmt.Errorf("postgres exited during startup (%v)", s.err)
+			default:
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for postgres: %w", ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres not ready on port %d: %w", s.port, lastErr)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		case <-s.doneOrNil():
+		}
+	}
+}
+
+func (s *Server) doneOrNil() <-chan struct{} {
+	if s.done == nil {
+		return nil
+	}
+	return s.done
+}
+
+func readTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return tail(b, n)
+}
+
+func tail(b []byte, n int) string {
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}

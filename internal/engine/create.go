@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/internal/store"
+)
+
+// CreateRequest asks for a new task.
+type CreateRequest struct {
+	Namespace      string
+	Name           string
+	Version        string // empty: the highest version
+	Context        json.RawMessage
+	Initiator      string
+	SourceSystem   string
+	Reason         string
+	Tags           []string
+	IdempotencyKey string
+	CorrelationID  string // empty: generated
+	Actor          string
+}
+
+// Created is the outcome of CreateTask.
+type Created struct {
+	TaskID  uuid.UUID
+	Version string
+	// Created is false when the idempotency key matched an existing task.
+	Created bool
+}
+
+// CreateTask validates the context against the template's schema and
+// materialises the task with its steps and edges in one transaction, then
+// wakes the scheduler. Errors: template.ErrNotFound (wrapped) for an unknown
+// workflow, *template.ContextError for an invalid context.
+func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (Created, error) {
+	tpl, err := e.cfg.Templates.Get(req.Namespace, req.Name, req.Version)
+	if err != nil {
+		return Created{}, err
+	}
+	if len(req.Context) == 0 {
+		req.Context = json.RawMessage("{}")
+	}
+	if err := tpl.ValidateContext(req.Context); err != nil {
+		return Created{}, err
+	}
+	if req.CorrelationID == "" {
+		req.CorrelationID = uuid.NewString()
+	}
+	now := e.clock.Now()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Created{}, fmt.Errorf("new task id: %w", err)
+	}
+	nt := store.NewTask{
+		ID: id, Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: req.Context,
+		Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason, Tags: req.Tags,
+		IdempotencyKey: req.IdempotencyKey, CorrelationID: req.CorrelationID, Actor: req.Actor, Now: now,
+	}
+	for _, st := range tpl.Steps {
+		sid, err := uuid.NewV7()
+		if err != nil {
+			return Created{}, fmt.Errorf("new step id: %w", err)
+		}
+		ns := store.NewStep{
+			ID: sid, Name: st.Name, Handler: st.Handler, Config: st.Config, RetryLimit: st.Retry.MaxAttempts,
+			BackoffBase: st.Retry.BackoffBase, MaxBackoff: st.Retry.MaxBackoff, Jitter: st.Retry.Jitter,
+			TimeoutSeconds: st.TimeoutSeconds, DependsOn: st.DependsOn,
+		}
+		if st.Concurrency > 0 {
+			ns.ConcurrencyKey = tpl.Namespace + "/" + tpl.Name + "/" + st.Name
+			ns.ConcurrencyLimit = st.Concurrency
+		}
+		nt.Steps = append(nt.Steps, ns)
+	}
+	taskID, created, err := e.store.CreateTask(ctx, nt)
+	if err != nil {
+		return Created{}, err
+	}
+	out := Created{TaskID: taskID, Version: tpl.Version, Created: created}
+	if !created {
+		return out, nil
+	}
+	e.pub.Publish(ctx, []Event{{
+		Name: TaskCreated, Time: now, TaskID: taskID, Namespace: tpl.Namespace, Workflow: tpl.Name,
+		CorrelationID: req.CorrelationID, To: "pending", Reason: req.Reason,
+	}})
+	e.wake(ctx, map[uuid.UUID]time.Duration{taskID: 0})
+	return out, nil
+}

@@ -1,0 +1,165 @@
+// Package engine is Tasker's orchestration core: it creates tasks from
+// templates, turns scheduler messages into recorded results and fenced
+// claims, dispatches step invocations, and sweeps up lost work.
+//
+// Import rules: engine imports store, template and contract. It owns the
+// ports (Queue, Invoker, Clock, Publisher) that adapters implement, and never
+// imports an adapter, so local and AWS modes run the same code.
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/template"
+)
+
+// Config wires an Engine.
+type Config struct {
+	Store     *store.Store
+	Templates *template.Set
+	Queue     Queue
+	Invoker   Invoker
+	Clock     Clock     // default SystemClock
+	Publisher Publisher // default: none
+	Logger    *slog.Logger
+
+	// InstanceID names this engine on claims and transitions (default: random).
+	InstanceID string
+	// Local marks an in-process engine whose invoker dies with it, so its
+	// claims can be recovered promptly after a crash (DESIGN §10).
+	Local bool
+	// MaxInFlight caps step attempts in progress across the system; 0 means
+	// no cap. The effective cap shrinks while the system is unhealthy.
+	MaxInFlight int
+	// ClaimLimit caps steps claimed in one scheduler pass (default 1000).
+	ClaimLimit int
+	// DispatchConcurrency bounds parallel Invoke calls (default 64).
+	DispatchConcurrency int
+	// DeadlineGrace is added to a step's timeout to form its deadline (default 30 s).
+	DeadlineGrace time.Duration
+	// DispatchRetryDelay is how long a step whose dispatch failed waits (default 1 s).
+	DispatchRetryDelay time.Duration
+	// HeartbeatStale is how long a local instance may be silent before its
+	// in-flight attempts are failed as interrupted (default 15 s).
+	HeartbeatStale time.Duration
+	// MaxQueueDelay caps wake-up delays (SQS: 900 s); later work is found by the sweep.
+	MaxQueueDelay time.Duration
+}
+
+// Engine orchestrates tasks. It is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	store  *store.Store
+	log    *slog.Logger
+	clock  Clock
+	pub    Publisher
+	health *health
+}
+
+// New returns an Engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Templates == nil || cfg.Queue == nil || cfg.Invoker == nil {
+		return nil, errors.New("engine: Store, Templates, Queue and Invoker are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Publisher == nil {
+		cfg.Publisher = nopPublisher{}
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = "engine-" + uuid.NewString()[:8]
+	}
+	if cfg.ClaimLimit <= 0 {
+		cfg.ClaimLimit = 1000
+	}
+	if cfg.DispatchConcurrency <= 0 {
+		cfg.DispatchConcurrency = 64
+	}
+	if cfg.DeadlineGrace <= 0 {
+		cfg.DeadlineGrace = 30 * time.Second
+	}
+	if cfg.DispatchRetryDelay <= 0 {
+		cfg.DispatchRetryDelay = time.Second
+	}
+	if cfg.HeartbeatStale <= 0 {
+		cfg.HeartbeatStale = 15 * time.Second
+	}
+	if cfg.MaxQueueDelay <= 0 {
+		cfg.MaxQueueDelay = 900 * time.Second
+	}
+	return &Engine{
+		cfg:    cfg,
+		store:  cfg.Store,
+		log:    cfg.Logger,
+		clock:  cfg.Clock,
+		pub:    cfg.Publisher,
+		health: newHealth(cfg.Store),
+	}, nil
+}
+
+// InstanceID is the name this engine records on claims.
+func (e *Engine) InstanceID() string { return e.cfg.InstanceID }
+
+// Templates returns the template set the engine creates tasks from.
+func (e *Engine) Templates() *template.Set { return e.cfg.Templates }
+
+// Store returns the engine's store (read models for the API).
+func (e *Engine) Store() *store.Store { return e.store }
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, []Event) {}
+
+// wake sends wake-ups, delayed where asked; a failure is logged, not
+// returned: Postgres already holds the truth and the sweep finds the work.
+func (e *Engine) wake(ctx context.Context, wakes map[uuid.UUID]time.Duration) {
+	if len(wakes) == 0 {
+		return
+	}
+	msgs := make([]Message, 0, len(wakes))
+	for id, d := range wakes {
+		if d < 0 {
+			d = 0
+		}
+		if d > e.cfg.MaxQueueDelay {
+			d = e.cfg.MaxQueueDelay
+		}
+		msgs = append(msgs, Message{Body: contract.NewWake(id), Delay: d})
+	}
+	if err := e.cfg.Queue.Send(ctx, msgs); err != nil {
+		e.log.WarnContext(ctx, "wake-up not sent; the sweep will find the work", "error", err, "tasks", len(msgs))
+	}
+}
+
+// runParallel calls fn for each index with at most n goroutines.
+func runParallel(n, count int, fn func(i int)) {
+	if count == 1 || n <= 1 {
+		for i := range count {
+			fn(i)
+		}
+		return
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i := range count {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EventName is a lifecycle event name. The catalogue below is the only place
+// names are defined; documentation and publishers read it.
+type EventName string
+
+// The lifecycle event catalogue.
+const (
+	TaskCreated        EventName = "task.created"
+	TaskStarted        EventName = "task.started"
+	TaskCompleted      EventName = "task.completed"
+	TaskFailed         EventName = "task.failed"
+	TaskCancelled      EventName = "task.cancelled"
+	TaskRetryRequested EventName = "task.retry_requested"
+	TaskResolved       EventName = "task.resolved"
+
+	StepClaimed          EventName = "step.claimed"
+	StepDispatched       EventName = "step.dispatched"
+	StepDispatchFailed   EventName = "step.dispatch_failed"
+	StepCompleted        EventName = "step.completed"
+	StepFailed           EventName = "step.failed"
+	StepRetryScheduled   EventName = "step.retry_scheduled"
+	StepRetriesExhausted EventName = "step.retries_exhausted"
+	StepTimedOut         EventName = "step.timed_out"
+	StepResolved         EventName = "step.resolved"
+	StepCancelled        EventName = "step.cancelled"
+	StepRetryRequested   EventName = "step.retry_requested"
+
+	BatchProcessed EventName = "scheduler.batch_processed"
+	SweepCompleted EventName = "scheduler.sweep_completed"
+)
+
+// Catalogue lists every lifecycle event with what it means.
+var Catalogue = []struct {
+	Name        EventName
+	Description string
+}{
+	{TaskCreated, "a task was created from a template"},
+	{TaskStarted, "the first step of a task was claimed"},
+	{TaskCompleted, "every step of a task completed"},
+	{TaskFailed, "a task can make no more progress because a step failed"},
+	{TaskCancelled, "a task was cancelled"},
+	{TaskRetryRequested, "an operator asked to retry the failed steps of a task"},
+	{TaskResolved, "a task finished with at least one step resolved by an operator"},
+	{StepClaimed, "a ready step was claimed for an attempt"},
+	{StepDispatched, "a step attempt was handed to its handler"},
+	{StepDispatchFailed, "a step attempt could not be handed to its handler; the claim was undone"},
+	{StepCompleted, "a step attempt succeeded"},
+	{StepFailed, "a step attempt failed permanently"},
+	{StepRetryScheduled, "a step attempt failed and a retry is scheduled"},
+	{StepRetriesExhausted, "a step attempt failed and no attempts remain"},
+	{StepTimedOut, "a step attempt passed its deadline without a result"},
+	{StepResolved, "an operator resolved a failed step"},
+	{StepCancelled, "a step was cancelled with its task"},
+	{StepRetryRequested, "an operator retry reset a failed step to pending"},
+	{BatchProcessed, "the scheduler processed a batch of messages"},
+	{SweepCompleted, "the scheduler finished a sweep"},
+}
+
+// Event is one lifecycle event.
+type Event struct {
+	Name          EventName       `json:"name"`
+	Time          time.Time       `json:"time"`
+	TaskID        uuid.UUID       `json:"task_id,omitzero"`
+	Namespace     string          `json:"namespace,omitempty"`
+	Workflow      string          `json:"workflow,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	Step          string          `json:"step,omitempty"`
+	StepID        uuid.UUID       `json:"step_id,omitzero"`
+	Attempt       int             `json:"attempt,omitempty"`
+	From          string          `json:"from,omitempty"`
+	To            string          `json:"to,omitempty"`
+	Reason        string          `json:"reason,omitempty"`
+	Data          json.RawMessage `json:"data,omitempty"`
+}

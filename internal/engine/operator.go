@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/internal/store"
+)
+
+// CancelTask cancels a task: no step of it is dispatched again, and results
+// of attempts in flight are ignored when they arrive. store.ErrNotFound and
+// store.ErrConflict (already finished) are wrapped in the error.
+func (e *Engine) CancelTask(ctx context.Context, id uuid.UUID, actor, reason string) error {
+	now := e.clock.Now()
+	res, err := e.store.CancelTask(ctx, id, now, actor, reason)
+	if err != nil {
+		return err
+	}
+	e.publishOperator(ctx, now, res, TaskCancelled, StepCancelled, reason)
+	return nil
+}
+
+// RetryTask re-runs the failed steps of a task in error; completed steps are
+// kept and their results reused.
+func (e *Engine) RetryTask(ctx context.Context, id uuid.UUID, actor, reason string) error {
+	now := e.clock.Now()
+	res, err := e.store.RetryTask(ctx, id, now, actor, reason)
+	if err != nil {
+		return err
+	}
+	e.publishOperator(ctx, now, res, TaskRetryRequested, StepRetryRequested, reason)
+	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0})
+	return nil
+}
+
+// ResolveStep marks a failed step resolved with an optional result, so its
+// dependents can proceed.
+func (e *Engine) ResolveStep(ctx context.Context, id uuid.UUID, step string, result json.RawMessage, actor, reason string) error {
+	now := e.clock.Now()
+	res, err := e.store.ResolveStep(ctx, id, step, result, now, actor, reason)
+	if err != nil {
+		return err
+	}
+	e.publishOperator(ctx, now, res, "", StepResolved, reason)
+	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0})
+	return nil
+}
+
+func (e *Engine) publishOperator(ctx context.Context, now time.Time, res store.OperatorResult, taskEvent, stepEvent EventName, reason string) {
+	base := Event{Time: now, TaskID: res.Task.ID, Namespace: res.Task.Namespace, Workflow: res.Task.Workflow,
+		CorrelationID: res.Task.CorrelationID, Reason: reason}
+	events := make([]Event, 0, len(res.Steps)+1)
+	if taskEvent != "" {
+		ev := base
+		ev.Name, ev.From, ev.To = taskEvent, res.From, res.Task.Status
+		events = append(events, ev)
+	}
+	for _, s := range res.Steps {
+		ev := base
+		ev.Name, ev.StepID, ev.Step, ev.Attempt, ev.From, ev.To = stepEvent, s.StepID, s.Step, s.Attempt, s.From, s.To
+		events = append(events, ev)
+	}
+	e.pub.Publish(ctx, events)
+}

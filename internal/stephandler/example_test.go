@@ -1,0 +1,67 @@
+package stephandler_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/stephandler"
+)
+
+func ExampleRegistry_Register() {
+	reg := stephandler.NewRegistry()
+	err := reg.Register("ecommerce.validate_order", func(ctx context.Context, in stephandler.Input) (any, error) {
+		var order struct {
+			Items []struct {
+				SKU      string  `json:"sku"`
+				Quantity int     `json:"quantity"`
+				Price    float64 `json:"price"`
+			} `json:"items"`
+		}
+		if err := in.Context(&order); err != nil {
+			return nil, stephandler.Permanent(err)
+		}
+		total := 0.0
+		for _, it := range order.Items {
+			total += float64(it.Quantity) * it.Price
+		}
+		return map[string]any{"total": total, "items": len(order.Items)}, nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	payload, _ := json.Marshal(contract.Payload{
+		Tasker:  contract.Meta{Handler: "ecommerce.validate_order", Step: "validate_order", Attempt: 1},
+		Context: json.RawMessage(`{"items":[{"sku":"A","quantity":2,"price":9.5}]}`),
+	})
+	fmt.Println(string(stephandler.Run(context.Background(), reg, payload)))
+	fmt.Println(reg.Register("ecommerce.validate_order", nil) != nil)
+	// Output:
+	// {"items":1,"total":19}
+	// true
+}
+
+func ExamplePermanent() {
+	reg := stephandler.NewRegistry()
+	_ = reg.Register("payments.charge", func(ctx context.Context, in stephandler.Input) (any, error) {
+		if in.ConfigString("mode", "") == "declined" {
+			return nil, stephandler.Permanent(stephandler.WithCode(errors.New("card declined"), "card_declined"))
+		}
+		return nil, stephandler.RetryAfter(errors.New("gateway busy"), 30*time.Second)
+	})
+	for _, mode := range []string{"declined", "busy"} {
+		payload, _ := json.Marshal(contract.Payload{
+			Tasker: contract.Meta{Handler: "payments.charge", Attempt: 1},
+			Config: json.RawMessage(`{"mode":"` + mode + `"}`),
+		})
+		fmt.Println(string(stephandler.Run(context.Background(), reg, payload)))
+	}
+	// Output:
+	// {"tasker_error":{"message":"card declined","permanent":true,"retry_after_seconds":0,"code":"card_declined"}}
+	// {"tasker_error":{"message":"gateway busy","permanent":false,"retry_after_seconds":30,"code":""}}
+}

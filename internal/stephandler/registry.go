@@ -1,0 +1,122 @@
+package stephandler
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Handler runs one attempt of a step. Its result becomes the step's result
+// (any JSON-marshalable value); an error fails the attempt — retryable
+// unless wrapped with Permanent.
+type Handler func(ctx context.Context, in Input) (any, error)
+
+// Built-in handler names every registry has.
+const (
+	BuiltinNoop = "tasker.noop"
+	BuiltinHTTP = "tasker.http"
+)
+
+// ReservedPrefix is the name prefix of built-in handlers; Register refuses it.
+const ReservedPrefix = "tasker."
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$`)
+
+// IsLambdaName reports whether a handler name designates a Lambda function
+// by ARN ("arn:…") or explicit "lambda:" prefix rather than a registered Go
+// handler.
+func IsLambdaName(name string) bool {
+	return strings.HasPrefix(name, "arn:") || strings.HasPrefix(name, "lambda:")
+}
+
+// Registry maps handler names to Handlers. It is safe for concurrent use.
+type Registry struct {
+	mu       sync.RWMutex
+	handlers map[string]Handler
+}
+
+// RegistryOption configures NewRegistry.
+type RegistryOption func(*registryConfig)
+
+type registryConfig struct {
+	httpClient *http.Client
+}
+
+// WithHTTPClient sets the client of the built-in tasker.http handler
+// (default: a client without a global timeout; each request is bounded by
+// the step's timeout_seconds).
+func WithHTTPClient(c *http.Client) RegistryOption {
+	return func(rc *registryConfig) { rc.httpClient = c }
+}
+
+// NewRegistry returns a registry holding the built-ins tasker.noop and
+// tasker.http.
+func NewRegistry(opts ...RegistryOption) *Registry {
+	var rc registryConfig
+	for _, o := range opts {
+		o(&rc)
+	}
+	r := &Registry{handlers: map[string]Handler{}}
+	r.handlers[BuiltinNoop] = noop
+	r.handlers[BuiltinHTTP] = NewHTTPHandler(rc.httpClient)
+	return r
+}
+
+func noop(context.Context, Input) (any, error) { return struct{}{}, nil }
+
+// Register adds a handler. Names are 1–200 characters of letters, digits
+// and "_.:/-", start with a letter, digit or "_", and are conventionally
+// "<namespace>.<step>". It fails for a nil handler, an invalid, duplicate,
+// reserved ("tasker.") or Lambda-looking ("arn:", "lambda:") name.
+func (r *Registry) Register(name string, h Handler) error {
+	switch {
+	case h == nil:
+		return fmt.Errorf("register handler %q: nil handler", name)
+	case !validName.MatchString(name):
+		return fmt.Errorf("register handler %q: invalid name (want 1-200 characters of letters, digits, and _.:/-)", name)
+	case strings.HasPrefix(name, ReservedPrefix):
+		return fmt.Errorf("register handler %q: the %q prefix is reserved for built-ins", name, ReservedPrefix)
+	case IsLambdaName(name):
+		return fmt.Errorf("register handler %q: names starting with arn: or lambda: designate Lambda functions", name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.handlers[name]; dup {
+		return fmt.Errorf("register handler %q: already registered", name)
+	}
+	r.handlers[name] = h
+	return nil
+}
+
+// Has reports whether name is registered (built-ins included).
+func (r *Registry) Has(name string) bool {
+	_, ok := r.Lookup(name)
+	return ok
+}
+
+// Lookup returns the handler registered under name.
+func (r *Registry) Lookup(name string) (Handler, bool) {
+	if r == nil {
+		return nil, false
+	}
+	r.mu.RLock()
+	h, ok := r.handlers[name]
+	r.mu.RUnlock()
+	return h, ok
+}
+
+// Names lists the registered names, sorted, built-ins included.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	names := make([]string, 0, len(r.handlers))
+	for n := range r.handlers {
+		names = append(names, n)
+	}
+	r.mu.RUnlock()
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,395 @@
+// Package store is Tasker's Postgres access: every query the engine and the
+// API run, over a pgx pool. SQL lives in sql/ (embedded); this package only
+// binds parameters and scans rows.
+//
+// Import rules: store imports contract-free leaf packages only (pgx, uuid,
+// tasksql). It never imports engine, api or adapters.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors callers check with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Store runs Tasker's queries.
+type Store struct {
+	pool *pgxpool.Pool
+	q    queries
+}
+
+var required = []string{
+	"lock_tasks", "record_results", "finalize_tasks", "claim_steps", "release_claims", "sweep_tasks",
+	"expired_steps", "interrupted_steps", "heartbeat", "forget_instances", "in_flight",
+	"create_task", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) (*Store, error) {
+	q, err := loadQueries()
+	if err != nil {
+		return nil, fmt.Errorf("store: load queries: %w", err)
+	}
+	for _, name := range required {
+		if _, ok := q[name]; !ok {
+			return nil, fmt.Errorf("store: query %q missing from sql/queries", name)
+		}
+	}
+	return &Store{pool: pool, q: q}, nil
+}
+
+// Pool returns the underlying pool (health checks, pool statistics).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// NewTask is a task to create with its materialised steps.
+type NewTask struct {
+	ID             uuid.UUID
+	Namespace      string
+	Name           string
+	Version        string
+	Context        json.RawMessage
+	Initiator      string
+	SourceSystem   string
+	Reason         string
+	Tags           []string
+	IdempotencyKey string
+	CorrelationID  string
+	Actor          string
+	Now            time.Time
+	Steps          []NewStep
+}
+
+// NewStep is one step of a NewTask.
+type NewStep struct {
+	ID               uuid.UUID
+	Name             string
+	Handler          string
+	Config           json.RawMessage
+	RetryLimit       int
+	BackoffBase      time.Duration
+	MaxBackoff       time.Duration
+	Jitter           float64
+	TimeoutSeconds   int
+	ConcurrencyKey   string
+	ConcurrencyLimit int
+	DependsOn        []string
+}
+
+// CreateTask inserts the task, steps, edges and first transition in one
+// statement. With a repeated idempotency key it returns the existing task's
+// id and created=false.
+func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, error) {
+	n := len(t.Steps)
+	ids := make([]uuid.UUID, n)
+	names := make([]string, n)
+	handlers := make([]string, n)
+	configs := make([]json.RawMessage, n)
+	limits := make([]int32, n)
+	bases := make([]int32, n)
+	maxes := make([]int32, n)
+	jitters := make([]float32, n)
+	timeouts := make([]int32, n)
+	ckeys := make([]*string, n)
+	climits := make([]*int32, n)
+	byName := make(map[string]uuid.UUID, n)
+	for i, st := range t.Steps {
+		ids[i], names[i], handlers[i] = st.ID, st.Name, st.Handler
+		configs[i] = st.Config
+		if len(configs[i]) == 0 {
+			configs[i] = json.RawMessage("{}")
+		}
+		limits[i] = int32(st.RetryLimit)
+		bases[i] = int32(st.BackoffBase / time.Millisecond)
+		maxes[i] = int32(st.MaxBackoff / time.Millisecond)
+		jitters[i] = float32(st.Jitter)
+		timeouts[i] = int32(st.TimeoutSeconds)
+		if st.ConcurrencyLimit > 0 {
+			k, l := st.ConcurrencyKey, int32(st.ConcurrencyLimit)
+			ckeys[i], climits[i] = &k, &l
+		}
+		byName[st.Name] = st.ID
+	}
+	var from, to []uuid.UUID
+	for _, st := range t.Steps {
+		for _, d := range st.DependsOn {
+			p, ok := byName[d]
+			if !ok {
+				return uuid.Nil, false, fmt.Errorf("step %q depends on unknown step %q", st.Name, d)
+			}
+			from, to = append(from, p), append(to, st.ID)
+		}
+	}
+	var idem *string
+	if t.IdempotencyKey != "" {
+		idem = &t.IdempotencyKey
+	}
+	tags := t.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	ctxJSON := t.Context
+	if len(ctxJSON) == 0 {
+		ctxJSON = json.RawMessage("{}")
+	}
+	var id uuid.UUID
+	var created bool
+	err := s.pool.QueryRow(ctx, s.q.get("create_task"),
+		t.ID, t.Namespace, t.Name, t.Version, ctxJSON, t.Initiator, t.SourceSystem, t.Reason, tags,
+		idem, t.CorrelationID, t.Now, t.Actor,
+		ids, names, handlers, configs, limits, bases, maxes, jitters, timeouts, ckeys, climits, from, to,
+	).Scan(&id, &created)
+	if err != nil {
+		return uuid.Nil, false, fmt.Errorf("create task: %w", err)
+	}
+	return id, created, nil
+}
+
+// StepResult is one step outcome to record.
+type StepResult struct {
+	StepID     uuid.UUID
+	Attempt    int
+	OK         bool
+	Result     json.RawMessage
+	Error      json.RawMessage
+	Permanent  bool
+	RetryAfter *time.Duration
+	Reason     string
+}
+
+// ProcessInput is one scheduler pass over a set of tasks.
+type ProcessInput struct {
+	Now        time.Time
+	Actor      string // instance id, recorded on transitions and claims
+	TaskIDs    []uuid.UUID
+	Results    []StepResult
+	ClaimLimit int
+	GlobalCap  int
+	Grace      time.Duration
+}
+
+// Transition is a step state change made by a scheduler pass.
+type Transition struct {
+	TaskID      uuid.UUID
+	StepID      uuid.UUID
+	Step        string
+	Attempt     int
+	From, To    string
+	NextRetryAt *time.Time
+	Reason      string
+}
+
+// TaskChange is a task status change made by a scheduler pass.
+type TaskChange struct {
+	TaskID        uuid.UUID
+	From, To      string
+	Namespace     string
+	Workflow      string
+	CorrelationID string
+}
+
+// Claim is a step attempt claimed for dispatch, with what its payload needs.
+type Claim struct {
+	StepID        uuid.UUID
+	TaskID        uuid.UUID
+	Step          string
+	Handler       string
+	Attempt       int
+	MaxAttempts   int
+	Deadline      time.Time
+	Config        json.RawMessage
+	Context       json.RawMessage
+	Namespace     string
+	Workflow      string
+	Version       string
+	CorrelationID string
+	Results       json.RawMessage
+	From          string
+	TaskStarted   bool
+}
+
+// ProcessOutput is what a scheduler pass changed and claimed.
+type ProcessOutput struct {
+	Recorded  []Transition
+	Finalized []TaskChange
+	Claims    []Claim
+}
+
+// Process runs one scheduler pass in a single round trip and transaction:
+// lock the tasks, record results, finalise tasks that can make no more
+// progress, and claim ready steps.
+func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, error) {
+	var out ProcessOutput
+	if len(in.TaskIDs) == 0 {
+		return out, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(s.q.get("lock_tasks"), in.TaskIDs)
+	if len(in.Results) > 0 {
+		n := len(in.Results)
+		ids := make([]uuid.UUID, n)
+		attempts := make([]int32, n)
+		oks := make([]bool, n)
+		results := make([]json.RawMessage, n)
+		errs := make([]json.RawMessage, n)
+		perm := make([]bool, n)
+		after := make([]*int64, n)
+		reasons := make([]string, n)
+		for i, r := range in.Results {
+			ids[i], attempts[i], oks[i], perm[i], reasons[i] = r.StepID, int32(r.Attempt), r.OK, r.Permanent, r.Reason
+			if r.OK {
+				results[i] = r.Result
+			} else {
+				errs[i] = r.Error
+			}
+			if r.RetryAfter != nil {
+				ms := r.RetryAfter.Milliseconds()
+				after[i] = &ms
+			}
+		}
+		b.Queue(s.q.get("record_results"), in.Now, ids, attempts, oks, results, errs, perm, after, reasons, in.Actor).
+			Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var t Transition
+					if err := rows.Scan(&t.TaskID, &t.StepID, &t.Step, &t.Attempt, &t.From, &t.To, &t.NextRetryAt, &t.Reason); err != nil {
+						return err
+					}
+					out.Recorded = append(out.Recorded, t)
+				}
+				return rows.Err()
+			})
+	}
+	b.Queue(s.q.get("finalize_tasks"), in.TaskIDs, in.Now, in.Actor).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var c TaskChange
+			if err := rows.Scan(&c.TaskID, &c.From, &c.To, &c.Namespace, &c.Workflow, &c.CorrelationID); err != nil {
+				return err
+			}
+			out.Finalized = append(out.Finalized, c)
+		}
+		return rows.Err()
+	})
+	if in.ClaimLimit > 0 {
+		b.Queue(s.q.get("claim_steps"), in.TaskIDs, int32(in.ClaimLimit), in.Now, in.Actor, int32(in.GlobalCap),
+			int32(in.Grace/time.Second)).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var c Claim
+				if err := rows.Scan(&c.StepID, &c.TaskID, &c.Step, &c.Handler, &c.Attempt, &c.MaxAttempts, &c.Deadline,
+					&c.Config, &c.Context, &c.Namespace, &c.Workflow, &c.Version, &c.CorrelationID, &c.Results,
+					&c.From, &c.TaskStarted); err != nil {
+					return err
+				}
+				out.Claims = append(out.Claims, c)
+			}
+			return rows.Err()
+		})
+	}
+	// A batch without explicit BEGIN runs as one implicit transaction.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
+	}
+	return out, nil
+}
+
+// Release is a claim to undo because its dispatch failed.
+type Release struct {
+	StepID  uuid.UUID
+	Attempt int
+	Reason  string
+}
+
+// ReleaseClaims undoes claims whose dispatch failed, without burning an
+// attempt; the steps become due again after delay.
+func (s *Store) ReleaseClaims(ctx context.Context, now time.Time, actor string, delay time.Duration, rs []Release) ([]Transition, error) {
+	ids := make([]uuid.UUID, len(rs))
+	attempts := make([]int32, len(rs))
+	reasons := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i], attempts[i], reasons[i] = r.StepID, int32(r.Attempt), r.Reason
+	}
+	rows, err := s.pool.Query(ctx, s.q.get("release_claims"), now, ids, attempts, reasons, int32(delay/time.Millisecond), actor)
+	if err != nil {
+		return nil, fmt.Errorf("release claims: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transition, error) {
+		t := Transition{From: "in_progress", To: "waiting_for_retry", Reason: "dispatch failed"}
+		return t, r.Scan(&t.TaskID, &t.StepID, &t.Step, &t.Attempt, &t.NextRetryAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release claims: %w", err)
+	}
+	return out, nil
+}
+
+// Overdue is an in-flight step attempt that should be failed by the sweep.
+type Overdue struct {
+	StepID         uuid.UUID
+	TaskID         uuid.UUID
+	Attempt        int
+	TimeoutSeconds int
+	ClaimedBy      string
+}
+
+// SweepScan finds work the sweep must move on: tasks to evaluate, attempts
+// past their deadline, and attempts held by local instances that stopped
+// heartbeating before staleBefore.
+func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, staleBefore time.Time, limit int) (tasks []uuid.UUID, expired, interrupted []Overdue, err error) {
+	b := &pgx.Batch{}
+	b.Queue(s.q.get("sweep_tasks"), now, int32(limit)).Query(func(rows pgx.Rows) error {
+		var err error
+		tasks, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	b.Queue(s.q.get("expired_steps"), now, int32(limit)).Query(func(rows pgx.Rows) error {
+		var err error
+		expired, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Overdue, error) {
+			var o Overdue
+			return o, r.Scan(&o.StepID, &o.TaskID, &o.Attempt, &o.TimeoutSeconds)
+		})
+		return err
+	})
+	b.Queue(s.q.get("interrupted_steps"), self, staleBefore, int32(limit)).Query(func(rows pgx.Rows) error {
+		var err error
+		interrupted, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Overdue, error) {
+			var o Overdue
+			return o, r.Scan(&o.StepID, &o.TaskID, &o.Attempt, &o.ClaimedBy)
+		})
+		return err
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
+	}
+	return tasks, expired, interrupted, nil
+}
+
+// Heartbeat records that an engine instance is alive, and forgets instances
+// silent since forgetBefore that hold no work.
+func (s *Store) Heartbeat(ctx context.Context, instance string, local bool, now, forgetBefore time.Time) error {
+	b := &pgx.Batch{}
+	b.Queue(s.q.get("heartbeat"), instance, local, now)
+	b.Queue(s.q.get("forget_instances"), forgetBefore)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// InFlight counts step attempts in progress.
+func (s *Store) InFlight(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, s.q.get("in_flight")).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count in-flight steps: %w", err)
+	}
+	return n, nil
+}

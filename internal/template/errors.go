@@ -1,0 +1,105 @@
+package template
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNotFound is wrapped by Set.Get when no template matches the request.
+var ErrNotFound = errors.New("template not found")
+
+// Error is one problem found while loading a template. Its message names the
+// file, the step and the field involved, omitting the parts that do not apply:
+//
+//	order.yaml:12: step "ship": field "depends_on": unknown step "pack"
+type Error struct {
+	File  string // the template's Source
+	Line  int    // 1-based line in File, 0 when unknown
+	Step  string // step name, "" for template-level problems
+	Field string // field as spelled in the file, e.g. "depends_on_step" or "retry.jitter"
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var parts []string
+	if e.File != "" {
+		if e.Line > 0 {
+			parts = append(parts, fmt.Sprintf("%s:%d", e.File, e.Line))
+		} else {
+			parts = append(parts, e.File)
+		}
+	}
+	if e.Step != "" {
+		parts = append(parts, fmt.Sprintf("step %q", e.Step))
+	}
+	if e.Field != "" {
+		parts = append(parts, fmt.Sprintf("field %q", e.Field))
+	}
+	parts = append(parts, e.Msg)
+	return strings.Join(parts, ": ")
+}
+
+// Errors is a list of problems; Parse, LoadFile, LoadDir, LoadFS and NewSet
+// report every problem they find, not just the first.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	switch len(es) {
+	case 0:
+		return "no errors"
+	case 1:
+		return es[0].Error()
+	}
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return fmt.Sprintf("%d template errors:\n%s", len(es), strings.Join(lines, "\n"))
+}
+
+// Unwrap lets errors.As find the individual *Error values.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// err returns es as an error, or nil when it is empty (avoids the typed-nil trap).
+func (es Errors) err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// ContextError reports why a task context does not match a template's
+// context_schema: one Violation per failing value.
+type ContextError struct {
+	Violations []Violation
+}
+
+// Violation is one schema failure. Pointer is the RFC 6901 JSON pointer of the
+// offending value in the context ("" is the whole context); for a missing
+// required property it points at the property that should be there.
+type Violation struct {
+	Pointer string `json:"pointer"`
+	Message string `json:"message"`
+}
+
+func (e *ContextError) Error() string {
+	if len(e.Violations) == 0 {
+		return "context is invalid"
+	}
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		p := v.Pointer
+		if p == "" {
+			p = "(context)"
+		}
+		parts[i] = p + ": " + v.Message
+	}
+	return "context does not match the template's context_schema: " + strings.Join(parts, "; ")
+}

@@ -1,0 +1,15 @@
+// Package sql embeds the database migrations and queries so every binary
+// carries the exact schema it was built with. Import it as tasksql.
+package sql
+
+import "embed"
+
+// Migrations holds the numbered migrations, applied in lexical order.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// Queries holds the named queries used by the store, one file per concern.
+//
+//go:embed queries/*.sql
+var Queries embed.FS
