@@ -28,7 +28,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("verbose", false, "also list the source file and the fields accepted but ignored")
-	env := fs.String("env", "", "environment whose `environments:` overrides apply (default $TASKER_ENV, else development)")
+	env := fs.String("env", "", "environment whose environments: overrides apply (default $TASKER_ENV, else development)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), validateUsage)
 		fs.PrintDefaults()

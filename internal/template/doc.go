@@ -50,7 +50,13 @@
 // handler_config, custom_events (top level or per step), a step's
 // dependent_system, and the environments that were not selected
 // ("environments.production"). Any other unknown field is an error (a typo
-// such as depend_on is reported with a suggestion).
+// such as depend_on is reported with a suggestion). Top-level fields whose
+// name starts with "x-" are extensions and are skipped, which gives YAML
+// anchors a home:
+//
+//	x-defaults: &defaults {retry: {max_attempts: 5}, timeout_seconds: 60}
+//	steps:
+//	  - {<<: *defaults, name: a, handler: shop.a}
 //
 // A numeric handler_config.timeout_seconds, common in Rails templates, is
 // only configuration for the handler: it does not change the step's

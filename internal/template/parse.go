@@ -58,6 +58,7 @@ func Parse(source string, data []byte, opts Options) (*Template, error) {
 	p := &parser{file: source, opts: opts, env: opts.env()}
 	t := p.parse(data)
 	if len(p.errs) > 0 {
+		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
 	}
 	return t, nil
@@ -187,6 +188,9 @@ func (p *parser) parse(data []byte) *Template {
 		if ignoredTopFields[kv.key] {
 			t.Ignored = append(t.Ignored, kv.key)
 			continue
+		}
+		if strings.HasPrefix(kv.key, "x-") {
+			continue // extension field, e.g. a home for YAML anchors
 		}
 		if isNull(kv.v) {
 			if !slices.Contains(knownTopFields, kv.key) {
@@ -331,7 +335,7 @@ func (p *parser) steps(t *Template, kv *pair) []*stepMeta {
 }
 
 func (p *parser) step(t *Template, listKey string, i int, n *yaml.Node) (Step, *stepMeta) {
-	s := Step{Retry: DefaultRetry(), TimeoutSeconds: DefaultTimeoutSeconds}
+	s := Step{Retry: DefaultRetry(), TimeoutSeconds: DefaultTimeoutSeconds, DependsOn: []string{}}
 	n = resolve(n)
 	m := &stepMeta{label: fmt.Sprintf("#%d", i+1), line: n.Line, fields: map[string]spelled{}}
 	if n.Kind != yaml.MappingNode {
@@ -797,7 +801,14 @@ func (p *parser) triggers(t *Template, kv *pair) {
 					p.errf(f.v.Line, "", field, "%v", err)
 					continue
 				}
-				tr.Detail = v.(map[string]any)
+				// Round-trip through JSON so numbers are float64, as in decoded events.
+				b, err := json.Marshal(v)
+				if err == nil {
+					err = json.Unmarshal(b, &tr.Detail)
+				}
+				if err != nil {
+					p.errf(f.v.Line, "", field, "%v", err)
+				}
 			case "context":
 				cn := resolve(f.v)
 				if cn.Kind != yaml.MappingNode {
@@ -996,7 +1007,7 @@ func suggest(s string, candidates []string) string {
 	sorted := append([]string(nil), candidates...)
 	sort.Strings(sorted)
 	for _, c := range sorted {
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD && d <= len(s)/2 {
 			best, bestD = c, d
 		}
 	}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// validateCompatDir finds shared/compat/rails-tasker, a sibling of the repository root.
+func validateCompatDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cand := filepath.Join(dir, "shared", "compat", "rails-tasker")
+		if fi, err := os.Stat(cand); err == nil && fi.IsDir() {
+			return cand
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("cannot find shared/compat/rails-tasker: it must sit next to the repository root (../shared/compat/rails-tasker from the repo root)")
+		}
+		dir = parent
+	}
+}
+
+func TestCmdValidate(t *testing.T) {
+	t.Parallel()
+	compat := validateCompatDir(t)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: wf\nsteps:\n  - {name: a, handler: x.a, depends_on: [b]}\n  - {name: b, handler: x.b, depends_on: [a]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     []string
+		stderr     []string
+		stderrNone bool
+	}{
+		{
+			name:       "shipped templates",
+			args:       []string{"../../templates"},
+			stdout:     []string{"ecommerce/process_order@1.0.0  6 steps  levels: [validate_order] [process_payment fraud_check] [update_inventory] [create_shipment] [send_confirmation]\n", "data/etl_pipeline@1.0.0", "onboarding/customer@1.0.0", "payments/process_refund@1.0.0"},
+			stderrNone: true,
+		},
+		{
+			name:       "rails file verbose",
+			args:       []string{"--verbose", filepath.Join(compat, "order_processing.yaml")},
+			stdout:     []string{"ecommerce/process_order@1.0.0  5 steps  levels: [validate_cart] [process_payment] [update_inventory] [create_order] [send_confirmation]", "ignored: module_namespace, task_handler_class, retry_strategies, monitoring, environments.test, environments.production"},
+			stderrNone: true,
+		},
+		{
+			name:       "flags after paths and env",
+			args:       []string{filepath.Join(compat, "order_processing.yaml"), "--env", "production", "-verbose"},
+			stdout:     []string{"environments.development"},
+			stderrNone: true,
+		},
+		{
+			name: "each rails file on its own",
+			args: func() []string {
+				files, _ := filepath.Glob(filepath.Join(compat, "*.yaml"))
+				return files
+			}(),
+			stdout:     []string{"default/simple_dummy_task@0.1.0  2 steps  levels: [step_one] [step_two]", "api_tests/integration_yaml_example@0.1.0"},
+			stderrNone: true,
+		},
+		{
+			name:   "rails dir has a duplicate",
+			args:   []string{compat},
+			code:   1,
+			stdout: []string{"blog_examples/customer_analytics@1.0.0"},
+			stderr: []string{"duplicate template ecommerce/process_order@1.0.0", "order_processing.yaml and", "order_processing_handler.yaml"},
+		},
+		{
+			name:   "cycle",
+			args:   []string{bad},
+			code:   1,
+			stderr: []string{"bad.yaml:3: step \"a\": field \"depends_on\": dependency cycle: a -> b -> a\n"},
+		},
+		{
+			name:   "missing path",
+			args:   []string{filepath.Join(compat, "nope.yaml")},
+			code:   1,
+			stderr: []string{"nope.yaml"},
+		},
+		{
+			name:   "bad flag",
+			args:   []string{"--nope"},
+			code:   2,
+			stderr: []string{"usage: tasker validate"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := cmdValidate(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, want := range tc.stdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout does not contain %q:\n%s", want, stdout.String())
+				}
+			}
+			for _, want := range tc.stderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr does not contain %q:\n%s", want, stderr.String())
+				}
+			}
+			if tc.stderrNone && stderr.Len() > 0 {
+				t.Errorf("unexpected stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}
