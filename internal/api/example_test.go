@@ -1,0 +1,51 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/taskerhq/tasker/internal/api"
+)
+
+// The embedded OpenAPI document lists every route with the permission it
+// needs; public routes need none.
+func ExampleOpenAPI() {
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Permission string `json:"x-permission"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		panic(err)
+	}
+	var lines []string
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			perm := op.Permission
+			if perm == "" {
+				perm = "public"
+			}
+			lines = append(lines, fmt.Sprintf("%-4s %-38s %s", strings.ToUpper(method), path, perm))
+		}
+	}
+	sort.Strings(lines)
+	fmt.Println(strings.Join(lines, "\n"))
+	// Output:
+	// GET  /v1/health/live                        public
+	// GET  /v1/health/ready                       public
+	// GET  /v1/health/status                      system:read
+	// GET  /v1/metrics                            system:read
+	// GET  /v1/openapi.json                       public
+	// GET  /v1/tasks                              tasks:list
+	// GET  /v1/tasks/{id}                         tasks:read
+	// GET  /v1/tasks/{id}/graph                   tasks:read
+	// GET  /v1/tasks/{id}/steps/{step}            steps:read
+	// GET  /v1/templates                          templates:read
+	// GET  /v1/templates/{namespace}/{name}       templates:read
+	// POST /v1/tasks                              tasks:create
+	// POST /v1/tasks/{id}/cancel                  tasks:cancel
+	// POST /v1/tasks/{id}/retry                   tasks:retry
+	// POST /v1/tasks/{id}/steps/{step}/resolve    steps:resolve
+}

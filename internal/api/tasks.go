@@ -1,0 +1,509 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/template"
+)
+
+// Field limits of request bodies.
+const (
+	maxVersionLen   = 64
+	maxShortText    = 255  // initiator, source_system
+	maxReasonLen    = 1024 // reason
+	maxTags         = 32
+	maxTagLen       = 128
+	maxIdemKeyLen   = 255
+	maxResolveBytes = 256 << 10 // a resolved step's result, like a handler result
+)
+
+// List paging.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+)
+
+func newID() string { return uuid.NewString() }
+
+// writeJSON sends v as application/json with status.
+func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		s.fail(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// taskID parses the {id} path parameter.
+func taskID(r *http.Request) (uuid.UUID, error) {
+	raw := r.PathValue("id")
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return uuid.Nil, badParam("id", "the task id must be a UUID like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+	}
+	return id, nil
+}
+
+// stepName parses the {step} path parameter.
+func stepName(r *http.Request) (string, error) {
+	name := r.PathValue("step")
+	if !template.ValidName(name) {
+		return "", badParam("step", "a step name is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'")
+	}
+	return name, nil
+}
+
+// query checks the query string: only the allowed parameters, each at
+// most once (except the repeatable ones).
+func query(r *http.Request, allowed []string, repeatable ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badParam("", "the query string is malformed")
+	}
+	for k, vs := range q {
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		if !known {
+			return nil, badParam(k, fmt.Sprintf("unknown query parameter %q; allowed: %s", k, strings.Join(allowed, ", ")))
+		}
+		rep := false
+		for _, a := range repeatable {
+			rep = rep || a == k
+		}
+		if len(vs) > 1 && !rep {
+			return nil, badParam(k, fmt.Sprintf("query parameter %q is given more than once", k))
+		}
+	}
+	return q, nil
+}
+
+// decodeCreate reads the body of POST /v1/tasks.
+func decodeCreate(r *http.Request) (engine.CreateRequest, error) {
+	obj, err := readObject(r, false)
+	if err != nil {
+		return engine.CreateRequest{}, err
+	}
+	var req engine.CreateRequest
+	req.Namespace = obj.required("namespace", 128)
+	req.Name = obj.required("name", 128)
+	req.Version = obj.str("version", maxVersionLen)
+	if c := obj.value("context"); c != nil {
+		if t := bytes.TrimSpace(c); t[0] != '{' {
+			obj.fail("context", "must be a JSON object, not "+kindOf(c))
+		} else {
+			req.Context = t
+		}
+	}
+	req.Initiator = obj.str("initiator", maxShortText)
+	req.SourceSystem = obj.str("source_system", maxShortText)
+	req.Reason = obj.str("reason", maxReasonLen)
+	req.Tags = obj.strings("tags", maxTags, maxTagLen)
+	n := len(obj.errs)
+	req.IdempotencyKey = obj.str("idempotency_key", maxIdemKeyLen)
+	if raw := obj.value("idempotency_key"); raw != nil && len(obj.errs) == n && !printable(req.IdempotencyKey) {
+		obj.fail("idempotency_key", "must be non-blank printable text")
+	}
+	for _, f := range []struct{ field, v string }{{"namespace", req.Namespace}, {"name", req.Name}} {
+		if f.v != "" && !template.ValidName(f.v) {
+			obj.fail(f.field, "must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'")
+		}
+	}
+	if err := obj.finish(); err != nil {
+		return engine.CreateRequest{}, err
+	}
+	// The Idempotency-Key header stands in for a body without a key.
+	if hk := r.Header.Get("Idempotency-Key"); hk != "" {
+		switch {
+		case len(r.Header.Values("Idempotency-Key")) > 1 || len(hk) > maxIdemKeyLen || !printable(hk):
+			p := newProblem(http.StatusBadRequest, TypeInvalidParameter, "the Idempotency-Key header must be one printable value of at most 255 characters")
+			p.Errors = []FieldError{{Header: "Idempotency-Key", Detail: p.Detail}}
+			return engine.CreateRequest{}, p
+		case req.IdempotencyKey == "":
+			req.IdempotencyKey = hk
+		case req.IdempotencyKey != hk:
+			return engine.CreateRequest{}, invalid(FieldError{Pointer: "/idempotency_key", Detail: "differs from the Idempotency-Key header"})
+		}
+	}
+	return req, nil
+}
+
+// POST /v1/tasks
+func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeCreate(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.tpls.Get(req.Namespace, req.Name, req.Version); err != nil {
+		s.fail(w, r, s.unknownTemplate(req, err))
+		return
+	}
+	req.CorrelationID = correlationFrom(r.Context())
+	req.Actor = actor(r.Context())
+	created, err := s.eng.CreateTask(r.Context(), req)
+	if errors.Is(err, template.ErrNotFound) {
+		err = s.unknownTemplate(req, err)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	t, err := s.store.GetTask(r.Context(), created.TaskID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !created.Created && (t.Namespace != req.Namespace || t.Name != req.Name) {
+		s.fail(w, r, conflict(fmt.Sprintf("the idempotency key was already used for task %s of workflow %s/%s", t.ID, t.Namespace, t.Name)))
+		return
+	}
+	w.Header().Set("Location", "/v1/tasks/"+t.ID.String())
+	status := http.StatusOK
+	if created.Created {
+		status = http.StatusCreated
+	}
+	s.writeJSON(w, r, status, taskView(t, true))
+}
+
+// unknownTemplate is a 422 pointing at the field that named nothing.
+func (s *server) unknownTemplate(req engine.CreateRequest, err error) error {
+	if !errors.Is(err, template.ErrNotFound) {
+		return err
+	}
+	vs := versionsOf(s.tpls, req.Namespace, req.Name)
+	if len(vs) == 0 {
+		return invalid(FieldError{Pointer: "/name", Detail: fmt.Sprintf("no workflow %s/%s; see GET /v1/templates", req.Namespace, req.Name)})
+	}
+	return invalid(FieldError{Pointer: "/version", Detail: fmt.Sprintf("no version %s of %s/%s (versions: %s)",
+		req.Version, req.Namespace, req.Name, strings.Join(vs, ", "))})
+}
+
+// GET /v1/tasks
+func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
+	q, err := query(r, []string{"namespace", "name", "status", "limit", "cursor"}, "status")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f := store.ListFilter{Namespace: q.Get("namespace"), Name: q.Get("name"), Limit: defaultListLimit}
+	for _, p := range []string{"namespace", "name"} {
+		if v := q.Get(p); q.Has(p) && !template.ValidName(v) {
+			s.fail(w, r, badParam(p, p+" must be 1-128 letters, digits, '_', '.' or '-'"))
+			return
+		}
+	}
+	for _, v := range q["status"] {
+		for _, st := range strings.Split(v, ",") {
+			st = strings.TrimSpace(st)
+			if !contains(store.TaskStatuses, st) {
+				s.fail(w, r, badParam("status", fmt.Sprintf("unknown status %q; one of %s", st, strings.Join(store.TaskStatuses, ", "))))
+				return
+			}
+			if !contains(f.Statuses, st) {
+				f.Statuses = append(f.Statuses, st)
+			}
+		}
+	}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > maxListLimit {
+			s.fail(w, r, badParam("limit", fmt.Sprintf("limit must be an integer from 1 to %d", maxListLimit)))
+			return
+		}
+		f.Limit = n
+	}
+	if q.Has("cursor") {
+		c, ok := decodeCursor(q.Get("cursor"))
+		if !ok {
+			s.fail(w, r, badParam("cursor", "the cursor is not one this API returned"))
+			return
+		}
+		f.After = &c
+	}
+	tasks, next, err := s.store.ListTasks(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := TaskList{Tasks: make([]Task, len(tasks))}
+	for i, t := range tasks {
+		out.Tasks[i] = taskView(t, false)
+	}
+	if next != nil {
+		c := encodeCursor(*next)
+		out.NextCursor = &c
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Cursors are opaque to clients: base64url of "v1|<created_at>|<id>".
+func encodeCursor(c store.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v1|" + c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID.String()))
+}
+
+func decodeCursor(s string) (store.Cursor, bool) {
+	if len(s) > 200 {
+		return store.Cursor{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return store.Cursor{}, false
+	}
+	parts := strings.Split(string(raw), "|")
+	if len(parts) != 3 || parts[0] != "v1" {
+		return store.Cursor{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, parts[1])
+	if err != nil {
+		return store.Cursor{}, false
+	}
+	id, err := uuid.Parse(parts[2])
+	if err != nil {
+		return store.Cursor{}, false
+	}
+	return store.Cursor{CreatedAt: at, ID: id}, true
+}
+
+// GET /v1/tasks/{id}
+func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
+	id, err := taskID(r)
+	if err == nil {
+		_, err = query(r, nil)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	t, err := s.store.GetTask(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, taskErr(id, err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, taskView(t, true))
+}
+
+func taskErr(id uuid.UUID, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("no task " + id.String())
+	}
+	return err
+}
+
+// operatorBody reads the optional {reason} (and, for resolve, {result}) body.
+func operatorBody(r *http.Request, withResult bool) (reason string, result json.RawMessage, err error) {
+	obj, err := readObject(r, true)
+	if err != nil {
+		return "", nil, err
+	}
+	reason = obj.str("reason", maxReasonLen)
+	if withResult {
+		result = obj.value("result")
+		if len(result) > maxResolveBytes {
+			obj.fail("result", fmt.Sprintf("must be at most %d bytes of JSON", maxResolveBytes))
+		}
+	}
+	return reason, result, obj.finish()
+}
+
+// POST /v1/tasks/{id}/cancel
+func (s *server) cancelTask(w http.ResponseWriter, r *http.Request) {
+	s.operate(w, r, func(id uuid.UUID, reason string) error {
+		return s.eng.CancelTask(r.Context(), id, actor(r.Context()), reason)
+	}, "is %s; only pending, in_progress or error tasks can be cancelled")
+}
+
+// POST /v1/tasks/{id}/retry
+func (s *server) retryTask(w http.ResponseWriter, r *http.Request) {
+	s.operate(w, r, func(id uuid.UUID, reason string) error {
+		return s.eng.RetryTask(r.Context(), id, actor(r.Context()), reason)
+	}, "is %s; only a task in error can be retried")
+}
+
+func (s *server) operate(w http.ResponseWriter, r *http.Request, do func(uuid.UUID, string) error, conflictFmt string) {
+	id, err := taskID(r)
+	if err == nil {
+		_, err = query(r, nil)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	reason, _, err := operatorBody(r, false)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := do(id, reason); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = s.taskConflict(r, id, conflictFmt)
+		}
+		s.fail(w, r, taskErr(id, err))
+		return
+	}
+	t, err := s.store.GetTask(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, taskErr(id, err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, taskView(t, true))
+}
+
+// taskConflict explains a 409 with the task's current status.
+func (s *server) taskConflict(r *http.Request, id uuid.UUID, format string) error {
+	t, err := s.store.GetTask(r.Context(), id)
+	if err != nil {
+		return taskErr(id, err)
+	}
+	return conflict("task " + id.String() + " " + fmt.Sprintf(format, t.Status))
+}
+
+// GET /v1/tasks/{id}/steps/{step}
+func (s *server) getStep(w http.ResponseWriter, r *http.Request) {
+	id, err := taskID(r)
+	var name string
+	if err == nil {
+		name, err = stepName(r)
+	}
+	if err == nil {
+		_, err = query(r, nil)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeStep(w, r, id, name)
+}
+
+func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID, name string) {
+	st, trs, taskFound, err := s.store.GetStep(r.Context(), id, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) && taskFound {
+			err = notFound(fmt.Sprintf("task %s has no step %q", id, name))
+		}
+		s.fail(w, r, taskErr(id, err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, stepDetailView(st, trs))
+}
+
+// POST /v1/tasks/{id}/steps/{step}/resolve
+func (s *server) resolveStep(w http.ResponseWriter, r *http.Request) {
+	id, err := taskID(r)
+	var name string
+	if err == nil {
+		name, err = stepName(r)
+	}
+	if err == nil {
+		_, err = query(r, nil)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	reason, result, err := operatorBody(r, true)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.eng.ResolveStep(r.Context(), id, name, result, actor(r.Context()), reason)
+	if err != nil {
+		s.fail(w, r, s.resolveErr(r, id, name, err))
+		return
+	}
+	s.writeStep(w, r, id, name)
+}
+
+// resolveErr explains why a step could not be resolved.
+func (s *server) resolveErr(r *http.Request, id uuid.UUID, name string, err error) error {
+	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	t, gerr := s.store.GetTask(r.Context(), id)
+	if gerr != nil {
+		return taskErr(id, gerr)
+	}
+	for _, st := range t.Steps {
+		if st.Name != name {
+			continue
+		}
+		if st.State != "error" {
+			return conflict(fmt.Sprintf("step %q is %s; only a step in error can be resolved", name, st.State))
+		}
+		return conflict(fmt.Sprintf("task %s is %s; its steps can no longer be resolved", id, t.Status))
+	}
+	return notFound(fmt.Sprintf("task %s has no step %q", id, name))
+}
+
+// GET /v1/tasks/{id}/graph?format=json|mermaid|dot|svg
+func (s *server) taskGraph(w http.ResponseWriter, r *http.Request) {
+	id, err := taskID(r)
+	var q url.Values
+	if err == nil {
+		q, err = query(r, []string{"format"})
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if !contains([]string{"json", "mermaid", "dot", "svg"}, format) {
+		s.fail(w, r, badParam("format", "format must be one of json, mermaid, dot, svg"))
+		return
+	}
+	t, err := s.store.GetTask(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, taskErr(id, err))
+		return
+	}
+	g := taskGraph(t)
+	var body, ctype string
+	switch format {
+	case "json":
+		s.writeJSON(w, r, http.StatusOK, taskGraphView(g))
+		return
+	case "mermaid":
+		body, ctype = g.Mermaid(), "text/plain; charset=utf-8"
+	case "dot":
+		body, ctype = g.DOT(), "text/plain; charset=utf-8"
+	case "svg":
+		body, ctype = g.SVG(), "image/svg+xml"
+		// The SVG is inert: no scripts may run even if opened directly.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(body))
+}

@@ -1,0 +1,168 @@
+// Package graph lays out a workflow's step DAG by dependency level and
+// renders it as Mermaid, Graphviz DOT or a self-contained SVG, coloured by
+// step state. It knows nothing about tasks or templates: callers hand it
+// steps with their parents.
+//
+// Import rules: standard library only.
+package graph
+
+import (
+	"slices"
+	"strconv"
+)
+
+// Step is one input node: a step name, its parents, and (for a task) its
+// state and attempts. State "" draws a plain template node.
+type Step struct {
+	Name        string
+	DependsOn   []string
+	State       string
+	Handler     string
+	Attempts    int
+	MaxAttempts int
+}
+
+// Node is a laid-out step. Level 0 holds the steps without parents; a
+// step's level is one more than its deepest parent's.
+type Node struct {
+	Step
+	Level int
+}
+
+// Edge runs from a parent to a dependent step.
+type Edge struct {
+	From, To string
+}
+
+// Graph is a laid-out DAG.
+type Graph struct {
+	// Title names the graph in renderings (e.g. "shop/order@1.0.0").
+	Title string
+	// Nodes in input order.
+	Nodes []Node
+	// Edges in input order of the dependent step, then of its parents.
+	Edges []Edge
+	// Levels holds the node names of each level, in input order.
+	Levels [][]string
+}
+
+// New lays out steps. Parents that are not among the steps are ignored; a
+// step caught in a cycle (never the case for a valid template) is placed
+// one level after everything else so it is still drawn.
+func New(title string, steps []Step) *Graph {
+	g := &Graph{Title: title}
+	index := make(map[string]int, len(steps))
+	for i, s := range steps {
+		if _, dup := index[s.Name]; !dup {
+			index[s.Name] = i
+		}
+	}
+	parents := make([][]int, len(steps))
+	children := make([][]int, len(steps))
+	indeg := make([]int, len(steps))
+	for i, s := range steps {
+		for _, d := range s.DependsOn {
+			j, ok := index[d]
+			if !ok || j == i || slices.Contains(parents[i], j) {
+				continue
+			}
+			parents[i] = append(parents[i], j)
+			children[j] = append(children[j], i)
+			indeg[i]++
+			g.Edges = append(g.Edges, Edge{From: steps[j].Name, To: s.Name})
+		}
+	}
+	level := make([]int, len(steps))
+	placed := make([]bool, len(steps))
+	var queue []int
+	for i := range steps {
+		if indeg[i] == 0 {
+			queue = append(queue, i)
+		}
+	}
+	maxLevel := 0
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		placed[i] = true
+		maxLevel = max(maxLevel, level[i])
+		for _, c := range children[i] {
+			level[c] = max(level[c], level[i]+1)
+			if indeg[c]--; indeg[c] == 0 {
+				queue = append(queue, c)
+			}
+		}
+	}
+	cyclic := false
+	for i := range steps {
+		if !placed[i] {
+			cyclic = true
+			level[i] = maxLevel + 1
+		}
+	}
+	n := maxLevel + 1
+	if cyclic {
+		n++
+	}
+	if len(steps) == 0 {
+		n = 0
+	}
+	g.Levels = make([][]string, n)
+	for i, s := range steps {
+		g.Nodes = append(g.Nodes, Node{Step: s, Level: level[i]})
+		g.Levels[level[i]] = append(g.Levels[level[i]], s.Name)
+	}
+	return g
+}
+
+// Style is how a state is drawn.
+type Style struct {
+	Fill, Stroke, Text string
+	Dashed             bool
+}
+
+// States lists the step states in lifecycle order, as drawn in legends.
+var States = []string{"pending", "in_progress", "waiting_for_retry", "complete", "error", "cancelled", "resolved_manually"}
+
+var styles = map[string]Style{
+	"pending":           {Fill: "#f3f4f6", Stroke: "#6b7280", Text: "#111827"},
+	"in_progress":       {Fill: "#dbeafe", Stroke: "#2563eb", Text: "#1e3a8a"},
+	"waiting_for_retry": {Fill: "#fef3c7", Stroke: "#d97706", Text: "#78350f"},
+	"complete":          {Fill: "#dcfce7", Stroke: "#16a34a", Text: "#14532d"},
+	"error":             {Fill: "#fee2e2", Stroke: "#dc2626", Text: "#7f1d1d"},
+	"cancelled":         {Fill: "#e5e7eb", Stroke: "#4b5563", Text: "#374151", Dashed: true},
+	"resolved_manually": {Fill: "#ede9fe", Stroke: "#7c3aed", Text: "#4c1d95"},
+}
+
+var plain = Style{Fill: "#ffffff", Stroke: "#374151", Text: "#111827"}
+
+// StyleOf returns the style of a state; unknown states and "" are plain.
+func StyleOf(state string) Style {
+	if s, ok := styles[state]; ok {
+		return s
+	}
+	return plain
+}
+
+// hasStates reports whether any node carries a state (a task graph).
+func (g *Graph) hasStates() bool {
+	for _, n := range g.Nodes {
+		if n.State != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// detail is the second label line of a node: its state and attempts for a
+// task, its handler for a template.
+func (n Node) detail() string {
+	if n.State == "" {
+		return n.Handler
+	}
+	s := n.State
+	if n.MaxAttempts > 0 {
+		s += " · " + strconv.Itoa(n.Attempts) + "/" + strconv.Itoa(n.MaxAttempts)
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+package graph_test
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/taskerhq/tasker/internal/graph"
+)
+
+func diamond() *graph.Graph {
+	return graph.New("shop/order@1.0.0", []graph.Step{
+		{Name: "a", State: "complete", Attempts: 1, MaxAttempts: 3, Handler: "tasker.noop"},
+		{Name: "b", DependsOn: []string{"a"}, State: "error", Attempts: 3, MaxAttempts: 3},
+		{Name: "c", DependsOn: []string{"a"}, State: "in_progress", Attempts: 1, MaxAttempts: 3},
+		{Name: "d", DependsOn: []string{"c", "b"}, State: "pending", MaxAttempts: 3},
+	})
+}
+
+func TestLevels(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		steps  []graph.Step
+		levels string
+		edges  int
+	}{
+		{"empty", nil, "[]", 0},
+		{"chain and skip", []graph.Step{{Name: "a"}, {Name: "b", DependsOn: []string{"a"}}, {Name: "c", DependsOn: []string{"a", "b"}}}, "[[a] [b] [c]]", 3},
+		{"unknown and self parents ignored", []graph.Step{{Name: "a", DependsOn: []string{"zz", "a"}}, {Name: "b", DependsOn: []string{"a", "a"}}}, "[[a] [b]]", 1},
+		{"cycle still drawn", []graph.Step{{Name: "a"}, {Name: "b", DependsOn: []string{"c"}}, {Name: "c", DependsOn: []string{"b"}}}, "[[a] [b c]]", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := graph.New("t", tc.steps)
+			if got := fmt.Sprint(g.Levels); got != tc.levels || len(g.Edges) != tc.edges {
+				t.Fatalf("levels = %s edges = %v, want %s and %d", got, g.Edges, tc.levels, tc.edges)
+			}
+		})
+	}
+	g := diamond()
+	if fmt.Sprint(g.Levels) != "[[a] [b c] [d]]" || g.Nodes[3].Level != 2 {
+		t.Fatalf("diamond levels = %v", g.Levels)
+	}
+	if fmt.Sprint(g.Edges) != "[{a b} {a c} {c d} {b d}]" {
+		t.Fatalf("edges = %v", g.Edges)
+	}
+}
+
+func TestMermaid(t *testing.T) {
+	t.Parallel()
+	out := diamond().Mermaid()
+	for _, want := range []string{
+		"flowchart LR\n", `s0["a<br/>complete · 1/3"]`, "s0 --> s1", "s2 --> s3",
+		"classDef error fill:#fee2e2,stroke:#dc2626", "classDef cancelled fill:#e5e7eb,stroke:#4b5563,color:#374151,stroke-dasharray:4 3",
+		"class s1 error", "class s3 pending",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("mermaid lacks %q:\n%s", want, out)
+		}
+	}
+	tpl := graph.New("tpl", []graph.Step{{Name: `x"<y>`, Handler: "h"}}).Mermaid()
+	if strings.Contains(tpl, "classDef") || !strings.Contains(tpl, `s0["x#quot;#lt;y#gt;<br/>h"]`) {
+		t.Errorf("template mermaid:\n%s", tpl)
+	}
+}
+
+func TestDOT(t *testing.T) {
+	t.Parallel()
+	out := diamond().DOT()
+	for _, want := range []string{
+		`digraph "shop/order@1.0.0" {`, "rankdir=LR;", `"b" [label="b\nerror · 3/3", fillcolor="#fee2e2", color="#dc2626"`,
+		`"a" -> "b";`, `{ rank=same; "b"; "c"; }`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dot lacks %q:\n%s", want, out)
+		}
+	}
+	if q := graph.New(`a"b\c`, nil).DOT(); !strings.HasPrefix(q, `digraph "a\"b\\c" {`) {
+		t.Errorf("dot quoting: %s", q)
+	}
+}
+
+func TestSVG(t *testing.T) {
+	t.Parallel()
+	out := diamond().SVG()
+	// Well-formed XML.
+	dec := xml.NewDecoder(strings.NewReader(out))
+	for {
+		_, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, out)
+		}
+	}
+	// Self-contained: nothing fetched, nothing run.
+	for _, bad := range []string{"href", "<script", "<style", "@import", "<image", "<foreignObject"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("svg contains %q", bad)
+		}
+	}
+	if n := strings.Count(out, "http"); n != 1 { // the xmlns only
+		t.Errorf("svg mentions http %d times", n)
+	}
+	// Columns by level: a left of b and c (one column), left of d.
+	x := map[string]int{}
+	re := regexp.MustCompile(`data-step="(\w+)" data-state="(\w+)"><title>[^<]*</title><rect x="(\d+)" y="\d+" width="\d+" height="\d+" rx="8" ry="8" fill="(#[0-9a-f]+)"`)
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		x[m[1]], _ = strconv.Atoi(m[3])
+		if m[4] != graph.StyleOf(m[2]).Fill {
+			t.Errorf("%s filled %s, want %s", m[1], m[4], graph.StyleOf(m[2]).Fill)
+		}
+	}
+	if len(x) != 4 || !(x["a"] < x["b"] && x["b"] == x["c"] && x["c"] < x["d"]) {
+		t.Fatalf("columns = %v\n%s", x, out)
+	}
+	// A legend naming every state.
+	for _, st := range graph.States {
+		if !strings.Contains(out, ">"+strings.ReplaceAll(st, "_", " ")+"</text>") {
+			t.Errorf("legend lacks %s", st)
+		}
+	}
+	// Escaping and truncation of long names.
+	long := graph.New("<t>", []graph.Step{{Name: strings.Repeat("n", 100) + "&", State: "pending"}}).SVG()
+	if strings.Contains(long, "<t>") || !strings.Contains(long, "&lt;t&gt;") || !strings.Contains(long, "…") {
+		t.Errorf("escaping/truncation:\n%s", long)
+	}
+}
