@@ -1,0 +1,18 @@
+// Package stephandler is the Go SDK for step handlers (DESIGN §5).
+//
+// A Handler receives an Input — the invocation payload with typed
+// accessors for the task context, the step config and the parents' results
+// — and returns any JSON-encodable result or an error. Errors are retryable
+// unless wrapped with Permanent; RetryAfter asks for a minimum delay and
+// WithCode attaches a machine-readable code.
+//
+// Handlers are registered by name in a Registry (which always holds the
+// built-ins tasker.noop and tasker.http). Run executes one invocation and
+// produces exactly the wire response of the contract: the result JSON, or
+// {"tasker_error":{"message","permanent","retry_after_seconds","code"}}.
+// LambdaHandler wraps Run for lambda.Start; the local invoker calls Run
+// in process.
+//
+// Execution is at-least-once: use Input.IdempotencyKey to make side
+// effects idempotent.
+package stephandler
