@@ -733,9 +733,9 @@ var shippedHandlers = handlerSet{
 	"ecommerce.update_inventory": true, "ecommerce.create_shipment": true, "ecommerce.send_confirmation": true,
 	"onboarding.create_account": true, "onboarding.send_welcome_email": true, "onboarding.provision_workspace": true,
 	"onboarding.setup_billing": true, "onboarding.activate": true,
-	"data.extract": true, "data.transform_customers": true, "data.transform_orders": true, "data.transform_products": true,
+	"data.extract": true, "data.transform_clean": true, "data.transform_enrich": true, "data.transform_aggregate": true,
 	"data.validate": true, "data.load": true, "data.notify": true,
-	"payments.validate_refund": true, "payments.process_gateway_refund": true, "payments.restock_items": true,
+	"payments.validate_refund": true, "payments.process_refund": true, "payments.restock_items": true,
 	"payments.update_records": true, "payments.notify_customer": true,
 }
 
