@@ -31,8 +31,8 @@ func onboardingInput(in stephandler.Input) (d doc, email, name, plan string, err
 	if d, err = contextDoc(in); err != nil {
 		return nil, "", "", "", err
 	}
-	email = strings.ToLower(d.str("email", "user.email", "user_info.email"))
-	name = d.str("name", "full_name", "user.name", "user_info.name")
+	email = strings.ToLower(d.str("email", "customer.email", "user.email", "user_info.email"))
+	name = d.str("name", "full_name", "customer.name", "user.name", "user_info.name")
 	plan = strings.ToLower(d.str("plan", "user.plan", "subscription.plan"))
 	if plan == "" {
 		plan = "free"
@@ -103,7 +103,7 @@ func provisionWorkspace(ctx context.Context, in stephandler.Input) (any, error) 
 	if p := a.str("plan"); p != "" {
 		plan = p
 	}
-	ws := d.str("workspace_name", "company", "company_name", "organization")
+	ws := d.str("workspace_name", "company", "customer.company", "company_name", "organization")
 	if ws == "" {
 		if name == "" {
 			name = a.str("name")

@@ -781,7 +781,7 @@ func TestShippedTemplates(t *testing.T) {
 		t.Errorf("Triggers = %+v", order.Triggers)
 	}
 	etl, _ := set.Get("data", "etl_pipeline", "")
-	if got := etl.Levels(); len(got) != 5 || len(got[1]) < 3 {
+	if got := etl.Levels(); len(got) != 6 || len(got[2]) != 2 {
 		t.Errorf("etl Levels = %v", got)
 	}
 	if tr := etl.Triggers; len(tr) != 1 || tr[0].Type != "s3" || tr[0].Bucket == "" || tr[0].Context["source_key"] != "$.key" {

@@ -1,0 +1,236 @@
+// Package devserver runs Tasker as one process (DESIGN §10): API, scheduler
+// loop, sweeper and the registered Go handlers, with an in-process delayed
+// queue and an in-process async invoker that emit the same messages SQS and
+// Lambda would, so the engine runs exactly the code it runs on AWS.
+//
+// Import rules: devserver wires adapters (queue/local, invoke/local, api)
+// around the engine; nothing imports devserver but cmd/tasker and tests.
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/engine"
+	invlocal "github.com/taskerhq/tasker/internal/invoke/local"
+	"github.com/taskerhq/tasker/internal/migrate"
+	qlocal "github.com/taskerhq/tasker/internal/queue/local"
+	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/template"
+)
+
+// Options configure a local server.
+type Options struct {
+	DatabaseURL string
+	// Templates is where workflow templates come from (a directory's FS or
+	// the embedded templates.FS).
+	Templates fs.FS
+	// Registry holds the Go step handlers (built-ins are always there).
+	Registry *stephandler.Registry
+	// Addr to listen on; empty means no HTTP server (engine only).
+	Addr string
+	// Auth verifies API tokens; nil runs the API open.
+	Auth   *auth.Verifier
+	Logger *slog.Logger
+	// MaxInFlight caps in-flight steps (0: none).
+	MaxInFlight int
+	// Workers is the invoker's worker pool size (default 64).
+	Workers int
+	// BatchSize is the most messages one scheduler pass takes (default 256).
+	BatchSize int
+	// Consumers is how many scheduler passes run in parallel (default 4).
+	Consumers int
+	// SweepInterval is how often the sweep runs (default 2 s).
+	SweepInterval time.Duration
+	// PoolSize is the pgx pool size (default 16).
+	PoolSize int32
+	// Publisher receives lifecycle events (default: structured logs at debug).
+	Publisher engine.Publisher
+	// Metrics is served at /v1/metrics when set.
+	Metrics http.Handler
+	// InstanceID names this process's claims (default: random).
+	InstanceID string
+}
+
+// Server is a running local Tasker.
+type Server struct {
+	Engine  *engine.Engine
+	Pool    *pgxpool.Pool
+	Queue   *qlocal.Queue
+	Invoker *invlocal.Invoker
+	Handler http.Handler
+	// Addr is the listening address when an HTTP server runs.
+	Addr string
+
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	http   *http.Server
+}
+
+// Start migrates the database, loads templates and starts the scheduler,
+// sweeper, invoker and (with an Addr) the HTTP server.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = stephandler.NewRegistry()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 64
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	if opts.Consumers <= 0 {
+		opts.Consumers = 4
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = 2 * time.Second
+	}
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = 16
+	}
+	log := opts.Logger
+	if _, err := migrate.UpURL(ctx, opts.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	tpls, err := template.LoadFS(opts.Templates, template.Options{Handlers: opts.Registry})
+	if err != nil {
+		return nil, fmt.Errorf("load templates: %w", err)
+	}
+	pcfg, err := pgxpool.ParseConfig(opts.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	pcfg.MaxConns = opts.PoolSize
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	st, err := store.New(pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	q := qlocal.New()
+	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log))
+	pub := opts.Publisher
+	if pub == nil {
+		pub = LogPublisher{Logger: log}
+	}
+	eng, err := engine.New(engine.Config{
+		Store: st, Templates: tpls, Queue: q, Invoker: inv, Publisher: pub, Logger: log,
+		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{Engine: eng, Pool: pool, Queue: q, Invoker: inv, log: log, cancel: cancel}
+	for range opts.Consumers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			q.Consume(runCtx, opts.BatchSize, func(ctx context.Context, msgs []engine.InMessage) []string {
+				failed, err := eng.HandleMessages(ctx, msgs)
+				if err != nil && ctx.Err() == nil {
+					log.Warn("scheduler pass failed; messages will be redelivered", "error", err, "messages", len(msgs))
+				}
+				return failed
+			})
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := eng.Run(runCtx, opts.SweepInterval); err != nil && runCtx.Err() == nil {
+			log.Error("sweeper stopped", "error", err)
+		}
+	}()
+	h, err := api.New(api.Config{Engine: eng, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics})
+	if err != nil {
+		s.Close(context.Background())
+		return nil, err
+	}
+	s.Handler = h
+	if opts.Addr != "" {
+		ln, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			s.Close(context.Background())
+			return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+		}
+		s.Addr = ln.Addr().String()
+		s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "error", err)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// Close stops the HTTP server, lets in-flight handlers finish (bounded by
+// ctx), and stops the scheduler. Attempts still running when ctx ends are
+// recovered as interrupted by the next process.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	errs = append(errs, s.Invoker.Close(ctx))
+	s.cancel()
+	s.wg.Wait()
+	s.Pool.Close()
+	return errors.Join(errs...)
+}
+
+// LogPublisher writes lifecycle events as structured log lines.
+type LogPublisher struct{ Logger *slog.Logger }
+
+// Publish logs each event at debug level (task-level events at info).
+func (p LogPublisher) Publish(ctx context.Context, events []engine.Event) {
+	for _, e := range events {
+		level := slog.LevelDebug
+		if e.Step == "" {
+			level = slog.LevelInfo
+		}
+		if !p.Logger.Enabled(ctx, level) {
+			continue
+		}
+		attrs := []slog.Attr{slog.String("event", string(e.Name))}
+		if e.TaskID != [16]byte{} {
+			attrs = append(attrs, slog.String("task_id", e.TaskID.String()))
+		}
+		if e.CorrelationID != "" {
+			attrs = append(attrs, slog.String("correlation_id", e.CorrelationID))
+		}
+		if e.Step != "" {
+			attrs = append(attrs, slog.String("step", e.Step), slog.Int("attempt", e.Attempt))
+		}
+		if e.To != "" {
+			attrs = append(attrs, slog.String("from", e.From), slog.String("to", e.To))
+		}
+		if e.Reason != "" {
+			attrs = append(attrs, slog.String("reason", e.Reason))
+		}
+		p.Logger.LogAttrs(ctx, level, "lifecycle event", attrs...)
+	}
+}
