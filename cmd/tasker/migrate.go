@@ -2,12 +2,85 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/taskerhq/tasker/internal/migrate"
 )
 
-// placeholder until the migrate command lands.
+// cmdMigrate applies pending migrations: `tasker migrate [--database-url URL] [--status]`.
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "tasker migrate: not built yet")
-	return 1
+	fs := flag.NewFlagSet("tasker migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	// The default is resolved after parsing so --help never prints a
+	// password from the environment.
+	databaseURL := fs.String("database-url", "",
+		"Postgres URL (default $DATABASE_URL; when both are empty, the embedded Postgres in "+devDataDir+")")
+	status := fs.Bool("status", false, "show applied and pending migrations; change nothing")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tasker migrate [--database-url URL] [--status]")
+		fmt.Fprintln(stderr, "\nApplies the pending database migrations, each in its own transaction.")
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tasker migrate: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+
+	if *databaseURL == "" {
+		*databaseURL = os.Getenv("DATABASE_URL")
+	}
+
+	logger := newCLILogger(stderr)
+	url, stop, err := openDevDatabase(ctx, *databaseURL, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "tasker migrate:", err)
+		return 1
+	}
+	defer stop()
+
+	if *status {
+		st, err := migrate.StatusURL(ctx, url)
+		for _, m := range st.Migrations {
+			if m.Applied {
+				fmt.Fprintf(stdout, "applied  %s  (%s)\n", m.File, m.AppliedAt.Local().Format("2006-01-02 15:04:05"))
+			} else {
+				fmt.Fprintf(stdout, "pending  %s\n", m.File)
+			}
+		}
+		for _, v := range st.Unknown {
+			fmt.Fprintf(stdout, "unknown  %s  (applied by a newer build)\n", v)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "tasker migrate:", err)
+			return 1
+		}
+		return 0
+	}
+
+	res, err := migrate.UpURL(ctx, url)
+	for _, f := range res.Applied {
+		fmt.Fprintf(stdout, "applied %s\n", f)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tasker migrate:", err)
+		return 1
+	}
+	if len(res.Applied) == 0 {
+		fmt.Fprintf(stdout, "database is up to date (version %s)\n", res.Current)
+	} else {
+		fmt.Fprintf(stdout, "database is at version %s\n", res.Current)
+	}
+	return 0
 }

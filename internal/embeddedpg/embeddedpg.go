@@ -52,8 +52,9 @@ type Options struct {
 	Port int
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
-	// Ephemeral trades durability for speed (fsync, synchronous_commit and
-	// full_page_writes off). Only for throwaway test servers.
+	// Ephemeral trades durability for speed (fsync, synchronous_commit,
+	// full_page_writes and autovacuum off, few checkpoints). Only for
+	// throwaway test servers.
 	Ephemeral bool
 	// BinDir, when set, is the only directory searched for initdb and
 	// postgres. Otherwise PATH is searched, then /usr/lib/postgresql/*/bin
@@ -157,6 +158,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := prepareDataDir(dataDir, runAs, logger); err != nil {
 		return nil, err
 	}
+	// Serialise Starts on one data directory (two `tasker dev` launched
+	// together): the second waits, then finds the first's server and
+	// attaches to it.
+	unlock, err := lockDir(ctx, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
 		if err := initdb(ctx, bins, dataDir, runAs, logger); err != nil {
@@ -501,17 +510,49 @@ func runningPostmaster(dataDir string, logger *slog.Logger) (pid, port int, ok b
 		return 0, 0, false // dead: stale file, postgres copes
 	}
 	cmdline, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	cwd, err2 := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	_, err2 = os.Stat(fmt.Sprintf("/proc/%d/cwd", pid))
 	if err1 != nil || err2 != nil {
 		return 0, 0, false // cannot tell; let postgres decide
 	}
 	// A postmaster's working directory is its data directory.
-	if !bytes.Contains(cmdline, []byte("postgres")) || cwd != dataDir {
+	if !bytes.Contains(cmdline, []byte("postgres")) || !sameDir(fmt.Sprintf("/proc/%d/cwd", pid), dataDir) {
 		logger.Warn("removing stale postmaster.pid (its pid belongs to another process now)", "pid", pid, "file", pidPath)
 		_ = os.Remove(pidPath)
 		return 0, 0, false
 	}
 	return pid, port, true
+}
+
+// lockDir takes an exclusive flock on dir, waiting for ctx.
+func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embeddedpg: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("embeddedpg: lock %s: %w", dir, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("embeddedpg: waiting for another process starting postgres in %s: %w", dir, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// sameDir reports whether two paths name the same directory (following
+// symlinks).
+func sameDir(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 func freePort() (int, error) {
@@ -547,6 +588,10 @@ func start(ctx context.Context, bins binaries, dataDir string, port int, r *runA
 		settings["shared_buffers"] = "32MB"
 		settings["max_wal_size"] = "1GB"
 		settings["checkpoint_timeout"] = "1h"
+		settings["wal_init_zero"] = "off"
+		// Test databases live for seconds; autovacuum workers visiting them
+		// (and the templates they are cloned from) only slow CREATE DATABASE.
+		settings["autovacuum"] = "off"
 	}
 	for k, v := range opts.Settings {
 		settings[k] = v
@@ -609,10 +654,27 @@ func (s *Server) waitReady(ctx context.Context, deadline time.Time) error {
 	var lastErr error
 	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Give up on this attempt at once if the postmaster exits (the
+		// port may belong to another program that accepts and stays mute).
+		go func() {
+			select {
+			case <-s.doneOrNil():
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
 		conn, err := pgx.Connect(cctx, s.URL("postgres"))
+		if err == nil {
+			// Make sure it is our server, not another one on the port.
+			var dir string
+			err = conn.QueryRow(cctx, "SELECT current_setting('data_directory')").Scan(&dir)
+			conn.Close(ctx)
+			if err == nil && !sameDir(dir, s.dataDir) {
+				err = fmt.Errorf("port %d is served by another PostgreSQL (data directory %s)", s.port, dir)
+			}
+		}
 		cancel()
 		if err == nil {
-			conn.Close(ctx)
 			return nil
 		}
 		lastErr = err

@@ -345,3 +345,67 @@ func TestServerDiesWithOwner(t *testing.T) {
 	_ = cmd.Wait()
 	waitNoProcesses(t, dir, 15*time.Second)
 }
+
+func TestPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	began := time.Now()
+	_, err = Start(context.Background(), Options{DataDir: dir, Port: port, Ephemeral: true})
+	if err == nil {
+		t.Fatal("Start succeeded on a taken port")
+	}
+	if !errors.Is(err, errPortInUse) || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(began); d > 20*time.Second {
+		t.Errorf("took %v to notice", d)
+	}
+	waitNoProcesses(t, dir, 5*time.Second)
+
+	// The port is taken by another PostgreSQL, which answers: Start must
+	// not mistake it for its own server.
+	other := startServer(t, filepath.Join(t.TempDir(), "other"))
+	defer stopServer(t, other)
+	_, err = Start(context.Background(), Options{DataDir: dir, Port: other.Port(), Ephemeral: true})
+	if !errors.Is(err, errPortInUse) {
+		t.Errorf("Start on another server's port: err = %v", err)
+	}
+	waitNoProcesses(t, dir, 5*time.Second)
+}
+
+func TestConcurrentStartsShareOneServer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	servers := make([]*Server, 2)
+	errs := make([]error, 2)
+	done := make(chan int)
+	for i := range servers {
+		go func() {
+			servers[i], errs[i] = Start(context.Background(), Options{DataDir: dir, Ephemeral: true})
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Start %d: %v", i, err)
+		}
+	}
+	if servers[0].Port() != servers[1].Port() || servers[0].owned == servers[1].owned {
+		t.Fatalf("want one owner and one attached server on one port: %+v %+v", servers[0], servers[1])
+	}
+	for _, s := range servers {
+		if got := queryInt(t, s.URL("postgres"), "SELECT 1"); got != 1 {
+			t.Fatal("server not usable")
+		}
+	}
+	for _, s := range servers {
+		stopServer(t, s)
+	}
+	waitNoProcesses(t, dir, 5*time.Second)
+}

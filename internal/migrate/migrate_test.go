@@ -191,7 +191,8 @@ func TestConcurrentMigrators(t *testing.T) {
 	}
 	// No advisory lock is left behind.
 	var locks int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&locks); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&locks); err != nil {
 		t.Fatal(err)
 	}
 	if locks != 0 {

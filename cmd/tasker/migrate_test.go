@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskerhq/tasker/internal/migrate"
+)
+
+// TestMigrateEmbedded runs `tasker migrate` with no DATABASE_URL, as a
+// developer would on a fresh checkout: it starts the embedded Postgres in
+// .tasker/pgdata, migrates, stops; a second run finds nothing to do.
+func TestMigrateEmbedded(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("DATABASE_URL", "")
+	ms, err := migrate.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ms[len(ms)-1].Version
+
+	for i, want := range []string{
+		"applied " + ms[0].File + "\n",
+		"database is up to date (version " + last + ")\n",
+	} {
+		var stdout, stderr bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		began := time.Now()
+		code := run(ctx, []string{"migrate"}, &stdout, &stderr)
+		cancel()
+		t.Logf("run %d took %v", i+1, time.Since(began).Round(time.Millisecond))
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s", i+1, code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("run %d: stdout %q does not contain %q", i+1, stdout.String(), want)
+		}
+		if _, err := os.Stat(filepath.Join(devDataDir, "postmaster.pid")); err == nil {
+			t.Errorf("run %d: server still running after migrate (postmaster.pid present)", i+1)
+		}
+	}
+
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"migrate", "--status"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--status: exit %d: %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "pending") || !strings.Contains(stdout.String(), "applied  "+ms[0].File) {
+		t.Errorf("--status output:\n%s", stdout.String())
+	}
+}
+
+func TestMigrateRejectsArguments(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"migrate", "extra"}, &stdout, &stderr); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+}
