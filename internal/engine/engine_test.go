@@ -645,11 +645,7 @@ steps:
 func TestTwoEnginesNeverRunAnAttemptTwice(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, engine.Config{InstanceID: "one"}, fanoutYAML(100))
-	e2, err := engine.New(engine.Config{Store: h.store, Templates: h.tpls, Queue: h.queue, Invoker: h.inv,
-		Clock: h.clock, InstanceID: "two"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e2 := h.peer(engine.Config{InstanceID: "two"})
 	engines := []*engine.Engine{h.eng, e2}
 	var ids []uuid.UUID
 	for range 20 {
@@ -745,5 +741,54 @@ steps:
 	}
 	if created != 1 {
 		t.Fatalf("created = %d, want 1", created)
+	}
+}
+
+func TestLocalCrashRecoversInterruptedSteps(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{InstanceID: "crashed", Local: true, HeartbeatStale: 10 * time.Second}, diamondYAML)
+	if err := h.eng.Heartbeat(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := h.create("diamond", `{}`)
+	// The first process claims a, then b and c, and dies with them in flight.
+	h.drain(func(p contract.Payload) outcome {
+		if p.Tasker.Step == "a" {
+			return ok(1)
+		}
+		return outcome{drop: true}
+	})
+	if s := h.step(id, "b"); s.State != "in_progress" {
+		t.Fatalf("b = %s", s.State)
+	}
+	live := h.peer(engine.Config{InstanceID: "restarted", Local: true, HeartbeatStale: 10 * time.Second})
+	if err := live.Heartbeat(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While the first instance's heartbeat is fresh its work is left alone.
+	h.clock.Advance(5 * time.Second)
+	if r, err := live.Sweep(h.ctx); err != nil || r.Interrupted != 0 {
+		t.Fatalf("sweep took live work: %+v %v", r, err)
+	}
+	// Once it is stale (well before the 300 s step deadline), its attempts fail as interrupted.
+	h.clock.Advance(6 * time.Second)
+	r, err := live.Sweep(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Interrupted != 2 || r.TimedOut != 0 {
+		t.Fatalf("sweep: %+v, want 2 interrupted", r)
+	}
+	if s := h.step(id, "b"); s.State != "waiting_for_retry" || s.Attempts != 1 {
+		t.Fatalf("b after recovery: %+v", s)
+	}
+	h.clock.Advance(time.Minute)
+	if _, err := live.Sweep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.drain(echo)
+	mustStatus(t, h, id, "complete")
+	if a := h.step(id, "b").Attempts; a != 2 {
+		t.Fatalf("b attempts = %d, want 2", a)
 	}
 }

@@ -117,6 +117,7 @@ func (p *recPublisher) count(name engine.EventName) int {
 
 type harness struct {
 	t     *testing.T
+	url   string
 	ctx   context.Context
 	pool  *pgxpool.Pool
 	store *store.Store
@@ -149,12 +150,13 @@ func mustSet(t *testing.T, yamls ...string) *template.Set {
 
 func newHarness(t *testing.T, cfg engine.Config, yamls ...string) *harness {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	url := pgtest.URL(t)
+	pool := newPool(t, url)
 	st, err := store.New(pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, ctx: context.Background(), pool: pool, store: st, clock: newClock(),
+	h := &harness{t: t, url: url, ctx: context.Background(), pool: pool, store: st, clock: newClock(),
 		queue: &recQueue{}, inv: &recInvoker{}, pub: &recPublisher{}, tpls: mustSet(t, yamls...)}
 	cfg.Store, cfg.Templates, cfg.Queue, cfg.Invoker, cfg.Publisher = st, h.tpls, h.queue, h.inv, h.pub
 	if cfg.Clock == nil {
@@ -310,3 +312,31 @@ func mustStatus(t *testing.T, h *harness, id uuid.UUID, want string) {
 }
 
 var errThrottled = errors.New("throttled")
+
+func newPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// peer returns a second engine on the same database with its own pool.
+func (h *harness) peer(cfg engine.Config) *engine.Engine {
+	h.t.Helper()
+	st, err := store.New(newPool(h.t, h.url))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cfg.Store, cfg.Templates, cfg.Queue, cfg.Invoker, cfg.Publisher = st, h.tpls, h.queue, h.inv, h.pub
+	if cfg.Clock == nil {
+		cfg.Clock = h.clock
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
