@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/taskerhq/tasker/handlers"
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -50,6 +52,24 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
+	// The packages scaffolded by `tasker new` (handlers/registry_gen.go).
+	if err := handlers.Register(reg); err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 1
+	}
+	// Tracing is off unless OTEL_TRACES_EXPORTER asks for it (otlp, console).
+	tp, stopTracing, err := telemetry.Setup(ctx, "tasker-dev")
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			logger.Warn("flush traces", "error", err)
+		}
+	}()
 	url, stopDB, err := openDevDatabase(ctx, *dbURL, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
@@ -58,7 +78,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer stopDB()
 	srv, err := devserver.Start(ctx, devserver.Options{
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: *addr, Auth: verifier, Logger: logger,
-		MaxInFlight: *maxInFlight, Workers: *workers, SweepInterval: *sweep,
+		MaxInFlight: *maxInFlight, Workers: *workers, SweepInterval: *sweep, TracerProvider: tp,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)

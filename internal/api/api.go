@@ -40,9 +40,16 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
@@ -63,6 +70,10 @@ type Config struct {
 	Metrics http.Handler
 	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// TracerProvider makes a server span per request, continuing the
+	// caller's trace (traceparent or X-Amzn-Trace-Id); tasks created in
+	// the request join it. Default: none.
+	TracerProvider trace.TracerProvider
 }
 
 type server struct {
@@ -73,6 +84,8 @@ type server struct {
 	log     *slog.Logger
 	metrics http.Handler
 	maxBody int64
+	tracer  trace.Tracer
+	tracing bool
 	mux     *http.ServeMux
 	routes  []route
 }
@@ -114,6 +127,12 @@ func New(cfg Config) (http.Handler, error) {
 		eng: cfg.Engine, store: st, tpls: cfg.Engine.Templates(), auth: cfg.Auth, log: cfg.Logger,
 		metrics: cfg.Metrics, maxBody: cfg.MaxBodyBytes, mux: http.NewServeMux(),
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	_, off := cfg.TracerProvider.(noop.TracerProvider)
+	s.tracing = !off
+	s.tracer = cfg.TracerProvider.Tracer("github.com/taskerhq/tasker/internal/api")
 	s.routes = []route{
 		{"POST", "/v1/tasks", auth.TasksCreate, s.createTask},
 		{"GET", "/v1/tasks", auth.TasksList, s.listTasks},
@@ -146,6 +165,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set(HeaderCorrelationID, cid)
 	rec.Header().Set("X-Content-Type-Options", "nosniff")
 	ctx := context.WithValue(r.Context(), correlationKey{}, cid)
+	var span trace.Span
+	if s.tracing {
+		ctx, span = s.startSpan(ctx, r, cid)
+	}
 	r = r.WithContext(ctx)
 	defer func() {
 		if v := recover(); v != nil {
@@ -165,12 +188,35 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Log(ctx, level, "http request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"duration_ms", time.Since(start).Milliseconds(), "correlation_id", cid)
+		if span != nil {
+			span.SetAttributes(attribute.Int("http.response.status_code", rec.status))
+			if rec.status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(rec.status))
+			}
+			span.End()
+		}
 	}()
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.unrouted(rec, r)
 		return
 	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// startSpan starts the request's server span, continuing the caller's
+// trace, named after the matched route ("POST /v1/tasks").
+func (s *server) startSpan(ctx context.Context, r *http.Request, cid string) (context.Context, trace.Span) {
+	ctx = telemetry.Propagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+	name := r.Method
+	attrs := []attribute.KeyValue{attribute.String("http.request.method", r.Method),
+		attribute.String("url.path", r.URL.Path), attribute.String("tasker.correlation_id", cid)}
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		name = pattern
+		if _, route, ok := strings.Cut(pattern, " "); ok {
+			attrs = append(attrs, attribute.String("http.route", route))
+		}
+	}
+	return s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }
 
 // unrouted answers a request no route matches: 405 with Allow when the

@@ -19,15 +19,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/events"
 	invlocal "github.com/taskerhq/tasker/internal/invoke/local"
 	"github.com/taskerhq/tasker/internal/migrate"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
 	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
@@ -56,10 +60,15 @@ type Options struct {
 	SweepInterval time.Duration
 	// PoolSize is the pgx pool size (default 16).
 	PoolSize int32
-	// Publisher receives lifecycle events (default: structured logs at debug).
+	// Publisher receives lifecycle events (default: events.Log on Logger:
+	// task events at info, step events at debug). Metrics are always kept.
 	Publisher engine.Publisher
-	// Metrics is served at /v1/metrics when set.
+	// Metrics is served at /v1/metrics (default: Prometheus text of
+	// Server.Metrics).
 	Metrics http.Handler
+	// TracerProvider makes the API, engine and handler spans (default: a
+	// no-op provider; tasker dev passes telemetry.Setup's).
+	TracerProvider trace.TracerProvider
 	// InstanceID names this process's claims (default: random).
 	InstanceID string
 }
@@ -71,6 +80,8 @@ type Server struct {
 	Queue   *qlocal.Queue
 	Invoker *invlocal.Invoker
 	Handler http.Handler
+	// Metrics holds the server's metrics (events.Metrics).
+	Metrics *telemetry.Registry
 	// Addr is the listening address when an HTTP server runs.
 	Addr string
 
@@ -104,6 +115,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = 16
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = noop.NewTracerProvider()
+	}
 	log := opts.Logger
 	if _, err := migrate.UpURL(ctx, opts.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -127,21 +141,28 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	q := qlocal.New()
-	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log))
-	pub := opts.Publisher
-	if pub == nil {
-		pub = LogPublisher{Logger: log}
+	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log),
+		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider)))
+	var pub engine.Publisher = events.Log{Logger: log}
+	if opts.Publisher != nil {
+		pub = opts.Publisher
+	}
+	reg := telemetry.NewRegistry()
+	pub = events.Multi{pub, events.NewMetrics(reg)}
+	if opts.Metrics == nil {
+		opts.Metrics = reg.Handler()
 	}
 	eng, err := engine.New(engine.Config{
 		Store: st, Templates: tpls, Queue: q, Invoker: inv, Publisher: pub, Logger: log,
 		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
+		TracerProvider: opts.TracerProvider,
 	})
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Engine: eng, Pool: pool, Queue: q, Invoker: inv, log: log, cancel: cancel}
+	s := &Server{Engine: eng, Pool: pool, Queue: q, Invoker: inv, Metrics: reg, log: log, cancel: cancel}
 	for range opts.Consumers {
 		s.wg.Add(1)
 		go func() {
@@ -162,7 +183,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			log.Error("sweeper stopped", "error", err)
 		}
 	}()
-	h, err := api.New(api.Config{Engine: eng, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics})
+	h, err := api.New(api.Config{Engine: eng, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics,
+		TracerProvider: opts.TracerProvider})
 	if err != nil {
 		s.Close(context.Background())
 		return nil, err
@@ -200,37 +222,4 @@ func (s *Server) Close(ctx context.Context) error {
 	s.wg.Wait()
 	s.Pool.Close()
 	return errors.Join(errs...)
-}
-
-// LogPublisher writes lifecycle events as structured log lines.
-type LogPublisher struct{ Logger *slog.Logger }
-
-// Publish logs each event at debug level (task-level events at info).
-func (p LogPublisher) Publish(ctx context.Context, events []engine.Event) {
-	for _, e := range events {
-		level := slog.LevelDebug
-		if e.Step == "" {
-			level = slog.LevelInfo
-		}
-		if !p.Logger.Enabled(ctx, level) {
-			continue
-		}
-		attrs := []slog.Attr{slog.String("event", string(e.Name))}
-		if e.TaskID != [16]byte{} {
-			attrs = append(attrs, slog.String("task_id", e.TaskID.String()))
-		}
-		if e.CorrelationID != "" {
-			attrs = append(attrs, slog.String("correlation_id", e.CorrelationID))
-		}
-		if e.Step != "" {
-			attrs = append(attrs, slog.String("step", e.Step), slog.Int("attempt", e.Attempt))
-		}
-		if e.To != "" {
-			attrs = append(attrs, slog.String("from", e.From), slog.String("to", e.To))
-		}
-		if e.Reason != "" {
-			attrs = append(attrs, slog.String("reason", e.Reason))
-		}
-		p.Logger.LogAttrs(ctx, level, "lifecycle event", attrs...)
-	}
 }

@@ -7,8 +7,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 // CreateRequest asks for a new task.
@@ -38,7 +42,20 @@ type Created struct {
 // materialises the task with its steps and edges in one transaction, then
 // wakes the scheduler. Errors: template.ErrNotFound (wrapped) for an unknown
 // workflow, *template.ContextError for an invalid context.
-func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (Created, error) {
+//
+// With tracing on, the task.create span (a child of the span in ctx, e.g.
+// the API request) roots the task's trace: its context is stored with the
+// task so every later pass, dispatch and handler run joins that trace.
+func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created, err error) {
+	ctx, span := e.tracer.Start(ctx, SpanTaskCreate, trace.WithAttributes(
+		AttrNamespace.String(req.Namespace), AttrWorkflow.String(req.Name)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	tpl, err := e.cfg.Templates.Get(req.Namespace, req.Name, req.Version)
 	if err != nil {
 		return Created{}, err
@@ -61,6 +78,7 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (Created, er
 		ID: id, Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: req.Context,
 		Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason, Tags: req.Tags,
 		IdempotencyKey: req.IdempotencyKey, CorrelationID: req.CorrelationID, Actor: req.Actor, Now: now,
+		TraceParent: telemetry.TraceParent(ctx),
 	}
 	for _, st := range tpl.Steps {
 		sid, err := uuid.NewV7()
@@ -82,14 +100,21 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (Created, er
 	if err != nil {
 		return Created{}, err
 	}
-	out := Created{TaskID: taskID, Version: tpl.Version, Created: created}
+	out = Created{TaskID: taskID, Version: tpl.Version, Created: created}
+	if span.IsRecording() {
+		span.SetAttributes(AttrTaskID.String(taskID.String()), AttrCorrelationID.String(req.CorrelationID),
+			attribute.Bool("tasker.created", created))
+	}
 	if !created {
 		return out, nil
 	}
-	e.pub.Publish(ctx, []Event{{
+	events := []Event{{
 		Name: TaskCreated, Time: now, TaskID: taskID, Namespace: tpl.Namespace, Workflow: tpl.Name,
 		CorrelationID: req.CorrelationID, To: "pending", Reason: req.Reason,
-	}})
-	e.wake(ctx, map[uuid.UUID]time.Duration{taskID: 0})
+	}}
+	e.pub.Publish(ctx, events)
+	spans := taskSpans{taskID: {ctx: ctx, span: span}}
+	spans.annotate(events)
+	e.wake(ctx, map[uuid.UUID]time.Duration{taskID: 0}, spans)
 	return out, nil
 }

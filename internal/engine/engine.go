@@ -2,9 +2,10 @@
 // templates, turns scheduler messages into recorded results and fenced
 // claims, dispatches step invocations, and sweeps up lost work.
 //
-// Import rules: engine imports store, template and contract. It owns the
-// ports (Queue, Invoker, Clock, Publisher) that adapters implement, and never
-// imports an adapter, so local and AWS modes run the same code.
+// Import rules: engine imports store, template, contract, telemetry and the
+// OpenTelemetry API. It owns the ports (Queue, Invoker, Clock, Publisher)
+// that adapters implement, and never imports an adapter, so local and AWS
+// modes run the same code.
 package engine
 
 import (
@@ -15,9 +16,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
@@ -30,6 +34,9 @@ type Config struct {
 	Clock     Clock     // default SystemClock
 	Publisher Publisher // default: none
 	Logger    *slog.Logger
+	// TracerProvider makes the engine's spans (tracing.go). Default: a
+	// no-op provider, which costs nothing and persists no trace context.
+	TracerProvider trace.TracerProvider
 
 	// InstanceID names this engine on claims and transitions (default: random).
 	InstanceID string
@@ -62,6 +69,7 @@ type Engine struct {
 	clock  Clock
 	pub    Publisher
 	health *health
+	tracer trace.Tracer
 }
 
 // New returns an Engine.
@@ -77,6 +85,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Publisher == nil {
 		cfg.Publisher = nopPublisher{}
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "engine-" + uuid.NewString()[:8]
@@ -106,6 +117,7 @@ func New(cfg Config) (*Engine, error) {
 		clock:  cfg.Clock,
 		pub:    cfg.Publisher,
 		health: newHealth(cfg.Store),
+		tracer: cfg.TracerProvider.Tracer(TracerName),
 	}, nil
 }
 
@@ -124,7 +136,8 @@ func (nopPublisher) Publish(context.Context, []Event) {}
 
 // wake sends wake-ups, delayed where asked; a failure is logged, not
 // returned: Postgres already holds the truth and the sweep finds the work.
-func (e *Engine) wake(ctx context.Context, wakes map[uuid.UUID]time.Duration) {
+// A wake-up for a task with a span carries its trace context.
+func (e *Engine) wake(ctx context.Context, wakes map[uuid.UUID]time.Duration, spans taskSpans) {
 	if len(wakes) == 0 {
 		return
 	}
@@ -136,7 +149,11 @@ func (e *Engine) wake(ctx context.Context, wakes map[uuid.UUID]time.Duration) {
 		if d > e.cfg.MaxQueueDelay {
 			d = e.cfg.MaxQueueDelay
 		}
-		msgs = append(msgs, Message{Body: contract.NewWake(id), Delay: d})
+		m := Message{Body: contract.NewWake(id), Delay: d}
+		if tctx, ok := spans.ctx(id); ok {
+			m.Attributes = telemetry.InjectMessage(tctx, nil)
+		}
+		msgs = append(msgs, m)
 	}
 	if err := e.cfg.Queue.Send(ctx, msgs); err != nil {
 		e.log.WarnContext(ctx, "wake-up not sent; the sweep will find the work", "error", err, "tasks", len(msgs))

@@ -66,17 +66,22 @@ var Catalogue = []struct {
 
 // Event is one lifecycle event.
 type Event struct {
-	Name          EventName       `json:"name"`
-	Time          time.Time       `json:"time"`
-	TaskID        uuid.UUID       `json:"task_id,omitzero"`
-	Namespace     string          `json:"namespace,omitempty"`
-	Workflow      string          `json:"workflow,omitempty"`
-	CorrelationID string          `json:"correlation_id,omitempty"`
-	Step          string          `json:"step,omitempty"`
-	StepID        uuid.UUID       `json:"step_id,omitzero"`
-	Attempt       int             `json:"attempt,omitempty"`
-	From          string          `json:"from,omitempty"`
-	To            string          `json:"to,omitempty"`
-	Reason        string          `json:"reason,omitempty"`
-	Data          json.RawMessage `json:"data,omitempty"`
+	Name          EventName `json:"name"`
+	Time          time.Time `json:"time"`
+	TaskID        uuid.UUID `json:"task_id,omitzero"`
+	Namespace     string    `json:"namespace,omitempty"`
+	Workflow      string    `json:"workflow,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	Step          string    `json:"step,omitempty"`
+	StepID        uuid.UUID `json:"step_id,omitzero"`
+	Attempt       int       `json:"attempt,omitempty"`
+	Handler       string    `json:"handler,omitempty"`
+	From          string    `json:"from,omitempty"`
+	To            string    `json:"to,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	// DurationMS is, on step.dispatched and step.dispatch_failed, how long
+	// the invoker took to accept (or refuse) the attempt; on
+	// scheduler.batch_processed, how long the pass took.
+	DurationMS float64         `json:"duration_ms,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
 }

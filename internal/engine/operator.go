@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/store"
 )
@@ -32,7 +33,7 @@ func (e *Engine) RetryTask(ctx context.Context, id uuid.UUID, actor, reason stri
 		return err
 	}
 	e.publishOperator(ctx, now, res, TaskRetryRequested, StepRetryRequested, reason)
-	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0})
+	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0}, nil)
 	return nil
 }
 
@@ -45,7 +46,7 @@ func (e *Engine) ResolveStep(ctx context.Context, id uuid.UUID, step string, res
 		return err
 	}
 	e.publishOperator(ctx, now, res, "", StepResolved, reason)
-	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0})
+	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0}, nil)
 	return nil
 }
 
@@ -64,4 +65,10 @@ func (e *Engine) publishOperator(ctx context.Context, now time.Time, res store.O
 		events = append(events, ev)
 	}
 	e.pub.Publish(ctx, events)
+	// The operator's request span (if any) records what it changed.
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		for _, ev := range events {
+			addSpanEvent(span, ev, time.Now())
+		}
+	}
 }

@@ -40,6 +40,8 @@ type Invocation struct {
 	Handler string
 	// Payload is the JSON invocation payload (contract.Payload).
 	Payload []byte
+	// CorrelationID is the task's correlation id, for adapters' log lines.
+	CorrelationID string
 }
 
 // ErrPayloadTooLarge is returned (wrapped) by an Invoker when the payload can
@@ -67,4 +69,10 @@ type Publisher interface {
 type InMessage struct {
 	ID   string
 	Body []byte
+	// Attributes are the message attributes (and the AWSTraceHeader system
+	// attribute); trace context in them links the scheduler.batch span.
+	Attributes map[string]string
+	// ReadyAt is when the message became available (sent, or its delay
+	// ended); zero if unknown. It measures queue lag.
+	ReadyAt time.Time
 }

@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 // Reasons recorded on transitions.
@@ -34,6 +37,15 @@ type stepAttempt struct {
 // item failures: malformed messages (poison: they go to the DLQ after the
 // queue's redrive limit) and, when the pass itself fails, every message.
 func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed []string, err error) {
+	ctx, span := e.tracer.Start(ctx, SpanSchedulerBatch, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(AttrMessages.Int(len(msgs))), trace.WithLinks(messageLinks(msgs)...))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	tasks := map[uuid.UUID]struct{}{}
 	var results []store.StepResult
 	seen := map[stepAttempt]bool{}
@@ -60,10 +72,55 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 			results = append(results, e.toStepResult(r))
 		}
 	}
+	start := time.Now()
 	if err := e.pass(ctx, keys(tasks), results); err != nil {
 		return append(failed, ok...), err
 	}
+	e.pub.Publish(ctx, []Event{batchEvent(msgs, len(failed), start)})
 	return failed, nil
+}
+
+// batchEvent describes a processed batch: its duration, and in Data the
+// message count, malformed messages and queue lag (the age of its oldest
+// message, when the queue reports when messages became available).
+func batchEvent(msgs []InMessage, malformed int, start time.Time) Event {
+	end := time.Now()
+	var oldest time.Time
+	for _, m := range msgs {
+		if !m.ReadyAt.IsZero() && (oldest.IsZero() || m.ReadyAt.Before(oldest)) {
+			oldest = m.ReadyAt
+		}
+	}
+	data := BatchData{Messages: len(msgs), Malformed: malformed}
+	if !oldest.IsZero() {
+		data.QueueLagMS = max(0, float64(start.Sub(oldest).Microseconds())/1000)
+	}
+	return Event{Name: BatchProcessed, Time: end.UTC(), DurationMS: float64(end.Sub(start).Microseconds()) / 1000,
+		Data: mustJSON(data)}
+}
+
+// BatchData is the Data of a scheduler.batch_processed event.
+type BatchData struct {
+	Messages   int     `json:"messages"`
+	Malformed  int     `json:"malformed,omitempty"`
+	QueueLagMS float64 `json:"queue_lag_ms,omitempty"`
+}
+
+// maxLinks bounds the links of a scheduler.batch span.
+const maxLinks = 128
+
+// messageLinks links a batch span to the trace context messages carry.
+func messageLinks(msgs []InMessage) []trace.Link {
+	var links []trace.Link
+	for _, m := range msgs {
+		if len(links) == maxLinks {
+			break
+		}
+		if sc := telemetry.ExtractMessage(m.Attributes); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	return links
 }
 
 // ProcessTasks evaluates tasks directly, as if a wake-up arrived for each.
@@ -109,6 +166,7 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	if len(taskIDs) == 0 {
 		return nil
 	}
+	start := time.Now()
 	now := e.clock.Now()
 	out, err := e.store.Process(ctx, store.ProcessInput{
 		Now: now, Actor: e.cfg.InstanceID, TaskIDs: taskIDs, Results: results,
@@ -117,6 +175,19 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	if err != nil {
 		return err
 	}
+	// One task.evaluate span per task this pass changed, under the task's
+	// stored trace context (none when tracing is off).
+	var spans taskSpans
+	for _, t := range out.Recorded {
+		e.startTaskSpan(&spans, ctx, start, t.TaskID, t.TraceParent, t.CorrelationID)
+	}
+	for _, f := range out.Finalized {
+		e.startTaskSpan(&spans, ctx, start, f.TaskID, f.TraceParent, f.CorrelationID)
+	}
+	for _, c := range out.Claims {
+		e.startTaskSpan(&spans, ctx, start, c.TaskID, c.TraceParent, c.CorrelationID)
+	}
+	defer spans.end()
 	permanent := map[stepAttempt]bool{}
 	for _, r := range results {
 		if !r.OK && r.Permanent {
@@ -127,7 +198,8 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	wakes := map[uuid.UUID]time.Duration{}
 	for _, t := range out.Recorded {
 		e.health.observe(t.To == "complete")
-		ev := Event{Time: now, TaskID: t.TaskID, StepID: t.StepID, Step: t.Step, Attempt: t.Attempt, From: t.From, To: t.To, Reason: t.Reason}
+		ev := Event{Time: now, TaskID: t.TaskID, CorrelationID: t.CorrelationID, StepID: t.StepID, Step: t.Step,
+			Attempt: t.Attempt, From: t.From, To: t.To, Reason: t.Reason}
 		if t.Reason == reasonTimedOut {
 			to := ev
 			to.Name = StepTimedOut
@@ -172,39 +244,63 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 		}
 		events = append(events, Event{Name: StepClaimed, Time: now, TaskID: c.TaskID, Namespace: c.Namespace,
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
-			Attempt: c.Attempt, From: c.From, To: "in_progress"})
+			Attempt: c.Attempt, From: c.From, To: "in_progress", Handler: c.Handler})
 	}
 	e.pub.Publish(ctx, events)
-	e.wake(ctx, wakes)
-	return e.dispatch(ctx, out.Claims)
+	spans.annotate(events)
+	e.wake(ctx, wakes, spans)
+	return e.dispatch(ctx, out.Claims, spans)
 }
+
+// maxDispatchWarnings bounds the per-step warnings of one dispatch round
+// (an invoker outage fails every claim; the events name them all).
+const maxDispatchWarnings = 10
 
 // dispatch hands claimed attempts to the invoker in parallel. A dispatch
 // error never burns an attempt: the claim is released and retried shortly.
 // A payload that can never be accepted fails the step permanently.
-func (e *Engine) dispatch(ctx context.Context, claims []store.Claim) error {
+func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskSpans) error {
 	if len(claims) == 0 {
 		return nil
 	}
 	errs := make([]error, len(claims))
+	latency := make([]time.Duration, len(claims))
+	ended := make([]time.Time, len(claims))
+	dspans := make([]trace.Span, len(claims))
 	runParallel(e.cfg.DispatchConcurrency, len(claims), func(i int) {
 		c := claims[i]
-		payload, err := buildPayload(c)
+		start := time.Now()
+		dctx := ctx
+		traceParent := ""
+		if tctx, ok := spans.ctx(c.TaskID); ok {
+			var span trace.Span
+			dctx, span = e.tracer.Start(tctx, SpanStepDispatch, trace.WithSpanKind(trace.SpanKindProducer),
+				trace.WithAttributes(AttrTaskID.String(c.TaskID.String()), AttrStepID.String(c.StepID.String()),
+					AttrStep.String(c.Step), AttrAttempt.Int(c.Attempt), AttrHandler.String(c.Handler),
+					AttrCorrelationID.String(c.CorrelationID)))
+			dspans[i] = span
+			traceParent = telemetry.TraceParent(dctx)
+		}
+		payload, err := buildPayload(c, traceParent)
 		if err == nil {
-			err = e.cfg.Invoker.Invoke(ctx, Invocation{
+			err = e.cfg.Invoker.Invoke(dctx, Invocation{
 				TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Attempt: c.Attempt, Handler: c.Handler, Payload: payload,
+				CorrelationID: c.CorrelationID,
 			})
 		}
-		errs[i] = err
+		ended[i] = time.Now()
+		errs[i], latency[i] = err, ended[i].Sub(start)
 	})
 	now := e.clock.Now()
 	var events []Event
 	var releases []store.Release
 	var tooLarge []store.StepResult
 	tasks := map[uuid.UUID]struct{}{}
+	failedLogged := 0
 	for i, c := range claims {
 		ev := Event{Time: now, TaskID: c.TaskID, Namespace: c.Namespace, Workflow: c.Workflow,
-			CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step, Attempt: c.Attempt}
+			CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step, Attempt: c.Attempt, Handler: c.Handler,
+			DurationMS: float64(latency[i].Microseconds()) / 1000}
 		switch err := errs[i]; {
 		case err == nil:
 			ev.Name = StepDispatched
@@ -218,10 +314,26 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim) error {
 			releases = append(releases, store.Release{StepID: c.StepID, Attempt: c.Attempt, Reason: "dispatch failed: " + truncate(err.Error())})
 		}
 		events = append(events, ev)
+		if span := dspans[i]; span != nil {
+			addSpanEvent(span, ev, ended[i])
+			if errs[i] != nil {
+				span.RecordError(errs[i], trace.WithTimestamp(ended[i]))
+				span.SetStatus(codes.Error, errs[i].Error())
+			}
+			span.End(trace.WithTimestamp(ended[i]))
+		}
+		if errs[i] != nil {
+			if failedLogged++; failedLogged <= maxDispatchWarnings {
+				e.log.WarnContext(ctx, "step dispatch failed", "correlation_id", c.CorrelationID, "task_id", c.TaskID,
+					"step", c.Step, "attempt", c.Attempt, "handler", c.Handler, "error", errs[i])
+			}
+		}
+	}
+	if failedLogged > maxDispatchWarnings {
+		e.log.WarnContext(ctx, "more step dispatches failed", "steps", failedLogged-maxDispatchWarnings)
 	}
 	e.pub.Publish(ctx, events)
 	if len(releases) > 0 {
-		e.log.WarnContext(ctx, "step dispatch failed; claims released", "steps", len(releases), "error", firstErr(errs))
 		released, err := e.store.ReleaseClaims(ctx, now, e.cfg.InstanceID, e.cfg.DispatchRetryDelay, releases)
 		if err != nil {
 			// The deadline sweep recovers these attempts.
@@ -231,7 +343,7 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim) error {
 		for _, r := range released {
 			wakes[r.TaskID] = e.cfg.DispatchRetryDelay
 		}
-		e.wake(ctx, wakes)
+		e.wake(ctx, wakes, spans)
 	}
 	if len(tooLarge) > 0 {
 		return e.pass(ctx, keys(tasks), tooLarge)
@@ -239,7 +351,7 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim) error {
 	return nil
 }
 
-func buildPayload(c store.Claim) ([]byte, error) {
+func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 	var results map[string]json.RawMessage
 	if len(c.Results) > 0 {
 		if err := json.Unmarshal(c.Results, &results); err != nil {
@@ -251,19 +363,10 @@ func buildPayload(c store.Claim) ([]byte, error) {
 			Version: contract.PayloadVersion, TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Handler: c.Handler,
 			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Namespace: c.Namespace, Workflow: c.Workflow,
 			WorkflowVersion: c.Version, IdempotencyKey: contract.IdempotencyKey(c.TaskID, c.Step, c.Attempt),
-			CorrelationID: c.CorrelationID, Deadline: c.Deadline.UTC(),
+			CorrelationID: c.CorrelationID, Deadline: c.Deadline.UTC(), TraceParent: traceParent,
 		},
 		Context: c.Context, Config: c.Config, Results: results,
 	})
-}
-
-func firstErr(errs []error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func truncate(s string) string {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/store"
@@ -25,7 +27,18 @@ const sweepLimit = 1000
 // are due, tasks with ready steps and no wake-up, attempts past their
 // deadline, and attempts held by crashed local instances. It moves them on
 // in one scheduler pass.
-func (e *Engine) Sweep(ctx context.Context) (SweepReport, error) {
+func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
+	ctx, span := e.tracer.Start(ctx, SpanSchedulerSweep)
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		} else if span.IsRecording() {
+			span.SetAttributes(attribute.Int("tasker.sweep.tasks", rep.Tasks),
+				attribute.Int("tasker.sweep.timed_out", rep.TimedOut), attribute.Int("tasker.sweep.interrupted", rep.Interrupted))
+		}
+		span.End()
+	}()
 	now := e.clock.Now()
 	tasks, expired, interrupted, err := e.store.SweepScan(ctx, now, e.cfg.InstanceID, now.Add(-e.cfg.HeartbeatStale), sweepLimit)
 	if err != nil {

@@ -15,4 +15,12 @@
 //
 // Execution is at-least-once: use Input.IdempotencyKey to make side
 // effects idempotent.
+//
+// Observability (docs/observability.md): Run starts a step.execute span as
+// a child of the dispatch span whose context the payload carries in
+// tasker.traceparent (WithTracerProvider); logs with the task's
+// correlation_id, task_id, step and attempt, and hands handlers the same
+// logger through Logger(ctx) (WithLogger); and counts executions and their
+// duration by handler (WithMetrics), written as CloudWatch EMF lines after
+// each Lambda invocation with WithEMF.
 package stephandler

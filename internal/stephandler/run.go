@@ -5,10 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 // DefaultMaxResultBytes is the default limit on an encoded step result. A
@@ -23,14 +32,61 @@ type Option func(*runConfig)
 type runConfig struct {
 	maxResult int
 	logger    *slog.Logger
+	tracer    trace.TracerProvider
+	metrics   *telemetry.Registry
+	emf       io.Writer
+	// set by newRunConfig when metrics is set
+	executions *telemetry.Counter
+	duration   *telemetry.Histogram
 }
+
+// Handler metrics, recorded by Run with WithMetrics or WithEMF.
+const (
+	MetricExecutions = "tasker_handler_executions_total"
+	MetricDuration   = "tasker_handler_duration_seconds"
+)
+
+// WithMetrics records each execution in reg: MetricExecutions by handler
+// and outcome (ok, error, permanent_error) and MetricDuration by handler.
+func WithMetrics(reg *telemetry.Registry) Option { return func(c *runConfig) { c.metrics = reg } }
+
+// WithEMF makes LambdaHandler write the handler metrics as CloudWatch
+// Embedded Metric Format lines to w (os.Stdout in Lambda) after each
+// invocation; CloudWatch turns them into metrics with no API call.
+func WithEMF(w io.Writer) Option { return func(c *runConfig) { c.emf = w } }
 
 // WithMaxResultBytes sets the limit on an encoded result (default
 // DefaultMaxResultBytes); n <= 0 means no limit.
 func WithMaxResultBytes(n int) Option { return func(c *runConfig) { c.maxResult = n } }
 
-// WithLogger sets where handler panics are logged (default slog.Default()).
+// WithLogger sets where Run logs (default slog.Default()): handler panics
+// at error level and handled failures at info level, each line with the
+// task's correlation_id, task_id, step and attempt. Handlers get the same
+// logger from Logger(ctx).
 func WithLogger(l *slog.Logger) Option { return func(c *runConfig) { c.logger = l } }
+
+// WithTracerProvider sets the provider of the step.execute span (default:
+// the OpenTelemetry global provider). The span is a child of the dispatch
+// span whose context the payload carries in tasker.traceparent; with no
+// trace context in the payload or ctx, no span is started.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *runConfig) { c.tracer = tp }
+}
+
+// SpanStepExecute is the name of the handler's span.
+const SpanStepExecute = "step.execute"
+
+type loggerKey struct{}
+
+// Logger returns the logger of the invocation in ctx, carrying its
+// correlation_id, task_id, step and attempt; outside Run it returns
+// slog.Default().
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
 
 func newRunConfig(opts []Option) *runConfig {
 	c := &runConfig{maxResult: DefaultMaxResultBytes}
@@ -39,6 +95,13 @@ func newRunConfig(opts []Option) *runConfig {
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
+	}
+	if c.emf != nil && c.metrics == nil {
+		c.metrics = telemetry.NewRegistry()
+	}
+	if c.metrics != nil {
+		c.executions = c.metrics.NewCounter(MetricExecutions, "Step handler executions by outcome.", "handler", "outcome")
+		c.duration = c.metrics.NewHistogram(MetricDuration, "Step handler execution time.", "Seconds", nil, "handler")
 	}
 	return c
 }
@@ -60,8 +123,18 @@ func Run(ctx context.Context, reg *Registry, payload []byte, opts ...Option) []b
 // for handlers written in any other runtime. It never returns an error.
 func LambdaHandler(reg *Registry, opts ...Option) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 	cfg := newRunConfig(opts)
+	var emf *telemetry.EMF
+	if cfg.emf != nil {
+		emf = &telemetry.EMF{Registry: cfg.metrics, W: cfg.emf}
+	}
 	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-		return run(ctx, reg, payload, cfg), nil
+		out := run(ctx, reg, payload, cfg)
+		if emf != nil {
+			if err := emf.Flush(time.Now()); err != nil {
+				cfg.logger.WarnContext(ctx, "write EMF metrics", "error", err)
+			}
+		}
+		return out, nil
 	}
 }
 
@@ -83,9 +156,36 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 		ctx, cancel = context.WithDeadline(ctx, d)
 		defer cancel()
 	}
+	m := &p.Tasker
+	log := cfg.logger.With("correlation_id", m.CorrelationID, "task_id", m.TaskID, "step", m.Step, "attempt", m.Attempt)
+	ctx = context.WithValue(ctx, loggerKey{}, log)
+	var span trace.Span
+	if m.TraceParent != "" || trace.SpanContextFromContext(ctx).IsValid() {
+		ctx, span = startSpan(ctx, cfg, m)
+		defer span.End()
+	}
 	in := newInputRaw(p, payload)
-	res, err := call(ctx, h, in, cfg)
+	start := time.Now()
+	res, err := call(ctx, h, in, log)
+	if cfg.metrics != nil {
+		cfg.duration.Observe(time.Since(start).Seconds(), name)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+			if HandlerError(err).Permanent {
+				outcome = "permanent_error"
+			}
+		}
+		cfg.executions.Inc(name, outcome)
+	}
 	if err != nil {
+		he := HandlerError(err)
+		log.InfoContext(ctx, "step handler failed", "handler", name, "error", he.Message, "code", he.Code,
+			"permanent", he.Permanent)
+		if span != nil {
+			span.SetStatus(codes.Error, he.Message)
+			span.SetAttributes(attribute.String("tasker.error_code", he.Code), attribute.Bool("tasker.permanent", he.Permanent))
+		}
 		return ErrorResponse(err)
 	}
 	out, err := json.Marshal(res)
@@ -98,13 +198,38 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 	return out
 }
 
-func call(ctx context.Context, h Handler, in Input, cfg *runConfig) (res any, err error) {
+// startSpan starts step.execute under the payload's trace context (or the
+// span in ctx, e.g. one the Lambda runtime instrumentation started).
+func startSpan(ctx context.Context, cfg *runConfig, m *contract.Meta) (context.Context, trace.Span) {
+	tp := cfg.tracer
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String("tasker.task_id", m.TaskID.String()), attribute.String("tasker.step_id", m.StepID.String()),
+		attribute.String("tasker.step", m.Step), attribute.Int("tasker.attempt", m.Attempt),
+		attribute.String("tasker.handler", m.Handler), attribute.String("tasker.correlation_id", m.CorrelationID),
+		attribute.String("tasker.workflow", m.Workflow), attribute.String("tasker.namespace", m.Namespace))}
+	if m.TraceParent != "" {
+		parent := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": m.TraceParent})
+		if psc := trace.SpanContextFromContext(parent); psc.IsValid() {
+			// The dispatch span is the parent; a span already in ctx (the
+			// runtime's invocation span) is linked.
+			if l := trace.LinkFromContext(ctx); l.SpanContext.IsValid() {
+				opts = append(opts, trace.WithLinks(l))
+			}
+			ctx = trace.ContextWithRemoteSpanContext(ctx, psc)
+		}
+	}
+	return tp.Tracer("github.com/taskerhq/tasker/internal/stephandler").Start(ctx, SpanStepExecute, opts...)
+}
+
+func call(ctx context.Context, h Handler, in Input, log *slog.Logger) (res any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			m := in.Meta()
-			cfg.logger.ErrorContext(ctx, "step handler panicked",
-				"handler", m.Handler, "task_id", m.TaskID, "step", m.Step, "attempt", m.Attempt,
-				"correlation_id", m.CorrelationID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			log.ErrorContext(ctx, "step handler panicked",
+				"handler", m.Handler, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			res, err = nil, WithCode(fmt.Errorf("handler panicked: %v", r), CodePanic)
 		}
 	}()

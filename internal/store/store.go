@@ -33,7 +33,7 @@ type Store struct {
 var required = []string{
 	"lock_tasks", "record_results", "finalize_tasks", "claim_steps", "release_claims", "sweep_tasks",
 	"expired_steps", "interrupted_steps", "heartbeat", "forget_instances", "in_flight",
-	"create_task", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
+	"create_task", "set_trace_parent", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
 }
 
 // New returns a Store over pool.
@@ -66,9 +66,12 @@ type NewTask struct {
 	Tags           []string
 	IdempotencyKey string
 	CorrelationID  string
-	Actor          string
-	Now            time.Time
-	Steps          []NewStep
+	// TraceParent is the W3C traceparent of the creating span; empty when
+	// tracing is off.
+	TraceParent string
+	Actor       string
+	Now         time.Time
+	Steps       []NewStep
 }
 
 // NewStep is one step of a NewTask.
@@ -145,11 +148,20 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	}
 	var id uuid.UUID
 	var created bool
-	err := s.pool.QueryRow(ctx, s.q.get("create_task"),
-		t.ID, t.Namespace, t.Name, t.Version, ctxJSON, t.Initiator, t.SourceSystem, t.Reason, tags,
+	args := []any{t.ID, t.Namespace, t.Name, t.Version, ctxJSON, t.Initiator, t.SourceSystem, t.Reason, tags,
 		idem, t.CorrelationID, t.Now, t.Actor,
-		ids, names, handlers, configs, limits, bases, maxes, jitters, timeouts, ckeys, climits, from, to,
-	).Scan(&id, &created)
+		ids, names, handlers, configs, limits, bases, maxes, jitters, timeouts, ckeys, climits, from, to}
+	var err error
+	if t.TraceParent == "" {
+		err = s.pool.QueryRow(ctx, s.q.get("create_task"), args...).Scan(&id, &created)
+	} else {
+		// One round trip and one implicit transaction; an existing task
+		// (repeated idempotency key) has another id and keeps its trace.
+		b := &pgx.Batch{}
+		b.Queue(s.q.get("create_task"), args...).QueryRow(func(row pgx.Row) error { return row.Scan(&id, &created) })
+		b.Queue(s.q.get("set_trace_parent"), t.ID, t.TraceParent)
+		err = s.pool.SendBatch(ctx, b).Close()
+	}
 	if err != nil {
 		return uuid.Nil, false, fmt.Errorf("create task: %w", err)
 	}
@@ -188,6 +200,9 @@ type Transition struct {
 	From, To    string
 	NextRetryAt *time.Time
 	Reason      string
+	// CorrelationID and TraceParent are the task's (set by Process).
+	CorrelationID string
+	TraceParent   string
 }
 
 // TaskChange is a task status change made by a scheduler pass.
@@ -197,6 +212,7 @@ type TaskChange struct {
 	Namespace     string
 	Workflow      string
 	CorrelationID string
+	TraceParent   string
 }
 
 // Claim is a step attempt claimed for dispatch, with what its payload needs.
@@ -217,6 +233,7 @@ type Claim struct {
 	Results       json.RawMessage
 	From          string
 	TaskStarted   bool
+	TraceParent   string
 }
 
 // ProcessOutput is what a scheduler pass changed and claimed.
@@ -262,7 +279,8 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 			Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var t Transition
-					if err := rows.Scan(&t.TaskID, &t.StepID, &t.Step, &t.Attempt, &t.From, &t.To, &t.NextRetryAt, &t.Reason); err != nil {
+					if err := rows.Scan(&t.TaskID, &t.StepID, &t.Step, &t.Attempt, &t.From, &t.To, &t.NextRetryAt, &t.Reason,
+						&t.CorrelationID, &t.TraceParent); err != nil {
 						return err
 					}
 					out.Recorded = append(out.Recorded, t)
@@ -273,7 +291,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 	b.Queue(s.q.get("finalize_tasks"), in.TaskIDs, in.Now, in.Actor).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var c TaskChange
-			if err := rows.Scan(&c.TaskID, &c.From, &c.To, &c.Namespace, &c.Workflow, &c.CorrelationID); err != nil {
+			if err := rows.Scan(&c.TaskID, &c.From, &c.To, &c.Namespace, &c.Workflow, &c.CorrelationID, &c.TraceParent); err != nil {
 				return err
 			}
 			out.Finalized = append(out.Finalized, c)
@@ -287,7 +305,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				var c Claim
 				if err := rows.Scan(&c.StepID, &c.TaskID, &c.Step, &c.Handler, &c.Attempt, &c.MaxAttempts, &c.Deadline,
 					&c.Config, &c.Context, &c.Namespace, &c.Workflow, &c.Version, &c.CorrelationID, &c.Results,
-					&c.From, &c.TaskStarted); err != nil {
+					&c.From, &c.TaskStarted, &c.TraceParent); err != nil {
 					return err
 				}
 				out.Claims = append(out.Claims, c)

@@ -2,18 +2,22 @@
 SELECT tasker_lock_tasks($1::uuid[]);
 
 -- name: record_results
-SELECT task_id, step_id, step_name, attempt, from_state, to_state, next_retry_at, reason
-FROM tasker_record_results($1, $2::uuid[], $3::int[], $4::boolean[], $5::jsonb[], $6::jsonb[], $7::boolean[], $8::bigint[], $9::text[], $10);
+SELECT r.task_id, r.step_id, r.step_name, r.attempt, r.from_state, r.to_state, r.next_retry_at, r.reason,
+       t.correlation_id, coalesce(t.trace_parent, '')
+FROM tasker_record_results($1, $2::uuid[], $3::int[], $4::boolean[], $5::jsonb[], $6::jsonb[], $7::boolean[], $8::bigint[], $9::text[], $10) r
+JOIN tasker_tasks t ON t.id = r.task_id;
 
 -- name: finalize_tasks
-SELECT f.task_id, f.from_state, f.to_state, t.namespace, t.name, t.correlation_id
+SELECT f.task_id, f.from_state, f.to_state, t.namespace, t.name, t.correlation_id, coalesce(t.trace_parent, '')
 FROM tasker_finalize_tasks($1::uuid[], $2, $3) f
 JOIN tasker_tasks t ON t.id = f.task_id;
 
 -- name: claim_steps
-SELECT step_id, task_id, step_name, handler, attempt, max_attempts, deadline_at, config, context,
-       namespace, workflow, version, correlation_id, results, from_state, task_started
-FROM tasker_claim_steps($1::uuid[], $2, $3, $4, $5, $6);
+SELECT c.step_id, c.task_id, c.step_name, c.handler, c.attempt, c.max_attempts, c.deadline_at, c.config, c.context,
+       c.namespace, c.workflow, c.version, c.correlation_id, c.results, c.from_state, c.task_started,
+       coalesce(t.trace_parent, '')
+FROM tasker_claim_steps($1::uuid[], $2, $3, $4, $5, $6) c
+JOIN tasker_tasks t ON t.id = c.task_id;
 
 -- name: release_claims
 SELECT task_id, step_id, step_name, attempt, next_retry_at

@@ -241,13 +241,14 @@ func (i *Invoker) execute(inv engine.Invocation) {
 	rec.Timestamp = time.Now().UTC().Truncate(time.Millisecond)
 	body, err := encodeRecord(&rec)
 	if err != nil {
-		i.logger.Error("local invoker: encode destination record", "step", inv.Step, "task_id", inv.TaskID, "error", err)
+		i.logger.Error("local invoker: encode destination record", "correlation_id", inv.CorrelationID,
+			"task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt, "error", err)
 		return
 	}
 	// The record must be delivered even while the invoker shuts down.
 	if err := i.dest.Send(context.WithoutCancel(i.ctx), []engine.Message{{Body: body}}); err != nil {
 		i.logger.Error("local invoker: send destination record; the sweep will time the step out",
-			"step", inv.Step, "task_id", inv.TaskID, "attempt", inv.Attempt, "error", err)
+			"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt, "error", err)
 	}
 }
 
@@ -256,7 +257,8 @@ func (i *Invoker) execute(inv engine.Invocation) {
 func (i *Invoker) runSafely(inv engine.Invocation) (resp []byte, unhandled *contract.LambdaError) {
 	defer func() {
 		if r := recover(); r != nil {
-			i.logger.Error("local invoker: handler runtime panicked", "step", inv.Step, "task_id", inv.TaskID,
+			i.logger.Error("local invoker: handler runtime panicked", "correlation_id", inv.CorrelationID,
+				"task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			resp, unhandled = nil, &contract.LambdaError{ErrorMessage: fmt.Sprint(r), ErrorType: "Runtime.Panic"}
 		}

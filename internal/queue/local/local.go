@@ -84,6 +84,7 @@ type item struct {
 	body      []byte
 	attrs     map[string]string
 	visibleAt time.Time
+	readyAt   time.Time // when it was first available: sent, or its delay ended
 	receives  int
 	seq       uint64 // arrival order, breaks ties in the heap
 	receipt   string // set while received via Receive and not deleted
@@ -162,6 +163,7 @@ func (q *Queue) Send(ctx context.Context, msgs []engine.Message) error {
 		if q.maxDelay > 0 && d > q.maxDelay {
 			d = q.maxDelay
 		}
+		it.readyAt = now.Add(max(d, 0))
 		if d > 0 {
 			it.visibleAt = now.Add(d)
 			heap.Push(&q.delayed, it)
@@ -194,7 +196,7 @@ func (q *Queue) Consume(ctx context.Context, maxBatch int, handle func(ctx conte
 		}
 		msgs = msgs[:0]
 		for _, it := range batch {
-			msgs = append(msgs, engine.InMessage{ID: it.id, Body: it.body})
+			msgs = append(msgs, engine.InMessage{ID: it.id, Body: it.body, Attributes: it.attrs, ReadyAt: it.readyAt})
 		}
 		failed := handle(ctx, msgs)
 		q.settle(batch, failed)

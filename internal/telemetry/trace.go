@@ -1,0 +1,172 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/contrib/propagators/aws/xray"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Propagator is Tasker's trace context propagation: W3C tracecontext
+// ("traceparent") and the AWS X-Ray header ("X-Amzn-Trace-Id"), so traces
+// continue across API Gateway, SQS (AWSTraceHeader) and Lambda.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, xray.Propagator{})
+}
+
+// NewTracerProvider returns an SDK tracer provider with X-Ray-compatible
+// trace IDs (the first 4 bytes are the epoch seconds X-Ray requires),
+// exporting to exp in batches. The sampler follows OTEL_TRACES_SAMPLER.
+func NewTracerProvider(exp sdktrace.SpanExporter, res *resource.Resource, opts ...sdktrace.TracerProviderOption) *sdktrace.TracerProvider {
+	base := []sdktrace.TracerProviderOption{sdktrace.WithIDGenerator(xray.NewIDGenerator())}
+	if exp != nil {
+		base = append(base, sdktrace.WithBatcher(exp))
+	}
+	if res != nil {
+		base = append(base, sdktrace.WithResource(res))
+	}
+	return sdktrace.NewTracerProvider(append(base, opts...)...)
+}
+
+// Setup configures tracing from the standard environment:
+//
+//   - OTEL_TRACES_EXPORTER unset or "none": a no-op provider (the default,
+//     and free: no span is recorded and nothing is propagated);
+//   - "otlp": OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT and the other
+//     OTEL_EXPORTER_OTLP_* variables, e.g. the ADOT collector or Lambda layer);
+//   - "console": spans as JSON on stderr, for debugging.
+//
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured
+// (serviceName is the default name); OTEL_TRACES_SAMPLER picks the sampler.
+// Setup installs the provider and Propagator as the OpenTelemetry globals,
+// and returns a shutdown that flushes buffered spans.
+func Setup(ctx context.Context, serviceName string) (trace.TracerProvider, func(context.Context) error, error) {
+	otel.SetTextMapPropagator(Propagator())
+	exporter := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")))
+	var exp sdktrace.SpanExporter
+	switch exporter {
+	case "", "none":
+		tp := noop.NewTracerProvider()
+		otel.SetTracerProvider(tp)
+		return tp, func(context.Context) error { return nil }, nil
+	case "otlp":
+		e, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
+		}
+		exp = e
+	case "console":
+		e, err := stdouttrace.New(stdouttrace.WithWriter(os.Stderr))
+		if err != nil {
+			return nil, nil, fmt.Errorf("telemetry: console exporter: %w", err)
+		}
+		exp = e
+	default:
+		return nil, nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q is not supported (none, otlp, console)", exporter)
+	}
+	res, err := resource.Merge(
+		resource.NewSchemaless(attribute.String("service.name", serviceName)),
+		resource.Environment(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
+	)
+	if err != nil {
+		res = resource.NewSchemaless(attribute.String("service.name", serviceName))
+	}
+	tp := NewTracerProvider(exp, res)
+	otel.SetTracerProvider(tp)
+	return tp, tp.Shutdown, nil
+}
+
+// ForceFlush exports the spans tp has buffered, when it buffers any (an
+// SDK provider does; a no-op provider does not). Lambda functions call it
+// before an invocation returns: the runtime freezes background exports.
+func ForceFlush(ctx context.Context, tp trace.TracerProvider) error {
+	if f, ok := tp.(interface{ ForceFlush(context.Context) error }); ok {
+		return f.ForceFlush(ctx)
+	}
+	return nil
+}
+
+// TraceParent returns the W3C traceparent of the span in ctx, or "" when
+// ctx holds no valid (recording or remote) span context.
+func TraceParent(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
+}
+
+// WithTraceParent returns ctx carrying the remote span context of a W3C
+// traceparent; an empty or malformed value returns ctx unchanged.
+func WithTraceParent(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}
+
+// Queue message attribute names carrying trace context across SQS.
+const (
+	// AttrTraceParent is the W3C traceparent message attribute.
+	AttrTraceParent = "traceparent"
+	// AttrAWSTraceHeader is sent as the AWSTraceHeader system attribute
+	// (X-Ray format) by the SQS adapter.
+	AttrAWSTraceHeader = "AWSTraceHeader"
+	xrayHeader         = "X-Amzn-Trace-Id"
+)
+
+// InjectMessage adds the trace context of ctx to queue message attributes
+// (traceparent and AWSTraceHeader), allocating attrs when needed. With no
+// valid span context it returns attrs unchanged.
+func InjectMessage(ctx context.Context, attrs map[string]string) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return attrs
+	}
+	c := propagation.MapCarrier{}
+	Propagator().Inject(ctx, c)
+	if len(c) == 0 {
+		return attrs
+	}
+	if attrs == nil {
+		attrs = make(map[string]string, 2)
+	}
+	if v := c["traceparent"]; v != "" {
+		attrs[AttrTraceParent] = v
+	}
+	if v := c[xrayHeader]; v != "" {
+		attrs[AttrAWSTraceHeader] = v
+	}
+	return attrs
+}
+
+// ExtractMessage returns the span context carried by queue message
+// attributes: traceparent if present, else AWSTraceHeader. The result is
+// invalid when the message carries none.
+func ExtractMessage(attrs map[string]string) trace.SpanContext {
+	if len(attrs) == 0 {
+		return trace.SpanContext{}
+	}
+	c := propagation.MapCarrier{}
+	if v := attrs[AttrTraceParent]; v != "" {
+		c["traceparent"] = v
+	}
+	if v := attrs[AttrAWSTraceHeader]; v != "" {
+		c[xrayHeader] = v
+	}
+	if len(c) == 0 {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(Propagator().Extract(context.Background(), c))
+}
