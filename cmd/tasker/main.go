@@ -21,6 +21,15 @@ func commands() map[string]command {
 		"dev":      {"run API, scheduler, sweeper and handlers in one process", cmdDev},
 		"migrate":  {"apply database migrations", cmdMigrate},
 		"validate": {"validate workflow templates", cmdValidate},
+		"run":      {"start a task (--watch follows its steps until it finishes)", cmdRun},
+		"tasks":    {"list tasks", cmdTasks},
+		"show":     {"show a task and its steps", cmdShow},
+		"graph":    {"print a task's step graph (mermaid, dot, svg, json)", cmdGraph},
+		"cancel":   {"cancel a task", cmdCancel},
+		"retry":    {"retry the failed steps of a task in error", cmdRetry},
+		"resolve":  {"mark a failed step resolved, optionally with a result", cmdResolve},
+		"token":    {"mint an HS256 API token for local use", cmdToken},
+		"new":      {"scaffold a workflow: template, Go handlers, tests", cmdNew},
 	}
 }
 
@@ -57,4 +66,6 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
+	fmt.Fprintln(w, "\nCommands that call the API take --url (TASKER_URL, default "+defaultAPIURL+"),")
+	fmt.Fprintln(w, "--token (TASKER_TOKEN) and --json. `tasker <command> --help` describes a command.")
 }
