@@ -17,7 +17,9 @@ build:
 # scripts/withpg starts the server from the system's PostgreSQL binaries,
 # exports TASKER_TEST_DATABASE_URL (internal/pgtest gives each test its own
 # database on it), runs go test, and always stops the server afterwards.
+# scripts/install-test-deps installs Chromium for the browser test when missing.
 test:
+	@scripts/install-test-deps
 	@$(GO) build -o bin/withpg ./scripts/withpg
 	bin/withpg -- $(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)
 

@@ -33,6 +33,7 @@ import (
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/webui"
 )
 
 // Options configure a local server.
@@ -197,7 +198,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 		}
 		s.Addr = ln.Addr().String()
-		s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: webui.Mount(h), ReadHeaderTimeout: 10 * time.Second}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

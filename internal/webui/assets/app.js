@@ -1,0 +1,662 @@
+// Tasker web view: a hash-routed single-page app over the HTTP API v1.
+//
+//   #/tasks?namespace=&name=&status=   task list, filters, status counts
+//   #/tasks/<id>                       task: DAG by state, steps, context
+//   #/tasks/<id>/steps/<step>          the same, with one step's detail
+//   #/templates                        workflows with their graphs
+//   #/templates/<ns>/<name>?version=   one workflow: graph, levels, steps
+//
+// Pages of live tasks refresh every REFRESH_MS until the task finishes.
+
+import { api, ApiError, getToken, setToken } from './api.js';
+import { h, swap } from './dom.js';
+import { renderGraph } from './graph.js';
+import { STEP_STATES } from './states.js';
+
+const REFRESH_MS = 1500;
+const LIST_REFRESH_MS = 5000;
+const TASK_STATUSES = ['pending', 'in_progress', 'complete', 'error', 'cancelled', 'resolved_manually'];
+const LIVE = new Set(['pending', 'in_progress']);
+const STEP_DONE = new Set(['complete', 'error', 'cancelled', 'resolved_manually']);
+
+const app = document.getElementById('app');
+
+// ---------------------------------------------------------------- helpers
+
+const human = (st) => String(st || '').replaceAll('_', ' ');
+const enc = encodeURIComponent;
+const badge = (st) => h('span', { class: ['badge', `st-${st}`], 'data-status': st }, human(st));
+
+function fmtTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, {
+    year: d.getFullYear() === new Date().getFullYear() ? undefined : 'numeric',
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+}
+
+function fmtDuration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const sec = ms / 1000;
+  if (sec < 60) return `${sec.toFixed(sec < 10 ? 2 : 1)} s`;
+  const m = Math.floor(sec / 60);
+  if (m < 60) return `${m} m ${Math.round(sec % 60)} s`;
+  const hr = Math.floor(m / 60);
+  if (hr < 48) return `${hr} h ${m % 60} m`;
+  return `${Math.floor(hr / 24)} d ${hr % 24} h`;
+}
+
+function ago(iso) {
+  if (!iso) return '—';
+  const ms = Date.now() - new Date(iso).getTime();
+  if (ms < 5000) return 'just now';
+  return `${fmtDuration(ms).replace(/\.\d+ s$/, ' s')} ago`;
+}
+
+const between = (a, b) => (a ? (b ? new Date(b) : new Date()) - new Date(a) : null);
+
+const time = (iso, text) => (iso ? h('time', { datetime: iso, title: iso }, text ?? fmtTime(iso)) : '—');
+
+// jsonView pretty-prints a JSON value with token classes for colour.
+function jsonView(value, cls = '') {
+  const text = JSON.stringify(value, null, 2) ?? 'null';
+  const pre = h('pre', { class: ['json', cls] });
+  const re = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    pre.append(text.slice(last, m.index));
+    if (m[1]) {
+      pre.append(h('span', { class: m[2] ? 'j-key' : 'j-str' }, m[1]));
+      if (m[2]) pre.append(m[2]);
+    } else if (m[3]) pre.append(h('span', { class: 'j-lit' }, m[3]));
+    else pre.append(h('span', { class: 'j-num' }, m[4]));
+    last = m.index + m[0].length;
+  }
+  pre.append(text.slice(last));
+  return pre;
+}
+
+function card(title, body, extra) {
+  return h('section', { class: 'card' },
+    title ? h('div', { class: 'card-head' }, h('h2', null, title), extra) : null, body);
+}
+
+function legend() {
+  return h('ul', { class: 'legend', 'aria-label': 'Step states' },
+    STEP_STATES.map((st) => h('li', null, h('span', { class: ['swatch', `st-${st}`] }), human(st))));
+}
+
+function facts(pairs) {
+  return h('dl', { class: 'facts' },
+    pairs.filter(Boolean).map(([k, v, cls]) => h('div', { class: cls }, h('dt', null, k), h('dd', null, v ?? '—'))));
+}
+
+function table(head, rows, cls) {
+  return h('div', { class: 'table-wrap' }, h('table', { class: cls },
+    h('thead', null, h('tr', null, head.map(([label, c]) => h('th', { class: c, scope: 'col' }, label)))),
+    rows instanceof HTMLTableSectionElement ? rows : h('tbody', null, rows)));
+}
+
+function errorMessage(e) {
+  if (!e) return '';
+  if (typeof e === 'string') return e;
+  return e.message || e.error || JSON.stringify(e);
+}
+
+// progress draws a bar split by step state.
+function progress(steps) {
+  const counts = {};
+  for (const st of steps) counts[st.status] = (counts[st.status] || 0) + 1;
+  const done = (counts.complete || 0) + (counts.resolved_manually || 0);
+  const bar = h('div', { class: 'bar', role: 'img', 'aria-label': `${done} of ${steps.length} steps done` });
+  for (const st of STEP_STATES) {
+    if (!counts[st]) continue;
+    const seg = h('span', { class: ['seg', `st-${st}`], title: `${human(st)}: ${counts[st]}` });
+    seg.style.flexGrow = String(counts[st]); // CSSOM, allowed by the CSP
+    bar.append(seg);
+  }
+  return h('div', { class: 'progress' }, bar,
+    h('span', { class: 'muted' }, `${done} of ${steps.length} steps done`));
+}
+
+// ------------------------------------------------------------ view state
+
+// A View is the page on screen: its requests are aborted and its timer
+// cleared when the route changes.
+class View {
+  constructor() {
+    this.ctl = new AbortController();
+    this.signal = this.ctl.signal;
+    this.timer = 0;
+    this.stopped = false;
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.ctl.abort();
+  }
+
+  get(path, query) {
+    return api(path, { query, signal: this.signal });
+  }
+
+  // poll runs load() now and again every ms while it returns true. The
+  // first failure is thrown (the page shows it); later ones are shown as a
+  // notice and retried, except 401, which asks for a token.
+  async poll(ms, load) {
+    let first = true;
+    const run = async () => {
+      clearTimeout(this.timer);
+      if (this.stopped) return;
+      let again;
+      try {
+        again = await load();
+        notice(null);
+      } catch (err) {
+        if (this.stopped || err.name === 'AbortError') return;
+        if (first || (err instanceof ApiError && (err.status === 401 || err.status === 403))) throw err;
+        notice(`Refresh failed: ${err.message}. Retrying…`);
+        again = true;
+      } finally {
+        first = false;
+      }
+      if (again && !this.stopped) this.timer = setTimeout(() => run().catch(fail), ms);
+    };
+    this.refresh = () => run().catch(fail);
+    return run();
+  }
+}
+
+let view = null;
+
+function notice(text) {
+  let el = document.getElementById('notice');
+  if (!text) { el?.remove(); return; }
+  if (!el) {
+    el = h('div', { id: 'notice', class: 'notice', role: 'status' });
+    app.prepend(el);
+  }
+  el.textContent = text;
+}
+
+// fail shows an error as the page, or the token box on 401.
+function fail(err) {
+  if (err?.name === 'AbortError') return;
+  if (err instanceof ApiError && err.status === 401) { tokenBox(err); return; }
+  const p = err instanceof ApiError ? err.problem : {};
+  const title = err instanceof ApiError && err.status === 403 ? 'Not allowed'
+    : err instanceof ApiError && err.status === 404 ? 'Not found' : (p.title || 'Something went wrong');
+  app.replaceChildren(h('section', { class: 'card error-card' },
+    h('h1', null, title),
+    h('p', null, err?.message || String(err)),
+    p.permission ? h('p', null, 'This needs the permission ', h('code', null, p.permission), '.') : null,
+    p.correlation_id ? h('p', { class: 'muted' }, 'Correlation id ', h('code', null, p.correlation_id)) : null,
+    h('p', { class: 'actions' },
+      h('a', { class: 'button', href: '#/tasks' }, 'All tasks'),
+      err instanceof ApiError && err.status === 403
+        ? h('button', { type: 'button', onclick: () => tokenBox(err) }, 'Use another token') : null)));
+}
+
+function tokenBox(err) {
+  view?.stop();
+  const had = getToken();
+  const input = h('input', {
+    type: 'password', id: 'token', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true,
+    placeholder: 'eyJhbGciOi…', 'aria-describedby': 'token-help',
+  });
+  const form = h('form', {
+    class: 'token-form',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      setToken(input.value.trim().replace(/^Bearer\s+/i, ''));
+      session();
+      route();
+    },
+  },
+  h('label', { for: 'token' }, 'Bearer token'),
+  h('div', { class: 'row' }, input, h('button', { type: 'submit', class: 'primary' }, 'Save token')),
+  h('p', { id: 'token-help', class: 'muted small' },
+    'Kept in this browser (localStorage) and sent to this server as ',
+    h('code', null, 'Authorization: Bearer …'), '. ',
+    'It needs the permissions of the pages you open: tasks:list, tasks:read, steps:read, templates:read, system:read.'));
+  app.replaceChildren(h('section', { class: 'card auth-card', id: 'auth' },
+    h('h1', null, 'Sign in with an API token'),
+    h('p', null, had ? 'The API refused the stored token: ' : 'This Tasker API needs a bearer token: ',
+      h('span', { class: 'muted' }, err?.message || '')),
+    form,
+    had ? h('p', null, h('button', {
+      type: 'button', onclick: () => { setToken(''); session(); route(); },
+    }, 'Forget the stored token')) : null));
+  input.focus();
+}
+
+// session draws the top-right corner: the token state.
+function session() {
+  const el = document.getElementById('session');
+  if (!el) return;
+  el.replaceChildren(h('a', { class: 'muted small', href: '/v1/openapi.json', title: 'OpenAPI document' }, 'API'));
+  if (getToken()) {
+    el.append(h('button', {
+      type: 'button', class: 'small', title: 'Forget the bearer token stored in this browser',
+      onclick: () => { setToken(''); session(); route(); },
+    }, 'Sign out'));
+  }
+}
+
+// ------------------------------------------------------------------ router
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [path, qs] = raw.split('?');
+  const parts = path.split('/').filter(Boolean).map((p) => {
+    try { return decodeURIComponent(p); } catch { return p; }
+  });
+  return { parts, query: new URLSearchParams(qs || '') };
+}
+
+async function route() {
+  view?.stop();
+  view = new View();
+  const v = view;
+  const { parts, query } = parseHash();
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    a.classList.toggle('active', a.dataset.nav === (parts[0] || 'tasks'));
+    if (a.dataset.nav === (parts[0] || 'tasks')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  app.replaceChildren(h('p', { class: 'muted loading' }, 'Loading…'));
+  try {
+    if (parts.length === 0 || (parts[0] === 'tasks' && parts.length === 1)) await taskList(v, query);
+    else if (parts[0] === 'tasks' && parts.length === 2) await taskPage(v, parts[1], null);
+    else if (parts[0] === 'tasks' && parts.length === 4 && parts[2] === 'steps') await taskPage(v, parts[1], parts[3]);
+    else if (parts[0] === 'templates' && parts.length === 1) await templateList(v);
+    else if (parts[0] === 'templates' && parts.length === 3) await templatePage(v, parts[1], parts[2], query.get('version'));
+    else throw new ApiError(404, { detail: `There is no page #/${parts.map(enc).join('/')}.` });
+  } catch (err) {
+    if (!v.stopped) fail(err);
+  }
+}
+
+// --------------------------------------------------------------- task list
+
+async function taskList(v, query) {
+  const filters = {
+    namespace: query.get('namespace') || '', name: query.get('name') || '', status: query.get('status') || '',
+  };
+  const counts = h('div', { class: 'counts', id: 'counts' });
+  const rows = h('tbody');
+  const more = h('div', { class: 'more' });
+  const namespaces = h('datalist', { id: 'dl-namespaces' });
+  const names = h('datalist', { id: 'dl-names' });
+  const field = (label, name, extra) => h('label', null, h('span', null, label),
+    h('input', { name, value: filters[name], autocomplete: 'off', spellcheck: 'false', ...extra }));
+  const form = h('form', {
+    class: 'filters', role: 'search',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const q = new URLSearchParams();
+      for (const [k, val] of new FormData(ev.target)) if (String(val).trim()) q.set(k, String(val).trim());
+      location.hash = `#/tasks${q.size ? `?${q}` : ''}`;
+    },
+  },
+  field('Namespace', 'namespace', { list: 'dl-namespaces', placeholder: 'any' }),
+  field('Name', 'name', { list: 'dl-names', placeholder: 'any' }),
+  h('label', null, h('span', null, 'Status'),
+    h('select', { name: 'status', onchange: (ev) => ev.target.form.requestSubmit() },
+      h('option', { value: '' }, 'any'),
+      TASK_STATUSES.map((st) => h('option', { value: st, selected: filters.status === st }, human(st))))),
+  h('div', { class: 'filter-buttons' },
+    h('button', { type: 'submit', class: 'primary' }, 'Filter'),
+    (filters.namespace || filters.name || filters.status) ? h('a', { class: 'button', href: '#/tasks' }, 'Clear') : null),
+  namespaces, names);
+
+  app.replaceChildren(
+    h('div', { class: 'page-head' }, h('h1', null, 'Tasks'),
+      h('span', { class: 'muted small', id: 'list-updated' })),
+    counts, form,
+    card(null, [table(
+      [['Workflow'], ['Status'], ['Created', 'hide-sm'], ['Duration', 'hide-sm num'], ['Initiator', 'hide-md'], ['Task id', 'hide-md']],
+      rows, 'tasks'), more]));
+
+  // Filter suggestions from the templates (best effort).
+  v.get('/v1/templates').then((tl) => {
+    const ns = [...new Set(tl.templates.map((t) => t.namespace))];
+    namespaces.replaceChildren(...ns.map((n) => h('option', { value: n })));
+    names.replaceChildren(...[...new Set(tl.templates.map((t) => t.name))].map((n) => h('option', { value: n })));
+  }).catch(() => {});
+
+  const row = (t) => h('tr', { 'data-task': t.id },
+    h('td', null, h('a', { href: `#/tasks/${enc(t.id)}`, class: 'strong' }, `${t.namespace}/${t.name}`),
+      h('span', { class: 'muted small' }, ` v${t.version}`)),
+    h('td', null, badge(t.status)),
+    h('td', { class: 'hide-sm' }, time(t.created_at, ago(t.created_at))),
+    h('td', { class: 'hide-sm num' }, t.completed_at ? fmtDuration(between(t.created_at, t.completed_at))
+      : (LIVE.has(t.status) ? h('span', { class: 'muted' }, `${fmtDuration(between(t.created_at))}…`) : '—')),
+    h('td', { class: 'hide-md' }, t.initiator || h('span', { class: 'muted' }, '—')),
+    h('td', { class: 'hide-md mono small' }, t.id.slice(0, 8)));
+
+  let paged = false;
+  const listQuery = { namespace: filters.namespace, name: filters.name, status: filters.status, limit: 50 };
+  const showMore = (cursor) => {
+    more.replaceChildren();
+    if (cursor) more.append(h('button', {
+      type: 'button',
+      onclick: async (ev) => {
+        ev.target.disabled = true;
+        paged = true;
+        try {
+          const page = await v.get('/v1/tasks', { ...listQuery, cursor });
+          rows.append(...page.tasks.map(row));
+          showMore(page.next_cursor);
+        } catch (err) { fail(err); }
+      },
+    }, 'Load more'));
+  };
+
+  await v.poll(LIST_REFRESH_MS, async () => {
+    const [list, status] = await Promise.all([
+      paged ? null : v.get('/v1/tasks', listQuery),
+      v.get('/v1/health/status').catch((err) => {
+        if (err instanceof ApiError && err.status === 403) return null; // no system:read: no counts
+        throw err;
+      }),
+    ]);
+    if (list) {
+      swap(rows, JSON.stringify(list.tasks.map((t) => [t.id, t.status, t.completed_at])) + Math.floor(Date.now() / 10000),
+        () => (list.tasks.length ? list.tasks.map(row)
+          : h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'No tasks match these filters.'))));
+      showMore(list.next_cursor);
+    }
+    if (status) {
+      const total = Object.values(status.tasks).reduce((a, b) => a + b, 0);
+      const chip = (st, label, n) => {
+        const q = new URLSearchParams();
+        if (filters.namespace) q.set('namespace', filters.namespace);
+        if (filters.name) q.set('name', filters.name);
+        if (st) q.set('status', st);
+        return h('a', {
+          class: ['count', st && `st-${st}`, filters.status === st && 'active'],
+          href: `#/tasks${q.size ? `?${q}` : ''}`, 'data-count': st || 'all',
+        }, h('span', { class: ['dot', 'seg', st ? `st-${st}` : 'st-none'] }), h('span', null, label), h('strong', null, String(n)));
+      };
+      swap(counts, JSON.stringify(status.tasks), () => [
+        chip('', 'All tasks', total),
+        ...TASK_STATUSES.map((st) => chip(st, human(st), status.tasks[st] ?? 0)),
+      ]);
+    }
+    const upd = document.getElementById('list-updated');
+    if (upd) upd.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    return true;
+  });
+}
+
+// --------------------------------------------------------------- task page
+
+async function taskPage(v, id, stepName) {
+  const head = h('div', { class: 'task-head' });
+  const meta = h('div');
+  const graphBox = h('div', { class: 'graph-scroll', id: 'graph' });
+  const stepBox = h('div', { id: 'step' });
+  const stepsBox = h('div');
+  const contextBox = h('div');
+  let shownOnce = false;
+
+  const load = async () => {
+    const [task, step] = await Promise.all([
+      v.get(`/v1/tasks/${enc(id)}`),
+      stepName ? v.get(`/v1/tasks/${enc(id)}/steps/${enc(stepName)}`) : null,
+    ]);
+    if (v.stopped) return false;
+    const live = LIVE.has(task.status) || Boolean(step && !STEP_DONE.has(step.status));
+    if (!shownOnce) {
+      shownOnce = true;
+      app.replaceChildren(
+        h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' },
+          h('a', { href: '#/tasks' }, 'Tasks'), ' / ',
+          h('a', { href: `#/tasks?namespace=${enc(task.namespace)}&name=${enc(task.name)}` }, `${task.namespace}/${task.name}`),
+          stepName ? [' / ', h('a', { href: `#/tasks/${enc(id)}` }, task.id.slice(0, 8))] : null),
+        head, meta,
+        card('Graph', graphBox, legend()),
+        stepBox,
+        card('Steps', stepsBox),
+        card('Context', contextBox));
+      document.title = `${task.namespace}/${task.name} · Tasker`;
+    }
+    swap(head, JSON.stringify([task.status, live]), () => taskHead(v, task, live));
+    swap(meta, JSON.stringify([task.updated_at, task.completed_at, task.steps.map((st) => st.status)]) + (live ? Date.now() : ''),
+      () => [taskFacts(task), progress(task.steps)]);
+    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts])) + stepName,
+      () => renderGraph(task.steps, {
+        title: `${task.namespace}/${task.name}@${task.version} · ${task.id}`,
+        link: (st) => `#/tasks/${enc(id)}/steps/${enc(st.name)}`,
+        selected: stepName,
+      }));
+    swap(stepsBox, JSON.stringify(task.steps) + (live ? Math.floor(Date.now() / 1000) : ''), () => stepsTable(id, task.steps, stepName));
+    swap(contextBox, JSON.stringify(task.context), () => jsonView(task.context));
+    if (step) swap(stepBox, JSON.stringify(step), () => stepDetail(v, id, task, step));
+    return live;
+  };
+  await v.poll(REFRESH_MS, load);
+}
+
+function taskHead(v, task, live) {
+  const act = async (what, verb) => {
+    const reason = prompt(`${verb} this task? Optional reason:`, '');
+    if (reason === null) return;
+    try {
+      await api(`/v1/tasks/${enc(task.id)}/${what}`, { method: 'POST', body: reason ? { reason } : {} });
+      v.refresh();
+    } catch (err) { alert(err.message); }
+  };
+  return [
+    h('div', { class: 'title-row', 'data-live': String(live) },
+      h('h1', null, task.name, h('span', { class: 'muted version' }, ` v${task.version}`)),
+      h('span', { id: 'task-status', 'data-status': task.status }, badge(task.status)),
+      live ? h('span', { class: 'live', title: `Refreshing every ${REFRESH_MS / 1000} s` }, 'live')
+        : h('span', { class: 'muted small' }, 'finished')),
+    h('div', { class: 'actions' },
+      LIVE.has(task.status) ? h('button', { type: 'button', class: 'danger', onclick: () => act('cancel', 'Cancel') }, 'Cancel task') : null,
+      task.status === 'error' ? h('button', { type: 'button', onclick: () => act('retry', 'Retry the failed steps of') }, 'Retry failed steps') : null),
+  ];
+}
+
+function taskFacts(task) {
+  const started = task.steps.map((st) => st.started_at).filter(Boolean).sort()[0];
+  return facts([
+    ['Template', h('a', { href: `#/templates/${enc(task.namespace)}/${enc(task.name)}?version=${enc(task.version)}` },
+      `${task.namespace}/`, h('wbr'), task.name)],
+    ['Task id', h('code', { class: 'small' }, task.id), 'wide'],
+    ['Created', time(task.created_at)],
+    ['Started', time(started)],
+    ['Completed', time(task.completed_at)],
+    ['Duration', task.completed_at ? fmtDuration(between(task.created_at, task.completed_at))
+      : `${fmtDuration(between(task.created_at))} so far`],
+    ['Initiator', task.initiator || '—'],
+    task.source_system ? ['Source system', task.source_system] : null,
+    task.reason ? ['Reason', task.reason] : null,
+    task.tags?.length ? ['Tags', task.tags.map((t) => h('span', { class: 'tag' }, t))] : null,
+    ['Correlation id', h('code', { class: 'small' }, task.correlation_id || '—'), 'wide'],
+    task.idempotency_key ? ['Idempotency key', h('code', { class: 'small' }, task.idempotency_key), 'wide'] : null,
+  ]);
+}
+
+// stepDuration: of the last attempt when it ended, so far while running.
+function stepDuration(st) {
+  if (st.started_at && st.completed_at) return fmtDuration(between(st.started_at, st.completed_at));
+  if (st.started_at && st.status === 'in_progress') return `${fmtDuration(between(st.started_at))}…`;
+  return '—';
+}
+
+function stepsTable(id, steps, selected) {
+  return table(
+    [['Step'], ['Status'], ['Attempts', 'num'], ['Handler', 'hide-sm'], ['Started', 'hide-md'], ['Duration', 'hide-sm num'], ['Last error', 'hide-sm']],
+    steps.map((st) => h('tr', { class: selected === st.name ? 'selected' : null, 'data-step': st.name },
+      h('td', null, h('a', { href: `#/tasks/${enc(id)}/steps/${enc(st.name)}`, class: 'strong' }, st.name)),
+      h('td', null, badge(st.status), st.next_retry_at && st.status === 'waiting_for_retry'
+        ? h('span', { class: 'muted small' }, ` retry at ${new Date(st.next_retry_at).toLocaleTimeString()}`) : null),
+      h('td', { class: 'num' }, `${st.attempts}/${st.max_attempts}`),
+      h('td', { class: 'hide-sm mono small' }, st.handler),
+      h('td', { class: 'hide-md nowrap' }, time(st.started_at)),
+      h('td', { class: 'hide-sm num' }, stepDuration(st)),
+      h('td', { class: 'hide-sm error-text' }, st.status === 'complete' ? '' : errorMessage(st.last_error)))),
+    'steps');
+}
+
+// attemptsOf groups a step's transitions by attempt: when it started, how
+// it ended and why.
+function attemptsOf(transitions) {
+  const byAttempt = new Map();
+  for (const tr of transitions) {
+    if (!tr.attempt) continue;
+    const a = byAttempt.get(tr.attempt) || { attempt: tr.attempt };
+    if (tr.to === 'in_progress' && !a.started) a.started = tr.at;
+    else if (tr.to !== 'in_progress') { a.ended = tr.at; a.outcome = tr.to; a.reason = tr.reason; a.metadata = tr.metadata; }
+    byAttempt.set(tr.attempt, a);
+  }
+  return [...byAttempt.values()].sort((a, b) => a.attempt - b.attempt);
+}
+
+function stepDetail(v, id, task, step) {
+  const resolve = async () => {
+    const reason = prompt('Mark this step resolved by hand? Optional reason:', '');
+    if (reason === null) return;
+    try {
+      await api(`/v1/tasks/${enc(id)}/steps/${enc(step.name)}/resolve`, { method: 'POST', body: reason ? { reason } : {} });
+      v.refresh();
+    } catch (err) { alert(err.message); }
+  };
+  const err = step.last_error;
+  const attempts = attemptsOf(step.transitions || []);
+  return h('section', { class: 'card step-card', 'data-step': step.name },
+    h('div', { class: 'card-head' },
+      h('h2', null, 'Step ', h('span', { class: 'mono' }, step.name), ' ', badge(step.status)),
+      h('div', { class: 'actions' },
+        step.status === 'error' && task.status !== 'cancelled'
+          ? h('button', { type: 'button', onclick: resolve }, 'Resolve manually') : null,
+        h('a', { class: 'button', href: `#/tasks/${enc(id)}` }, 'Close'))),
+    facts([
+      ['Handler', h('code', null, step.handler)],
+      ['Depends on', step.depends_on.length ? step.depends_on.map((d, i) => [i ? ', ' : '',
+        h('a', { href: `#/tasks/${enc(id)}/steps/${enc(d)}` }, d)]) : 'nothing (first level)'],
+      ['Attempts', `${step.attempts} of ${step.max_attempts}`],
+      ['Started', time(step.started_at)],
+      ['Completed', time(step.completed_at)],
+      ['Duration', stepDuration(step)],
+      step.next_retry_at ? ['Next retry', time(step.next_retry_at)] : null,
+    ]),
+    err ? h('div', { class: ['error-box', step.status !== 'error' && 'earlier'], role: step.status === 'error' ? 'alert' : null },
+      h('strong', null, step.status === 'error' ? 'Error: ' : 'Error of an earlier attempt: '), errorMessage(err),
+      err.code ? h('span', { class: 'tag' }, err.code) : null,
+      err.permanent ? h('span', { class: 'tag' }, 'permanent') : null,
+      h('details', null, h('summary', null, 'Error JSON'), jsonView(err))) : null,
+    h('h3', null, 'Result'),
+    step.result === null || step.result === undefined ? h('p', { class: 'muted' }, 'No result yet.') : jsonView(step.result, 'result'),
+    h('h3', null, 'Attempts'),
+    attempts.length ? table([['#', 'num'], ['Started'], ['Ended'], ['Duration', 'num'], ['Outcome'], ['Reason']],
+      attempts.map((a) => h('tr', null,
+        h('td', { class: 'num' }, String(a.attempt)),
+        h('td', null, time(a.started)),
+        h('td', null, time(a.ended)),
+        h('td', { class: 'num' }, a.started ? fmtDuration(between(a.started, a.ended)) : '—'),
+        h('td', null, a.outcome ? badge(a.outcome) : badge('in_progress')),
+        h('td', { class: a.outcome && a.outcome !== 'complete' ? 'error-text' : null }, a.reason || '')))) : h('p', { class: 'muted' }, 'Not attempted yet.'),
+    h('h3', null, 'Transitions'),
+    table([['At'], ['From → to'], ['Attempt', 'num'], ['Actor', 'hide-sm'], ['Reason'], ['Metadata', 'hide-md']],
+      (step.transitions || []).map((tr) => h('tr', null,
+        h('td', { class: 'nowrap' }, time(tr.at)),
+        h('td', { class: 'nowrap' }, tr.from ? badge(tr.from) : h('span', { class: 'muted' }, '∅'), ' → ', badge(tr.to)),
+        h('td', { class: 'num' }, tr.attempt ?? '—'),
+        h('td', { class: 'hide-sm' }, tr.actor || '—'),
+        h('td', null, tr.reason || ''),
+        h('td', { class: 'hide-md mono small' }, tr.metadata && Object.keys(tr.metadata).length ? JSON.stringify(tr.metadata) : '')))));
+}
+
+// --------------------------------------------------------------- templates
+
+async function templateList(v) {
+  const tl = await v.get('/v1/templates');
+  document.title = 'Templates · Tasker';
+  const cards = tl.templates.map((t) => {
+    const graphBox = h('div', { class: 'graph-scroll mini' }, h('p', { class: 'muted small' }, 'Loading graph…'));
+    v.get(`/v1/templates/${enc(t.namespace)}/${enc(t.name)}`).then((d) => {
+      graphBox.replaceChildren(renderGraph(d.steps, { title: `${d.namespace}/${d.name}@${d.version}` }));
+    }).catch((err) => { if (err.name !== 'AbortError') graphBox.replaceChildren(h('p', { class: 'muted small' }, err.message)); });
+    const href = `#/templates/${enc(t.namespace)}/${enc(t.name)}`;
+    return h('article', { class: 'card template-card', 'data-template': `${t.namespace}/${t.name}` },
+      h('div', { class: 'card-head' },
+        h('h2', null, h('a', { href }, h('span', { class: 'muted' }, `${t.namespace}/`), t.name)),
+        h('span', { class: 'tag' }, `v${t.version}`)),
+      t.description ? h('p', null, t.description) : null,
+      h('p', { class: 'muted small' }, `${t.step_count} steps`,
+        t.versions.length > 1 ? ` · ${t.versions.length} versions` : '', ' · ',
+        h('a', { href: `#/tasks?namespace=${enc(t.namespace)}&name=${enc(t.name)}` }, 'tasks')),
+      graphBox);
+  });
+  app.replaceChildren(h('div', { class: 'page-head' }, h('h1', null, 'Templates'),
+    h('span', { class: 'muted small' }, `${tl.templates.length} workflows`)),
+  tl.templates.length ? h('div', { class: 'template-grid' }, cards) : card(null, h('p', { class: 'muted' }, 'No templates are loaded.')));
+}
+
+async function templatePage(v, ns, name, version) {
+  const t = await v.get(`/v1/templates/${enc(ns)}/${enc(name)}`, { version });
+  document.title = `${t.namespace}/${t.name} · Tasker`;
+  const versionPicker = t.versions.length > 1 ? h('label', { class: 'inline' }, 'Version ',
+    h('select', {
+      onchange: (ev) => { location.hash = `#/templates/${enc(ns)}/${enc(name)}?version=${enc(ev.target.value)}`; },
+    }, t.versions.map((ver) => h('option', { value: ver, selected: ver === t.version }, ver)))) : null;
+
+  const ctxInput = h('textarea', { id: 'new-context', rows: 8, spellcheck: 'false', class: 'mono' }, '{\n  \n}');
+  const startMsg = h('p', { class: 'error-text', role: 'alert' });
+  const start = h('form', {
+    class: 'start-form',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      startMsg.textContent = '';
+      let context;
+      try { context = JSON.parse(ctxInput.value); } catch (e) { startMsg.textContent = `The context is not JSON: ${e.message}`; return; }
+      try {
+        const task = await api('/v1/tasks', { method: 'POST', body: { namespace: t.namespace, name: t.name, version: t.version, context, initiator: 'web' } });
+        location.hash = `#/tasks/${enc(task.id)}`;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) { tokenBox(err); return; }
+        const details = (err.problem?.errors || []).map((e) => `${e.pointer || e.parameter || ''} ${e.detail}`.trim());
+        startMsg.replaceChildren(err.message, details.length ? h('ul', null, details.map((d) => h('li', null, d))) : null);
+      }
+    },
+  },
+  h('label', { for: 'new-context' }, 'Context (JSON, checked against the context schema)'),
+  ctxInput, startMsg,
+  h('button', { type: 'submit', class: 'primary' }, `Start ${t.name} v${t.version}`));
+
+  app.replaceChildren(
+    h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/templates' }, 'Templates'), ' / ', t.namespace),
+    h('div', { class: 'title-row' }, h('h1', null, t.name, h('span', { class: 'muted version' }, ` v${t.version}`)), versionPicker,
+      h('a', { class: 'button small', href: `#/tasks?namespace=${enc(t.namespace)}&name=${enc(t.name)}` }, 'Tasks of this workflow')),
+    t.description ? h('p', { class: 'lead' }, t.description) : null,
+    card('Graph', h('div', { class: 'graph-scroll', id: 'graph' }, renderGraph(t.steps, { title: `${t.namespace}/${t.name}@${t.version}` }))),
+    card('Execution levels', h('ol', { class: 'levels' },
+      t.levels.map((lv, i) => h('li', null, h('span', { class: 'level' }, `level ${i}`),
+        lv.map((n, j) => [j ? ', ' : '', h('code', null, n)]),
+        lv.length > 1 ? h('span', { class: 'muted small' }, ' — run in parallel') : null)))),
+    card('Steps', table(
+      [['Step'], ['Handler'], ['Depends on', 'hide-sm'], ['Retry', 'hide-sm'], ['Timeout', 'num hide-md'], ['Concurrency', 'num hide-md']],
+      t.steps.map((st) => h('tr', { 'data-step': st.name },
+        h('td', null, h('strong', { class: 'mono' }, st.name), st.description ? h('div', { class: 'muted small' }, st.description) : null),
+        h('td', { class: 'mono small' }, st.handler),
+        h('td', { class: 'hide-sm' }, st.depends_on.length ? st.depends_on.join(', ') : h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'hide-sm small' }, `${st.retry.max_attempts}× · ${st.retry.backoff_base_seconds}s base · ≤${st.retry.max_backoff_seconds}s`),
+        h('td', { class: 'num hide-md' }, `${st.timeout_seconds}s`),
+        h('td', { class: 'num hide-md' }, st.concurrency ?? '—'))))),
+    card('Context schema', t.context_schema ? h('details', null, h('summary', null, 'JSON Schema'), jsonView(t.context_schema))
+      : h('p', { class: 'muted' }, 'No schema: any JSON object is accepted.')),
+    card('Start a task', start));
+}
+
+// -------------------------------------------------------------------- boot
+
+window.addEventListener('hashchange', route);
+session();
+route();
