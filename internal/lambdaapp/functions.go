@@ -1,0 +1,188 @@
+package lambdaapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/engine"
+	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
+	"github.com/taskerhq/tasker/internal/migrate"
+	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/trigger"
+)
+
+// The functions of the deployment (see the package doc).
+var (
+	API = Function{Name: "api", Env: join(logEnv, dbEnv, engineEnv, authEnv), setup: setupAPI}
+
+	Scheduler = Function{
+		Name:  "scheduler",
+		Env:   require(join(logEnv, dbEnv, engineEnv), lambdainvoke.EnvHandlersFunction),
+		setup: setupScheduler,
+	}
+
+	Trigger = Function{Name: "trigger", Env: join(logEnv, dbEnv, engineEnv), setup: setupTrigger}
+
+	Migrate = Function{Name: "migrate", Env: join(logEnv, dbEnv), setup: setupMigrate}
+)
+
+// Handlers is the handlers function hosting the Go step handlers that
+// register adds to a registry holding the built-ins (tasker.noop,
+// tasker.http). At setup it warns about template steps naming a Go
+// handler that is not registered.
+func Handlers(register func(*stephandler.Registry) error) Function {
+	return Function{
+		Name: "handlers",
+		Env:  join(logEnv, templatesEnv),
+		setup: func(ctx context.Context, s *setup) (any, error) {
+			reg := stephandler.NewRegistry()
+			if register != nil {
+				if err := register(reg); err != nil {
+					return nil, fmt.Errorf("register step handlers: %w", err)
+				}
+			}
+			if set, err := LoadTemplates(s.getenv); err != nil {
+				s.log.WarnContext(ctx, "templates not loaded; handler names not checked", "error", err)
+			} else {
+				for _, t := range set.List() {
+					for _, st := range t.Steps {
+						if !template.IsBuiltin(st.Handler) && !template.IsLambda(st.Handler) && !reg.Has(st.Handler) {
+							s.log.WarnContext(ctx, "a template step names a Go handler this function does not host; its attempts will fail permanently",
+								"template", t.Key(), "step", st.Name, "handler", st.Handler)
+						}
+					}
+				}
+			}
+			o, err := s.observe(ctx, false)
+			if err != nil {
+				return nil, err
+			}
+			s.log.InfoContext(ctx, "step handlers ready", "handlers", reg.Names())
+			return wrap(o, stephandler.LambdaHandler(reg, stephandler.WithLogger(s.log),
+				stephandler.WithTracerProvider(o.tp), stephandler.WithEMF(s.deps.Logs))), nil
+		},
+	}
+}
+
+func setupScheduler(ctx context.Context, s *setup) (any, error) {
+	o, eng, err := s.observedEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &SchedulerHandler{Engine: eng, Logger: s.log}
+	return wrap(o, h.Handle), nil
+}
+
+func setupTrigger(ctx context.Context, s *setup) (any, error) {
+	o, eng, err := s.observedEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &trigger.Handler{Creator: eng, Templates: eng.Templates(), Logger: s.log}
+	return wrap(o, h.Handle), nil
+}
+
+func setupAPI(ctx context.Context, s *setup) (any, error) {
+	o, eng, err := s.observedEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := api.New(api.Config{Engine: eng, Auth: v, Logger: s.log, TracerProvider: o.tp})
+	if err != nil {
+		return nil, err
+	}
+	return wrap(o, APIHandler(h)), nil
+}
+
+func (s *setup) observedEngine(ctx context.Context) (*observer, *engine.Engine, error) {
+	if err := checkEnv(s.fn.Name, s.fn.Env, s.getenv); err != nil {
+		return nil, nil, err
+	}
+	o, err := s.observe(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := s.engine(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, eng, nil
+}
+
+// APIHandler adapts an http.Handler to API Gateway HTTP API (payload
+// format 2.0) events.
+func APIHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	adapter := httpadapter.NewV2(h)
+	return adapter.ProxyWithContext
+}
+
+var errAuthOff = errors.New("authentication is not configured")
+
+// verifier builds the API's token verifier (auth.FromEnv), reading the
+// HS256 secret from Secrets Manager when only its ARN is given. Without
+// any key source it fails unless TASKER_AUTH_DISABLED=true.
+func (s *setup) verifier(ctx context.Context) (*auth.Verifier, error) {
+	getenv := s.getenv
+	if arn := s.env(EnvAuthSecretARN); arn != "" && s.env(auth.EnvHS256Secret) == "" {
+		secret, err := s.getSecret(ctx, arn)
+		if err != nil {
+			return nil, fmt.Errorf("read the HS256 secret %s (%s): %w", arn, EnvAuthSecretARN, err)
+		}
+		getenv = func(k string) string {
+			if k == auth.EnvHS256Secret {
+				return secret
+			}
+			return s.getenv(k)
+		}
+	}
+	v, err := auth.FromEnv(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		return v, nil
+	}
+	if off, _ := strconv.ParseBool(s.env(EnvAuthDisabled)); off {
+		s.log.WarnContext(ctx, "AUTHENTICATION IS DISABLED: every API route is open to anyone who can reach it ("+EnvAuthDisabled+"=true)")
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: set %s (production), %s or %s, or %s=true to run the API open",
+		errAuthOff, auth.EnvJWKSURL, auth.EnvHS256Secret, EnvAuthSecretARN, EnvAuthDisabled)
+}
+
+func setupMigrate(ctx context.Context, s *setup) (any, error) {
+	// Nothing fallible happens here: whatever goes wrong is reported to
+	// CloudFormation by the handler.
+	cr := &CustomResource{
+		Client: s.deps.HTTPClient,
+		Logger: s.log,
+		Apply: func(ctx context.Context) (migrate.Result, error) {
+			cfg, err := s.poolConfig(ctx)
+			if err != nil {
+				return migrate.Result{}, err
+			}
+			cfg.MinConns, cfg.MaxConns = 0, 1
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				return migrate.Result{}, fmt.Errorf("database pool: %w", err)
+			}
+			defer pool.Close()
+			return migrate.Up(ctx, pool)
+		},
+	}
+	return cr.Handle, nil
+}

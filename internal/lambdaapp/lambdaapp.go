@@ -1,0 +1,274 @@
+// Package lambdaapp is the shared wiring of Tasker's Lambda functions
+// (functions/*, DESIGN §1, §3): each function's main is one call,
+//
+//	func main() { lambdaapp.Main(lambdaapp.Scheduler) }
+//
+// and everything else — configuration from the environment, the JSON
+// logger, the engine with its adapters, the event handlers — lives here
+// where it can be tested in-process.
+//
+// The functions:
+//
+//   - API: API Gateway HTTP API (payload v2) events through
+//     aws-lambda-go-api-proxy to the internal/api handler. Authentication
+//     is required: a function without TASKER_AUTH_JWKS_URL,
+//     TASKER_AUTH_HS256_SECRET or TASKER_AUTH_HS256_SECRET_ARN refuses to
+//     start unless TASKER_AUTH_DISABLED=true.
+//   - Scheduler: SQS batches of scheduler messages (wake-ups and Lambda
+//     destination records) answered with batchItemFailures, and the
+//     EventBridge "Scheduled Event", which runs the sweep.
+//   - Handlers: the registered Go step handlers and built-ins, dispatched
+//     on the payload's tasker.handler.
+//   - Trigger: S3 and EventBridge events, matched against the templates'
+//     triggers (internal/trigger).
+//   - Migrate: the CloudFormation custom resource that applies the
+//     migrations on create and update and always answers CloudFormation.
+//
+// Setup runs once per execution environment (cold start): one pgx pool,
+// sized for Lambda by dbconfig, one SQS client and one Lambda client per
+// container. A setup error is logged and ends the process, which Lambda
+// reports as an initialisation error and retries on the next event; the
+// Migrate function does nothing fallible at setup, so it can always answer
+// CloudFormation.
+//
+// Templates come from TASKER_TEMPLATES_DIR when set (e.g. a directory in a
+// Lambda layer, /opt/templates), else from the templates embedded in the
+// binary. AWS clients use the SDK's standard configuration, so the
+// standard AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_LAMBDA variables
+// redirect them (tests point them at goaws and a fake Lambda).
+package lambdaapp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/dbconfig"
+	"github.com/taskerhq/tasker/internal/engine"
+	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
+	"github.com/taskerhq/tasker/internal/queue/sqs"
+	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/templates"
+)
+
+// Deps is what a function's setup takes from its surroundings. The zero
+// value means the real Lambda environment; tests replace parts.
+type Deps struct {
+	// Getenv reads the environment (default os.Getenv).
+	Getenv func(string) string
+	// Logs receives the JSON log (default os.Stdout, which Lambda ships to
+	// CloudWatch Logs).
+	Logs io.Writer
+	// AWSConfig loads the AWS configuration (default
+	// config.LoadDefaultConfig; called at most once per setup).
+	AWSConfig func(ctx context.Context) (aws.Config, error)
+	// GetSecret returns a Secrets Manager secret's string (default:
+	// GetSecretValue with the AWS configuration).
+	GetSecret func(ctx context.Context, arn string) (string, error)
+	// HTTPClient sends custom resource responses (default: a client with a
+	// 30 s timeout).
+	HTTPClient *http.Client
+	// Publisher, when set, also receives the engine's lifecycle events
+	// (which always go to the log, to EMF metrics and, with
+	// TASKER_EVENT_BUS, to EventBridge).
+	Publisher engine.Publisher
+}
+
+// Function is one Lambda function of the deployment.
+type Function struct {
+	// Name is the function's directory under functions/.
+	Name string
+	// Env lists the environment variables the function reads.
+	Env   []EnvVar
+	setup func(ctx context.Context, s *setup) (any, error)
+}
+
+// Handler runs the function's setup and returns its handler, a value for
+// lambda.Start. ctx must outlive the handler (the API's JWKS refresh runs
+// on it).
+func (f Function) Handler(ctx context.Context, d Deps) (any, error) {
+	return f.setup(ctx, newSetup(f, d))
+}
+
+// Main sets the function up and hands its handler to the Lambda runtime.
+// A setup error is logged and exits the process with status 1.
+func Main(f Function) {
+	h, err := f.Handler(context.Background(), Deps{})
+	if err != nil {
+		NewLogger(os.Stdout, os.Getenv).Error("function setup failed", "function", f.Name, "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h)
+}
+
+// setup carries one function's dependencies while it is being built.
+type setup struct {
+	fn     Function
+	deps   Deps
+	getenv func(string) string
+	log    *slog.Logger
+
+	awsOnce sync.Once
+	awsCfg  aws.Config
+	awsErr  error
+}
+
+func newSetup(f Function, d Deps) *setup {
+	if d.Getenv == nil {
+		d.Getenv = os.Getenv
+	}
+	if d.Logs == nil {
+		d.Logs = os.Stdout
+	}
+	if d.HTTPClient == nil {
+		d.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &setup{fn: f, deps: d, getenv: d.Getenv, log: NewLogger(d.Logs, d.Getenv)}
+}
+
+func (s *setup) env(name string) string { return strings.TrimSpace(s.getenv(name)) }
+
+// aws returns the AWS configuration, loading it once.
+func (s *setup) aws(ctx context.Context) (aws.Config, error) {
+	s.awsOnce.Do(func() {
+		if s.deps.AWSConfig != nil {
+			s.awsCfg, s.awsErr = s.deps.AWSConfig(ctx)
+		} else {
+			s.awsCfg, s.awsErr = config.LoadDefaultConfig(ctx)
+		}
+		if s.awsErr != nil {
+			s.awsErr = fmt.Errorf("load AWS configuration: %w", s.awsErr)
+		}
+	})
+	return s.awsCfg, s.awsErr
+}
+
+func (s *setup) getSecret(ctx context.Context, arn string) (string, error) {
+	if s.deps.GetSecret != nil {
+		return s.deps.GetSecret(ctx, arn)
+	}
+	cfg, err := s.aws(ctx)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", err
+	}
+	if out.SecretString != nil {
+		return *out.SecretString, nil
+	}
+	return string(out.SecretBinary), nil
+}
+
+// poolConfig reads the database configuration (dbconfig).
+func (s *setup) poolConfig(ctx context.Context) (*pgxpool.Config, error) {
+	loader := dbconfig.Loader{Getenv: s.getenv, AWSConfig: s.aws}
+	if s.deps.GetSecret != nil {
+		loader.GetSecret = s.deps.GetSecret
+	}
+	return loader.Load(ctx)
+}
+
+// LoadTemplates loads the templates of TASKER_TEMPLATES_DIR, or the
+// embedded ones when it is not set, applying the environments: overrides
+// TASKER_ENV selects.
+func LoadTemplates(getenv func(string) string) (*template.Set, error) {
+	opts := template.Options{Env: strings.TrimSpace(getenv(EnvTemplatesEnv))}
+	if dir := strings.TrimSpace(getenv(EnvTemplatesDir)); dir != "" {
+		set, err := template.LoadDir(dir, opts)
+		if err != nil {
+			return nil, fmt.Errorf("templates in %s (%s): %w", dir, EnvTemplatesDir, err)
+		}
+		return set, nil
+	}
+	set, err := template.LoadFS(templates.FS, opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded templates: %w", err)
+	}
+	return set, nil
+}
+
+// engine builds the engine with its AWS adapters: the pgx pool (not yet
+// connected), the templates, the SQS scheduler queue and the Lambda
+// invoker, publishing and tracing through o.
+func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error) {
+	set, err := LoadTemplates(s.getenv)
+	if err != nil {
+		return nil, err
+	}
+	maxInFlight := 0
+	if v := s.env(EnvMaxInFlight); v != "" {
+		if maxInFlight, err = strconv.Atoi(v); err != nil || maxInFlight < 0 {
+			return nil, fmt.Errorf("%s=%q: want a number of steps (0: no cap)", EnvMaxInFlight, v)
+		}
+	}
+	invCfg, err := lambdainvoke.ConfigFromEnv(s.getenv)
+	if err != nil {
+		return nil, err
+	}
+	poolCfg, err := s.poolConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %w", err)
+	}
+	st, err := store.New(pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	awsCfg, err := s.aws(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	eng, err := engine.New(engine.Config{
+		Store:          st,
+		Templates:      set,
+		Queue:          sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
+		Invoker:        lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
+		Publisher:      o.publisher,
+		TracerProvider: o.tp,
+		Logger:         s.log,
+		InstanceID:     instanceID(s.getenv),
+		MaxInFlight:    maxInFlight,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "engine ready", "function", s.fn.Name, "templates", set.Len(), "instance", eng.InstanceID(),
+		"max_conns", poolCfg.MaxConns)
+	return eng, nil
+}
+
+// instanceID names this execution environment on claims and transitions.
+func instanceID(getenv func(string) string) string {
+	name := strings.TrimSpace(getenv(envFunctionName))
+	if name == "" {
+		return ""
+	}
+	return name + "/" + strings.ReplaceAll(uuid.NewString(), "-", "")[:8]
+}
