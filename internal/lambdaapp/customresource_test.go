@@ -157,11 +157,11 @@ func TestCustomResourceAlwaysAnswers(t *testing.T) {
 
 	// Migrations that outlive the invocation are cut short before the
 	// deadline, leaving time to answer.
-	cr = &lambdaapp.CustomResource{Reserve: 500 * time.Millisecond, Apply: func(ctx context.Context) (migrate.Result, error) {
+	cr = &lambdaapp.CustomResource{Reserve: 2 * time.Second, Apply: func(ctx context.Context) (migrate.Result, error) {
 		<-ctx.Done()
 		return migrate.Result{}, ctx.Err()
 	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	start := time.Now()
 	if _, err := cr.Handle(ctx, cfnEvent(t, "Update", srv.URL, "tasker-schema")); err != nil {
@@ -170,8 +170,8 @@ func TestCustomResourceAlwaysAnswers(t *testing.T) {
 	if b := lastResponse(t, srv); b["Status"] != "FAILED" || !strings.Contains(b["Reason"].(string), "did not finish within the function's timeout") {
 		t.Errorf("timeout: %v", b)
 	}
-	if d := time.Since(start); d > 1400*time.Millisecond {
-		t.Errorf("answered after %v, too close to the deadline", d)
+	if dl, _ := ctx.Deadline(); !time.Now().Before(dl) {
+		t.Errorf("answered after the deadline (%v)", time.Since(start))
 	}
 
 	// Long reasons are cut to what CloudFormation takes.

@@ -19,6 +19,7 @@ import (
 	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/internal/trigger"
+	"github.com/taskerhq/tasker/internal/webui"
 )
 
 // The functions of the deployment (see the package doc).
@@ -105,7 +106,7 @@ func setupAPI(ctx context.Context, s *setup) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wrap(o, APIHandler(h)), nil
+	return wrap(o, APIHandler(webui.Mount(h))), nil
 }
 
 func (s *setup) observedEngine(ctx context.Context) (*observer, *engine.Engine, error) {
