@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 15m
 TESTFLAGS    ?=
 PKGS         ?= ./...
 
-.PHONY: build test dev lint
+.PHONY: build test dev lint soak
 
 ## build: compile every package and the tasker CLI into bin/tasker
 build:
@@ -22,6 +22,11 @@ test:
 	@scripts/install-test-deps
 	@$(GO) build -o bin/withpg ./scripts/withpg
 	bin/withpg -- $(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)
+
+## soak: crash, database-outage and 10,000-task overload scenarios (docs/reliability.md)
+soak:
+	@$(GO) build -o bin/withpg ./scripts/withpg
+	bin/withpg -- $(GO) test -tags soak -run Soak -timeout 30m -v ./internal/reliability/...
 
 ## dev: run Tasker locally (API, scheduler, handlers; embedded Postgres)
 dev:
