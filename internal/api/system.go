@@ -21,6 +21,10 @@ func (s *server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := q.Get("namespace")
+	if q.Has("namespace") && !template.ValidName(ns) {
+		s.fail(w, r, badParam("namespace", "namespace must be 1-128 letters, digits, '_', '.' or '-'"))
+		return
+	}
 	out := TemplateList{Templates: []TemplateSummary{}}
 	seen := map[string]bool{}
 	for _, t := range s.tpls.List() {

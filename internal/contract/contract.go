@@ -63,16 +63,34 @@ type ErrorEnvelope struct {
 	TaskerError *HandlerError `json:"tasker_error"`
 }
 
-// AsHandlerError reports whether a handler response is an error envelope.
+// AsHandlerError reports whether a handler response is an error envelope: a
+// JSON object with a "tasker_error" member. A malformed envelope (wrong
+// types, not an object) is still a failure — a handler that meant to fail
+// must never be recorded as a success — reported as retryable with code
+// "malformed_error".
 func AsHandlerError(resp json.RawMessage) (*HandlerError, bool) {
 	if len(resp) == 0 || resp[0] != '{' {
 		return nil, false
 	}
-	var env ErrorEnvelope
-	if err := json.Unmarshal(resp, &env); err != nil || env.TaskerError == nil {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(resp, &probe); err != nil {
 		return nil, false
 	}
-	return env.TaskerError, true
+	raw, ok := probe["tasker_error"]
+	if !ok || string(raw) == "null" {
+		return nil, false
+	}
+	var he HandlerError
+	if err := json.Unmarshal(raw, &he); err != nil {
+		return &HandlerError{
+			Message: fmt.Sprintf("handler returned a malformed tasker_error (%v): %.200s", err, raw),
+			Code:    "malformed_error",
+		}, true
+	}
+	if he.Message == "" {
+		he.Message = "handler reported an error without a message"
+	}
+	return &he, true
 }
 
 // Message kinds on the scheduler queue.
@@ -207,9 +225,6 @@ func ParseDestinationRecord(body []byte) (Result, error) {
 	case rec.RequestContext.Condition == ConditionSuccess && rec.ResponseContext.FunctionError == "":
 		if he, ok := AsHandlerError(rec.ResponsePayload); ok {
 			res.Err = he
-			if res.Err.Message == "" {
-				res.Err.Message = "handler reported an error without a message"
-			}
 			return res, nil
 		}
 		res.Output = rec.ResponsePayload

@@ -168,10 +168,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			// A pass fails as a whole when the database is unreachable; back
+			// off so an outage does not burn the messages' receive budget
+			// (and send them to the dead-letter list) within seconds.
+			var streak int
 			q.Consume(runCtx, opts.BatchSize, func(ctx context.Context, msgs []engine.InMessage) []string {
 				failed, err := eng.HandleMessages(ctx, msgs)
-				if err != nil && ctx.Err() == nil {
-					log.Warn("scheduler pass failed; messages will be redelivered", "error", err, "messages", len(msgs))
+				if err == nil || ctx.Err() != nil {
+					streak = 0
+					return failed
+				}
+				streak++
+				wait := min(100*time.Millisecond<<min(streak, 6), 5*time.Second)
+				log.Warn("scheduler pass failed; messages will be redelivered", "error", err, "messages", len(msgs), "backoff", wait)
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
 				}
 				return failed
 			})
