@@ -23,6 +23,7 @@ import (
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
@@ -70,72 +71,15 @@ steps:
 `
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-type recQueue struct {
-	mu   sync.Mutex
-	msgs []engine.Message
-}
-
-func (q *recQueue) Send(_ context.Context, msgs []engine.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msgs...)
-	return nil
-}
-
-func (q *recQueue) take() []engine.Message {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.msgs
-	q.msgs = nil
-	return out
-}
-
-type recInvoker struct {
-	mu   sync.Mutex
-	invs []engine.Invocation
-}
-
-func (i *recInvoker) Invoke(_ context.Context, inv engine.Invocation) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	i.invs = append(i.invs, inv)
-	return nil
-}
-
-func (i *recInvoker) take() []engine.Invocation {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	out := i.invs
-	i.invs = nil
-	return out
-}
-
 // env is one API over its own database.
 type env struct {
 	t      *testing.T
 	h      http.Handler
 	eng    *engine.Engine
 	pool   *pgxpool.Pool
-	clock  *clock
-	queue  *recQueue
-	inv    *recInvoker
+	clock  *enginetest.Clock
+	queue  *enginetest.Queue
+	inv    *enginetest.Invoker
 	secret []byte // set when auth is on
 }
 
@@ -166,7 +110,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, pool: pool, clock: &clock{now: time.Now().UTC().Truncate(time.Microsecond)}, queue: &recQueue{}, inv: &recInvoker{}}
+	e := &env{t: t, pool: pool, clock: enginetest.NewClock(time.Now().Truncate(time.Microsecond)), queue: &enginetest.Queue{}, inv: &enginetest.Invoker{}}
 	e.eng, err = engine.New(engine.Config{Store: st, Templates: set, Queue: e.queue, Invoker: e.inv, Clock: e.clock, MaxInFlight: 50})
 	if err != nil {
 		t.Fatal(err)
@@ -322,36 +266,14 @@ func (e *env) drain(fn handlerFunc) {
 	ctx := context.Background()
 	for range 1000 {
 		var in []engine.InMessage
-		for _, m := range e.queue.take() {
+		for _, m := range e.queue.Take() {
 			if m.Delay <= 0 {
 				in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
 			}
 		}
-		for _, inv := range e.inv.take() {
-			var p contract.Payload
-			if err := json.Unmarshal(inv.Payload, &p); err != nil {
-				e.t.Fatal(err)
-			}
-			res, herr := fn(p)
-			var out any = res
-			if herr != nil {
-				out = contract.ErrorEnvelope{TaskerError: herr}
-			}
-			payload, err := json.Marshal(out)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			rec, err := json.Marshal(contract.DestinationRecord{
-				Version: "1.0", Timestamp: time.Now().UTC(),
-				RequestContext: contract.RequestContext{RequestID: uuid.NewString(), FunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:h",
-					Condition: contract.ConditionSuccess, ApproximateInvokeCount: 1},
-				RequestPayload:  inv.Payload,
-				ResponseContext: contract.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
-				ResponsePayload: payload,
-			})
-			if err != nil {
-				e.t.Fatal(err)
-			}
+		for _, inv := range e.inv.Take() {
+			res, herr := fn(enginetest.Payload(e.t, inv))
+			rec := enginetest.Record(e.t, inv, enginetest.Outcome{Result: res, Err: herr})
 			in = append(in, engine.InMessage{ID: uuid.NewString(), Body: rec})
 		}
 		if len(in) == 0 {

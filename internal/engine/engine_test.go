@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/enginetest"
 )
 
 const linearYAML = `
@@ -117,8 +118,8 @@ func TestWorkflowsComplete(t *testing.T) {
 					t.Fatalf("join saw %d parent results, want 500", got)
 				}
 			}
-			if h.pub.count(engine.TaskCompleted) != 1 || h.pub.count(engine.TaskStarted) != 1 {
-				t.Fatalf("task events: completed=%d started=%d", h.pub.count(engine.TaskCompleted), h.pub.count(engine.TaskStarted))
+			if h.pub.Count(engine.TaskCompleted) != 1 || h.pub.Count(engine.TaskStarted) != 1 {
+				t.Fatalf("task events: completed=%d started=%d", h.pub.Count(engine.TaskCompleted), h.pub.Count(engine.TaskStarted))
 			}
 		})
 	}
@@ -151,7 +152,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	failUntil := 2
 	handler := func(p contract.Payload) outcome {
 		if p.Tasker.Step == "flaky" && p.Tasker.Attempt <= failUntil {
-			return outcome{err: &contract.HandlerError{Message: fmt.Sprintf("attempt %d failed", p.Tasker.Attempt)}}
+			return fail(&contract.HandlerError{Message: fmt.Sprintf("attempt %d failed", p.Tasker.Attempt)})
 		}
 		return ok("done")
 	}
@@ -172,7 +173,7 @@ func TestRetryThenSuccess(t *testing.T) {
 		if _, err := h.eng.Sweep(h.ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(h.inv.take()); n != 0 {
+		if n := len(h.inv.Take()); n != 0 {
 			t.Fatalf("retry dispatched %d invocations before it was due", n)
 		}
 		h.clock.Advance(gap)
@@ -186,7 +187,7 @@ func TestRetryThenSuccess(t *testing.T) {
 		t.Fatalf("flaky: state=%s attempts=%d, want complete after 3", s.State, s.Attempts)
 	}
 	mustStatus(t, h, id, "complete")
-	if n := h.pub.count(engine.StepRetryScheduled); n != 2 {
+	if n := h.pub.Count(engine.StepRetryScheduled); n != 2 {
 		t.Fatalf("retry_scheduled events = %d, want 2", n)
 	}
 }
@@ -196,7 +197,7 @@ func TestRetryAfterWins(t *testing.T) {
 	h := newHarness(t, engine.Config{}, retryYAML)
 	id := h.create("retry", `{}`)
 	h.drain(func(p contract.Payload) outcome {
-		return outcome{err: &contract.HandlerError{Message: "rate limited", RetryAfterSeconds: 45}}
+		return fail(&contract.HandlerError{Message: "rate limited", RetryAfterSeconds: 45})
 	})
 	s := h.step(id, "flaky")
 	if got := s.NextRetryAt.Sub(h.clock.Now()); got != 45*time.Second {
@@ -222,9 +223,9 @@ func TestTerminalFailures(t *testing.T) {
 		attempts int
 		event    engine.EventName
 	}{
-		{"permanent", outcome{err: &contract.HandlerError{Message: "card declined", Permanent: true, Code: "declined"}}, 1, engine.StepFailed},
-		{"exhausted", outcome{err: &contract.HandlerError{Message: "flaky"}}, 3, engine.StepRetriesExhausted},
-		{"unhandled crash exhausted", outcome{crash: true}, 3, engine.StepRetriesExhausted},
+		{"permanent", fail(&contract.HandlerError{Message: "card declined", Permanent: true, Code: "declined"}), 1, engine.StepFailed},
+		{"exhausted", fail(&contract.HandlerError{Message: "flaky"}), 3, engine.StepRetriesExhausted},
+		{"unhandled crash exhausted", outcome{Outcome: enginetest.Outcome{Crash: true}}, 3, engine.StepRetriesExhausted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,8 +259,8 @@ func TestTerminalFailures(t *testing.T) {
 				t.Fatalf("dependent state = %s, want pending", st)
 			}
 			mustStatus(t, h, id, "error")
-			if h.pub.count(tc.event) != 1 || h.pub.count(engine.TaskFailed) != 1 {
-				t.Fatalf("events: %s=%d task.failed=%d", tc.event, h.pub.count(tc.event), h.pub.count(engine.TaskFailed))
+			if h.pub.Count(tc.event) != 1 || h.pub.Count(engine.TaskFailed) != 1 {
+				t.Fatalf("events: %s=%d task.failed=%d", tc.event, h.pub.Count(tc.event), h.pub.Count(engine.TaskFailed))
 			}
 		})
 	}
@@ -271,16 +272,16 @@ func TestStaleDuplicateAndLateResultsChangeNothing(t *testing.T) {
 	id := h.create("retry", `{}`)
 	// Attempt 1 fails; keep its invocation to replay later.
 	var first engine.Invocation
-	h.queue.take()
+	h.queue.Take()
 	if _, err := h.eng.HandleMessages(h.ctx, []engine.InMessage{{ID: "w", Body: contract.NewWake(id)}}); err != nil {
 		t.Fatal(err)
 	}
-	invs := h.inv.take()
+	invs := h.inv.Take()
 	if len(invs) != 1 {
 		t.Fatalf("dispatched %d, want 1", len(invs))
 	}
 	first = invs[0]
-	failRec := record(t, first, outcome{err: &contract.HandlerError{Message: "x"}})
+	failRec := record(t, first, fail(&contract.HandlerError{Message: "x"}))
 	okRec := record(t, first, ok("stale success"))
 	// The failure and a duplicate of it in one batch, and again in a later batch.
 	if _, err := h.eng.HandleMessages(h.ctx, []engine.InMessage{{ID: "1", Body: failRec}, {ID: "2", Body: failRec}}); err != nil {
@@ -299,7 +300,7 @@ func TestStaleDuplicateAndLateResultsChangeNothing(t *testing.T) {
 	if _, err := h.eng.Sweep(h.ctx); err != nil {
 		t.Fatal(err)
 	}
-	second := h.inv.take()
+	second := h.inv.Take()
 	if len(second) != 1 || payloadOf(t, second[0]).Tasker.Attempt != 2 {
 		t.Fatalf("second dispatch: %v", second)
 	}
@@ -323,7 +324,7 @@ func TestStaleDuplicateAndLateResultsChangeNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(h.inv.take()); n != 0 {
+	if n := len(h.inv.Take()); n != 0 {
 		t.Fatalf("duplicate wake-ups dispatched %d invocations", n)
 	}
 	// Attempt 2 succeeds, twice; then everything finishes once.
@@ -336,8 +337,8 @@ func TestStaleDuplicateAndLateResultsChangeNothing(t *testing.T) {
 	if got := string(h.step(id, "flaky").Result); got != `"good"` {
 		t.Fatalf("result = %s, want the attempt-2 result", got)
 	}
-	if h.pub.count(engine.StepCompleted) != 2 {
-		t.Fatalf("step.completed = %d, want 2", h.pub.count(engine.StepCompleted))
+	if h.pub.Count(engine.StepCompleted) != 2 {
+		t.Fatalf("step.completed = %d, want 2", h.pub.Count(engine.StepCompleted))
 	}
 }
 
@@ -345,7 +346,7 @@ func TestMalformedMessagesAreReportedAlone(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, engine.Config{}, linearYAML)
 	id := h.create("linear", `{}`)
-	h.queue.take()
+	h.queue.Take()
 	failed, err := h.eng.HandleMessages(h.ctx, []engine.InMessage{
 		{ID: "bad-json", Body: []byte("not json")},
 		{ID: "bad-kind", Body: []byte(`{"kind":"explode"}`)},
@@ -357,7 +358,7 @@ func TestMalformedMessagesAreReportedAlone(t *testing.T) {
 	if strings.Join(failed, ",") != "bad-json,bad-kind" {
 		t.Fatalf("failed = %v", failed)
 	}
-	if n := len(h.inv.take()); n != 1 {
+	if n := len(h.inv.Take()); n != 1 {
 		t.Fatalf("the good message dispatched %d", n)
 	}
 }
@@ -367,11 +368,11 @@ func TestSweepRecoversLostMessages(t *testing.T) {
 	h := newHarness(t, engine.Config{DeadlineGrace: time.Second}, linearYAML)
 	id := h.create("linear", `{}`)
 	// The wake-up is lost.
-	h.queue.take()
+	h.queue.Take()
 	if _, err := h.eng.Sweep(h.ctx); err != nil {
 		t.Fatal(err)
 	}
-	invs := h.inv.take()
+	invs := h.inv.Take()
 	if len(invs) != 1 {
 		t.Fatalf("sweep dispatched %d, want 1", len(invs))
 	}
@@ -391,7 +392,7 @@ func TestSweepRecoversLostMessages(t *testing.T) {
 	if s := h.step(id, "a"); s.State != "waiting_for_retry" || s.Attempts != 1 {
 		t.Fatalf("after timeout: %+v", s)
 	}
-	if h.pub.count(engine.StepTimedOut) != 1 {
+	if h.pub.Count(engine.StepTimedOut) != 1 {
 		t.Fatal("no step.timed_out event")
 	}
 	h.clock.Advance(time.Minute)
@@ -409,7 +410,7 @@ func TestDispatchFailureNeverBurnsAnAttempt(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, engine.Config{}, retryYAML)
 	failures := 5
-	h.inv.fail = func(engine.Invocation) error {
+	h.inv.Fail = func(engine.Invocation) error {
 		if failures > 0 {
 			failures--
 			return errThrottled
@@ -426,7 +427,7 @@ func TestDispatchFailureNeverBurnsAnAttempt(t *testing.T) {
 		if _, err := h.eng.Sweep(h.ctx); err != nil {
 			t.Fatal(err)
 		}
-		h.drain(func(p contract.Payload) outcome { return outcome{err: &contract.HandlerError{Message: "real failure"}} })
+		h.drain(func(p contract.Payload) outcome { return fail(&contract.HandlerError{Message: "real failure"}) })
 	}
 	// Five throttled dispatches and one real failure: the step still has 2 attempts left.
 	s := h.step(id, "flaky")
@@ -437,15 +438,15 @@ func TestDispatchFailureNeverBurnsAnAttempt(t *testing.T) {
 	if s.State != "waiting_for_retry" || maxAttempts-s.Attempts != 2 {
 		t.Fatalf("after throttling: state=%s attempts=%d max=%d", s.State, s.Attempts, maxAttempts)
 	}
-	if h.pub.count(engine.StepDispatchFailed) != 5 {
-		t.Fatalf("dispatch_failed events = %d", h.pub.count(engine.StepDispatchFailed))
+	if h.pub.Count(engine.StepDispatchFailed) != 5 {
+		t.Fatalf("dispatch_failed events = %d", h.pub.Count(engine.StepDispatchFailed))
 	}
 }
 
 func TestPayloadTooLargeFailsThestep(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, engine.Config{}, linearYAML)
-	h.inv.fail = func(engine.Invocation) error { return fmt.Errorf("invoke: %w", engine.ErrPayloadTooLarge) }
+	h.inv.Fail = func(engine.Invocation) error { return fmt.Errorf("invoke: %w", engine.ErrPayloadTooLarge) }
 	id := h.create("linear", `{}`)
 	h.drain(echo)
 	if s := h.step(id, "a"); s.State != "error" {
@@ -464,7 +465,7 @@ func TestCancelIgnoresInFlightResults(t *testing.T) {
 		}
 		return outcome{drop: true}
 	})
-	inflight := h.inv.take()
+	inflight := h.inv.Take()
 	_ = inflight
 	if err := h.eng.CancelTask(h.ctx, id, "tester", "changed my mind"); err != nil {
 		t.Fatal(err)
@@ -514,7 +515,7 @@ func TestRetryTaskRerunsOnlyFailedSteps(t *testing.T) {
 	handler := func(p contract.Payload) outcome {
 		runs[p.Tasker.Step]++
 		if p.Tasker.Step == "c" && broken {
-			return outcome{err: &contract.HandlerError{Message: "bug", Permanent: true}}
+			return fail(&contract.HandlerError{Message: "bug", Permanent: true})
 		}
 		return echo(p)
 	}
@@ -544,7 +545,7 @@ func TestResolveLetsDependentsProceed(t *testing.T) {
 	var sawB json.RawMessage
 	handler := func(p contract.Payload) outcome {
 		if p.Tasker.Step == "b" {
-			return outcome{err: &contract.HandlerError{Message: "needs a human", Permanent: true}}
+			return fail(&contract.HandlerError{Message: "needs a human", Permanent: true})
 		}
 		if p.Tasker.Step == "c" {
 			sawB = p.Results["b"]
@@ -601,7 +602,7 @@ steps:
 			for round := 0; round < 200; round++ {
 				// Deliver everything, then complete one in-flight step at a time.
 				var in []engine.InMessage
-				for _, m := range h.queue.take() {
+				for _, m := range h.queue.Take() {
 					in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
 				}
 				if len(in) > 0 {
@@ -617,7 +618,7 @@ steps:
 					t.Fatal(err)
 				}
 				maxSeen = max(maxSeen, n)
-				invs := h.inv.take()
+				invs := h.inv.Take()
 				if len(invs) == 0 && n == 0 {
 					break
 				}
@@ -655,10 +656,10 @@ func TestTwoEnginesNeverRunAnAttemptTwice(t *testing.T) {
 	var mu sync.Mutex
 	for round := 0; round < 100; round++ {
 		var in []engine.InMessage
-		for _, m := range h.queue.take() {
+		for _, m := range h.queue.Take() {
 			in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
 		}
-		for _, inv := range h.inv.take() {
+		for _, inv := range h.inv.Take() {
 			p := payloadOf(t, inv)
 			mu.Lock()
 			seen[p.Tasker.IdempotencyKey]++

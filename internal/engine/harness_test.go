@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,106 +13,13 @@ import (
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// clock is a manual test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// recQueue records sent messages; the test decides when they arrive.
-type recQueue struct {
-	mu   sync.Mutex
-	msgs []engine.Message
-}
-
-func (q *recQueue) Send(_ context.Context, msgs []engine.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msgs...)
-	return nil
-}
-
-func (q *recQueue) take() []engine.Message {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.msgs
-	q.msgs = nil
-	return out
-}
-
-// recInvoker records invocations; fail, when set, decides dispatch errors.
-type recInvoker struct {
-	mu    sync.Mutex
-	invs  []engine.Invocation
-	total int
-	fail  func(engine.Invocation) error
-}
-
-func (i *recInvoker) Invoke(_ context.Context, inv engine.Invocation) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.fail != nil {
-		if err := i.fail(inv); err != nil {
-			return err
-		}
-	}
-	i.invs = append(i.invs, inv)
-	i.total++
-	return nil
-}
-
-func (i *recInvoker) take() []engine.Invocation {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	out := i.invs
-	i.invs = nil
-	return out
-}
-
-// recPublisher collects lifecycle events.
-type recPublisher struct {
-	mu     sync.Mutex
-	events []engine.Event
-}
-
-func (p *recPublisher) Publish(_ context.Context, evs []engine.Event) {
-	p.mu.Lock()
-	p.events = append(p.events, evs...)
-	p.mu.Unlock()
-}
-
-func (p *recPublisher) count(name engine.EventName) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, e := range p.events {
-		if e.Name == name {
-			n++
-		}
-	}
-	return n
-}
 
 type harness struct {
 	t     *testing.T
@@ -122,10 +28,10 @@ type harness struct {
 	pool  *pgxpool.Pool
 	store *store.Store
 	eng   *engine.Engine
-	clock *clock
-	queue *recQueue
-	inv   *recInvoker
-	pub   *recPublisher
+	clock *enginetest.Clock
+	queue *enginetest.Queue
+	inv   *enginetest.Invoker
+	pub   *enginetest.Publisher
 	tpls  *template.Set
 	// delayed holds wake-ups drain did not deliver.
 	delayed []engine.Message
@@ -156,8 +62,8 @@ func newHarness(t *testing.T, cfg engine.Config, yamls ...string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, url: url, ctx: context.Background(), pool: pool, store: st, clock: newClock(),
-		queue: &recQueue{}, inv: &recInvoker{}, pub: &recPublisher{}, tpls: mustSet(t, yamls...)}
+	h := &harness{t: t, url: url, ctx: context.Background(), pool: pool, store: st, clock: enginetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		queue: &enginetest.Queue{}, inv: &enginetest.Invoker{}, pub: &enginetest.Publisher{}, tpls: mustSet(t, yamls...)}
 	cfg.Store, cfg.Templates, cfg.Queue, cfg.Invoker, cfg.Publisher = st, h.tpls, h.queue, h.inv, h.pub
 	if cfg.Clock == nil {
 		cfg.Clock = h.clock
@@ -178,55 +84,26 @@ func (h *harness) create(name string, ctxJSON string) uuid.UUID {
 	return c.TaskID
 }
 
-// outcome is what a test handler returns for one invocation.
+// outcome is what a test handler does with one invocation.
 type outcome struct {
-	result any
-	err    *contract.HandlerError
-	crash  bool // unhandled Lambda error
-	drop   bool // the result is lost
+	enginetest.Outcome
+	drop bool // the result is lost
 }
 
 type handlerFunc func(p contract.Payload) outcome
 
-func ok(v any) outcome { return outcome{result: v} }
+func ok(v any) outcome { return outcome{Outcome: enginetest.Outcome{Result: v}} }
+
+func fail(he *contract.HandlerError) outcome { return outcome{Outcome: enginetest.Outcome{Err: he}} }
 
 func record(t *testing.T, inv engine.Invocation, o outcome) []byte {
 	t.Helper()
-	rec := contract.DestinationRecord{
-		Version:         "1.0",
-		Timestamp:       time.Now().UTC(),
-		RequestContext:  contract.RequestContext{RequestID: uuid.NewString(), FunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:h:$LATEST", Condition: contract.ConditionSuccess, ApproximateInvokeCount: 1},
-		RequestPayload:  inv.Payload,
-		ResponseContext: contract.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
-	}
-	var body any = o.result
-	switch {
-	case o.crash:
-		rec.RequestContext.Condition = contract.ConditionRetriesExhausted
-		rec.ResponseContext.FunctionError = "Unhandled"
-		body = contract.LambdaError{ErrorMessage: "boom", ErrorType: "Runtime.ExitError"}
-	case o.err != nil:
-		body = contract.ErrorEnvelope{TaskerError: o.err}
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.ResponsePayload = b
-	out, err := json.Marshal(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return enginetest.Record(t, inv, o.Outcome)
 }
 
 func payloadOf(t *testing.T, inv engine.Invocation) contract.Payload {
 	t.Helper()
-	var p contract.Payload
-	if err := json.Unmarshal(inv.Payload, &p); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return enginetest.Payload(t, inv)
 }
 
 // drain delivers immediate messages and runs invocations until nothing is
@@ -237,14 +114,14 @@ func (h *harness) drain(fn handlerFunc) []contract.Payload {
 	var ran []contract.Payload
 	for round := 0; round < 10000; round++ {
 		var in []engine.InMessage
-		for _, m := range h.queue.take() {
+		for _, m := range h.queue.Take() {
 			if m.Delay <= 0 {
 				in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
 			} else {
 				h.delayed = append(h.delayed, m)
 			}
 		}
-		for _, inv := range h.inv.take() {
+		for _, inv := range h.inv.Take() {
 			p := payloadOf(h.t, inv)
 			ran = append(ran, p)
 			o := fn(p)

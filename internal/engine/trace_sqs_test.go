@@ -40,7 +40,7 @@ func TestTraceCrossesSQS(t *testing.T) {
 		t.Fatal(err)
 	}
 	root.End()
-	sent := h.queue.take()
+	sent := h.queue.Take()
 	if len(sent) != 1 || sent[0].Attributes[telemetry.AttrTraceParent] == "" || sent[0].Attributes[telemetry.AttrAWSTraceHeader] == "" {
 		t.Fatalf("wake-up: %+v", sent)
 	}
@@ -67,7 +67,7 @@ func TestTraceCrossesSQS(t *testing.T) {
 	if err != nil || len(failed) > 0 {
 		t.Fatalf("handle: %v %v", failed, err)
 	}
-	invs := h.inv.take()
+	invs := h.inv.Take()
 	if len(invs) != 1 {
 		t.Fatalf("invocations: %d", len(invs))
 	}

@@ -74,7 +74,7 @@ func TestTraceFollowsTask(t *testing.T) {
 		}
 		resp := stephandler.Run(context.Background(), reg, body, stephandler.WithTracerProvider(tp), stephandler.WithLogger(quietLog()))
 		if he, ok := contract.AsHandlerError(resp); ok {
-			return outcome{err: he}
+			return fail(he)
 		}
 		return ok(json.RawMessage(resp))
 	}
@@ -87,9 +87,7 @@ func TestTraceFollowsTask(t *testing.T) {
 	root.End()
 	id := created.TaskID
 	// The wake-up carries the trace across the queue.
-	h.queue.mu.Lock()
-	wake := h.queue.msgs[0]
-	h.queue.mu.Unlock()
+	wake := h.queue.Peek()[0]
 	if sc := telemetry.ExtractMessage(wake.Attributes); sc.TraceID() != root.SpanContext().TraceID() {
 		t.Fatalf("wake-up attributes %v carry no trace context of the task", wake.Attributes)
 	}
@@ -190,9 +188,7 @@ func isScheduler(name string) bool {
 func TestTracingOffStoresNothing(t *testing.T) {
 	h := newHarness(t, engine.Config{}, linearYAML)
 	id := h.create("linear", `{}`)
-	h.queue.mu.Lock()
-	attrs := h.queue.msgs[0].Attributes
-	h.queue.mu.Unlock()
+	attrs := h.queue.Peek()[0].Attributes
 	if len(attrs) != 0 {
 		t.Fatalf("wake-up attributes %v", attrs)
 	}

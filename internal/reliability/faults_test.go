@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
@@ -208,72 +209,28 @@ func TestHandlerFaults(t *testing.T) {
 		"300 KiB result (Go and tasker.http)→permanent result_too_large; invalid JSON over HTTP→{status,body} result")
 }
 
-// manualClock is a clock the test moves.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-type recQueue struct {
-	mu   sync.Mutex
-	msgs []engine.Message
-}
-
-func (q *recQueue) Send(_ context.Context, msgs []engine.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msgs...)
-	return nil
-}
-
-type recInvoker struct {
-	mu   sync.Mutex
-	invs []engine.Invocation
-}
-
-func (i *recInvoker) Invoke(_ context.Context, inv engine.Invocation) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	i.invs = append(i.invs, inv)
-	return nil
-}
-
-func (i *recInvoker) take(t *testing.T) engine.Invocation {
+// takeOne returns the single invocation the engine dispatched.
+func takeOne(t *testing.T, inv *enginetest.Invoker) engine.Invocation {
 	t.Helper()
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if len(i.invs) != 1 {
-		t.Fatalf("%d invocations, want 1", len(i.invs))
+	invs := inv.Take()
+	if len(invs) != 1 {
+		t.Fatalf("%d invocations, want 1", len(invs))
 	}
-	inv := i.invs[0]
-	i.invs = nil
-	return inv
+	return invs[0]
 }
 
 // manualEngine is an engine with a manual clock and recording adapters, for
 // feeding it hand-made destination records.
-func manualEngine(t *testing.T, yaml string) (*engine.Engine, *manualClock, *recInvoker, *pgxpool.Pool) {
+func manualEngine(t *testing.T, yaml string) (*engine.Engine, *enginetest.Clock, *enginetest.Invoker, *pgxpool.Pool) {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	st, err := store.New(pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &manualClock{now: time.Now().UTC().Truncate(time.Microsecond)}
-	inv := &recInvoker{}
-	eng, err := engine.New(engine.Config{Store: st, Templates: parseTemplates(t, []string{yaml}), Queue: &recQueue{},
+	clk := enginetest.NewClock(time.Now().Truncate(time.Microsecond))
+	inv := &enginetest.Invoker{}
+	eng, err := engine.New(engine.Config{Store: st, Templates: parseTemplates(t, []string{yaml}), Queue: &enginetest.Queue{},
 		Invoker: inv, Clock: clk, DeadlineGrace: time.Second, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +272,7 @@ func TestLambdaInvalidJSON(t *testing.T) {
 	}
 
 	// Attempt 1: Runtime.MarshalError.
-	in := inv.take(t)
+	in := takeOne(t, inv)
 	failed, err := eng.HandleMessages(ctx, []engine.InMessage{{ID: "m1", Body: record(in, contract.ConditionRetriesExhausted, "Unhandled",
 		[]byte(`{"errorMessage":"Unable to marshal response: Object of type bytes is not JSON serializable","errorType":"Runtime.MarshalError"}`))}})
 	if err != nil || len(failed) != 0 {
@@ -332,7 +289,7 @@ func TestLambdaInvalidJSON(t *testing.T) {
 	if err := eng.ProcessTasks(ctx, out.TaskID); err != nil {
 		t.Fatal(err)
 	}
-	in = inv.take(t)
+	in = takeOne(t, inv)
 	bad := record(in, contract.ConditionSuccess, "", []byte(`{"ok": tru`))
 	failed, err = eng.HandleMessages(ctx, []engine.InMessage{{ID: "m2", Body: bad}})
 	if err != nil || len(failed) != 1 || failed[0] != "m2" {
@@ -357,7 +314,7 @@ func TestLambdaInvalidJSON(t *testing.T) {
 	if err := eng.ProcessTasks(ctx, out.TaskID); err != nil {
 		t.Fatal(err)
 	}
-	in = inv.take(t)
+	in = takeOne(t, inv)
 	failed, err = eng.HandleMessages(ctx, []engine.InMessage{{ID: "m3", Body: record(in, contract.ConditionSuccess, "", []byte(`"<html>502 Bad Gateway</html>"`))}})
 	if err != nil || len(failed) != 0 {
 		t.Fatalf("attempt 3: %v %v", failed, err)

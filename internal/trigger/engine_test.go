@@ -3,29 +3,17 @@ package trigger_test
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/trigger"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-type recQueue struct {
-	mu   sync.Mutex
-	msgs []engine.Message
-}
-
-func (q *recQueue) Send(_ context.Context, msgs []engine.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msgs...)
-	return nil
-}
 
 type noInvoker struct{}
 
@@ -41,7 +29,7 @@ func TestRedeliveryStartsNoSecondTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &recQueue{}
+	q := &enginetest.Queue{}
 	s := allTemplates(t)
 	eng, err := engine.New(engine.Config{Store: st, Templates: s, Queue: q, Invoker: noInvoker{}})
 	if err != nil {
@@ -85,9 +73,7 @@ func TestRedeliveryStartsNoSecondTask(t *testing.T) {
 		t.Errorf("source %q key %q", src, key)
 	}
 	jsonEq(t, json.RawMessage(ctxJSON), `{"bucket":"in-bucket","key":"exports/a b.csv","size":1048576,"etag":"0123abcd"}`)
-	q.mu.Lock()
-	wakes := len(q.msgs)
-	q.mu.Unlock()
+	wakes := len(q.Peek())
 	if wakes != 2 {
 		t.Errorf("%d wake-ups sent, want 2 (one per new task)", wakes)
 	}
