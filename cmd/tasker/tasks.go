@@ -14,49 +14,18 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/taskerhq/tasker/internal/api"
 )
 
-// Shapes of the API's JSON (internal/api/views.go), as the CLI reads them.
+// The CLI reads the API's own JSON shapes (internal/api/views.go).
+type (
+	apiTask     = api.Task
+	apiStep     = api.Step
+	apiTaskList = api.TaskList
+)
 
-type apiTask struct {
-	ID             string          `json:"id"`
-	Namespace      string          `json:"namespace"`
-	Name           string          `json:"name"`
-	Version        string          `json:"version"`
-	Status         string          `json:"status"`
-	Context        json.RawMessage `json:"context"`
-	Initiator      string          `json:"initiator"`
-	SourceSystem   string          `json:"source_system"`
-	Reason         string          `json:"reason"`
-	Tags           []string        `json:"tags"`
-	IdempotencyKey *string         `json:"idempotency_key"`
-	CorrelationID  string          `json:"correlation_id"`
-	CreatedAt      string          `json:"created_at"`
-	UpdatedAt      string          `json:"updated_at"`
-	CompletedAt    *string         `json:"completed_at"`
-	Steps          []apiStep       `json:"steps"`
-}
-
-type apiStep struct {
-	Name        string          `json:"name"`
-	Status      string          `json:"status"`
-	Handler     string          `json:"handler"`
-	DependsOn   []string        `json:"depends_on"`
-	Attempts    int             `json:"attempts"`
-	MaxAttempts int             `json:"max_attempts"`
-	Result      json.RawMessage `json:"result"`
-	LastError   json.RawMessage `json:"last_error"`
-	NextRetryAt *string         `json:"next_retry_at"`
-	StartedAt   *string         `json:"started_at"`
-	CompletedAt *string         `json:"completed_at"`
-}
-
-type apiTaskList struct {
-	Tasks      []apiTask `json:"tasks"`
-	NextCursor *string   `json:"next_cursor"`
-}
-
-func (t *apiTask) workflow() string {
+func workflowOf(t *apiTask) string {
 	return t.Namespace + "/" + t.Name + "@" + t.Version
 }
 
@@ -323,7 +292,7 @@ type progress struct {
 func newProgress(w io.Writer, t apiTask) *progress {
 	tty := isTerminal(w)
 	p := &progress{w: w, tty: tty, color: tty && os.Getenv("NO_COLOR") == "", seen: map[string]string{}, start: time.Now()}
-	fmt.Fprintf(w, "Task %s  %s\n", t.ID, t.workflow())
+	fmt.Fprintf(w, "Task %s  %s\n", t.ID, workflowOf(&t))
 	return p
 }
 
@@ -658,7 +627,7 @@ func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION")
 	for _, t := range tasks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.workflow(), t.Status, fmtTime(t.CreatedAt), taskDuration(t))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, workflowOf(&t), t.Status, fmtTime(t.CreatedAt), taskDuration(t))
 	}
 	tw.Flush()
 	if next != nil && *next != "" {
@@ -745,7 +714,7 @@ func oneIDCommand(fs *flag.FlagSet, api *apiFlags, cmd string, args []string, st
 func printTask(w io.Writer, t apiTask) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Task\t%s\n", t.ID)
-	fmt.Fprintf(tw, "Workflow\t%s\n", t.workflow())
+	fmt.Fprintf(tw, "Workflow\t%s\n", workflowOf(&t))
 	fmt.Fprintf(tw, "Status\t%s\n", t.Status)
 	created := fmtTime(t.CreatedAt)
 	if t.CompletedAt != nil {
