@@ -6,7 +6,7 @@ TEST_TIMEOUT ?= 15m
 TESTFLAGS    ?=
 PKGS         ?= ./...
 
-.PHONY: build test dev lint soak
+.PHONY: build test dev lint soak bench
 
 ## build: compile every package and the tasker CLI into bin/tasker
 build:
@@ -27,6 +27,10 @@ test:
 soak:
 	@$(GO) build -o bin/withpg ./scripts/withpg
 	bin/withpg -- $(GO) test -tags soak -run Soak -timeout 30m -v ./internal/reliability/...
+
+## bench: engine benchmarks on an embedded Postgres; prints p50/p99 and throughput (docs/benchmarks.md)
+bench:
+	$(GO) run ./cmd/tasker bench
 
 ## dev: run Tasker locally (API, scheduler, handlers; embedded Postgres)
 dev:

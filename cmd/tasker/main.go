@@ -18,6 +18,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"bench":    {"run the benchmark suite against an embedded PostgreSQL", cmdBench},
 		"dev":      {"run API, scheduler, sweeper and handlers in one process", cmdDev},
 		"migrate":  {"apply database migrations", cmdMigrate},
 		"validate": {"validate workflow templates", cmdValidate},
