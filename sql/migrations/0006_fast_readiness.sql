@@ -329,10 +329,12 @@ $$;
 
 -- Their queries take arrays of ids; with custom plans Postgres re-plans the
 -- whole statement on every call (planning costs more than running them), so
--- the scheduler functions always use the cached generic plan.
+-- these functions always use the cached generic plan. Not tasker_record_results
+-- (nor tasker_release_claims, which has the same shape and runs rarely):
+-- its generic plan (unnest of unknown size joined to tasker_steps) turns into
+-- scans of the whole table once there are thousands of live tasks (the
+-- 10,000-task overload soak test slowed from 20 s to over 15 min).
 ALTER FUNCTION tasker_ready_steps(uuid[], int, timestamptz) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_lock_tasks(uuid[]) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_claim_steps(uuid[], int, timestamptz, text, int, int) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION tasker_record_results(timestamptz, uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_finalize_tasks(uuid[], timestamptz, text) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION tasker_release_claims(timestamptz, uuid[], int[], text[], int, text) SET plan_cache_mode = force_generic_plan;
