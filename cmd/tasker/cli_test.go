@@ -157,7 +157,9 @@ func TestRunWatchFailsAndOperatorCommands(t *testing.T) {
 
 	// retry: the task runs again and fails the same way.
 	cli(t, base, "retry", id, "--reason", "try again", "--watch").want(t, 1, nil, []string{"step validate_refund failed after 2/2 attempts", "not run: process_gateway_refund, restock_items"})
-	cli(t, base, "retry", id).want(t, 0, []string{"in_progress"}, nil)
+	// Without --watch, retry prints the task as it is right after the request;
+	// the engine may already have failed it again, so only the id is certain.
+	cli(t, base, "retry", id).want(t, 0, []string{id}, nil)
 	waitStatus(t, base, id, "error")
 
 	// resolve with a result the dependents can use; the task carries on.
