@@ -63,13 +63,14 @@ type Config struct {
 
 // Engine orchestrates tasks. It is safe for concurrent use.
 type Engine struct {
-	cfg    Config
-	store  *store.Store
-	log    *slog.Logger
-	clock  Clock
-	pub    Publisher
-	health *health
-	tracer trace.Tracer
+	cfg     Config
+	store   *store.Store
+	log     *slog.Logger
+	clock   Clock
+	pub     Publisher
+	health  *health
+	waiting backlog // tasks that found the in-flight cap full
+	tracer  trace.Tracer
 }
 
 // New returns an Engine.

@@ -793,3 +793,50 @@ func TestLocalCrashRecoversInterruptedSteps(t *testing.T) {
 		t.Fatalf("b attempts = %d, want 2", a)
 	}
 }
+
+// With the in-flight cap full, tasks whose wake-up found no capacity are
+// claimed as soon as results free slots, without waiting for a sweep.
+func TestCappedTasksRunWhenCapacityFrees(t *testing.T) {
+	t.Parallel()
+	single := `
+namespace: test
+name: single
+version: 1.0.0
+steps:
+  - {name: s, handler: tasker.noop}
+`
+	h := newHarness(t, engine.Config{MaxInFlight: 2}, single)
+	var ids []uuid.UUID
+	for range 6 {
+		ids = append(ids, h.create("single", `{}`))
+	}
+	maxSeen := 0
+	ran := 0
+	for round := 0; round < 50; round++ {
+		var in []engine.InMessage
+		for _, m := range h.queue.Take() {
+			in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
+		}
+		n, err := h.store.InFlight(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxSeen = max(maxSeen, n)
+		for _, inv := range h.inv.Take() {
+			ran++
+			in = append(in, engine.InMessage{ID: uuid.NewString(), Body: record(t, inv, ok(1))})
+		}
+		if len(in) == 0 {
+			break
+		}
+		if _, err := h.eng.HandleMessages(h.ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		mustStatus(t, h, id, "complete")
+	}
+	if ran != 6 || maxSeen > 2 {
+		t.Fatalf("ran %d steps with at most %d in flight; want 6 with at most 2", ran, maxSeen)
+	}
+}

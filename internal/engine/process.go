@@ -168,9 +168,10 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	}
 	start := time.Now()
 	now := e.clock.Now()
+	globalCap := e.health.cap(e.cfg.MaxInFlight)
 	out, err := e.store.Process(ctx, store.ProcessInput{
 		Now: now, Actor: e.cfg.InstanceID, TaskIDs: taskIDs, Results: results,
-		ClaimLimit: e.cfg.ClaimLimit, GlobalCap: e.health.cap(e.cfg.MaxInFlight), Grace: e.cfg.DeadlineGrace,
+		ClaimLimit: e.cfg.ClaimLimit, GlobalCap: globalCap, Grace: e.cfg.DeadlineGrace,
 	})
 	if err != nil {
 		return err
@@ -245,6 +246,9 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 		events = append(events, Event{Name: StepClaimed, Time: now, TaskID: c.TaskID, Namespace: c.Namespace,
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
 			Attempt: c.Attempt, From: c.From, To: "in_progress", Handler: c.Handler})
+	}
+	if globalCap > 0 {
+		e.wakeWaiting(taskIDs, out, wakes)
 	}
 	e.pub.Publish(ctx, events)
 	spans.annotate(events)
@@ -382,4 +386,30 @@ func keys[K comparable, V any](m map[K]V) []K {
 		out = append(out, k)
 	}
 	return out
+}
+
+// wakeWaiting remembers the tasks of a pass that claimed nothing and did not
+// finish (with a cap set, they may be waiting for capacity), and wakes one
+// remembered task for each slot this pass's results freed.
+func (e *Engine) wakeWaiting(taskIDs []uuid.UUID, out store.ProcessOutput, wakes map[uuid.UUID]time.Duration) {
+	moved := make(map[uuid.UUID]bool, len(out.Claims)+len(out.Finalized))
+	for _, c := range out.Claims {
+		moved[c.TaskID] = true
+	}
+	for _, f := range out.Finalized {
+		moved[f.TaskID] = true
+	}
+	var idle []uuid.UUID
+	for _, id := range taskIDs {
+		if !moved[id] {
+			idle = append(idle, id)
+		}
+	}
+	freed := e.waiting.pop(len(out.Recorded))
+	e.waiting.push(idle)
+	for _, id := range freed {
+		if _, ok := wakes[id]; !ok {
+			wakes[id] = 0
+		}
+	}
 }
