@@ -98,18 +98,27 @@ func (r *Registry) NewCounter(name, help string, labels ...string) *Counter {
 // Add adds v (>= 0) to the series with the given label values (in the
 // order the labels were declared).
 func (c *Counter) Add(v float64, values ...string) {
-	if v < 0 || len(values) != len(c.d.labels) {
+	if v < 0 {
+		return
+	}
+	c.update(values, func(s *series) { s.value += v })
+}
+
+// update applies fn to the series with the given label values, creating it
+// on first use; values that do not match the declared labels are dropped.
+func (c *Counter) update(values []string, fn func(*series)) {
+	if len(values) != len(c.d.labels) {
 		return
 	}
 	k := key(values)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	s, ok := c.s[k]
 	if !ok {
 		s = &series{values: slices.Clone(values)}
 		c.s[k] = s
 	}
-	s.value += v
-	c.mu.Unlock()
+	fn(s)
 }
 
 // Inc adds one.
@@ -139,34 +148,12 @@ func (r *Registry) NewGauge(name, help string, labels ...string) *Gauge {
 
 // Add adds v (which may be negative).
 func (g *Gauge) Add(v float64, values ...string) {
-	if len(values) != len(g.d.labels) {
-		return
-	}
-	k := key(values)
-	g.mu.Lock()
-	s, ok := g.s[k]
-	if !ok {
-		s = &series{values: slices.Clone(values)}
-		g.s[k] = s
-	}
-	s.value += v
-	g.mu.Unlock()
+	g.update(values, func(s *series) { s.value += v })
 }
 
 // Set sets the value.
 func (g *Gauge) Set(v float64, values ...string) {
-	if len(values) != len(g.d.labels) {
-		return
-	}
-	k := key(values)
-	g.mu.Lock()
-	s, ok := g.s[k]
-	if !ok {
-		s = &series{values: slices.Clone(values)}
-		g.s[k] = s
-	}
-	s.value = v
-	g.mu.Unlock()
+	g.update(values, func(s *series) { s.value = v })
 }
 
 // Histogram counts observations into buckets.
