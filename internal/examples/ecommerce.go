@@ -106,6 +106,16 @@ func order(in stephandler.Input, d doc) (*orderSummary, error) {
 	return buildOrder(in, d)
 }
 
+// orderFrom reads the task context and the order the step works on.
+func orderFrom(in stephandler.Input) (doc, *orderSummary, error) {
+	d, err := contextDoc(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := order(in, d)
+	return d, o, err
+}
+
 func validateOrder(ctx context.Context, in stephandler.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
@@ -124,11 +134,7 @@ func validateOrder(ctx context.Context, in stephandler.Input) (any, error) {
 var disposableDomains = map[string]bool{"mailinator.com": true, "tempmail.com": true, "10minutemail.com": true}
 
 func fraudCheck(ctx context.Context, in stephandler.Input) (any, error) {
-	d, err := contextDoc(in)
-	if err != nil {
-		return nil, err
-	}
-	o, err := order(in, d)
+	d, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
 	}
@@ -205,11 +211,7 @@ func processPayment(ctx context.Context, in stephandler.Input) (any, error) {
 }
 
 func updateInventory(ctx context.Context, in stephandler.Input) (any, error) {
-	d, err := contextDoc(in)
-	if err != nil {
-		return nil, err
-	}
-	o, err := order(in, d)
+	_, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
 	}
@@ -241,11 +243,7 @@ func updateInventory(ctx context.Context, in stephandler.Input) (any, error) {
 }
 
 func createShipment(ctx context.Context, in stephandler.Input) (any, error) {
-	d, err := contextDoc(in)
-	if err != nil {
-		return nil, err
-	}
-	o, err := order(in, d)
+	d, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
 	}
@@ -286,11 +284,7 @@ func createShipment(ctx context.Context, in stephandler.Input) (any, error) {
 }
 
 func sendConfirmation(ctx context.Context, in stephandler.Input) (any, error) {
-	d, err := contextDoc(in)
-	if err != nil {
-		return nil, err
-	}
-	o, err := order(in, d)
+	_, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
 	}
