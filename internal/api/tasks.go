@@ -387,16 +387,24 @@ func (s *server) taskConflict(r *http.Request, id uuid.UUID, format string) erro
 	return conflict("task " + id.String() + " " + fmt.Sprintf(format, t.Status))
 }
 
+// stepParams reads the {id} and {step} path parameters of a step route,
+// which takes no query parameters.
+func stepParams(r *http.Request) (uuid.UUID, string, error) {
+	id, err := taskID(r)
+	if err != nil {
+		return uuid.Nil, "", err
+	}
+	name, err := stepName(r)
+	if err != nil {
+		return uuid.Nil, "", err
+	}
+	_, err = query(r, nil)
+	return id, name, err
+}
+
 // GET /v1/tasks/{id}/steps/{step}
 func (s *server) getStep(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
-	var name string
-	if err == nil {
-		name, err = stepName(r)
-	}
-	if err == nil {
-		_, err = query(r, nil)
-	}
+	id, name, err := stepParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -418,14 +426,7 @@ func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID,
 
 // POST /v1/tasks/{id}/steps/{step}/resolve
 func (s *server) resolveStep(w http.ResponseWriter, r *http.Request) {
-	id, err := taskID(r)
-	var name string
-	if err == nil {
-		name, err = stepName(r)
-	}
-	if err == nil {
-		_, err = query(r, nil)
-	}
+	id, name, err := stepParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
