@@ -338,3 +338,6 @@ ALTER FUNCTION tasker_ready_steps(uuid[], int, timestamptz) SET plan_cache_mode 
 ALTER FUNCTION tasker_lock_tasks(uuid[]) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_claim_steps(uuid[], int, timestamptz, text, int, int) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_finalize_tasks(uuid[], timestamptz, text) SET plan_cache_mode = force_generic_plan;
+
+-- Every caller now checks parents inline.
+DROP FUNCTION tasker_step_parents_done(uuid);
