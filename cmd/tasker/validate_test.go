@@ -7,31 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// validateCompatDir finds shared/compat/rails-tasker, a sibling of the repository root.
-func validateCompatDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "compat", "rails-tasker")
-		if fi, err := os.Stat(cand); err == nil && fi.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find shared/compat/rails-tasker: it must sit next to the repository root (../shared/compat/rails-tasker from the repo root)")
-		}
-		dir = parent
-	}
-}
+	"github.com/taskerhq/tasker/internal/testenv"
+)
 
 func TestCmdValidate(t *testing.T) {
 	t.Parallel()
-	compat := validateCompatDir(t)
+	compat := testenv.RailsCompatDir(t)
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("name: wf\nsteps:\n  - {name: a, handler: x.a, depends_on: [b]}\n  - {name: b, handler: x.b, depends_on: [a]}\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/testenv"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -480,28 +481,9 @@ func TestLevelsDepthAndTemplateOrder(t *testing.T) {
 
 // --- Rails compatibility corpus ---
 
-func compatDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "compat", "rails-tasker")
-		if fi, err := os.Stat(cand); err == nil && fi.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find shared/compat/rails-tasker: it must sit next to the repository root (../shared/compat/rails-tasker from the repo root)")
-		}
-		dir = parent
-	}
-}
-
 func loadCompat(t *testing.T, file, env string) *template.Template {
 	t.Helper()
-	tpl, err := template.LoadFile(filepath.Join(compatDir(t), file), template.Options{Env: env})
+	tpl, err := template.LoadFile(filepath.Join(testenv.RailsCompatDir(t), file), template.Options{Env: env})
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
@@ -523,7 +505,7 @@ func stepConfig(t *testing.T, tpl *template.Template, step string) map[string]an
 
 func TestRailsCorpusEachFileValidates(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob(filepath.Join(compatDir(t), "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(testenv.RailsCompatDir(t), "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +689,7 @@ func TestRailsCorpusEnvFromVariable(t *testing.T) {
 
 func TestRailsCorpusDirDuplicate(t *testing.T) {
 	t.Parallel()
-	set, err := template.LoadDir(compatDir(t), template.Options{Env: "development"})
+	set, err := template.LoadDir(testenv.RailsCompatDir(t), template.Options{Env: "development"})
 	if err == nil {
 		t.Fatal("loading the whole corpus must fail: order_processing.yaml and order_processing_handler.yaml collide")
 	}
