@@ -9,6 +9,18 @@ import "embed"
 //go:embed migrations/*.sql
 var Migrations embed.FS
 
+// MigrationSums is the checksum list of landed migrations (sha256sum
+// format), append-only: see its header.
+//
+//go:embed migrations.sum
+var MigrationSums string
+
+// Functions holds the SQL functions, one concern per file, applied in
+// lexical order after the migrations every time they change.
+//
+//go:embed functions/*.sql
+var Functions embed.FS
+
 // Queries holds the named queries used by the store, one file per concern.
 //
 //go:embed queries/*.sql

@@ -9,6 +9,13 @@
 // session-level advisory lock, so each migration is applied exactly once.
 // An applied migration whose file has since changed is an error: migrations
 // are append-only; write a new one instead.
+//
+// SQL functions live in their own files (sql/functions, embedded as
+// tasksql.Functions), not in migrations: after the migrations, Up applies
+// every function file, in lexical order, in one transaction under the same
+// lock, whenever their combined checksum differs from the one recorded. Each
+// file is idempotent (CREATE OR REPLACE), so changing a function is an edit
+// of its file. See docs/architecture.md, "Schema".
 package migrate
 
 import (
@@ -17,9 +24,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +43,9 @@ import (
 // Table records applied migrations.
 const Table = "tasker_schema_migrations"
 
+// FunctionsTable records the checksum of the function files last applied.
+const FunctionsTable = "tasker_schema_functions"
+
 // LockKey is the pg_advisory_lock key migrators serialise on.
 const LockKey int64 = 0x7461736b65726d67 // "taskermg"
 
@@ -46,12 +58,22 @@ type Migration struct {
 	SQL      string
 }
 
+// Function is one file of SQL functions (sql/functions).
+type Function struct {
+	File     string // "010_readiness.sql"
+	Checksum string // hex SHA-256 of the file
+	SQL      string
+}
+
 // Result reports what Up did.
 type Result struct {
 	// Applied lists the files applied by this call, in order.
 	Applied []string
 	// Current is the highest applied version after the call ("" if none).
 	Current string
+	// Functions lists the function files applied by this call: all of them
+	// when any changed, none when the database already had them.
+	Functions []string
 }
 
 // State is one migration's state in Status.
@@ -71,22 +93,34 @@ type StatusResult struct {
 	// Unknown lists versions recorded in the database that have no file
 	// here (the database was migrated by a newer build).
 	Unknown []string
+	// FunctionsCurrent is true when the database holds exactly this
+	// build's function files.
+	FunctionsCurrent bool
 }
 
 // Option configures Up and Status.
 type Option func(*config)
 
 type config struct {
-	fsys fs.FS
+	fsys       fs.FS
+	functions  fs.FS               // nil: apply no function files
+	superseded map[string][]string // file → earlier checksums accepted
 }
 
 // WithFS reads migrations from fsys instead of tasksql.Migrations. Files
 // named NNNN_name.sql are taken from the root of fsys, or from its
-// "migrations" directory if the root has none.
-func WithFS(fsys fs.FS) Option { return func(c *config) { c.fsys = fsys } }
+// "migrations" directory if the root has none. Unless WithFunctions follows,
+// no function files are applied.
+func WithFS(fsys fs.FS) Option {
+	return func(c *config) { c.fsys, c.functions, c.superseded = fsys, nil, nil }
+}
+
+// WithFunctions applies the *.sql files at the root of fsys, or of its
+// "functions" directory, after the migrations; nil applies none.
+func WithFunctions(fsys fs.FS) Option { return func(c *config) { c.functions = fsys } }
 
 func newConfig(opts []Option) config {
-	c := config{fsys: tasksql.Migrations}
+	c := config{fsys: tasksql.Migrations, functions: tasksql.Functions, superseded: Superseded(tasksql.MigrationSums)}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -102,15 +136,9 @@ func Load(opts ...Option) ([]Migration, error) {
 }
 
 func load(fsys fs.FS) ([]Migration, error) {
-	dir := "."
-	entries, err := fs.ReadDir(fsys, dir)
+	dir, entries, err := sqlDir(fsys, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read migrations: %w", err)
-	}
-	if !hasSQL(entries) {
-		if sub, err := fs.ReadDir(fsys, "migrations"); err == nil {
-			dir, entries = "migrations", sub
-		}
 	}
 	var out []Migration
 	seen := map[string]string{}
@@ -143,6 +171,21 @@ func load(fsys fs.FS) ([]Migration, error) {
 	return out, nil
 }
 
+// sqlDir returns the root of fsys if it holds .sql files, else its
+// directory sub.
+func sqlDir(fsys fs.FS, sub string) (string, []fs.DirEntry, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return "", nil, err
+	}
+	if !hasSQL(entries) {
+		if subEntries, err := fs.ReadDir(fsys, sub); err == nil {
+			return sub, subEntries, nil
+		}
+	}
+	return ".", entries, nil
+}
+
 func hasSQL(entries []fs.DirEntry) bool {
 	for _, e := range entries {
 		if !e.IsDir() && strings.HasSuffix(e.Name(), ".sql") {
@@ -152,12 +195,49 @@ func hasSQL(entries []fs.DirEntry) bool {
 	return false
 }
 
-// Checksum identifies a set of migrations (their files and contents); test
-// helpers name template databases with it.
-func Checksum(ms []Migration) string {
+// LoadFunctions reads the function files, in order. With no options it
+// reads the embedded tasksql.Functions.
+func LoadFunctions(opts ...Option) ([]Function, error) {
+	return loadFunctions(newConfig(opts).functions)
+}
+
+func loadFunctions(fsys fs.FS) ([]Function, error) {
+	if fsys == nil {
+		return nil, nil
+	}
+	dir, entries, err := sqlDir(fsys, "functions")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read functions: %w", err)
+	}
+	var out []Function
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		out = append(out, Function{File: e.Name(), Checksum: hex.EncodeToString(sum[:]), SQL: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
+	return out, nil
+}
+
+// Checksum identifies a set of migrations and function files (their names
+// and contents); test helpers name template databases with it.
+func Checksum(ms []Migration, fns []Function) string {
 	h := sha256.New()
 	for _, m := range ms {
 		fmt.Fprintf(h, "%s\x00%s\x00", m.File, m.Checksum)
+	}
+	return functionsChecksum(h, fns)
+}
+
+func functionsChecksum(h hash.Hash, fns []Function) string {
+	for _, f := range fns {
+		fmt.Fprintf(h, "f\x00%s\x00%s\x00", f.File, f.Checksum)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -207,6 +287,10 @@ func Up(ctx context.Context, db DB, opts ...Option) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	fns, err := loadFunctions(cfg.functions)
+	if err != nil {
+		return Result{}, err
+	}
 	var res Result
 	err = withConn(ctx, db, func(conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", LockKey); err != nil {
@@ -231,7 +315,7 @@ func Up(ctx context.Context, db DB, opts ...Option) (Result, error) {
 		if err != nil {
 			return err
 		}
-		if err := verify(ms, applied); err != nil {
+		if err := verify(ms, applied, cfg.superseded); err != nil {
 			return err
 		}
 		defer func() { res.Current = highest(applied) }()
@@ -245,9 +329,88 @@ func Up(ctx context.Context, db DB, opts ...Option) (Result, error) {
 			res.Applied = append(res.Applied, m.File)
 			applied[m.Version] = appliedRow{checksum: m.Checksum}
 		}
-		return nil
+		if len(unknown(ms, applied)) > 0 {
+			// A newer build migrated this database: its functions may
+			// rely on its schema, so an older build leaves them alone.
+			return nil
+		}
+		res.Functions, err = applyFunctions(ctx, conn, fns)
+		return err
 	})
 	return res, err
+}
+
+// applyFunctions runs every function file in one transaction unless the
+// database already holds exactly this set. The caller holds the lock.
+func applyFunctions(ctx context.Context, conn *pgx.Conn, fns []Function) ([]string, error) {
+	if len(fns) == 0 {
+		return nil, nil
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+FunctionsTable+` (
+	singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+	checksum   text        NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`); err != nil {
+		return nil, fmt.Errorf("migrate: create %s: %w", FunctionsTable, err)
+	}
+	sum := functionsChecksum(sha256.New(), fns)
+	if cur, err := functionsApplied(ctx, conn); err != nil || cur == sum {
+		return nil, err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: functions: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	var files []string
+	for _, f := range fns {
+		if _, err := tx.Conn().PgConn().Exec(ctx, f.SQL).ReadAll(); err != nil {
+			return nil, fmt.Errorf("migrate: functions/%s: %w", f.File, describe(err))
+		}
+		files = append(files, f.File)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+FunctionsTable+` (checksum, applied_at) VALUES ($1, now())
+ON CONFLICT (singleton) DO UPDATE SET checksum = excluded.checksum, applied_at = excluded.applied_at`, sum); err != nil {
+		return nil, fmt.Errorf("migrate: functions: record: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: functions: commit: %w", err)
+	}
+	return files, nil
+}
+
+// functionsApplied returns the recorded checksum of the function files, or
+// "" when none were applied.
+func functionsApplied(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, FunctionsTable).Scan(&exists); err != nil || !exists {
+		return "", err
+	}
+	var sum string
+	err := conn.QueryRow(ctx, `SELECT checksum FROM `+FunctionsTable).Scan(&sum)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("migrate: read %s: %w", FunctionsTable, err)
+	}
+	return sum, nil
+}
+
+// unknown lists applied versions that have no migration here.
+func unknown(ms []Migration, applied map[string]appliedRow) []string {
+	known := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		known[m.Version] = true
+	}
+	var out []string
+	for v := range applied {
+		if !known[v] {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func apply(ctx context.Context, conn *pgx.Conn, m Migration) error {
@@ -321,10 +484,10 @@ func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[string]appliedRow
 // has changed since it was applied.
 var ErrChecksumMismatch = errors.New("applied migration was modified")
 
-func verify(ms []Migration, applied map[string]appliedRow) error {
+func verify(ms []Migration, applied map[string]appliedRow, superseded map[string][]string) error {
 	var bad []string
 	for _, m := range ms {
-		if r, ok := applied[m.Version]; ok && r.checksum != m.Checksum {
+		if r, ok := applied[m.Version]; ok && r.checksum != m.Checksum && !slices.Contains(superseded[m.File], r.checksum) {
 			bad = append(bad, m.File)
 		}
 	}
@@ -333,6 +496,45 @@ func verify(ms []Migration, applied map[string]appliedRow) error {
 			ErrChecksumMismatch, strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+// Sum is one line of the checksum list of landed migrations.
+type Sum struct {
+	File       string
+	Checksum   string
+	Superseded bool // an earlier content some databases were migrated with
+}
+
+// ParseSums reads a checksum list: "<sha256>  <file>[ superseded]" lines,
+// with # comments.
+func ParseSums(list string) ([]Sum, error) {
+	var out []Sum
+	for i, line := range strings.Split(list, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 || len(f) > 3 || len(f[0]) != 64 || (len(f) == 3 && f[2] != "superseded") {
+			return nil, fmt.Errorf("migrate: checksum list line %d: want \"<sha256>  <file>[ superseded]\", got %q", i+1, line)
+		}
+		out = append(out, Sum{File: f[1], Checksum: f[0], Superseded: len(f) == 3})
+	}
+	return out, nil
+}
+
+// Superseded maps each file of a checksum list to its superseded checksums.
+// The embedded list is tested (TestMigrationsImmutable), so a malformed one
+// never ships; here it yields no entries.
+func Superseded(list string) map[string][]string {
+	sums, _ := ParseSums(list)
+	out := map[string][]string{}
+	for _, s := range sums {
+		if s.Superseded {
+			out[s.File] = append(out[s.File], s.Checksum)
+		}
+	}
+	return out
 }
 
 func highest(applied map[string]appliedRow) string {
@@ -364,6 +566,10 @@ func Status(ctx context.Context, db DB, opts ...Option) (StatusResult, error) {
 	if err != nil {
 		return StatusResult{}, err
 	}
+	fns, err := loadFunctions(cfg.functions)
+	if err != nil {
+		return StatusResult{}, err
+	}
 	var res StatusResult
 	err = withConn(ctx, db, func(conn *pgx.Conn) error {
 		var exists bool
@@ -376,23 +582,21 @@ func Status(ctx context.Context, db DB, opts ...Option) (StatusResult, error) {
 				return err
 			}
 		}
-		known := map[string]bool{}
 		for _, m := range ms {
-			known[m.Version] = true
 			r, ok := applied[m.Version]
 			res.Migrations = append(res.Migrations, State{Migration: m, Applied: ok, AppliedAt: r.appliedAt})
 			if !ok {
 				res.Pending = append(res.Pending, m.File)
 			}
 		}
-		for v := range applied {
-			if !known[v] {
-				res.Unknown = append(res.Unknown, v)
-			}
-		}
-		sort.Strings(res.Unknown)
+		res.Unknown = unknown(ms, applied)
 		res.Current = highest(applied)
-		return verify(ms, applied)
+		cur, err := functionsApplied(ctx, conn)
+		if err != nil {
+			return err
+		}
+		res.FunctionsCurrent = cur == functionsChecksum(sha256.New(), fns)
+		return verify(ms, applied, cfg.superseded)
 	})
 	return res, err
 }

@@ -181,7 +181,11 @@ func ensureTemplate(ctx context.Context, admin *pgxpool.Pool, prefix string) (st
 	if err != nil {
 		return "", err
 	}
-	name := prefix + migrate.Checksum(ms)[:16]
+	fns, err := migrate.LoadFunctions()
+	if err != nil {
+		return "", err
+	}
+	name := prefix + migrate.Checksum(ms, fns)[:16]
 	if ok, err := databaseExists(ctx, admin, name); err != nil || ok {
 		return name, err
 	}
