@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,10 +29,17 @@ var (
 type Store struct {
 	pool *pgxpool.Pool
 	q    queries
+
+	sweepMu     sync.Mutex
+	sweepCursor uuid.UUID // where SweepScan's walk over live tasks resumes
 }
 
+// sweepScanFactor × the sweep limit is how many live tasks one SweepScan
+// examines for ready steps nobody announced.
+const sweepScanFactor = 10
+
 var required = []string{
-	"lock_tasks", "record_results", "finalize_tasks", "claim_steps", "release_claims", "sweep_tasks",
+	"scheduler_pass", "release_claims", "sweep_tasks",
 	"expired_steps", "interrupted_steps", "heartbeat", "forget_instances", "in_flight",
 	"create_task", "set_trace_parent", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
 }
@@ -243,81 +251,99 @@ type ProcessOutput struct {
 	Claims    []Claim
 }
 
-// Process runs one scheduler pass in a single round trip and transaction:
-// lock the tasks, record results, finalise tasks that can make no more
-// progress, and claim ready steps.
+// Process runs one scheduler pass as one statement (tasker_scheduler_pass)
+// in one transaction: lock the tasks, record results, claim ready steps,
+// and finalise tasks that can make no more progress.
 func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, error) {
 	var out ProcessOutput
 	if len(in.TaskIDs) == 0 {
 		return out, nil
 	}
-	b := &pgx.Batch{}
-	b.Queue(s.q.get("lock_tasks"), in.TaskIDs)
-	if len(in.Results) > 0 {
-		n := len(in.Results)
-		ids := make([]uuid.UUID, n)
-		attempts := make([]int32, n)
-		oks := make([]bool, n)
-		results := make([]json.RawMessage, n)
-		errs := make([]json.RawMessage, n)
-		perm := make([]bool, n)
-		after := make([]*int64, n)
-		reasons := make([]string, n)
-		for i, r := range in.Results {
-			ids[i], attempts[i], oks[i], perm[i], reasons[i] = r.StepID, int32(r.Attempt), r.OK, r.Permanent, r.Reason
-			if r.OK {
-				results[i] = r.Result
-			} else {
-				errs[i] = r.Error
-			}
-			if r.RetryAfter != nil {
-				ms := r.RetryAfter.Milliseconds()
-				after[i] = &ms
-			}
+	n := len(in.Results)
+	ids := make([]uuid.UUID, n)
+	attempts := make([]int32, n)
+	oks := make([]bool, n)
+	results := make([]json.RawMessage, n)
+	errs := make([]json.RawMessage, n)
+	perm := make([]bool, n)
+	after := make([]*int64, n)
+	reasons := make([]string, n)
+	for i, r := range in.Results {
+		ids[i], attempts[i], oks[i], perm[i], reasons[i] = r.StepID, int32(r.Attempt), r.OK, r.Permanent, r.Reason
+		if r.OK {
+			results[i] = r.Result
+		} else {
+			errs[i] = r.Error
 		}
-		b.Queue(s.q.get("record_results"), in.Now, ids, attempts, oks, results, errs, perm, after, reasons, in.Actor).
-			Query(func(rows pgx.Rows) error {
-				for rows.Next() {
-					var t Transition
-					if err := rows.Scan(&t.TaskID, &t.StepID, &t.Step, &t.Attempt, &t.From, &t.To, &t.NextRetryAt, &t.Reason,
-						&t.CorrelationID, &t.TraceParent); err != nil {
-						return err
-					}
-					out.Recorded = append(out.Recorded, t)
-				}
-				return rows.Err()
+		if r.RetryAfter != nil {
+			ms := r.RetryAfter.Milliseconds()
+			after[i] = &ms
+		}
+	}
+	rows, err := s.pool.Query(ctx, s.q.get("scheduler_pass"), in.Now, in.Actor, in.TaskIDs,
+		ids, attempts, oks, results, errs, perm, after, reasons,
+		int32(in.ClaimLimit), int32(in.GlobalCap), int32(in.Grace/time.Second))
+	if err != nil {
+		return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			r                              passRow
+			stepID                         *uuid.UUID
+			step, handler, reason          *string
+			attempt, maxAttempts           *int32
+			deadline                       *time.Time
+			config, context, parentResults []byte
+			started                        *bool
+		)
+		if err := rows.Scan(&r.kind, &r.taskID, &stepID, &step, &attempt, &r.from, &r.to, &r.nextRetryAt, &reason,
+			&r.namespace, &r.workflow, &r.version, &r.correlationID, &r.traceParent,
+			&handler, &maxAttempts, &deadline, &config, &context, &parentResults, &started); err != nil {
+			return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
+		}
+		switch r.kind {
+		case "recorded":
+			out.Recorded = append(out.Recorded, Transition{
+				TaskID: r.taskID, StepID: *stepID, Step: *step, Attempt: int(*attempt), From: r.from, To: r.to,
+				NextRetryAt: r.nextRetryAt, Reason: *reason, CorrelationID: r.correlationID, TraceParent: r.trace(),
 			})
-	}
-	b.Queue(s.q.get("finalize_tasks"), in.TaskIDs, in.Now, in.Actor).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var c TaskChange
-			if err := rows.Scan(&c.TaskID, &c.From, &c.To, &c.Namespace, &c.Workflow, &c.CorrelationID, &c.TraceParent); err != nil {
-				return err
-			}
-			out.Finalized = append(out.Finalized, c)
+		case "claimed":
+			out.Claims = append(out.Claims, Claim{
+				StepID: *stepID, TaskID: r.taskID, Step: *step, Handler: *handler, Attempt: int(*attempt),
+				MaxAttempts: int(*maxAttempts), Deadline: *deadline, Config: config, Context: context,
+				Namespace: r.namespace, Workflow: r.workflow, Version: r.version, CorrelationID: r.correlationID,
+				Results: parentResults, From: r.from, TaskStarted: *started, TraceParent: r.trace(),
+			})
+		case "finalized":
+			out.Finalized = append(out.Finalized, TaskChange{
+				TaskID: r.taskID, From: r.from, To: r.to, Namespace: r.namespace, Workflow: r.workflow,
+				CorrelationID: r.correlationID, TraceParent: r.trace(),
+			})
+		default:
+			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.kind)
 		}
-		return rows.Err()
-	})
-	if in.ClaimLimit > 0 {
-		b.Queue(s.q.get("claim_steps"), in.TaskIDs, int32(in.ClaimLimit), in.Now, in.Actor, int32(in.GlobalCap),
-			int32(in.Grace/time.Second)).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var c Claim
-				if err := rows.Scan(&c.StepID, &c.TaskID, &c.Step, &c.Handler, &c.Attempt, &c.MaxAttempts, &c.Deadline,
-					&c.Config, &c.Context, &c.Namespace, &c.Workflow, &c.Version, &c.CorrelationID, &c.Results,
-					&c.From, &c.TaskStarted, &c.TraceParent); err != nil {
-					return err
-				}
-				out.Claims = append(out.Claims, c)
-			}
-			return rows.Err()
-		})
 	}
-	// A batch without explicit BEGIN runs as one implicit transaction.
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := rows.Err(); err != nil {
 		return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
 	}
 	return out, nil
+}
+
+// passRow holds the columns every row of tasker_scheduler_pass has.
+type passRow struct {
+	kind, from, to                              string
+	taskID                                      uuid.UUID
+	nextRetryAt                                 *time.Time
+	namespace, workflow, version, correlationID string
+	traceParent                                 *string
+}
+
+func (r passRow) trace() string {
+	if r.traceParent == nil {
+		return ""
+	}
+	return *r.traceParent
 }
 
 // Release is a claim to undo because its dispatch failed.
@@ -362,12 +388,30 @@ type Overdue struct {
 // SweepScan finds work the sweep must move on: tasks to evaluate, attempts
 // past their deadline, and attempts held by local instances that stopped
 // heartbeating before staleBefore.
+//
+// Live tasks are examined a bounded slice at a time (sweepScanFactor × limit
+// tasks after where the previous call stopped), so a sweep's cost does not
+// grow with the number of live tasks; successive sweeps cover them all.
 func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, staleBefore time.Time, limit int) (tasks []uuid.UUID, expired, interrupted []Overdue, err error) {
+	s.sweepMu.Lock()
+	after := s.sweepCursor
+	s.sweepMu.Unlock()
+	var next uuid.UUID
 	b := &pgx.Batch{}
-	b.Queue(s.q.get("sweep_tasks"), now, int32(limit)).Query(func(rows pgx.Rows) error {
-		var err error
-		tasks, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		return err
+	b.Queue(s.q.get("sweep_tasks"), now, int32(limit), after, int32(limit*sweepScanFactor)).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id, scannedTo *uuid.UUID
+			if err := rows.Scan(&id, &scannedTo); err != nil {
+				return err
+			}
+			switch {
+			case id != nil:
+				tasks = append(tasks, *id)
+			case scannedTo != nil:
+				next = *scannedTo
+			}
+		}
+		return rows.Err()
 	})
 	b.Queue(s.q.get("expired_steps"), now, int32(limit)).Query(func(rows pgx.Rows) error {
 		var err error
@@ -388,6 +432,9 @@ func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, stale
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
 	}
+	s.sweepMu.Lock()
+	s.sweepCursor = next // uuid.Nil at the end: start over
+	s.sweepMu.Unlock()
 	return tasks, expired, interrupted, nil
 }
 

@@ -1,272 +1,253 @@
 -- Applied after the numbered migrations whenever any function file changes
 -- (internal/migrate); keep every statement idempotent.
+--
+-- The scheduler (docs/architecture.md, "Scheduler pass"). Every statement
+-- here starts from the keys of its batch (task ids, step ids) and reaches
+-- rows through primary keys or partial indexes on live steps, so a pass
+-- costs what its own rows cost whatever the history size, the number of
+-- live tasks and the planner's statistics; internal/store's plan-shape tests
+-- hold each statement to that on a database with no statistics.
 
--- Serialises scheduler work per task: two schedulers recording results of
--- sibling steps must not each miss the other's commit (a lost join or a lost
--- finalisation). Locks in id order so overlapping batches cannot deadlock.
-CREATE OR REPLACE FUNCTION tasker_lock_tasks(p_task_ids uuid[]) RETURNS int
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_n int;
-BEGIN
-    SELECT count(*) INTO v_n FROM (
-        SELECT t.id FROM tasker_tasks t WHERE t.id = ANY (p_task_ids) ORDER BY t.id FOR UPDATE
-    ) x;
-    RETURN v_n;
-END
-$$;
-
+-- Steps of the given tasks that can be claimed now: pending or due for a
+-- retry, every parent satisfied (complete, resolved or skipped), in
+-- template order, at most p_limit per task and in all. The caller has
+-- locked the tasks or accepts a snapshot.
 CREATE OR REPLACE FUNCTION tasker_ready_steps(p_task_ids uuid[], p_limit int, p_now timestamptz DEFAULT now())
-RETURNS TABLE (step_id uuid, task_id uuid, name text, handler text, state text, attempts int, "position" int)
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN QUERY
-    SELECT s.id, s.task_id, s.name, s.handler, s.state, s.attempts, s.position
-    FROM tasker_steps s
-    JOIN tasker_tasks t ON t.id = s.task_id
-    WHERE s.task_id = ANY (p_task_ids)
-      AND s.state IN ('pending', 'waiting_for_retry')
-      AND t.status IN ('pending', 'in_progress')
-      AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
-      AND NOT EXISTS (
-          SELECT 1 FROM tasker_step_edges e JOIN tasker_steps p ON p.id = e.from_step_id
-          WHERE e.to_step_id = s.id AND p.state NOT IN ('complete', 'resolved_manually'))
-    ORDER BY s.task_id, s.position
-    LIMIT p_limit;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION tasker_task_execution_contexts(p_task_ids uuid[], p_now timestamptz DEFAULT now())
-RETURNS TABLE (
-    task_id uuid, total int, pending int, in_progress int, waiting_for_retry int, complete int,
-    error int, cancelled int, resolved_manually int, ready int, runnable int, execution_status text)
+RETURNS TABLE (step_id uuid, task_id uuid, name text, handler text, state text, attempts int, "position" int,
+               concurrency_key text, concurrency_limit int)
 LANGUAGE sql STABLE AS $$
-    WITH s AS (
-        SELECT s.task_id, s.state, s.next_retry_at,
-               s.state IN ('pending', 'waiting_for_retry') AND NOT EXISTS (
-                   SELECT 1 FROM tasker_step_edges e JOIN tasker_steps p ON p.id = e.from_step_id
-                   WHERE e.to_step_id = s.id AND p.state NOT IN ('complete', 'resolved_manually')) AS parents_done
+    SELECT s.id, s.task_id, s.name, s.handler, s.state, s.attempts, s.position, s.concurrency_key, s.concurrency_limit
+    FROM unnest(p_task_ids) AS b(task_id)
+    CROSS JOIN LATERAL (
+        -- Walks tasker_steps_runnable_position from this task id; the
+        -- parent check is one primary-key probe per edge.
+        SELECT s.*
         FROM tasker_steps s
-        WHERE s.task_id = ANY (p_task_ids)
-    ),
-    c AS (
-        SELECT s.task_id,
-               count(*)::int AS total,
-               count(*) FILTER (WHERE s.state = 'pending')::int AS pending,
-               count(*) FILTER (WHERE s.state = 'in_progress')::int AS in_progress,
-               count(*) FILTER (WHERE s.state = 'waiting_for_retry')::int AS waiting_for_retry,
-               count(*) FILTER (WHERE s.state = 'complete')::int AS complete,
-               count(*) FILTER (WHERE s.state = 'error')::int AS error,
-               count(*) FILTER (WHERE s.state = 'cancelled')::int AS cancelled,
-               count(*) FILTER (WHERE s.state = 'resolved_manually')::int AS resolved_manually,
-               count(*) FILTER (WHERE s.parents_done
-                                  AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now))::int AS ready,
-               count(*) FILTER (WHERE s.state = 'waiting_for_retry'
-                                   OR (s.state = 'pending' AND s.parents_done))::int AS runnable
-        FROM s
-        GROUP BY s.task_id
-    )
-    SELECT c.task_id, c.total, c.pending, c.in_progress, c.waiting_for_retry, c.complete, c.error,
-           c.cancelled, c.resolved_manually, c.ready, c.runnable,
-           CASE
-               WHEN c.complete + c.resolved_manually = c.total THEN 'all_complete'
-               WHEN c.ready > 0 THEN 'has_ready_steps'
-               WHEN c.in_progress > 0 THEN 'processing'
-               WHEN c.runnable > 0 THEN 'waiting_for_retry'
-               ELSE 'blocked_by_failures'
-           END
-    FROM c
+        WHERE s.task_id = b.task_id
+          AND s.state IN ('pending', 'waiting_for_retry')
+          AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
+          AND NOT EXISTS (
+              SELECT 1
+              FROM tasker_step_edges e
+              JOIN tasker_steps p ON p.id = e.from_step_id
+              WHERE e.to_step_id = s.id
+                AND p.state NOT IN ('complete', 'resolved_manually', 'skipped'))
+        ORDER BY s.position
+        LIMIT p_limit
+    ) s
+    ORDER BY s.task_id, s.position
+    LIMIT p_limit
 $$;
 
-CREATE OR REPLACE FUNCTION tasker_claim_steps(
-    p_task_ids uuid[], p_limit int, p_now timestamptz, p_instance text,
-    p_global_cap int, p_grace_seconds int)
+-- One scheduler pass in one statement and one transaction: lock the batch's
+-- tasks in id order (two passes completing sibling steps must not each miss
+-- the other's commit), record results fenced on (step, attempt), claim ready
+-- steps within the caps, and finalise tasks with nothing left to run. Claim
+-- runs before finalisation, so a task that claimed is never evaluated.
+-- Returns one row per change; kind is 'recorded', 'claimed' or 'finalized'.
+CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
+    p_now timestamptz, p_actor text, p_task_ids uuid[],
+    p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
+    p_permanent boolean[], p_retry_after_ms bigint[], p_reasons text[],
+    p_claim_limit int, p_global_cap int, p_grace_seconds int)
 RETURNS TABLE (
-    step_id uuid, task_id uuid, step_name text, handler text, attempt int, max_attempts int,
-    deadline_at timestamptz, config jsonb, context jsonb, namespace text, workflow text,
-    version text, correlation_id text, results jsonb, from_state text, task_started boolean)
+    kind text, task_id uuid, step_id uuid, step_name text, attempt int, from_state text, to_state text,
+    next_retry_at timestamptz, reason text, namespace text, workflow text, version text,
+    correlation_id text, trace_parent text, handler text, max_attempts int, deadline_at timestamptz,
+    config jsonb, context jsonb, results jsonb, task_started boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_avail int := p_limit;
+    v_live uuid[];
+    v_avail int := p_claim_limit;
 BEGIN
-    IF p_global_cap > 0 OR EXISTS (
-        SELECT 1 FROM tasker_steps s
-        WHERE s.task_id = ANY (p_task_ids)
-          AND s.state IN ('pending', 'waiting_for_retry')
-          AND s.concurrency_key IS NOT NULL) THEN
-        PERFORM pg_advisory_xact_lock(7305417101);
+    SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress'))
+    INTO v_live
+    FROM (SELECT t.id, t.status
+          FROM unnest(p_task_ids) AS b(id)
+          JOIN tasker_tasks t ON t.id = b.id
+          ORDER BY t.id
+          FOR UPDATE OF t) l;
+
+    IF cardinality(p_step_ids) > 0 THEN
+        RETURN QUERY
+        WITH input AS (
+            SELECT *
+            FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons)
+                AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason)
+        ),
+        decided AS (
+            SELECT s.id, i.attempt, i.ok, i.result, i.err, i.reason,
+                   CASE
+                       WHEN i.ok THEN 'complete'
+                       WHEN NOT i.permanent AND s.attempts < s.max_attempts THEN 'waiting_for_retry'
+                       ELSE 'error'
+                   END AS to_state,
+                   CASE
+                       WHEN i.retry_after_ms IS NOT NULL THEN least(i.retry_after_ms, s.max_backoff_ms::bigint)::float8
+                       ELSE least(s.max_backoff_ms::float8, s.backoff_base_ms * power(2, s.attempts - 1))
+                            * (1 + s.jitter * (2 * random() - 1))
+                   END AS delay_ms
+            FROM input i
+            JOIN tasker_steps s ON s.id = i.step_id
+            WHERE s.state = 'in_progress' AND s.attempts = i.attempt
+        ),
+        updated AS (
+            UPDATE tasker_steps s
+            SET state = d.to_state,
+                result = CASE WHEN d.ok THEN d.result ELSE s.result END,
+                last_error = CASE WHEN d.ok THEN s.last_error ELSE d.err END,
+                next_retry_at = CASE WHEN d.to_state = 'waiting_for_retry'
+                                     THEN p_now + make_interval(secs => d.delay_ms / 1000.0) END,
+                deadline_at = NULL,
+                claimed_by = NULL,
+                completed_at = CASE WHEN d.to_state IN ('complete', 'error') THEN p_now END,
+                updated_at = p_now
+            FROM decided d
+            WHERE s.id = d.id AND s.state = 'in_progress' AND s.attempts = d.attempt
+            RETURNING s.task_id, s.id, s.name, d.attempt, s.state, s.next_retry_at, d.reason, d.err
+        ),
+        tr AS (
+            INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, metadata, created_at)
+            SELECT u.task_id, u.id, 'in_progress', u.state, u.attempt, u.reason, p_actor,
+                   CASE WHEN u.state <> 'complete' THEN jsonb_build_object('error', u.err) END, p_now
+            FROM updated u
+        )
+        SELECT 'recorded'::text, u.task_id, u.id, u.name, u.attempt, 'in_progress'::text, u.state, u.next_retry_at,
+               u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean
+        FROM updated u
+        JOIN tasker_tasks t ON t.id = u.task_id;
     END IF;
-    IF p_global_cap > 0 THEN
-        v_avail := least(p_limit, p_global_cap - (SELECT count(*) FROM tasker_steps s WHERE s.state = 'in_progress')::int);
-        IF v_avail <= 0 THEN
-            RETURN;
+
+    IF v_live IS NULL THEN
+        RETURN;
+    END IF;
+
+    IF p_claim_limit > 0 THEN
+        -- Caps are checked and taken under one lock, so concurrent passes
+        -- cannot both see the last free slot. Counting stops at the cap.
+        IF p_global_cap > 0 OR EXISTS (
+            SELECT 1
+            FROM unnest(v_live) AS b(id)
+            JOIN tasker_steps s ON s.task_id = b.id
+            WHERE s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL) THEN
+            PERFORM pg_advisory_xact_lock(7305417101);
+        END IF;
+        IF p_global_cap > 0 THEN
+            v_avail := least(p_claim_limit, p_global_cap - (
+                SELECT count(*)::int
+                FROM (SELECT 1 FROM tasker_steps x WHERE x.state = 'in_progress' LIMIT p_global_cap) x));
+        END IF;
+
+        IF v_avail > 0 THEN
+            RETURN QUERY
+            WITH ranked AS (
+                SELECT r.step_id, r.task_id, r.state, r."position", r.concurrency_key, r.concurrency_limit,
+                       row_number() OVER (PARTITION BY r.concurrency_key ORDER BY r.task_id, r."position") AS rn
+                FROM tasker_ready_steps(v_live, p_claim_limit, p_now) r
+            ),
+            allowed AS (
+                SELECT r.step_id, r.state
+                FROM ranked r
+                WHERE r.concurrency_key IS NULL
+                   OR r.rn + (SELECT count(*)
+                              FROM (SELECT 1 FROM tasker_steps x
+                                    WHERE x.state = 'in_progress' AND x.concurrency_key = r.concurrency_key
+                                    LIMIT r.concurrency_limit) x) <= r.concurrency_limit
+                ORDER BY r.task_id, r."position"
+                LIMIT v_avail
+            ),
+            claimed AS (
+                UPDATE tasker_steps s
+                SET state = 'in_progress',
+                    attempts = s.attempts + 1,
+                    next_retry_at = NULL,
+                    deadline_at = p_now + make_interval(secs => s.timeout_seconds + p_grace_seconds),
+                    claimed_by = p_actor,
+                    started_at = p_now,
+                    completed_at = NULL,
+                    updated_at = p_now
+                FROM allowed a
+                WHERE s.id = a.step_id AND s.state IN ('pending', 'waiting_for_retry')
+                RETURNING s.id, s.task_id, s.name, s.handler, s.attempts, s.max_attempts, s.deadline_at, s.config,
+                          a.state AS from_state
+            ),
+            step_tr AS (
+                INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
+                SELECT c.task_id, c.id, c.from_state, 'in_progress', c.attempts, 'claimed', p_actor, p_now
+                FROM claimed c
+            ),
+            started AS (
+                UPDATE tasker_tasks t
+                SET status = 'in_progress', started_at = coalesce(t.started_at, p_now), updated_at = p_now
+                FROM (SELECT DISTINCT c.task_id FROM claimed c) c
+                WHERE t.id = c.task_id AND t.status = 'pending'
+                RETURNING t.id
+            ),
+            task_tr AS (
+                INSERT INTO tasker_transitions (task_id, from_state, to_state, reason, actor, created_at)
+                SELECT st.id, 'pending', 'in_progress', 'first step claimed', p_actor, p_now
+                FROM started st
+            )
+            SELECT 'claimed'::text, c.task_id, c.id, c.name, c.attempts, c.from_state, 'in_progress'::text,
+                   NULL::timestamptz, 'claimed'::text, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                   c.handler, c.max_attempts, c.deadline_at, c.config, t.context,
+                   coalesce(pr.results, '{}'::jsonb),
+                   EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
+            FROM claimed c
+            JOIN tasker_tasks t ON t.id = c.task_id
+            CROSS JOIN LATERAL (
+                SELECT jsonb_object_agg(p.name, coalesce(p.result, 'null'::jsonb)) AS results
+                FROM tasker_step_edges e
+                JOIN tasker_steps p ON p.id = e.from_step_id
+                WHERE e.to_step_id = c.id
+            ) pr;
         END IF;
     END IF;
 
+    -- A live task is finished when nothing of it is in flight, waiting or
+    -- ready (a ready step the caps held back keeps it open); what is left
+    -- pending is blocked by a failure.
     RETURN QUERY
-    WITH cand AS (
-        SELECT s.id, s.task_id, s.state, s.position, s.concurrency_key, s.concurrency_limit
-        FROM tasker_steps s
-        JOIN tasker_tasks t ON t.id = s.task_id
-        WHERE s.task_id = ANY (p_task_ids)
-          AND s.state IN ('pending', 'waiting_for_retry')
-          AND t.status IN ('pending', 'in_progress')
-          AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
-          AND NOT EXISTS (
-              SELECT 1 FROM tasker_step_edges e JOIN tasker_steps p ON p.id = e.from_step_id
-              WHERE e.to_step_id = s.id AND p.state NOT IN ('complete', 'resolved_manually'))
-        ORDER BY s.task_id, s.position
-        LIMIT p_limit
-        FOR UPDATE OF s SKIP LOCKED
-    ),
-    ranked AS (
-        SELECT c.*, row_number() OVER (PARTITION BY c.concurrency_key ORDER BY c.task_id, c.position) AS rn
-        FROM cand c
-    ),
-    allowed AS (
-        SELECT r.id, r.state
-        FROM ranked r
-        WHERE r.concurrency_key IS NULL
-           OR r.rn + (SELECT count(*) FROM tasker_steps x
-                      WHERE x.state = 'in_progress' AND x.concurrency_key = r.concurrency_key) <= r.concurrency_limit
-        ORDER BY r.task_id, r.position
-        LIMIT v_avail
-    ),
-    claimed AS (
-        UPDATE tasker_steps s
-        SET state = 'in_progress',
-            attempts = s.attempts + 1,
-            next_retry_at = NULL,
-            deadline_at = p_now + make_interval(secs => s.timeout_seconds + p_grace_seconds),
-            claimed_by = p_instance,
-            started_at = p_now,
-            completed_at = NULL,
-            updated_at = p_now
-        FROM allowed a
-        WHERE s.id = a.id
-        RETURNING s.id, s.task_id, s.name, s.handler, s.attempts, s.max_attempts, s.deadline_at, s.config, a.state AS from_state
-    ),
-    step_tr AS (
-        INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
-        SELECT c.task_id, c.id, c.from_state, 'in_progress', c.attempts, 'claimed', p_instance, p_now
-        FROM claimed c
-    ),
-    started AS (
-        UPDATE tasker_tasks t
-        SET status = 'in_progress', started_at = coalesce(t.started_at, p_now), updated_at = p_now
-        WHERE t.id IN (SELECT DISTINCT c.task_id FROM claimed c) AND t.status = 'pending'
-        RETURNING t.id
-    ),
-    task_tr AS (
-        INSERT INTO tasker_transitions (task_id, from_state, to_state, reason, actor, created_at)
-        SELECT st.id, 'pending', 'in_progress', 'first step claimed', p_instance, p_now
-        FROM started st
-    )
-    SELECT c.id, c.task_id, c.name, c.handler, c.attempts, c.max_attempts, c.deadline_at, c.config,
-           t.context, t.namespace, t.name, t.version, t.correlation_id,
-           coalesce((SELECT jsonb_object_agg(p.name, coalesce(p.result, 'null'::jsonb))
-                     FROM tasker_step_edges e JOIN tasker_steps p ON p.id = e.from_step_id
-                     WHERE e.to_step_id = c.id), '{}'::jsonb),
-           c.from_state,
-           EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
-    FROM claimed c
-    JOIN tasker_tasks t ON t.id = c.task_id;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION tasker_record_results(
-    p_now timestamptz, p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[],
-    p_errors jsonb[], p_permanent boolean[], p_retry_after_ms bigint[], p_reasons text[], p_actor text)
-RETURNS TABLE (
-    task_id uuid, step_id uuid, step_name text, attempt int, from_state text, to_state text,
-    next_retry_at timestamptz, reason text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY
-    WITH input AS (
-        SELECT * FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons)
-            AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason)
-    ),
-    decided AS (
-        SELECT s.id, i.attempt, i.ok, i.result, i.err, i.reason,
-               CASE
-                   WHEN i.ok THEN 'complete'
-                   WHEN NOT i.permanent AND s.attempts < s.max_attempts THEN 'waiting_for_retry'
-                   ELSE 'error'
-               END AS to_state,
-               CASE
-                   WHEN i.retry_after_ms IS NOT NULL THEN least(i.retry_after_ms, s.max_backoff_ms::bigint)::float8
-                   ELSE least(s.max_backoff_ms::float8, s.backoff_base_ms * power(2, s.attempts - 1))
-                        * (1 + s.jitter * (2 * random() - 1))
-               END AS delay_ms
-        FROM input i
-        JOIN tasker_steps s ON s.id = i.step_id
-        WHERE s.state = 'in_progress' AND s.attempts = i.attempt
-    ),
-    updated AS (
-        UPDATE tasker_steps s
-        SET state = d.to_state,
-            result = CASE WHEN d.ok THEN d.result ELSE s.result END,
-            last_error = CASE WHEN d.ok THEN s.last_error ELSE d.err END,
-            next_retry_at = CASE WHEN d.to_state = 'waiting_for_retry'
-                                 THEN p_now + make_interval(secs => d.delay_ms / 1000.0) END,
-            deadline_at = NULL,
-            claimed_by = NULL,
-            completed_at = CASE WHEN d.to_state IN ('complete', 'error') THEN p_now END,
-            updated_at = p_now
-        FROM decided d
-        WHERE s.id = d.id AND s.state = 'in_progress' AND s.attempts = d.attempt
-        RETURNING s.task_id, s.id, s.name, d.attempt, s.state, s.next_retry_at, d.reason, d.err
-    ),
-    tr AS (
-        INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, metadata, created_at)
-        SELECT u.task_id, u.id, 'in_progress', u.state, u.attempt, u.reason, p_actor,
-               CASE WHEN u.state <> 'complete' THEN jsonb_build_object('error', u.err) END, p_now
-        FROM updated u
-    )
-    SELECT u.task_id, u.id, u.name, u.attempt, 'in_progress'::text, u.state, u.next_retry_at, u.reason
-    FROM updated u;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION tasker_finalize_tasks(p_task_ids uuid[], p_now timestamptz, p_actor text)
-RETURNS TABLE (task_id uuid, from_state text, to_state text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_ids uuid[];
-BEGIN
-    SELECT array_agg(t.id) INTO v_ids
-    FROM tasker_tasks t
-    WHERE t.id = ANY (p_task_ids)
-      AND t.status IN ('pending', 'in_progress')
-      AND NOT EXISTS (SELECT 1 FROM tasker_steps s
-                      WHERE s.task_id = t.id AND s.state IN ('in_progress', 'waiting_for_retry'));
-    IF v_ids IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY
-    WITH ctx AS (
-        SELECT * FROM tasker_task_execution_contexts(v_ids, p_now)
-    ),
-    decided AS (
-        SELECT t.id, t.status AS from_state,
-               CASE
-                   WHEN c.execution_status = 'all_complete' AND c.resolved_manually > 0 THEN 'resolved_manually'
-                   WHEN c.execution_status = 'all_complete' THEN 'complete'
-                   ELSE 'error'
-               END AS to_state
-        FROM tasker_tasks t
-        JOIN ctx c ON c.task_id = t.id
+    WITH done AS (
+        SELECT t.id, t.status
+        FROM unnest(v_live) AS b(id)
+        JOIN tasker_tasks t ON t.id = b.id
         WHERE t.status IN ('pending', 'in_progress')
-          AND c.execution_status IN ('all_complete', 'blocked_by_failures')
-        FOR UPDATE OF t
+          AND NOT EXISTS (
+              SELECT 1 FROM tasker_steps s
+              WHERE s.task_id = t.id AND s.state IN ('in_progress', 'waiting_for_retry', 'waiting'))
+          AND NOT EXISTS (
+              SELECT 1 FROM tasker_steps s
+              WHERE s.task_id = t.id AND s.state = 'pending'
+                AND NOT EXISTS (
+                    SELECT 1
+                    FROM tasker_step_edges e
+                    JOIN tasker_steps p ON p.id = e.from_step_id
+                    WHERE e.to_step_id = s.id
+                      AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')))
+    ),
+    decided AS (
+        SELECT d.id, d.status AS from_state,
+               CASE
+                   WHEN c.unfinished > 0 THEN 'error'
+                   WHEN c.resolved > 0 THEN 'resolved_manually'
+                   ELSE 'complete'
+               END AS to_state
+        FROM done d
+        CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE s.state NOT IN ('complete', 'resolved_manually', 'skipped')) AS unfinished,
+                   count(*) FILTER (WHERE s.state = 'resolved_manually') AS resolved
+            FROM tasker_steps s
+            WHERE s.task_id = d.id
+        ) c
     ),
     updated AS (
         UPDATE tasker_tasks t
         SET status = d.to_state, completed_at = p_now, updated_at = p_now
         FROM decided d
         WHERE t.id = d.id
-        RETURNING t.id, d.from_state, t.status
+        RETURNING t.id, d.from_state, t.status, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent
     ),
     tr AS (
         INSERT INTO tasker_transitions (task_id, from_state, to_state, reason, actor, created_at)
@@ -275,10 +256,15 @@ BEGIN
                p_actor, p_now
         FROM updated u
     )
-    SELECT u.id, u.from_state, u.status FROM updated u;
+    SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
+           NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
+           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean
+    FROM updated u;
 END
 $$;
 
+-- Undoes claims whose dispatch failed, without burning an attempt: the
+-- attempt number is the fence and never repeats, so max_attempts grows.
 CREATE OR REPLACE FUNCTION tasker_release_claims(
     p_now timestamptz, p_step_ids uuid[], p_attempts int[], p_reasons text[], p_delay_ms int, p_actor text)
 RETURNS TABLE (task_id uuid, step_id uuid, step_name text, attempt int, next_retry_at timestamptz)
@@ -309,36 +295,66 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION tasker_sweep_tasks(p_now timestamptz, p_limit int)
-RETURNS TABLE (task_id uuid)
+-- Tasks the sweep should evaluate: due retries (a range of
+-- tasker_steps_retry_due), and, among at most p_scan live tasks after
+-- p_after in id order, those with a ready step nobody woke them for or with
+-- nothing left to run. The caller passes back the scanned_to of the
+-- previous call (uuid nil at first) so successive sweeps walk all live tasks
+-- with a bounded cost each.
+CREATE OR REPLACE FUNCTION tasker_sweep_tasks(p_now timestamptz, p_limit int, p_after uuid, p_scan int)
+RETURNS TABLE (task_id uuid, scanned_to uuid)
 LANGUAGE sql STABLE AS $$
-    (SELECT DISTINCT s.task_id
-     FROM tasker_steps s
-     WHERE s.state = 'waiting_for_retry' AND s.next_retry_at <= p_now
-     LIMIT p_limit)
-    UNION
-    (SELECT t.id
-     FROM tasker_tasks t
-     WHERE t.status IN ('pending', 'in_progress')
-       AND (EXISTS (SELECT 1 FROM tasker_steps s
-                    WHERE s.task_id = t.id AND s.state = 'pending'
-                      AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
-                      AND NOT EXISTS (
-                          SELECT 1 FROM tasker_step_edges e JOIN tasker_steps p ON p.id = e.from_step_id
-                          WHERE e.to_step_id = s.id AND p.state NOT IN ('complete', 'resolved_manually')))
-            OR NOT EXISTS (SELECT 1 FROM tasker_steps s
-                           WHERE s.task_id = t.id AND s.state IN ('pending', 'waiting_for_retry', 'in_progress')))
-     LIMIT p_limit)
+    WITH due AS (
+        SELECT DISTINCT s.task_id
+        FROM (SELECT s.task_id FROM tasker_steps s
+              WHERE s.state = 'waiting_for_retry' AND s.next_retry_at <= p_now
+              ORDER BY s.next_retry_at
+              LIMIT p_limit) s
+    ),
+    scanned AS (
+        SELECT t.id
+        FROM tasker_tasks t
+        WHERE t.status IN ('pending', 'in_progress') AND t.id > p_after
+        ORDER BY t.id
+        LIMIT p_scan
+    ),
+    stuck AS (
+        SELECT sc.id
+        FROM scanned sc
+        WHERE EXISTS (
+                  SELECT 1 FROM tasker_steps s
+                  WHERE s.task_id = sc.id AND s.state = 'pending'
+                    AND NOT EXISTS (
+                        SELECT 1
+                        FROM tasker_step_edges e
+                        JOIN tasker_steps p ON p.id = e.from_step_id
+                        WHERE e.to_step_id = s.id
+                          AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')))
+           OR NOT EXISTS (
+                  SELECT 1 FROM tasker_steps s
+                  WHERE s.task_id = sc.id AND s.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
+        LIMIT p_limit
+    )
+    SELECT x.task_id, NULL::uuid
+    FROM (SELECT due.task_id FROM due UNION SELECT stuck.id FROM stuck) x
+    UNION ALL
+    -- Always one row saying where the next scan resumes: NULL when this one
+    -- reached the end, so the next starts over.
+    SELECT NULL::uuid, CASE WHEN (SELECT count(*) FROM scanned) = p_scan
+                            THEN (SELECT sc.id FROM scanned sc ORDER BY sc.id DESC LIMIT 1) END
 $$;
 
--- Their queries take arrays of ids; with custom plans Postgres re-plans the
--- whole statement on every call (planning costs more than running them), so
--- these functions always use the cached generic plan. Not tasker_record_results
--- (nor tasker_release_claims, which has the same shape and runs rarely):
--- its generic plan (unnest of unknown size joined to tasker_steps) turns into
--- scans of the whole table once there are thousands of live tasks (the
--- 10,000-task overload soak test slowed from 20 s to over 15 min).
-ALTER FUNCTION tasker_ready_steps(uuid[], int, timestamptz) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION tasker_lock_tasks(uuid[]) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION tasker_claim_steps(uuid[], int, timestamptz, text, int, int) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION tasker_finalize_tasks(uuid[], timestamptz, text) SET plan_cache_mode = force_generic_plan;
+-- Planner settings for the write path (docs/architecture.md, "Cost follows
+-- the work"). These statements are keyed by their batch: the right plan is
+-- always nested loops over primary keys and partial indexes. Without
+-- statistics (a young database, autovacuum behind) the planner's default
+-- selectivities can make a hash join over every live step, or a bitmap of a
+-- whole partial index, look cheaper; these settings take those paths off the
+-- table for these functions only, whatever the statistics say. (Function
+-- SET clauses scope them to the call; no session state changes.)
+ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int)
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+ALTER FUNCTION tasker_release_claims(timestamptz, uuid[], int[], text[], int, text)
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+ALTER FUNCTION tasker_sweep_tasks(timestamptz, int, uuid, int)
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;

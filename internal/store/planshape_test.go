@@ -1,0 +1,439 @@
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/taskerhq/tasker/internal/pgtest"
+	tasksql "github.com/taskerhq/tasker/sql"
+)
+
+// Plan-shape tests (docs/architecture.md, "Cost follows the work"): every
+// named query in sql/queries runs against a database holding 100,000 live
+// steps whose statistics are missing or stale, and auto_explain reports the
+// plan of every statement it executes, including those nested in the SQL
+// functions it calls. No plan may scan a big table sequentially, walk a
+// whole index without a bound, or examine more rows than its batch accounts
+// for.
+
+// bigTables are the tables that grow with history and live work.
+var bigTables = map[string]bool{
+	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
+}
+
+// rowBudget bounds the rows one statement may examine in the big tables
+// (returned plus filtered out, times loops): a few per row of its batch,
+// and 2 % of the live steps.
+const rowBudget = 2000
+
+// Fixture sizes: live tasks each have 4 steps (a done, b in flight, c
+// pending on a and b, d waiting for a retry); pending tasks 2 pending steps.
+const (
+	liveTasks    = 25000
+	pendingTasks = 12500
+	historyTasks = 10000
+	batchSize    = 50
+)
+
+var (
+	fixtureNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+)
+
+const fidSQL = `CREATE FUNCTION pg_temp.fid(kind text, n int) RETURNS uuid LANGUAGE sql IMMUTABLE AS
+$$ SELECT md5(kind || '-' || n)::uuid $$`
+
+// seedSQL is run statement by statement (split on blank lines after ';').
+const seedSQL = `
+INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at)
+SELECT pg_temp.fid('task', g), 'plan', CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END, '1.0.0',
+       CASE WHEN g <= $1::int THEN 'in_progress' WHEN g <= $1::int + $2::int THEN 'pending' ELSE 'complete' END,
+       '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4, NULL
+FROM generate_series(1, $1::int + $2::int + $3::int) g;
+
+INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
+                          backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, next_retry_at, deadline_at,
+                          claimed_by, result, created_at, updated_at, concurrency_key, concurrency_limit)
+SELECT pg_temp.fid('step', g * 4 + j), pg_temp.fid('task', g), 's' || j, j, 'plan.noop', '{}',
+       CASE
+           WHEN g > $1::int + $2::int THEN 'complete'
+           WHEN g > $1::int THEN 'pending'
+           ELSE (ARRAY['complete', 'in_progress', 'pending', 'waiting_for_retry'])[j + 1]
+       END,
+       CASE WHEN g <= $1::int AND j IN (0, 1, 3) THEN 1 ELSE 0 END, 3, 3, 1000, 300000, 0, 300,
+       CASE WHEN g <= $1::int AND j = 3 THEN $4::timestamptz + interval '1 hour' END,
+       CASE WHEN g <= $1::int AND j = 1 THEN $4::timestamptz + interval '1 hour' END,
+       CASE WHEN g <= $1::int AND j = 1 THEN 'plan-instance' END,
+       CASE WHEN g > $1::int + $2::int OR (g <= $1::int AND j = 0) THEN '{"ok":true}'::jsonb END,
+       $4, $4,
+       CASE WHEN j = 2 AND g % 10 = 0 THEN 'plan/capped' END,
+       CASE WHEN j = 2 AND g % 10 = 0 THEN 5 END
+FROM generate_series(1, $1::int + $2::int + $3::int) g
+CROSS JOIN generate_series(0, 3) j
+WHERE g <= $1::int OR g > $1::int + $2::int OR j < 2;
+
+INSERT INTO tasker_step_edges (task_id, from_step_id, to_step_id)
+SELECT pg_temp.fid('task', g), pg_temp.fid('step', g * 4 + e.f), pg_temp.fid('step', g * 4 + e.t)
+FROM generate_series(1, $1::int + $2::int + $3::int) g
+CROSS JOIN (VALUES (0, 2), (1, 2), (2, 3)) e(f, t)
+WHERE g <= $1::int OR g > $1::int + $2::int
+UNION ALL
+SELECT pg_temp.fid('task', g), pg_temp.fid('step', g * 4), pg_temp.fid('step', g * 4 + 1)
+FROM generate_series($1::int + 1, $1::int + $2::int) g;
+
+INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
+SELECT s.task_id, s.id, 'pending', s.state, s.attempts, 'seeded', 'plan', $1::timestamptz - interval '1 day'
+FROM tasker_steps s;
+
+INSERT INTO tasker_instances (id, local, started_at, heartbeat_at)
+VALUES ('plan-instance', true, $1::timestamptz, $1::timestamptz),
+       ('plan-dead', true, $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day')`
+
+// fid mirrors pg_temp.fid: the md5 of the name as a uuid.
+func fid(kind string, n int) uuid.UUID {
+	return uuid.UUID(md5.Sum(fmt.Appendf(nil, "%s-%d", kind, n)))
+}
+
+// seedPlanFixture builds the fixture. With staleStats, statistics are taken
+// while the tables hold a handful of rows, then the rest is loaded: the
+// thin statistics of a young database. Otherwise the tables are never
+// analysed (reltuples -1, no pg_statistic rows). Autovacuum is off for the
+// tables throughout.
+func seedPlanFixture(t *testing.T, staleStats bool) string {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for tbl := range bigTables {
+		mustExec(t, conn, "ALTER TABLE "+tbl+" SET (autovacuum_enabled = off, toast.autovacuum_enabled = off)")
+	}
+	mustExec(t, conn, fidSQL)
+	seed := func(live, pending, history int, now time.Time) {
+		t.Helper()
+		for _, stmt := range strings.Split(seedSQL, ";\n\n") {
+			args := []any{live, pending, history, now}
+			if !strings.Contains(stmt, "$2") {
+				args = []any{now}
+			} else if !strings.Contains(stmt, "$4") {
+				args = args[:3]
+			}
+			mustExec(t, conn, stmt, args...)
+		}
+	}
+	if staleStats {
+		// A young deployment: a few tasks when autovacuum last analysed.
+		seed(10, 5, 5, fixtureNow.Add(-time.Hour))
+		for tbl := range bigTables {
+			mustExec(t, conn, "ANALYZE "+tbl)
+		}
+		mustExec(t, conn, "TRUNCATE tasker_tasks, tasker_instances CASCADE")
+	}
+	seed(liveTasks, pendingTasks, historyTasks, fixtureNow)
+	if !staleStats {
+		mustExec(t, conn, `DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'tasker\_%')`)
+		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions')`)
+	}
+	var live int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM tasker_steps WHERE state IN ('pending', 'waiting_for_retry', 'in_progress')").Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if live < 100000 {
+		t.Fatalf("fixture has %d live steps, want at least 100,000", live)
+	}
+	return url
+}
+
+func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", firstLine(sql), err)
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// namedQueries reads every "-- name: x" block of sql/queries.
+func namedQueries(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := fs.Glob(tasksql.Queries, "queries/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		data, err := fs.ReadFile(tasksql.Queries, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var name string
+		sc := bufio.NewScanner(strings.NewReader(string(data)))
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "-- name:"); ok {
+				name = strings.Fields(rest)[0]
+				continue
+			}
+			if name != "" {
+				out[name] += line + "\n"
+			}
+		}
+	}
+	return out
+}
+
+// planCase runs one named query with arguments built from the fixture.
+type planCase struct {
+	args func() []any
+	// bounded names why a statement that legitimately reads more than the
+	// row budget is still bounded (e.g. by the configured cap); empty for
+	// every batch-keyed statement.
+	skip string
+}
+
+func planCases() map[string]planCase {
+	now := fixtureNow
+	batch := make([]uuid.UUID, batchSize)
+	stepIDs := make([]uuid.UUID, batchSize)
+	attempts := make([]int32, batchSize)
+	oks := make([]bool, batchSize)
+	results := make([]json.RawMessage, batchSize)
+	errs := make([]json.RawMessage, batchSize)
+	perm := make([]bool, batchSize)
+	after := make([]*int64, batchSize)
+	reasons := make([]string, batchSize)
+	for i := range batch {
+		g := 1 + i*397 // spread over the live tasks
+		batch[i] = fid("task", g)
+		stepIDs[i], attempts[i], oks[i], reasons[i] = fid("step", g*4+1), 1, i%5 != 0, "succeeded"
+		if oks[i] {
+			results[i] = json.RawMessage(`{"done":true}`)
+		} else {
+			errs[i] = json.RawMessage(`{"message":"boom"}`)
+		}
+	}
+	// Some pending tasks too, so claims start tasks.
+	for i := 0; i < 10; i++ {
+		batch = append(batch, fid("task", liveTasks+1+i*101))
+	}
+	liveTask := fid("task", 7)
+	doneTask := fid("task", liveTasks+pendingTasks+3)
+	noArgs := func() []any { return nil }
+	return map[string]planCase{
+		"scheduler_pass": {args: func() []any {
+			return []any{now, "plan-actor", batch, stepIDs, attempts, oks, results, errs, perm, after, reasons,
+				int32(100), int32(0), int32(30)}
+		}},
+		"release_claims": {args: func() []any {
+			return []any{now, stepIDs, attempts, reasons, int32(1000), "plan-actor"}
+		}},
+		"sweep_tasks":       {args: func() []any { return []any{now, int32(100), uuid.Nil, int32(500)} }},
+		"expired_steps":     {args: func() []any { return []any{now.Add(2 * time.Hour), int32(100)} }},
+		"interrupted_steps": {args: func() []any { return []any{"plan-actor", now.Add(-time.Hour), int32(100)} }},
+		"heartbeat":         {args: func() []any { return []any{"plan-actor", true, now} }},
+		"forget_instances":  {args: func() []any { return []any{now.Add(-time.Hour)} }},
+		"create_task": {args: func() []any {
+			s1, s2 := uuid.New(), uuid.New()
+			k := "plan-idem"
+			return []any{uuid.New(), "plan", "odd", "1.0.0", json.RawMessage(`{}`), "", "", "", []string{"a"},
+				&k, "corr", now, "actor",
+				[]uuid.UUID{s1, s2}, []string{"a", "b"}, []string{"plan.noop", "plan.noop"},
+				[]json.RawMessage{json.RawMessage(`{}`), json.RawMessage(`{}`)},
+				[]int32{3, 3}, []int32{1000, 1000}, []int32{300000, 300000}, []float32{0.1, 0.1}, []int32{300, 300},
+				[]*string{nil, nil}, []*int32{nil, nil}, []uuid.UUID{s1}, []uuid.UUID{s2}}
+		}},
+		"set_trace_parent":      {args: func() []any { return []any{liveTask, "00-abc-def-01"} }},
+		"lock_task":             {args: func() []any { return []any{liveTask} }},
+		"cancel_steps":          {args: func() []any { return []any{liveTask, now, "plan", "actor"} }},
+		"set_task_status":       {args: func() []any { return []any{liveTask, "cancelled", now, "plan", "actor"} }},
+		"retry_failed_steps":    {args: func() []any { return []any{liveTask, now, "plan", "actor"} }},
+		"resolve_step":          {args: func() []any { return []any{liveTask, "s1", nil, now, "plan", "actor"} }},
+		"read_snapshot_begin":   {skip: "transaction control"},
+		"read_snapshot_end":     {skip: "transaction control"},
+		"read_task":             {args: func() []any { return []any{doneTask} }},
+		"read_task_steps":       {args: func() []any { return []any{liveTask} }},
+		"read_step":             {args: func() []any { return []any{liveTask, "s2"} }},
+		"read_step_transitions": {args: func() []any { return []any{liveTask, "s2"} }},
+		"read_task_exists":      {args: func() []any { return []any{doneTask} }},
+		"list_tasks": {args: func() []any {
+			return []any{"plan", "odd", "in_progress", nil, now.Add(-time.Hour), uuid.Max, int32(50)}
+		}},
+		"status_task_counts":      {args: noArgs},
+		"status_live_step_counts": {args: noArgs},
+		"status_recent_outcomes":  {args: func() []any { return []any{now.Add(-5 * time.Minute)} }},
+		"in_flight":               {args: noArgs},
+	}
+}
+
+func TestPlanShapes(t *testing.T) {
+	for _, stale := range []bool{false, true} {
+		name := "never_analysed"
+		if stale {
+			name = "stale_statistics"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := seedPlanFixture(t, stale)
+			queries := namedQueries(t)
+			cases := planCases()
+			for q := range queries {
+				if _, ok := cases[q]; !ok {
+					t.Errorf("query %q has no plan-shape case: add one to planCases", q)
+				}
+			}
+			for q, c := range cases {
+				sql, ok := queries[q]
+				if !ok {
+					t.Errorf("plan-shape case %q names no query in sql/queries", q)
+					continue
+				}
+				if c.skip != "" {
+					continue
+				}
+				t.Run(q, func(t *testing.T) { checkPlans(t, url, sql, c.args()) })
+			}
+		})
+	}
+}
+
+// checkPlans runs sql seven times (past the custom plans PL/pgSQL makes
+// before it may switch to a generic one), each in a transaction rolled back,
+// on a fresh connection with auto_explain reporting every statement's
+// executed plan as a notice.
+func checkPlans(t *testing.T, url, sql string, args []any) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var plans []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if _, p, ok := strings.Cut(n.Message, "plan:\n"); ok {
+			mu.Lock()
+			plans = append(plans, p)
+			mu.Unlock()
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		"LOAD 'auto_explain'",
+		"SET auto_explain.log_min_duration = 0",
+		"SET auto_explain.log_analyze = on",
+		"SET auto_explain.log_timing = off",
+		"SET auto_explain.log_nested_statements = on",
+		"SET auto_explain.log_format = json",
+		"SET auto_explain.log_level = notice",
+	} {
+		mustExec(t, conn, s)
+	}
+	for range 7 {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := tx.Query(ctx, sql, args...)
+		if err == nil {
+			for rows.Next() {
+			}
+			rows.Close()
+			err = rows.Err()
+		}
+		_ = tx.Rollback(ctx)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(plans) == 0 {
+		t.Fatal("auto_explain reported no plan")
+	}
+	for _, p := range plans {
+		var doc struct {
+			QueryText string         `json:"Query Text"`
+			Plan      map[string]any `json:"Plan"`
+		}
+		if err := json.Unmarshal([]byte(p), &doc); err != nil {
+			t.Fatalf("plan JSON: %v\n%s", err, p)
+		}
+		if v := planViolations(doc.Plan); len(v) > 0 {
+			t.Errorf("statement %q:\n  %s\nplan:\n%s", firstLine(doc.QueryText), strings.Join(v, "\n  "), p)
+			return
+		}
+	}
+}
+
+// planViolations walks a plan and lists what breaks the rules: a
+// sequential scan of a big table, an index scan of one without an index
+// condition (unless a Limit above bounds it), and more than rowBudget rows
+// examined in big tables.
+func planViolations(root map[string]any) []string {
+	var out []string
+	examined := 0.0
+	var walk func(n map[string]any, limited bool)
+	walk = func(n map[string]any, limited bool) {
+		typ, _ := n["Node Type"].(string)
+		rel, _ := n["Relation Name"].(string)
+		idx, _ := n["Index Name"].(string)
+		big := bigTables[rel] || strings.HasPrefix(idx, "tasker_tasks") || strings.HasPrefix(idx, "tasker_steps") ||
+			strings.HasPrefix(idx, "tasker_step_edges") || strings.HasPrefix(idx, "tasker_transitions")
+		if typ == "Limit" {
+			limited = true
+		}
+		if big {
+			switch typ {
+			case "Seq Scan", "Sample Scan", "Tid Range Scan":
+				out = append(out, fmt.Sprintf("%s on %s", typ, rel))
+			case "Index Scan", "Index Only Scan", "Bitmap Index Scan":
+				if _, ok := n["Index Cond"]; !ok && !limited {
+					out = append(out, fmt.Sprintf("%s of the whole index %s, unbounded", typ, idx))
+				}
+			}
+			if typ != "Bitmap Index Scan" && typ != "ModifyTable" {
+				loops, _ := n["Actual Loops"].(float64)
+				rows, _ := n["Actual Rows"].(float64)
+				removed, _ := n["Rows Removed by Filter"].(float64)
+				recheck, _ := n["Rows Removed by Index Recheck"].(float64)
+				examined += loops * (rows + removed + recheck)
+			}
+		}
+		if kids, ok := n["Plans"].([]any); ok {
+			for _, k := range kids {
+				if m, ok := k.(map[string]any); ok {
+					walk(m, limited)
+				}
+			}
+		}
+	}
+	walk(root, false)
+	if examined > rowBudget {
+		out = append(out, fmt.Sprintf("examines %.0f rows of big tables, over the budget of %d", examined, rowBudget))
+	}
+	return out
+}
