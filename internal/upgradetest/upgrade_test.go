@@ -153,16 +153,18 @@ var t0 = time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 
 func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 
-// The fixture workflow, a → b. Step a retries with a fixed 60 s first
-// backoff (no jitter), so when a retry is due is known exactly.
+// The fixture workflow, a → b. Step a retries with a 60 s first backoff and
+// no jitter, so when a retry falls due is known exactly.
 const (
 	r1Namespace = "upgrade"
 	r1Workflow  = "flow"
 	r1Instance  = "release1-engine"
 	r1Grace     = 30 // seconds, release 1's default DeadlineGrace
-	retryDelay  = 60 * time.Second
 )
 
+// flowYAML is the workflow for the HEAD engine's template set. The fixture
+// tasks do not need it (release 1 materialised their steps, with these
+// parameters, when it created them); the engine requires a set.
 const flowYAML = `
 namespace: upgrade
 name: flow
