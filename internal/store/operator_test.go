@@ -208,6 +208,7 @@ func TestRetryTask(t *testing.T) {
 
 func TestResolveStep(t *testing.T) {
 	t.Parallel()
+	s := newStore(t) // shared by the subtests, each with its own task
 	tests := []struct {
 		name        string
 		result      json.RawMessage
@@ -219,7 +220,6 @@ func TestResolveStep(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStore(t)
 			tk := mk(t, s, retries(step("a"), 1), step("b", "a"))
 			claim(t, s, t0, tk.ID)
 			record(t, s, at(time.Second), tk.ID, failResult(tk.Steps["a"], 1, false))
@@ -269,7 +269,6 @@ func TestResolveStep(t *testing.T) {
 	}
 	t.Run("task still running", func(t *testing.T) {
 		t.Parallel()
-		s := newStore(t)
 		tk := mk(t, s, step("a"), step("b"), step("c", "a"))
 		claim(t, s, t0, tk.ID)
 		record(t, s, at(time.Second), tk.ID, failResult(tk.Steps["a"], 1, true))
@@ -295,6 +294,7 @@ func TestResolveStep(t *testing.T) {
 // changes nothing.
 func TestOperatorConflicts(t *testing.T) {
 	t.Parallel()
+	s := newStore(t) // shared by the subtests, each with its own task
 	cancel := func(t *testing.T, s *store.Store, id uuid.UUID) error {
 		_, err := s.CancelTask(t.Context(), id, at(time.Hour), "op", "")
 		return err
@@ -373,10 +373,9 @@ func TestOperatorConflicts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStore(t)
 			tk := mk(t, s, step("a"), step("b"), step("c", "a"))
 			tc.setup(t, s, tk)
-			before, n := getTask(t, s, tk.ID), auditCount(t, s)
+			before, n := getTask(t, s, tk.ID), len(audit(t, s, tk))
 			id := tk.ID
 			if tc.missing {
 				id = uuid.New()
@@ -395,7 +394,7 @@ func TestOperatorConflicts(t *testing.T) {
 			if after := getTask(t, s, tk.ID); !reflect.DeepEqual(before, after) {
 				t.Fatalf("refused action changed the task:\n%+v\n%+v", before, after)
 			}
-			if got := auditCount(t, s); got != n {
+			if got := len(audit(t, s, tk)); got != n {
 				t.Fatalf("refused action wrote %d transitions", got-n)
 			}
 		})

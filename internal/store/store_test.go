@@ -355,9 +355,9 @@ func TestClaimLimitAndOrder(t *testing.T) {
 // cancelled and finished tasks.
 func TestClaimSkipsStepsNotReady(t *testing.T) {
 	t.Parallel()
+	s := newStore(t) // shared by the subtests, each with its own tasks
 	t.Run("retry not due", func(t *testing.T) {
 		t.Parallel()
-		s := newStore(t)
 		tk := mk(t, s, step("a"))
 		claim(t, s, t0, tk.ID)
 		out := record(t, s, at(time.Second), tk.ID, failResult(tk.Steps["a"], 1, false))
@@ -402,16 +402,15 @@ func TestClaimSkipsStepsNotReady(t *testing.T) {
 	for _, tc := range finished {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStore(t)
 			tk := mk(t, s, step("a"), step("b"), step("c", "a"))
 			tc.finish(t, s, tk)
 			wantStatus(t, s, tk.ID, tc.status)
-			before, n := getTask(t, s, tk.ID), auditCount(t, s)
+			before, n := getTask(t, s, tk.ID), len(audit(t, s, tk))
 			out := process(t, s, store.ProcessInput{Now: at(time.Hour), TaskIDs: []uuid.UUID{tk.ID}, ClaimLimit: 10, Grace: grace})
 			if len(out.Claims)+len(out.Recorded)+len(out.Finalized) != 0 {
 				t.Fatalf("pass over a %s task did %+v", tc.status, out)
 			}
-			if after := getTask(t, s, tk.ID); !reflect.DeepEqual(before, after) || auditCount(t, s) != n {
+			if after := getTask(t, s, tk.ID); !reflect.DeepEqual(before, after) || len(audit(t, s, tk)) != n {
 				t.Fatalf("pass changed the task:\n%+v\n%+v", before, after)
 			}
 		})
@@ -422,6 +421,7 @@ func TestClaimSkipsStepsNotReady(t *testing.T) {
 // changes nothing: no state, no output, no transition row.
 func TestResultFencing(t *testing.T) {
 	t.Parallel()
+	s := newStore(t) // shared by the subtests, each with its own tasks
 	tests := []struct {
 		name string
 		// stale drives the task (a, b <- a; a has 2 attempts) and returns
@@ -482,12 +482,11 @@ func TestResultFencing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStore(t)
 			a := step("a")
 			a.RetryLimit = 2
 			tk := mk(t, s, a, step("b", "a"))
 			stale := tc.stale(t, s, tk)
-			before, n := getTask(t, s, tk.ID), auditCount(t, s)
+			before, n := getTask(t, s, tk.ID), len(audit(t, s, tk))
 			for _, r := range stale {
 				out := record(t, s, at(2*time.Minute), tk.ID, r)
 				if len(out.Recorded) != 0 || len(out.Finalized) != 0 {
@@ -501,7 +500,7 @@ func TestResultFencing(t *testing.T) {
 			if after := getTask(t, s, tk.ID); !reflect.DeepEqual(before, after) {
 				t.Fatalf("stale results changed the task:\n%+v\n%+v", before, after)
 			}
-			if got := auditCount(t, s); got != n {
+			if got := len(audit(t, s, tk)); got != n {
 				t.Fatalf("transitions = %d, want %d", got, n)
 			}
 		})
@@ -580,6 +579,7 @@ func TestResultRecordedOnce(t *testing.T) {
 // capped by max_backoff); permanent or exhausted failures are errors.
 func TestRetryPolicy(t *testing.T) {
 	t.Parallel()
+	s := newStore(t) // shared by the subtests, each with its own tasks
 	sec := func(n int) *time.Duration { d := time.Duration(n) * time.Second; return &d }
 	type outcome struct {
 		permanent  bool
@@ -633,7 +633,6 @@ func TestRetryPolicy(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStore(t)
 			a := step("a")
 			a.RetryLimit, a.BackoffBase, a.MaxBackoff = tc.retryLimit, tc.base, tc.max
 			tk := mk(t, s, a)
@@ -733,6 +732,7 @@ func TestRetryJitter(t *testing.T) {
 
 func TestFinalisation(t *testing.T) {
 	t.Parallel()
+	s := newStore(t) // shared by the subtests, each with its own tasks
 	two := func() []store.NewStep { return []store.NewStep{step("a"), step("b")} }
 	tests := []struct {
 		name  string
@@ -799,7 +799,6 @@ func TestFinalisation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStore(t)
 			nt := newTaskSpec(t0, tc.steps()...)
 			nt.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 			tk := create(t, s, nt)
@@ -838,11 +837,11 @@ func TestFinalisation(t *testing.T) {
 				t.Fatalf("finalisation transitions = %+v", taskRows)
 			}
 			// Finalised once.
-			n := auditCount(t, s)
+			n := len(audit(t, s, tk))
 			if out := process(t, s, store.ProcessInput{Now: at(time.Hour), TaskIDs: []uuid.UUID{tk.ID}, ClaimLimit: 10}); len(out.Finalized)+len(out.Claims) != 0 {
 				t.Fatalf("finalised twice: %+v", out)
 			}
-			if auditCount(t, s) != n {
+			if len(audit(t, s, tk)) != n {
 				t.Fatal("a pass over a finished task wrote transitions")
 			}
 		})
