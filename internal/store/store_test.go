@@ -956,3 +956,63 @@ func TestReleaseClaims(t *testing.T) {
 		}
 	}
 }
+
+// Every state change writes exactly one transition row, stamped with the
+// call's time and actor; calls that change nothing write none.
+func TestTransitionsForEveryChange(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	tk := mk(t, s, step("a"), step("b", "a"))
+	seen := 0
+	// want checks the rows written since the last call, in any order, as
+	// "step:from>to#attempt" ("task" for the task's own rows).
+	want := func(now time.Time, actor string, rows ...string) {
+		t.Helper()
+		all := audit(t, s, tk)
+		var got []string
+		for _, r := range all[seen:] {
+			name := r.Step
+			if name == "" {
+				name = "task"
+			}
+			got = append(got, fmt.Sprintf("%s:%s>%s#%d", name, r.From, r.To, r.Attempt))
+			if !r.At.Equal(now) || r.Actor != actor {
+				t.Fatalf("row %+v, want at %v by %s", r, now, actor)
+			}
+		}
+		seen = len(all)
+		slices.Sort(got)
+		slices.Sort(rows)
+		if !slices.Equal(got, rows) {
+			t.Fatalf("rows = %v, want %v", got, rows)
+		}
+	}
+	want(t0, "api", "task:>pending#0")
+	claim(t, s, at(time.Second), tk.ID)
+	want(at(time.Second), sched, "task:pending>in_progress#0", "a:pending>in_progress#1")
+	if _, err := s.ReleaseClaims(ctx, at(2*time.Second), sched, time.Second,
+		[]store.Release{{StepID: tk.Steps["a"], Attempt: 1, Reason: "dispatch failed"}}); err != nil {
+		t.Fatal(err)
+	}
+	want(at(2*time.Second), sched, "a:in_progress>waiting_for_retry#1")
+	claim(t, s, at(3*time.Second), tk.ID)
+	want(at(3*time.Second), sched, "a:waiting_for_retry>in_progress#2")
+	record(t, s, at(4*time.Second), tk.ID, failResult(tk.Steps["a"], 2, false))
+	want(at(4*time.Second), sched, "a:in_progress>waiting_for_retry#2")
+	claim(t, s, at(5*time.Second), tk.ID) // not due (+6s): nothing
+	want(at(5*time.Second), sched)
+	claim(t, s, at(6*time.Second), tk.ID)
+	want(at(6*time.Second), sched, "a:waiting_for_retry>in_progress#3")
+	process(t, s, store.ProcessInput{Now: at(7 * time.Second), Actor: "sched-2", TaskIDs: []uuid.UUID{tk.ID}, ClaimLimit: 10, Grace: grace,
+		Results: []store.StepResult{okResult(tk.Steps["a"], 3, `{}`), okResult(tk.Steps["a"], 2, `{}`)}})
+	want(at(7*time.Second), "sched-2", "a:in_progress>complete#3", "b:pending>in_progress#1")
+	record(t, s, at(8*time.Second), tk.ID, okResult(tk.Steps["b"], 1, `{}`), okResult(tk.Steps["b"], 1, `{}`))
+	want(at(8*time.Second), sched, "b:in_progress>complete#1", "task:in_progress>complete#0")
+	record(t, s, at(9*time.Second), tk.ID, okResult(tk.Steps["b"], 1, `{}`))
+	claim(t, s, at(9*time.Second), tk.ID)
+	want(at(9*time.Second), sched)
+	if seen != 11 {
+		t.Fatalf("rows = %d, want 11", seen)
+	}
+}
