@@ -1016,3 +1016,59 @@ func TestTransitionsForEveryChange(t *testing.T) {
 		t.Fatalf("rows = %d, want 11", seen)
 	}
 }
+
+// Results of sibling steps recorded by concurrent passes: neither pass may
+// miss the other's result, so the join step is claimed exactly once and the
+// task is finalised exactly once.
+func TestConcurrentSiblingResults(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	race := func(now time.Time, ids []uuid.UUID, rs ...store.StepResult) (claims []store.Claim, finalized []store.TaskChange) {
+		t.Helper()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, r := range rs {
+			wg.Go(func() {
+				<-start
+				out, err := s.Process(t.Context(), store.ProcessInput{Now: now, Actor: sched, TaskIDs: ids,
+					Results: []store.StepResult{r}, ClaimLimit: 10, Grace: grace})
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				claims, finalized = append(claims, out.Claims...), append(finalized, out.Finalized...)
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		return claims, finalized
+	}
+	for round := range 10 {
+		tk := mk(t, s, diamond()...)
+		ids := []uuid.UUID{tk.ID}
+		claim(t, s, t0, tk.ID)
+		if cs := process(t, s, store.ProcessInput{Now: at(time.Second), TaskIDs: ids, ClaimLimit: 10, Grace: grace,
+			Results: []store.StepResult{okResult(tk.Steps["a"], 1, `{}`)}}).Claims; len(cs) != 2 {
+			t.Fatalf("claims = %v", claimNames(tk, cs))
+		}
+		claims, _ := race(at(2*time.Second), ids, okResult(tk.Steps["b"], 1, `"b"`), okResult(tk.Steps["c"], 1, `"c"`))
+		if got := fmt.Sprint(claimNames(tk, claims)); got != "[d]" {
+			t.Fatalf("round %d: concurrent sibling results claimed %s, want [d] once", round, got)
+		}
+		wantJSON(t, "d results", claims[0].Results, `{"b":"b","c":"c"}`)
+
+		// Two roots finishing together: one finalisation.
+		two := mk(t, s, step("x"), step("y"))
+		claim(t, s, t0, two.ID)
+		_, finalized := race(at(2*time.Second), []uuid.UUID{two.ID}, okResult(two.Steps["x"], 1, `{}`), failResult(two.Steps["y"], 1, true))
+		if len(finalized) != 1 || finalized[0].To != "error" {
+			t.Fatalf("round %d: finalized = %+v, want one finalisation to error", round, finalized)
+		}
+		wantStatus(t, s, two.ID, "error")
+	}
+}
