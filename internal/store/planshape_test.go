@@ -247,11 +247,12 @@ func planCases() map[string]planCase {
 		"release_claims": {args: func() []any {
 			return []any{now, stepIDs, attempts, reasons, int32(1000), "plan-actor"}
 		}},
-		"sweep_tasks":       {args: func() []any { return []any{now, int32(100), uuid.Nil, int32(500)} }},
-		"expired_steps":     {args: func() []any { return []any{now.Add(2 * time.Hour), int32(100)} }},
-		"interrupted_steps": {args: func() []any { return []any{"plan-actor", now.Add(-time.Hour), int32(100)} }},
-		"heartbeat":         {args: func() []any { return []any{"plan-actor", true, now} }},
-		"forget_instances":  {args: func() []any { return []any{now.Add(-time.Hour)} }},
+		// Every in-flight step is past its deadline, and one stale
+		// instance holds work: each part must still stop at its limit.
+		"sweep_scan": {args: func() []any {
+			return []any{now.Add(2 * time.Hour), int32(100), uuid.Nil, int32(500), "plan-actor", now.Add(time.Minute)}
+		}},
+		"heartbeat": {args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
 		"create_task": {args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()
 			k := "plan-idem"

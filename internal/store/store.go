@@ -39,8 +39,7 @@ type Store struct {
 const sweepScanFactor = 10
 
 var required = []string{
-	"scheduler_pass", "release_claims", "sweep_tasks",
-	"expired_steps", "interrupted_steps", "heartbeat", "forget_instances", "in_flight",
+	"scheduler_pass", "release_claims", "sweep_scan", "heartbeat", "in_flight",
 	"create_task", "set_trace_parent", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
 }
 
@@ -396,40 +395,46 @@ func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, stale
 	s.sweepMu.Lock()
 	after := s.sweepCursor
 	s.sweepMu.Unlock()
+	rows, err := s.pool.Query(ctx, s.q.get("sweep_scan"), now, int32(limit), after, int32(limit*sweepScanFactor), self, staleBefore)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
+	}
+	defer rows.Close()
 	var next uuid.UUID
-	b := &pgx.Batch{}
-	b.Queue(s.q.get("sweep_tasks"), now, int32(limit), after, int32(limit*sweepScanFactor)).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id, scannedTo *uuid.UUID
-			if err := rows.Scan(&id, &scannedTo); err != nil {
-				return err
-			}
-			switch {
-			case id != nil:
-				tasks = append(tasks, *id)
-			case scannedTo != nil:
-				next = *scannedTo
-			}
+	for rows.Next() {
+		var (
+			kind      string
+			taskID    *uuid.UUID
+			o         Overdue
+			stepID    *uuid.UUID
+			attempt   *int32
+			timeout   *int32
+			claimedBy *string
+		)
+		if err := rows.Scan(&kind, &taskID, &stepID, &attempt, &timeout, &claimedBy); err != nil {
+			return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
 		}
-		return rows.Err()
-	})
-	b.Queue(s.q.get("expired_steps"), now, int32(limit)).Query(func(rows pgx.Rows) error {
-		var err error
-		expired, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Overdue, error) {
-			var o Overdue
-			return o, r.Scan(&o.StepID, &o.TaskID, &o.Attempt, &o.TimeoutSeconds)
-		})
-		return err
-	})
-	b.Queue(s.q.get("interrupted_steps"), self, staleBefore, int32(limit)).Query(func(rows pgx.Rows) error {
-		var err error
-		interrupted, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Overdue, error) {
-			var o Overdue
-			return o, r.Scan(&o.StepID, &o.TaskID, &o.Attempt, &o.ClaimedBy)
-		})
-		return err
-	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		switch kind {
+		case "task":
+			tasks = append(tasks, *taskID)
+			continue
+		case "cursor":
+			if taskID != nil {
+				next = *taskID
+			}
+			continue
+		}
+		o.TaskID, o.StepID, o.Attempt, o.TimeoutSeconds = *taskID, *stepID, int(*attempt), int(*timeout)
+		if claimedBy != nil {
+			o.ClaimedBy = *claimedBy
+		}
+		if kind == "expired" {
+			expired = append(expired, o)
+		} else {
+			interrupted = append(interrupted, o)
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
 	}
 	s.sweepMu.Lock()
@@ -441,10 +446,7 @@ func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, stale
 // Heartbeat records that an engine instance is alive, and forgets instances
 // silent since forgetBefore that hold no work.
 func (s *Store) Heartbeat(ctx context.Context, instance string, local bool, now, forgetBefore time.Time) error {
-	b := &pgx.Batch{}
-	b.Queue(s.q.get("heartbeat"), instance, local, now)
-	b.Queue(s.q.get("forget_instances"), forgetBefore)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if _, err := s.pool.Exec(ctx, s.q.get("heartbeat"), instance, local, now, forgetBefore); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	return nil

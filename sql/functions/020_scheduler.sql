@@ -9,9 +9,11 @@
 -- hold each statement to that on a database with no statistics.
 
 -- Steps of the given tasks that can be claimed now: pending or due for a
--- retry, every parent satisfied (complete, resolved or skipped), in
--- template order, at most p_limit per task and in all. The caller has
--- locked the tasks or accepts a snapshot.
+-- retry, every parent satisfied (complete, resolved or skipped), and a free
+-- slot under their concurrency key if they have one; in template order, at
+-- most p_limit per task and in all. Steps whose key is full are left out
+-- before the limit, so they never crowd out others. The caller has locked
+-- the tasks or accepts a snapshot.
 CREATE OR REPLACE FUNCTION tasker_ready_steps(p_task_ids uuid[], p_limit int, p_now timestamptz DEFAULT now())
 RETURNS TABLE (step_id uuid, task_id uuid, name text, handler text, state text, attempts int, "position" int,
                concurrency_key text, concurrency_limit int)
@@ -32,6 +34,11 @@ LANGUAGE sql STABLE AS $$
               JOIN tasker_steps p ON p.id = e.from_step_id
               WHERE e.to_step_id = s.id
                 AND p.state NOT IN ('complete', 'resolved_manually', 'skipped'))
+          AND (s.concurrency_key IS NULL OR (
+              SELECT count(*)
+              FROM (SELECT 1 FROM tasker_steps x
+                    WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
+                    LIMIT s.concurrency_limit) x) < s.concurrency_limit)
         ORDER BY s.position
         LIMIT p_limit
     ) s
@@ -169,8 +176,8 @@ BEGIN
                     updated_at = p_now
                 FROM allowed a
                 WHERE s.id = a.step_id AND s.state IN ('pending', 'waiting_for_retry')
-                RETURNING s.id, s.task_id, s.name, s.handler, s.attempts, s.max_attempts, s.deadline_at, s.config,
-                          a.state AS from_state
+                RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
+                          s.config, a.state AS from_state
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -193,7 +200,9 @@ BEGIN
                    NULL::timestamptz, 'claimed'::text, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
                    c.handler, c.max_attempts, c.deadline_at, c.config, t.context,
                    coalesce(pr.results, '{}'::jsonb),
+                   -- The task's first claim of this pass reports that it started.
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
+                       AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1
             FROM claimed c
             JOIN tasker_tasks t ON t.id = c.task_id
             CROSS JOIN LATERAL (
@@ -295,53 +304,105 @@ BEGIN
 END
 $$;
 
--- Tasks the sweep should evaluate: due retries (a range of
--- tasker_steps_retry_due), and, among at most p_scan live tasks after
--- p_after in id order, those with a ready step nobody woke them for or with
--- nothing left to run. The caller passes back the scanned_to of the
--- previous call (uuid nil at first) so successive sweeps walk all live tasks
--- with a bounded cost each.
-CREATE OR REPLACE FUNCTION tasker_sweep_tasks(p_now timestamptz, p_limit int, p_after uuid, p_scan int)
-RETURNS TABLE (task_id uuid, scanned_to uuid)
-LANGUAGE sql STABLE AS $$
-    WITH due AS (
-        SELECT DISTINCT s.task_id
-        FROM (SELECT s.task_id FROM tasker_steps s
-              WHERE s.state = 'waiting_for_retry' AND s.next_retry_at <= p_now
-              ORDER BY s.next_retry_at
-              LIMIT p_limit) s
-    ),
-    scanned AS (
-        SELECT t.id
-        FROM tasker_tasks t
-        WHERE t.status IN ('pending', 'in_progress') AND t.id > p_after
-        ORDER BY t.id
-        LIMIT p_scan
-    ),
-    stuck AS (
-        SELECT sc.id
-        FROM scanned sc
-        WHERE EXISTS (
-                  SELECT 1 FROM tasker_steps s
-                  WHERE s.task_id = sc.id AND s.state = 'pending'
-                    AND NOT EXISTS (
-                        SELECT 1
-                        FROM tasker_step_edges e
-                        JOIN tasker_steps p ON p.id = e.from_step_id
-                        WHERE e.to_step_id = s.id
-                          AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')))
-           OR NOT EXISTS (
-                  SELECT 1 FROM tasker_steps s
-                  WHERE s.task_id = sc.id AND s.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
+-- What the sweep must move on (docs/architecture.md, "Sweep"), one row per
+-- finding, by kind:
+--   'task'        a task to evaluate: a due retry (a range of
+--                 tasker_steps_retry_due), or, among at most p_scan live
+--                 tasks after p_after in id order, one with a ready step
+--                 nobody woke it for or with nothing left to run;
+--   'cursor'      always one row: where the next walk over live tasks
+--                 resumes (task_id NULL when this one reached the end);
+--   'expired'     an attempt past its deadline, oldest first;
+--   'interrupted' an attempt held by a local instance (not p_self) whose
+--                 heartbeat is older than p_stale_before.
+-- Each part stops at p_limit, so a sweep's cost is bounded whatever the
+-- number of live tasks; successive sweeps walk them all.
+CREATE OR REPLACE FUNCTION tasker_sweep_scan(
+    p_now timestamptz, p_limit int, p_after uuid, p_scan int, p_self text, p_stale_before timestamptz)
+RETURNS TABLE (kind text, task_id uuid, step_id uuid, attempt int, timeout_seconds int, claimed_by text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_scanned uuid[];
+BEGIN
+    SELECT array_agg(t.id ORDER BY t.id) INTO v_scanned
+    FROM (SELECT t.id FROM tasker_tasks t
+          WHERE t.status IN ('pending', 'in_progress') AND t.id > p_after
+          ORDER BY t.id
+          LIMIT p_scan) t;
+
+    RETURN QUERY
+    SELECT 'task'::text, x.task_id, NULL::uuid, NULL::int, NULL::int, NULL::text
+    FROM (
+        (SELECT s.task_id
+         FROM tasker_steps s
+         WHERE s.state = 'waiting_for_retry' AND s.next_retry_at <= p_now
+         ORDER BY s.next_retry_at
+         LIMIT p_limit)
+        UNION
+        (SELECT b.id
+         FROM unnest(v_scanned) AS b(id)
+         -- LATERAL … LIMIT 1 rather than EXISTS: a probe per task, never a
+         -- hashed subplan over every pending step.
+         CROSS JOIN LATERAL (
+             SELECT 1 FROM tasker_steps s
+             WHERE s.task_id = b.id AND s.state = 'pending'
+               AND NOT EXISTS (
+                   SELECT 1
+                   FROM tasker_step_edges e
+                   JOIN tasker_steps p ON p.id = e.from_step_id
+                   WHERE e.to_step_id = s.id
+                     AND p.state NOT IN ('complete', 'resolved_manually', 'skipped'))
+             LIMIT 1) ready
+         LIMIT p_limit)
+        UNION
+        (SELECT b.id
+         FROM unnest(v_scanned) AS b(id)
+         WHERE NOT EXISTS (
+                   SELECT 1 FROM tasker_steps s
+                   WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
+         LIMIT p_limit)
+    ) x
+    LIMIT p_limit;
+
+    RETURN QUERY
+    SELECT 'cursor'::text,
+           CASE WHEN cardinality(v_scanned) = p_scan THEN v_scanned[p_scan] END,
+           NULL::uuid, NULL::int, NULL::int, NULL::text;
+
+    RETURN QUERY
+    SELECT 'expired'::text, s.task_id, s.id, s.attempts, s.timeout_seconds, s.claimed_by
+    FROM tasker_steps s
+    WHERE s.state = 'in_progress' AND s.deadline_at <= p_now
+    ORDER BY s.deadline_at
+    LIMIT p_limit;
+
+    RETURN QUERY
+    SELECT 'interrupted'::text, s.task_id, s.id, s.attempts, s.timeout_seconds, s.claimed_by
+    FROM tasker_instances i
+    CROSS JOIN LATERAL (
+        SELECT s.* FROM tasker_steps s
+        WHERE s.state = 'in_progress' AND s.claimed_by = i.id
         LIMIT p_limit
-    )
-    SELECT x.task_id, NULL::uuid
-    FROM (SELECT due.task_id FROM due UNION SELECT stuck.id FROM stuck) x
-    UNION ALL
-    -- Always one row saying where the next scan resumes: NULL when this one
-    -- reached the end, so the next starts over.
-    SELECT NULL::uuid, CASE WHEN (SELECT count(*) FROM scanned) = p_scan
-                            THEN (SELECT sc.id FROM scanned sc ORDER BY sc.id DESC LIMIT 1) END
+    ) s
+    WHERE i.local AND i.id <> p_self AND i.heartbeat_at < p_stale_before
+    LIMIT p_limit;
+END
+$$;
+
+-- Records that an engine instance is alive, and forgets instances silent
+-- since p_forget_before that hold no work.
+CREATE OR REPLACE FUNCTION tasker_heartbeat(p_instance text, p_local boolean, p_now timestamptz, p_forget_before timestamptz)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tasker_instances (id, local, started_at, heartbeat_at)
+    VALUES (p_instance, p_local, p_now, p_now)
+    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+    DELETE FROM tasker_instances i
+    WHERE i.heartbeat_at < p_forget_before
+      AND NOT EXISTS (SELECT 1 FROM tasker_steps s WHERE s.state = 'in_progress' AND s.claimed_by = i.id);
+END
 $$;
 
 -- Planner settings for the write path (docs/architecture.md, "Cost follows
@@ -356,5 +417,7 @@ ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], b
     SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
 ALTER FUNCTION tasker_release_claims(timestamptz, uuid[], int[], text[], int, text)
     SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
-ALTER FUNCTION tasker_sweep_tasks(timestamptz, int, uuid, int)
+ALTER FUNCTION tasker_sweep_scan(timestamptz, int, uuid, int, text, timestamptz)
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+ALTER FUNCTION tasker_heartbeat(text, boolean, timestamptz, timestamptz)
     SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
