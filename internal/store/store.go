@@ -33,7 +33,7 @@ type Store struct {
 var required = []string{
 	"lock_tasks", "record_results", "finalize_tasks", "claim_steps", "release_claims", "sweep_tasks",
 	"expired_steps", "interrupted_steps", "heartbeat", "forget_instances", "in_flight",
-	"create_task", "set_trace_parent", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
+	"create_task", "set_trace_parent",
 }
 
 // New returns a Store over pool.
