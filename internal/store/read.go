@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -105,33 +106,42 @@ func transitionView(r dbgen.ReadStepTransitionsRow) TransitionView {
 	return tr
 }
 
-// snapshot runs the reads queued by queue in one pipeline inside one
+// snapshot runs the reads queued by queue in one round trip inside one
 // read-only repeatable-read transaction, so they see the same state.
-func (s *Store) snapshot(ctx context.Context, queue func(b *pgx.Batch)) error {
-	b := &pgx.Batch{}
-	b.Queue(dbgen.SnapshotBegin)
-	queue(b)
-	b.Queue(dbgen.SnapshotEnd)
-	// On an error the pipeline stops before COMMIT; the pool discards a
-	// connection released inside a transaction, so nothing leaks.
-	return s.pool.SendBatch(ctx, b).Close()
+func (s *Store) snapshot(ctx context.Context, queue func(p *pipeline)) error {
+	var p pipeline
+	p.queue(func(db dbgen.DBTX) error { return dbq.SnapshotBegin(ctx, db) })
+	queue(&p)
+	p.queue(func(db dbgen.DBTX) error { return dbq.SnapshotEnd(ctx, db) })
+	return p.send(ctx, s.pool)
 }
 
 // GetTask returns a task with its steps. A missing task is ErrNotFound.
 func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
-	var task []dbgen.ReadTaskRow
+	var task dbgen.ReadTaskRow
 	var steps []dbgen.ReadTaskStepsRow
-	err := s.snapshot(ctx, func(b *pgx.Batch) {
-		queueRows(b, &task, pgx.RowToStructByPos[dbgen.ReadTaskRow], dbgen.ReadTask, id)
-		queueRows(b, &steps, pgx.RowToStructByPos[dbgen.ReadTaskStepsRow], dbgen.ReadTaskSteps, id)
+	found := false
+	err := s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) (err error) {
+			task, err = dbq.ReadTask(ctx, db, id)
+			found = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			steps, err = dbq.ReadTaskSteps(ctx, db, id)
+			return err
+		})
 	})
 	if err != nil {
 		return TaskView{}, fmt.Errorf("get task: %w", err)
 	}
-	if len(task) == 0 {
+	if !found {
 		return TaskView{}, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
-	t := taskView(task[0])
+	t := taskView(task)
 	t.Steps = make([]StepView, len(steps))
 	for i, st := range steps {
 		t.Steps[i] = stepView(dbgen.ReadStepRow(st))
@@ -142,12 +152,26 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 // GetStep returns one step of a task with its transitions, oldest first.
 // A missing task or step is ErrNotFound; taskFound tells which.
 func (s *Store) GetStep(ctx context.Context, taskID uuid.UUID, name string) (step StepView, transitions []TransitionView, taskFound bool, err error) {
-	var steps []dbgen.ReadStepRow
+	var row dbgen.ReadStepRow
 	var trs []dbgen.ReadStepTransitionsRow
-	err = s.snapshot(ctx, func(b *pgx.Batch) {
-		queueRow(b, &taskFound, pgx.RowTo[bool], dbgen.ReadTaskExists, taskID)
-		queueRows(b, &steps, pgx.RowToStructByPos[dbgen.ReadStepRow], dbgen.ReadStep, taskID, name)
-		queueRows(b, &trs, pgx.RowToStructByPos[dbgen.ReadStepTransitionsRow], dbgen.ReadStepTransitions, taskID, name)
+	stepFound := false
+	err = s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) (err error) {
+			taskFound, err = dbq.ReadTaskExists(ctx, db, taskID)
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			row, err = dbq.ReadStep(ctx, db, dbgen.ReadStepParams{TaskID: taskID, Name: name})
+			stepFound = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			trs, err = dbq.ReadStepTransitions(ctx, db, dbgen.ReadStepTransitionsParams{TaskID: taskID, Name: name})
+			return err
+		})
 	})
 	if err != nil {
 		return StepView{}, nil, false, fmt.Errorf("get step: %w", err)
@@ -155,14 +179,14 @@ func (s *Store) GetStep(ctx context.Context, taskID uuid.UUID, name string) (ste
 	if !taskFound {
 		return StepView{}, nil, false, fmt.Errorf("task %s: %w", taskID, ErrNotFound)
 	}
-	if len(steps) == 0 {
+	if !stepFound {
 		return StepView{}, nil, true, fmt.Errorf("step %q of task %s: %w", name, taskID, ErrNotFound)
 	}
 	transitions = make([]TransitionView, len(trs))
 	for i, tr := range trs {
 		transitions[i] = transitionView(tr)
 	}
-	return stepView(steps[0]), transitions, true, nil
+	return stepView(row), transitions, true, nil
 }
 
 // Cursor is a position in the task list: the last task of a page.
@@ -258,12 +282,24 @@ func (s *Store) Status(ctx context.Context, since time.Time) (SystemStatus, erro
 	var steps []dbgen.StatusLiveStepCountsRow
 	var recent dbgen.StatusRecentOutcomesRow
 	st := SystemStatus{Tasks: map[string]int64{}, LiveSteps: map[string]int64{}, Since: since}
-	b := &pgx.Batch{}
-	queueRows(b, &tasks, pgx.RowToStructByPos[dbgen.StatusTaskCountsRow], dbgen.StatusTaskCounts)
-	queueRows(b, &steps, pgx.RowToStructByPos[dbgen.StatusLiveStepCountsRow], dbgen.StatusLiveStepCounts)
-	queueRow(b, &recent, pgx.RowToStructByPos[dbgen.StatusRecentOutcomesRow], dbgen.StatusRecentOutcomes, since)
-	queueRow(b, &st.InFlight, pgx.RowTo[int64], dbgen.StatusInFlight)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	var p pipeline
+	p.queue(func(db dbgen.DBTX) (err error) {
+		tasks, err = dbq.StatusTaskCounts(ctx, db)
+		return err
+	})
+	p.queue(func(db dbgen.DBTX) (err error) {
+		steps, err = dbq.StatusLiveStepCounts(ctx, db)
+		return err
+	})
+	p.queue(func(db dbgen.DBTX) (err error) {
+		recent, err = dbq.StatusRecentOutcomes(ctx, db, since)
+		return err
+	})
+	p.queue(func(db dbgen.DBTX) (err error) {
+		st.InFlight, err = dbq.StatusInFlight(ctx, db)
+		return err
+	})
+	if err := p.send(ctx, s.pool); err != nil {
 		return SystemStatus{}, fmt.Errorf("system status: %w", err)
 	}
 	for _, k := range TaskStatuses {
