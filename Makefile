@@ -6,7 +6,14 @@ TEST_TIMEOUT ?= 15m
 TESTFLAGS    ?=
 PKGS         ?= ./...
 
-.PHONY: build test dev lint soak bench
+# sqlc compiles sql/queries into typed Go (sqlc.yaml). It is pinned by its
+# own module, tools/sqlc, to keep its large dependencies out of go.mod. The
+# first run builds it from the module proxy (a few minutes: with cgo it
+# compiles PostgreSQL's parser in C, without cgo it uses a WebAssembly build
+# of it); later runs reuse the Go build cache.
+SQLC ?= $(GO) -C tools/sqlc tool sqlc
+
+.PHONY: build test dev lint soak bench generate
 
 ## build: compile every package and the tasker CLI into bin/tasker
 build:
@@ -36,10 +43,21 @@ bench:
 dev:
 	$(GO) run ./cmd/tasker dev
 
-## lint: fail on unformatted files, then go vet
+## generate: regenerate internal/store/dbgen from sql/ with sqlc
+generate:
+	$(SQLC) -f $(CURDIR)/sqlc.yaml generate
+
+## lint: fail on unformatted files or stale generated code, then go vet
+# The generated-code check runs sqlc on a copy of sqlc.yaml and sql/ and
+# compares the whole output directory, so a missing, edited or leftover file
+# in internal/store/dbgen fails it.
 lint:
 	@unformatted="$$(find . -name '*.go' -not -path './.*' -not -path './bin/*' -print0 | xargs -0 gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	cp -R sqlc.yaml sql "$$tmp"/ && $(SQLC) -f "$$tmp/sqlc.yaml" generate && \
+	diff -ru internal/store/dbgen "$$tmp/internal/store/dbgen" || \
+	{ echo "internal/store/dbgen is stale or sqlc failed: run make generate"; exit 1; }
 	$(GO) vet ./...
 
 include functions/build.mk

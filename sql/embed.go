@@ -21,7 +21,9 @@ var MigrationSums string
 //go:embed functions/*.sql
 var Functions embed.FS
 
-// Queries holds the named queries used by the store, one file per concern.
+// Queries holds the queries of the store, one file per concern. Those
+// annotated for sqlc ("-- name: X :one") are compiled into
+// internal/store/dbgen; the store still looks the others up by name.
 //
 //go:embed queries/*.sql
 var Queries embed.FS

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
 // TaskHeader identifies a task for events.
@@ -38,21 +40,20 @@ type OperatorResult struct {
 
 func (s *Store) inTaskTx(ctx context.Context, id uuid.UUID, fn func(tx pgx.Tx, h *TaskHeader) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		h := TaskHeader{ID: id}
-		err := tx.QueryRow(ctx, s.q.get("lock_task"), id).Scan(&h.Status, &h.Namespace, &h.Workflow, &h.CorrelationID)
+		r, err := dbq.LockTask(ctx, tx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("task %s: %w", id, ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
+		h := TaskHeader{ID: id, Status: r.Status, Namespace: r.Namespace, Workflow: r.Name, CorrelationID: r.CorrelationID}
 		return fn(tx, &h)
 	})
 }
 
-func (s *Store) setTaskStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, status string, now time.Time, reason, actor string) error {
-	_, err := tx.Exec(ctx, s.q.get("set_task_status"), id, status, now, reason, actor)
-	return err
+func setTaskStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, status string, now time.Time, reason, actor string) error {
+	return dbq.SetTaskStatus(ctx, tx, dbgen.SetTaskStatusParams{TaskID: id, Status: status, Now: now, Reason: reason, Actor: actor})
 }
 
 // CancelTask cancels a live task and its unfinished steps. Results of
@@ -67,19 +68,16 @@ func (s *Store) CancelTask(ctx context.Context, id uuid.UUID, now time.Time, act
 		if h.Status != "pending" && h.Status != "in_progress" && h.Status != "error" {
 			return fmt.Errorf("task %s is %s and cannot be cancelled: %w", id, h.Status, ErrConflict)
 		}
-		rows, err := tx.Query(ctx, s.q.get("cancel_steps"), id, now, reason, actor)
+		rows, err := dbq.CancelSteps(ctx, tx, dbgen.CancelStepsParams{TaskID: id, Now: now, Reason: reason, Actor: actor})
 		if err != nil {
 			return err
 		}
-		res.Steps, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (StepChange, error) {
-			c := StepChange{To: "cancelled"}
-			return c, r.Scan(&c.StepID, &c.Step, &c.Attempt, &c.From)
-		})
-		if err != nil {
-			return err
+		res.Steps = make([]StepChange, len(rows))
+		for i, r := range rows {
+			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: r.FromState, To: "cancelled"}
 		}
 		res.Task.Status = "cancelled"
-		return s.setTaskStatus(ctx, tx, id, "cancelled", now, reason, actor)
+		return setTaskStatus(ctx, tx, id, "cancelled", now, reason, actor)
 	})
 	if err != nil {
 		return OperatorResult{}, fmt.Errorf("cancel task: %w", err)
@@ -99,19 +97,16 @@ func (s *Store) RetryTask(ctx context.Context, id uuid.UUID, now time.Time, acto
 		if h.Status != "error" {
 			return fmt.Errorf("task %s is %s; only a task in error can be retried: %w", id, h.Status, ErrConflict)
 		}
-		rows, err := tx.Query(ctx, s.q.get("retry_failed_steps"), id, now, reason, actor)
+		rows, err := dbq.RetryFailedSteps(ctx, tx, dbgen.RetryFailedStepsParams{TaskID: id, Now: now, Reason: reason, Actor: actor})
 		if err != nil {
 			return err
 		}
-		res.Steps, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (StepChange, error) {
-			c := StepChange{From: "error", To: "pending"}
-			return c, r.Scan(&c.StepID, &c.Step, &c.Attempt)
-		})
-		if err != nil {
-			return err
+		res.Steps = make([]StepChange, len(rows))
+		for i, r := range rows {
+			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: "error", To: "pending"}
 		}
 		res.Task.Status = "in_progress"
-		return s.setTaskStatus(ctx, tx, id, "in_progress", now, reason, actor)
+		return setTaskStatus(ctx, tx, id, "in_progress", now, reason, actor)
 	})
 	if err != nil {
 		return OperatorResult{}, fmt.Errorf("retry task: %w", err)
@@ -127,33 +122,30 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 	if reason == "" {
 		reason = "resolved by operator"
 	}
-	var resultArg any
-	if len(result) > 0 {
-		resultArg = result
+	if len(result) == 0 {
+		result = nil // NULL: keep the step's result
 	}
 	err := s.inTaskTx(ctx, id, func(tx pgx.Tx, h *TaskHeader) error {
 		res.Task, res.From = *h, h.Status
 		if h.Status != "in_progress" && h.Status != "error" && h.Status != "pending" {
 			return fmt.Errorf("task %s is %s: %w", id, h.Status, ErrConflict)
 		}
-		var c StepChange
-		var changed bool
-		err := tx.QueryRow(ctx, s.q.get("resolve_step"), id, step, resultArg, now, reason, actor).
-			Scan(&c.StepID, &c.From, &c.Attempt, &changed)
+		r, err := dbq.ResolveStep(ctx, tx, dbgen.ResolveStepParams{
+			TaskID: id, Step: step, Result: result, Now: now, Reason: reason, Actor: actor,
+		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("step %q of task %s: %w", step, id, ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		if !changed {
-			return fmt.Errorf("step %q is %s; only a step in error can be resolved: %w", step, c.From, ErrConflict)
+		if !r.Resolved {
+			return fmt.Errorf("step %q is %s; only a step in error can be resolved: %w", step, r.State, ErrConflict)
 		}
-		c.Step, c.From, c.To = step, "error", "resolved_manually"
-		res.Steps = []StepChange{c}
+		res.Steps = []StepChange{{StepID: r.ID, Step: step, Attempt: int(r.Attempts), From: "error", To: "resolved_manually"}}
 		if h.Status == "error" {
 			res.Task.Status = "in_progress"
-			return s.setTaskStatus(ctx, tx, id, "in_progress", now, "step "+step+" resolved", actor)
+			return setTaskStatus(ctx, tx, id, "in_progress", now, "step "+step+" resolved", actor)
 		}
 		return nil
 	})

@@ -3,52 +3,21 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
-// readQueries are the queries of sql/queries/read.sql; CheckReadQueries
-// verifies they are all present (the API calls it when it is built).
-var readQueries = []string{
-	"read_snapshot_begin", "read_snapshot_end", "read_task", "read_task_steps", "read_step",
-	"read_step_transitions", "read_task_exists", "list_tasks",
-	"status_task_counts", "status_live_step_counts", "status_recent_outcomes", "in_flight",
-}
-
 // CheckReadQueries reports a read-model query missing from sql/queries.
-func (s *Store) CheckReadQueries() error {
-	for _, name := range readQueries {
-		if _, ok := s.q[name]; !ok {
-			return fmt.Errorf("store: query %q missing from sql/queries", name)
-		}
-	}
-	return nil
-}
-
-// rq returns a read-model query, or an error instead of a panic when the
-// query set is incomplete.
-func (s *Store) rq(name string) (string, error) {
-	q, ok := s.q[name]
-	if !ok {
-		return "", fmt.Errorf("store: query %q missing from sql/queries", name)
-	}
-	return q, nil
-}
-
-func (s *Store) rqs(names ...string) ([]string, error) {
-	out := make([]string, len(names))
-	for i, n := range names {
-		q, err := s.rq(n)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = q
-	}
-	return out, nil
-}
+//
+// Deprecated: the read queries are compiled into internal/store/dbgen by
+// sqlc, so none can be missing; it always returns nil.
+func (s *Store) CheckReadQueries() error { return nil }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -106,73 +75,65 @@ type TransitionView struct {
 	At       time.Time
 }
 
-func scanTask(row pgx.Row) (TaskView, error) {
-	var t TaskView
-	err := row.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.Status, &t.Context, &t.Initiator, &t.SourceSystem,
-		&t.Reason, &t.Tags, &t.IdempotencyKey, &t.CorrelationID, &t.CreatedAt, &t.UpdatedAt, &t.StartedAt, &t.CompletedAt)
-	return t, err
+func taskView(r dbgen.ReadTaskRow) TaskView {
+	return TaskView{
+		ID: r.ID, Namespace: r.Namespace, Name: r.Name, Version: r.Version, Status: r.Status,
+		Context: r.Context, Initiator: r.Initiator, SourceSystem: r.SourceSystem, Reason: r.Reason,
+		Tags: r.Tags, IdempotencyKey: r.IdempotencyKey, CorrelationID: r.CorrelationID,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
+	}
 }
 
-func scanStep(row pgx.Row) (StepView, error) {
-	var s StepView
-	var attempts, maxAttempts, timeout int32
-	err := row.Scan(&s.ID, &s.Name, &s.State, &s.Handler, &s.DependsOn, &attempts, &maxAttempts, &s.Result,
-		&s.LastError, &s.NextRetryAt, &s.DeadlineAt, &s.StartedAt, &s.CompletedAt, &timeout)
-	s.Attempts, s.MaxAttempts, s.TimeoutSeconds = int(attempts), int(maxAttempts), int(timeout)
-	if s.DependsOn == nil {
-		s.DependsOn = []string{}
+func stepView(r dbgen.ReadStepRow) StepView {
+	deps := r.DependsOn
+	if deps == nil {
+		deps = []string{}
 	}
-	return s, err
+	return StepView{
+		ID: r.ID, Name: r.Name, State: r.State, Handler: r.Handler, DependsOn: deps,
+		Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), Result: r.Result, LastError: r.LastError,
+		NextRetryAt: r.NextRetryAt, DeadlineAt: r.DeadlineAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
+		TimeoutSeconds: int(r.TimeoutSeconds),
+	}
 }
 
-// snapshot runs the queued reads in one pipeline inside one read-only
-// repeatable-read transaction, so they see the same state.
-func (s *Store) snapshot(ctx context.Context, queue func(b *pgx.Batch) error) error {
-	qs, err := s.rqs("read_snapshot_begin", "read_snapshot_end")
-	if err != nil {
-		return err
+func transitionView(r dbgen.ReadStepTransitionsRow) TransitionView {
+	tr := TransitionView{From: r.FromState, To: r.ToState, Reason: r.Reason, Actor: r.Actor, Metadata: r.Metadata, At: r.CreatedAt}
+	if r.Attempt != nil {
+		a := int(*r.Attempt)
+		tr.Attempt = &a
 	}
-	b := &pgx.Batch{}
-	b.Queue(qs[0])
-	if err := queue(b); err != nil {
-		return err
-	}
-	b.Queue(qs[1])
-	// On an error the pipeline stops before COMMIT; the pool discards a
-	// connection released inside a transaction, so nothing leaks.
-	return s.pool.SendBatch(ctx, b).Close()
+	return tr
+}
+
+// snapshot runs the reads queued by queue in one round trip inside one
+// read-only repeatable-read transaction, so they see the same state.
+func (s *Store) snapshot(ctx context.Context, queue func(p *pipeline)) error {
+	var p pipeline
+	p.queue(func(db dbgen.DBTX) error { return dbq.SnapshotBegin(ctx, db) })
+	queue(&p)
+	p.queue(func(db dbgen.DBTX) error { return dbq.SnapshotEnd(ctx, db) })
+	return p.send(ctx, s.pool)
 }
 
 // GetTask returns a task with its steps. A missing task is ErrNotFound.
 func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
-	qs, err := s.rqs("read_task", "read_task_steps")
-	if err != nil {
-		return TaskView{}, err
-	}
-	var t TaskView
+	var task dbgen.ReadTaskRow
+	var steps []dbgen.ReadTaskStepsRow
 	found := false
-	err = s.snapshot(ctx, func(b *pgx.Batch) error {
-		b.Queue(qs[0], id).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var err error
-				if t, err = scanTask(rows); err != nil {
-					return err
-				}
-				found = true
+	err := s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) (err error) {
+			task, err = dbq.ReadTask(ctx, db, id)
+			found = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
 			}
-			return rows.Err()
+			return err
 		})
-		b.Queue(qs[1], id).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				st, err := scanStep(rows)
-				if err != nil {
-					return err
-				}
-				t.Steps = append(t.Steps, st)
-			}
-			return rows.Err()
+		p.queue(func(db dbgen.DBTX) (err error) {
+			steps, err = dbq.ReadTaskSteps(ctx, db, id)
+			return err
 		})
-		return nil
 	})
 	if err != nil {
 		return TaskView{}, fmt.Errorf("get task: %w", err)
@@ -180,8 +141,10 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 	if !found {
 		return TaskView{}, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
-	if t.Steps == nil {
-		t.Steps = []StepView{}
+	t := taskView(task)
+	t.Steps = make([]StepView, len(steps))
+	for i, st := range steps {
+		t.Steps[i] = stepView(dbgen.ReadStepRow(st))
 	}
 	return t, nil
 }
@@ -189,39 +152,26 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 // GetStep returns one step of a task with its transitions, oldest first.
 // A missing task or step is ErrNotFound; taskFound tells which.
 func (s *Store) GetStep(ctx context.Context, taskID uuid.UUID, name string) (step StepView, transitions []TransitionView, taskFound bool, err error) {
-	qs, err := s.rqs("read_task_exists", "read_step", "read_step_transitions")
-	if err != nil {
-		return StepView{}, nil, false, err
-	}
+	var row dbgen.ReadStepRow
+	var trs []dbgen.ReadStepTransitionsRow
 	stepFound := false
-	err = s.snapshot(ctx, func(b *pgx.Batch) error {
-		b.Queue(qs[0], taskID).QueryRow(func(row pgx.Row) error { return row.Scan(&taskFound) })
-		b.Queue(qs[1], taskID, name).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var err error
-				if step, err = scanStep(rows); err != nil {
-					return err
-				}
-				stepFound = true
-			}
-			return rows.Err()
+	err = s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) (err error) {
+			taskFound, err = dbq.ReadTaskExists(ctx, db, taskID)
+			return err
 		})
-		b.Queue(qs[2], taskID, name).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var tr TransitionView
-				var attempt *int32
-				if err := rows.Scan(&tr.From, &tr.To, &attempt, &tr.Reason, &tr.Actor, &tr.Metadata, &tr.At); err != nil {
-					return err
-				}
-				if attempt != nil {
-					a := int(*attempt)
-					tr.Attempt = &a
-				}
-				transitions = append(transitions, tr)
+		p.queue(func(db dbgen.DBTX) (err error) {
+			row, err = dbq.ReadStep(ctx, db, dbgen.ReadStepParams{TaskID: taskID, Name: name})
+			stepFound = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
 			}
-			return rows.Err()
+			return err
 		})
-		return nil
+		p.queue(func(db dbgen.DBTX) (err error) {
+			trs, err = dbq.ReadStepTransitions(ctx, db, dbgen.ReadStepTransitionsParams{TaskID: taskID, Name: name})
+			return err
+		})
 	})
 	if err != nil {
 		return StepView{}, nil, false, fmt.Errorf("get step: %w", err)
@@ -232,10 +182,11 @@ func (s *Store) GetStep(ctx context.Context, taskID uuid.UUID, name string) (ste
 	if !stepFound {
 		return StepView{}, nil, true, fmt.Errorf("step %q of task %s: %w", name, taskID, ErrNotFound)
 	}
-	if transitions == nil {
-		transitions = []TransitionView{}
+	transitions = make([]TransitionView, len(trs))
+	for i, tr := range trs {
+		transitions[i] = transitionView(tr)
 	}
-	return step, transitions, true, nil
+	return stepView(row), transitions, true, nil
 }
 
 // Cursor is a position in the task list: the last task of a page.
@@ -266,50 +217,38 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, nil, fmt.Errorf("list tasks: limit %d out of range 1..%d", f.Limit, MaxListLimit)
 	}
-	q, err := s.rq("list_tasks")
-	if err != nil {
-		return nil, nil, err
-	}
-	var ns, name *string
+	p := dbgen.ListTasksParams{MaxRows: int32(f.Limit + 1)}
 	if f.Namespace != "" {
-		ns = &f.Namespace
+		p.Namespace = &f.Namespace
 	}
 	if f.Name != "" {
-		name = &f.Name
+		p.Name = &f.Name
 	}
-	var status *string
-	var statuses []string
 	switch len(f.Statuses) {
 	case 0:
 	case 1:
-		status = &f.Statuses[0]
+		p.Status = &f.Statuses[0]
 	default:
-		statuses = f.Statuses
+		p.Statuses = f.Statuses
 	}
-	var afterAt *time.Time
-	var afterID *uuid.UUID
 	if f.After != nil {
-		at, id := f.After.CreatedAt, f.After.ID
-		afterAt, afterID = &at, &id
+		p.AfterCreatedAt, p.AfterID = &f.After.CreatedAt, &f.After.ID
 	}
-	// CacheDescribe: an unnamed statement planned for these very
-	// parameters, so "no filter" branches fold away and the right index is
-	// chosen instead of one generic plan for every filter combination.
-	rows, err := s.pool.Query(ctx, q, pgx.QueryExecModeCacheDescribe, ns, name, status, statuses, afterAt, afterID, int32(f.Limit+1))
+	// Planned for these very parameters, so the "no filter" branches fold
+	// away and the right index is chosen, instead of one generic plan for
+	// every filter combination.
+	rows, err := dbq.ListTasks(ctx, describeExec{s.pool}, p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list tasks: %w", err)
 	}
-	tasks, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (TaskView, error) { return scanTask(r) })
-	if err != nil {
-		return nil, nil, fmt.Errorf("list tasks: %w", err)
+	tasks = make([]TaskView, len(rows))
+	for i, r := range rows {
+		tasks[i] = taskView(dbgen.ReadTaskRow(r))
 	}
 	if len(tasks) > f.Limit {
 		tasks = tasks[:f.Limit]
 		last := tasks[len(tasks)-1]
 		next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
-	}
-	if tasks == nil {
-		tasks = []TaskView{}
 	}
 	return tasks, next, nil
 }
@@ -339,39 +278,42 @@ var (
 // Status counts tasks and live steps and the step outcomes recorded since
 // since, in one round trip.
 func (s *Store) Status(ctx context.Context, since time.Time) (SystemStatus, error) {
-	qs, err := s.rqs("status_task_counts", "status_live_step_counts", "status_recent_outcomes", "in_flight")
-	if err != nil {
-		return SystemStatus{}, err
-	}
+	var tasks []dbgen.StatusTaskCountsRow
+	var steps []dbgen.StatusLiveStepCountsRow
+	var recent dbgen.StatusRecentOutcomesRow
 	st := SystemStatus{Tasks: map[string]int64{}, LiveSteps: map[string]int64{}, Since: since}
+	var p pipeline
+	p.queue(func(db dbgen.DBTX) (err error) {
+		tasks, err = dbq.StatusTaskCounts(ctx, db)
+		return err
+	})
+	p.queue(func(db dbgen.DBTX) (err error) {
+		steps, err = dbq.StatusLiveStepCounts(ctx, db)
+		return err
+	})
+	p.queue(func(db dbgen.DBTX) (err error) {
+		recent, err = dbq.StatusRecentOutcomes(ctx, db, since)
+		return err
+	})
+	p.queue(func(db dbgen.DBTX) (err error) {
+		st.InFlight, err = dbq.StatusInFlight(ctx, db)
+		return err
+	})
+	if err := p.send(ctx, s.pool); err != nil {
+		return SystemStatus{}, fmt.Errorf("system status: %w", err)
+	}
 	for _, k := range TaskStatuses {
 		st.Tasks[k] = 0
+	}
+	for _, r := range tasks {
+		st.Tasks[r.Status] = r.N
 	}
 	for _, k := range LiveStepStates {
 		st.LiveSteps[k] = 0
 	}
-	counts := func(into map[string]int64) func(rows pgx.Rows) error {
-		return func(rows pgx.Rows) error {
-			for rows.Next() {
-				var k string
-				var n int64
-				if err := rows.Scan(&k, &n); err != nil {
-					return err
-				}
-				into[k] = n
-			}
-			return rows.Err()
-		}
+	for _, r := range steps {
+		st.LiveSteps[r.State] = r.N
 	}
-	b := &pgx.Batch{}
-	b.Queue(qs[0]).Query(counts(st.Tasks))
-	b.Queue(qs[1]).Query(counts(st.LiveSteps))
-	b.Queue(qs[2], since).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&st.RecentCompleted, &st.RecentRetried, &st.RecentFailed)
-	})
-	b.Queue(qs[3]).QueryRow(func(row pgx.Row) error { return row.Scan(&st.InFlight) })
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return SystemStatus{}, fmt.Errorf("system status: %w", err)
-	}
+	st.RecentCompleted, st.RecentRetried, st.RecentFailed = recent.Completed, recent.Retried, recent.Failed
 	return st, nil
 }

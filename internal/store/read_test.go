@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/pgtest"
 	"github.com/taskerhq/tasker/internal/store"
-	tasksql "github.com/taskerhq/tasker/sql"
+	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -188,7 +187,6 @@ func TestListTasksUsesIndexes(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, "ANALYZE tasker_tasks"); err != nil {
 		t.Fatal(err)
 	}
-	q := queryText(t, "list_tasks")
 	at, id := t0.Add(20*time.Second), uuid.New()
 	tests := []struct {
 		name  string
@@ -208,7 +206,7 @@ func TestListTasksUsesIndexes(t *testing.T) {
 				if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off"); err != nil {
 					return err
 				}
-				rows, err := tx.Query(ctx, "EXPLAIN "+q, append([]any{pgx.QueryExecModeDescribeExec}, tc.args...)...)
+				rows, err := tx.Query(ctx, "EXPLAIN "+dbgen.ListTasks, append([]any{pgx.QueryExecModeDescribeExec}, tc.args...)...)
 				if err != nil {
 					return err
 				}
@@ -254,19 +252,4 @@ func TestStatus(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// queryText reads a named query from the embedded SQL.
-func queryText(t *testing.T, name string) string {
-	t.Helper()
-	data, err := fs.ReadFile(tasksql.Queries, "queries/read.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(data), "-- name: "+name+"\n")
-	if !ok {
-		t.Fatalf("query %s missing", name)
-	}
-	q, _, _ := strings.Cut(rest, "-- name:")
-	return strings.TrimSpace(q)
 }

@@ -40,7 +40,7 @@ const sweepScanFactor = 10
 
 var required = []string{
 	"scheduler_pass", "release_claims", "sweep_scan", "heartbeat", "in_flight",
-	"create_task", "set_trace_parent", "lock_task", "cancel_steps", "set_task_status", "retry_failed_steps", "resolve_step",
+	"create_task", "set_trace_parent",
 }
 
 // New returns a Store over pool.

@@ -1,24 +1,24 @@
 -- Read models for the HTTP API (internal/store/read.go). Every query here is
 -- read-only and parameterised; none of them touches live-state hot paths.
 
--- name: read_snapshot_begin
+-- name: SnapshotBegin :exec
 -- Multi-statement reads (a task with its steps, a step with its history) run
 -- in one pipeline inside one snapshot, so the parts agree with each other.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
--- name: read_snapshot_end
+-- name: SnapshotEnd :exec
 COMMIT;
 
--- name: read_task
+-- name: ReadTask :one
 SELECT t.id, t.namespace, t.name, t.version, t.status, t.context, t.initiator, t.source_system, t.reason,
        t.tags, t.idempotency_key, t.correlation_id, t.created_at, t.updated_at, t.started_at, t.completed_at
 FROM tasker_tasks t
-WHERE t.id = $1::uuid;
+WHERE t.id = @id::uuid;
 
--- name: read_task_steps
+-- name: ReadTaskSteps :many
 -- Parents come from the materialised edges (primary key (to_step_id, ...)),
 -- in template order.
-SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[]), s.attempts, s.max_attempts,
+SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds
 FROM tasker_steps s
@@ -28,11 +28,11 @@ LEFT JOIN LATERAL (
     JOIN tasker_steps p ON p.id = e.from_step_id
     WHERE e.to_step_id = s.id
 ) d ON true
-WHERE s.task_id = $1::uuid
+WHERE s.task_id = @task_id::uuid
 ORDER BY s.position;
 
--- name: read_step
-SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[]), s.attempts, s.max_attempts,
+-- name: ReadStep :one
+SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds
 FROM tasker_steps s
@@ -42,54 +42,59 @@ LEFT JOIN LATERAL (
     JOIN tasker_steps p ON p.id = e.from_step_id
     WHERE e.to_step_id = s.id
 ) d ON true
-WHERE s.task_id = $1::uuid AND s.name = $2::text;
+WHERE s.task_id = @task_id::uuid AND s.name = @name::text;
 
--- name: read_step_transitions
+-- name: ReadStepTransitions :many
 -- Uses tasker_transitions_step (step_id, id): oldest first.
 SELECT tr.from_state, tr.to_state, tr.attempt, tr.reason, tr.actor, tr.metadata, tr.created_at
 FROM tasker_transitions tr
-WHERE tr.step_id = (SELECT s.id FROM tasker_steps s WHERE s.task_id = $1::uuid AND s.name = $2::text)
+WHERE tr.step_id = (SELECT s.id FROM tasker_steps s WHERE s.task_id = @task_id::uuid AND s.name = @name::text)
 ORDER BY tr.id;
 
--- name: read_task_exists
-SELECT EXISTS (SELECT 1 FROM tasker_tasks WHERE id = $1::uuid);
+-- name: ReadTaskExists :one
+SELECT EXISTS (SELECT 1 FROM tasker_tasks WHERE id = @id::uuid) AS found;
 
--- name: list_tasks
+-- name: ListTasks :many
 -- Newest first, keyset-paginated on (created_at DESC, id DESC), which the
 -- indexes of 0001 serve (tasker_tasks_created, _workflow, _status). NULL
 -- parameters mean "no filter"; the store runs this without a cached generic
 -- plan so each call is planned for the filters it actually has. One status
--- is passed as $3 (an equality the status index can walk in order), several
--- as $4.
+-- is passed as status (an equality the status index can walk in order), several
+-- as statuses.
 SELECT t.id, t.namespace, t.name, t.version, t.status, t.context, t.initiator, t.source_system, t.reason,
        t.tags, t.idempotency_key, t.correlation_id, t.created_at, t.updated_at, t.started_at, t.completed_at
 FROM tasker_tasks t
-WHERE ($1::text IS NULL OR t.namespace = $1::text)
-  AND ($2::text IS NULL OR t.name = $2::text)
-  AND ($3::text IS NULL OR t.status = $3::text)
-  AND ($4::text[] IS NULL OR t.status = ANY ($4::text[]))
-  AND ($5::timestamptz IS NULL OR (t.created_at, t.id) < ($5::timestamptz, $6::uuid))
+WHERE (sqlc.narg('namespace')::text IS NULL OR t.namespace = sqlc.narg('namespace')::text)
+  AND (sqlc.narg('name')::text IS NULL OR t.name = sqlc.narg('name')::text)
+  AND (sqlc.narg('status')::text IS NULL OR t.status = sqlc.narg('status')::text)
+  AND (sqlc.narg('statuses')::text[] IS NULL OR t.status = ANY (sqlc.narg('statuses')::text[]))
+  AND (sqlc.narg('after_created_at')::timestamptz IS NULL
+       OR (t.created_at, t.id) < (sqlc.narg('after_created_at')::timestamptz, sqlc.narg('after_id')::uuid))
 ORDER BY t.created_at DESC, t.id DESC
-LIMIT $7::int;
+LIMIT @max_rows::int;
 
--- name: status_task_counts
-SELECT status, count(*)::bigint FROM tasker_tasks GROUP BY status;
+-- name: StatusTaskCounts :many
+SELECT status, count(*)::bigint AS n FROM tasker_tasks GROUP BY status;
 
--- name: status_live_step_counts
+-- name: StatusLiveStepCounts :many
 -- Live states only: served by the partial indexes on live steps.
-SELECT state, count(*)::bigint
+SELECT state, count(*)::bigint AS n
 FROM tasker_steps
 WHERE state IN ('pending', 'waiting_for_retry', 'in_progress')
 GROUP BY state;
 
--- name: status_recent_outcomes
--- Step attempt outcomes recorded since $1 (every finished attempt leaves
+-- name: StatusRecentOutcomes :one
+-- Step attempt outcomes recorded since @since (every finished attempt leaves
 -- in_progress), system-wide; tasker_transitions_created_brin (0004) keeps
 -- this a small range scan.
-SELECT count(*) FILTER (WHERE to_state = 'complete')::bigint,
-       count(*) FILTER (WHERE to_state = 'waiting_for_retry')::bigint,
-       count(*) FILTER (WHERE to_state = 'error')::bigint
+SELECT count(*) FILTER (WHERE to_state = 'complete')::bigint AS completed,
+       count(*) FILTER (WHERE to_state = 'waiting_for_retry')::bigint AS retried,
+       count(*) FILTER (WHERE to_state = 'error')::bigint AS failed
 FROM tasker_transitions
-WHERE created_at >= $1::timestamptz
+WHERE created_at >= @since::timestamptz
   AND step_id IS NOT NULL
   AND from_state = 'in_progress';
+
+-- name: StatusInFlight :one
+-- Step attempts in progress, from the partial index tasker_steps_in_flight.
+SELECT count(*) AS n FROM tasker_steps WHERE state = 'in_progress';
