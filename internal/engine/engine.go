@@ -71,6 +71,9 @@ type Engine struct {
 	health  *health
 	waiting backlog // tasks that found the in-flight cap full
 	tracer  trace.Tracer
+	// skipResultCheck leaves refused results to the database (tests of
+	// the fallback in process).
+	skipResultCheck bool
 }
 
 // New returns an Engine.
