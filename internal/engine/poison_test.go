@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/jsonb"
+	"github.com/taskerhq/tasker/internal/template"
 )
 
 const singleYAML = `
@@ -173,5 +175,28 @@ func TestUnstorableErrorTextIsRecorded(t *testing.T) {
 	}
 	if !strings.HasPrefix(reason, "failed: bad\uFFFDbyte") || !strings.HasSuffix(reason, "é…") {
 		t.Fatalf("reason = %q", reason)
+	}
+}
+
+// A context PostgreSQL cannot store is a *template.ContextError pointing at
+// the value, as a schema violation is, so callers without the API's checks
+// (the trigger) drop it instead of retrying forever.
+func TestUnstorableContextIsAContextError(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, singleYAML)
+	for _, c := range []struct{ ctx, pointer string }{
+		{`{"a":{"b":"x\u0000"}}`, "/a/b"},
+		{`{"l":["\ud800"]}`, "/l/0"},
+		{`{"n":1e200000}`, "/n"},
+	} {
+		_, err := h.eng.CreateTask(h.ctx, engine.CreateRequest{Namespace: "test", Name: "single", Context: json.RawMessage(c.ctx)})
+		var ce *template.ContextError
+		if !errors.As(err, &ce) || len(ce.Violations) != 1 || ce.Violations[0].Pointer != c.pointer {
+			t.Errorf("CreateTask(%s) = %v, want a ContextError at %s", c.ctx, err, c.pointer)
+		}
+	}
+	var n int
+	if err := h.pool.QueryRow(h.ctx, "SELECT count(*) FROM tasker_tasks").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tasks created (%v)", n, err)
 	}
 }
