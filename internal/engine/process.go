@@ -293,16 +293,17 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 // returns the results as recorded.
 func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.ProcessOutput, []store.StepResult, error) {
 	out, err := e.store.Process(ctx, in)
-	if err == nil || len(in.Results) == 0 || !refused(err) {
+	cause := refusal(err)
+	if cause == nil || len(in.Results) == 0 {
 		return out, in.Results, err
 	}
 	e.log.WarnContext(ctx, "PostgreSQL refused a result of the batch; isolating it", "results", len(in.Results), "error", err)
 	results := slices.Clone(in.Results)
 	var done store.ProcessOutput
 	var invalid []store.StepResult
-	// bisect records results[lo:hi], known to hold a refused value.
-	var bisect func(lo, hi int, cause error) error
-	bisect = func(lo, hi int, cause error) error {
+	// bisect records results[lo:hi], known to hold a value refused with cause.
+	var bisect func(lo, hi int, cause *pgconn.PgError) error
+	bisect = func(lo, hi int, cause *pgconn.PgError) error {
 		if hi-lo == 1 {
 			results[lo] = refusedResult(results[lo], cause)
 			invalid = append(invalid, results[lo])
@@ -313,21 +314,23 @@ func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.Proc
 			sub := in
 			sub.Results, sub.ClaimLimit = results[r[0]:r[1]], 0
 			part, err := e.store.Process(ctx, sub)
-			switch {
-			case err == nil:
+			if err == nil {
 				done.Recorded = append(done.Recorded, part.Recorded...)
 				done.Finalized = append(done.Finalized, part.Finalized...)
-			case refused(err):
-				if err := bisect(r[0], r[1], err); err != nil {
-					return err
-				}
-			default:
+				done.Claims = append(done.Claims, part.Claims...) // none unless the store ignores ClaimLimit 0
+				continue
+			}
+			pe := refusal(err)
+			if pe == nil {
+				return err
+			}
+			if err := bisect(r[0], r[1], pe); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := bisect(0, len(results), err); err != nil {
+	if err := bisect(0, len(results), cause); err != nil {
 		return store.ProcessOutput{}, nil, err
 	}
 	in.Results = invalid
@@ -337,32 +340,32 @@ func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.Proc
 	}
 	last.Recorded = append(done.Recorded, last.Recorded...)
 	last.Finalized = append(done.Finalized, last.Finalized...)
+	last.Claims = append(done.Claims, last.Claims...)
 	return last, results, nil
 }
 
-// refused reports whether PostgreSQL refused a value: a data exception
-// (SQLSTATE class 22: untranslatable character, numeric out of range,
-// invalid text representation…) or a program limit such as the stack depth
-// a deeply nested value exhausts (class 54).
-func refused(err error) bool {
+// refusal returns the error with which PostgreSQL refused a value, or nil:
+// a data exception (SQLSTATE class 22: untranslatable character, numeric
+// out of range, invalid text representation…) or a program limit such as
+// the stack depth a deeply nested value exhausts (class 54).
+func refusal(err error) *pgconn.PgError {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54"))
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54")) {
+		return pe
+	}
+	return nil
 }
 
 // refusedResult is the permanent failure that replaces a result PostgreSQL
 // refused.
-func refusedResult(r store.StepResult, cause error) store.StepResult {
+func refusedResult(r store.StepResult, cause *pgconn.PgError) store.StepResult {
 	what := "result"
 	if !r.OK {
 		what = "error"
 	}
-	msg := what + ": PostgreSQL cannot store it: " + cause.Error()
-	var pe *pgconn.PgError
-	if errors.As(cause, &pe) {
-		msg = fmt.Sprintf("%s: PostgreSQL cannot store it: %s (SQLSTATE %s)", what, pe.Message, pe.Code)
-		if pe.Detail != "" {
-			msg += ": " + pe.Detail
-		}
+	msg := fmt.Sprintf("%s: PostgreSQL cannot store it: %s (SQLSTATE %s)", what, cause.Message, cause.Code)
+	if cause.Detail != "" {
+		msg += ": " + cause.Detail
 	}
 	return failure(r.StepID, r.Attempt, &contract.HandlerError{Message: msg, Permanent: true, Code: codeResultInvalid}, "failed: "+msg)
 }

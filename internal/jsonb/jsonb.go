@@ -37,7 +37,6 @@ const (
 type Error struct {
 	Path    string // JSONPath of the value at fault: "$", "$.a", "$.list[2]"
 	Pointer string // the same place as an RFC 6901 JSON Pointer: "", "/a", "/list/2"
-	Offset  int    // byte offset of the fault in the input
 	What    string // what is at fault: "string", "object key", "number" or "value"
 	Problem string // what is wrong with it
 }
@@ -333,7 +332,6 @@ func (s *scanner) number() error {
 		if len(lit) > 40 {
 			lit = lit[:40] + "…"
 		}
-		s.pos = start
 		return s.fail("number", fmt.Sprintf("%s is out of the range PostgreSQL numeric can store (%d digits before the decimal point, %d after)",
 			lit, maxIntegerDigits, maxFractionDigits))
 	}
@@ -375,7 +373,7 @@ func (s *scanner) syntax(msg string) error {
 }
 
 func (s *scanner) fail(what, problem string) error {
-	e := &Error{Path: "$", Offset: s.pos, What: what, Problem: problem}
+	e := &Error{What: what, Problem: problem}
 	var ptr strings.Builder
 	var path strings.Builder
 	path.WriteString("$")
