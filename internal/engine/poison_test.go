@@ -200,3 +200,19 @@ func TestUnstorableContextIsAContextError(t *testing.T) {
 		t.Fatalf("%d tasks created (%v)", n, err)
 	}
 }
+
+// When the pass fails for a reason that is no value's fault (the database
+// is gone), every message is reported failed, to come back later.
+func TestInfrastructureFailureReportsEveryMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, singleYAML)
+	id := h.create("single", `{}`)
+	h.pool.Close()
+	failed, err := h.eng.HandleMessages(h.ctx, []engine.InMessage{
+		{ID: "wake", Body: contract.NewWake(id)},
+		{ID: "bad", Body: []byte("not json")},
+	})
+	if err == nil || strings.Join(failed, ",") != "bad,wake" {
+		t.Fatalf("failed %v, err %v; want both messages and an error", failed, err)
+	}
+}
