@@ -1,9 +1,11 @@
 package jsonb_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -191,4 +193,32 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check(%q) = %v, but PostgreSQL stored=%v (%v)", in, err, stored, perr)
 		}
 	})
+}
+
+// BenchmarkCheck measures the check every handler result passes through
+// on the scheduler's path, on a typical small result and a 200 KiB one.
+func BenchmarkCheck(b *testing.B) {
+	small := []byte(`{"order_id":"ord-123","amount":12.5,"items":[{"sku":"a","qty":1},{"sku":"b","qty":2}],"paid":true,"note":"caf\u00e9"}`)
+	var big bytes.Buffer
+	big.WriteString(`{"rows":[`)
+	for i := 0; big.Len() < 200<<10; i++ {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		fmt.Fprintf(&big, `{"id":%d,"name":"row %d","score":%d.25,"tags":["x","y\n"]}`, i, i, i)
+	}
+	big.WriteString(`]}`)
+	for _, c := range []struct {
+		name string
+		in   []byte
+	}{{"small", small}, {"200KiB", big.Bytes()}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.in)))
+			for b.Loop() {
+				if err := jsonb.Check(c.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
