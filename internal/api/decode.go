@@ -77,7 +77,7 @@ func readObject(r *http.Request, optional bool) (*object, error) {
 		// numbers beyond numeric) is refused here, in any member.
 		var je *jsonb.Error
 		if err := jsonb.Check(v); errors.As(err, &je) {
-			errs = append(errs, FieldError{Pointer: ptr + je.Pointer, Detail: je.What + " " + je.Problem})
+			errs = append(errs, FieldError{Pointer: ptr + je.Pointer, Detail: je.Detail()})
 		}
 		obj.fields[key] = v
 		obj.order = append(obj.order, key)

@@ -71,7 +71,7 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	// refuses (the trigger path has no API check in front of it).
 	var je *jsonb.Error
 	if err := jsonb.Check(req.Context); errors.As(err, &je) {
-		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: je.Pointer, Message: je.What + " " + je.Problem}}}
+		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: je.Pointer, Message: je.Detail()}}}
 	}
 	if err := tpl.ValidateContext(req.Context); err != nil {
 		return Created{}, err

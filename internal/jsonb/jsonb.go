@@ -43,6 +43,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.What + " at " + e.Path + " " + e.Problem }
 
+// Detail is the error without its location, for reports that give the
+// location their own way (a JSON Pointer in an API problem).
+func (e *Error) Detail() string { return e.What + " " + e.Problem }
+
 // Check reports whether raw is one JSON value that PostgreSQL can store as
 // jsonb. It returns nil or an *Error.
 func Check(raw []byte) error {
