@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/taskerhq/tasker/internal/jsonb"
 )
 
 // readObject reads a request body that must be exactly one JSON object.
@@ -55,7 +57,7 @@ func readObject(r *http.Request, optional bool) (*object, error) {
 		return nil, malformed("the request body must be a JSON object, not " + jsonKind(tok))
 	}
 	obj := &object{fields: map[string]json.RawMessage{}}
-	var dups []FieldError
+	var errs []FieldError
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -66,9 +68,16 @@ func readObject(r *http.Request, optional bool) (*object, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, syntaxProblem(err)
 		}
+		ptr := "/" + escapePointer(key)
 		if _, dup := obj.fields[key]; dup {
-			dups = append(dups, FieldError{Pointer: "/" + escapePointer(key), Detail: "is given more than once"})
+			errs = append(errs, FieldError{Pointer: ptr, Detail: "is given more than once"})
 			continue
+		}
+		// What PostgreSQL cannot store (NUL characters, lone surrogates,
+		// numbers beyond numeric) is refused here, in any member.
+		var je *jsonb.Error
+		if err := jsonb.Check(v); errors.As(err, &je) {
+			errs = append(errs, FieldError{Pointer: ptr + je.Pointer, Detail: je.Detail()})
 		}
 		obj.fields[key] = v
 		obj.order = append(obj.order, key)
@@ -79,8 +88,8 @@ func readObject(r *http.Request, optional bool) (*object, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, malformed("unexpected data after the JSON object; send exactly one JSON value")
 	}
-	if len(dups) > 0 {
-		return nil, invalid(dups...)
+	if len(errs) > 0 {
+		return nil, invalid(errs...)
 	}
 	return obj, nil
 }
@@ -250,7 +259,7 @@ func (o *object) finish() error {
 
 // printable reports whether s holds only printable, non-space-only text.
 func printable(s string) bool {
-	if strings.TrimSpace(s) == "" {
+	if strings.TrimSpace(s) == "" || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {

@@ -26,6 +26,11 @@ func addMessageSeeds(f *testing.F) {
 		strings.Replace(seedRecord, `"attempt":2`, `"attempt":-1`, 1),
 		strings.Replace(seedRecord, `,"responsePayload":{"ok":true}`, ``, 1),
 		strings.Replace(seedRecord, `"executedVersion":"$LATEST"`, `"executedVersion":"$LATEST","functionError":"Unhandled"`, 1),
+		// Results and errors PostgreSQL cannot store still parse: the engine
+		// fails their step, not their message.
+		strings.Replace(seedRecord, `{"ok":true}`, `{"a":"x\u0000y","\ud800":1e200000}`, 1),
+		strings.Replace(seedRecord, `{"ok":true}`, `{"tasker_error":{"message":"nul\u0000 \udc00","code":"\u0000"}}`, 1),
+		strings.Replace(seedRecord, `{"ok":true}`, "\"\xff\xfe\"", 1),
 		`{"kind":"wake","task_id":"00000000-0000-0000-0000-000000000000"}`,
 		`{"kind":"explode"}`, `{"kind":1}`, `{"requestContext":null}`, `{"requestContext":{}}`, `null`, `[]`, `"wake"`, ``, `not json`,
 		`{"kind":"wake","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","requestContext":{}}`,

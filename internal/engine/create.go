@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/taskerhq/tasker/internal/jsonb"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/internal/template"
 )
 
 // CreateRequest asks for a new task.
@@ -41,7 +44,8 @@ type Created struct {
 // CreateTask validates the context against the template's schema and
 // materialises the task with its steps and edges in one transaction, then
 // wakes the scheduler. Errors: template.ErrNotFound (wrapped) for an unknown
-// workflow, *template.ContextError for an invalid context.
+// workflow, *template.ContextError for an invalid context (including one
+// PostgreSQL cannot store).
 //
 // With tracing on, the task.create span (a child of the span in ctx, e.g.
 // the API request) roots the task's trace: its context is stored with the
@@ -62,6 +66,12 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	}
 	if len(req.Context) == 0 {
 		req.Context = json.RawMessage("{}")
+	}
+	// A context PostgreSQL cannot store is refused like one the schema
+	// refuses (the trigger path has no API check in front of it).
+	var je *jsonb.Error
+	if err := jsonb.Check(req.Context); errors.As(err, &je) {
+		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: je.Pointer, Message: je.Detail()}}}
 	}
 	if err := tpl.ValidateContext(req.Context); err != nil {
 		return Created{}, err

@@ -2,8 +2,9 @@
 // templates, turns scheduler messages into recorded results and fenced
 // claims, dispatches step invocations, and sweeps up lost work.
 //
-// Import rules: engine imports store, template, contract, telemetry and the
-// OpenTelemetry API. It owns the ports (Queue, Invoker, Clock, Publisher)
+// Import rules: engine imports store, template, contract, jsonb, telemetry,
+// the OpenTelemetry API and pgconn (only to recognise a value PostgreSQL
+// refused). It owns the ports (Queue, Invoker, Clock, Publisher)
 // that adapters implement, and never imports an adapter, so local and AWS
 // modes run the same code.
 package engine
@@ -71,6 +72,9 @@ type Engine struct {
 	health  *health
 	waiting backlog // tasks that found the in-flight cap full
 	tracer  trace.Tracer
+	// skipResultCheck leaves refused results to the database (tests of
+	// the fallback in process).
+	skipResultCheck bool
 }
 
 // New returns an Engine.

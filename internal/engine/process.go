@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/jsonb"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
 )
@@ -128,13 +133,16 @@ func (e *Engine) ProcessTasks(ctx context.Context, ids ...uuid.UUID) error {
 	return e.pass(ctx, ids, nil)
 }
 
+// Codes of the failures the engine records for a result it cannot store.
+const (
+	codeResultTooLarge = "result_too_large"
+	codeResultInvalid  = "result_invalid"
+)
+
 func (e *Engine) toStepResult(r *contract.Result) store.StepResult {
 	sr := store.StepResult{StepID: r.StepID, Attempt: r.Attempt}
-	if r.Err == nil && len(r.Output) > e.maxResultBytes() {
-		r.Err = &contract.HandlerError{
-			Message:   fmt.Sprintf("result is %d bytes, over the %d-byte limit", len(r.Output), e.maxResultBytes()),
-			Permanent: true, Code: "result_too_large",
-		}
+	if r.Err == nil {
+		r.Err = e.checkResult(r.Output)
 	}
 	if r.Err == nil {
 		sr.OK, sr.Result, sr.Reason = true, r.Output, reasonSucceeded
@@ -143,17 +151,37 @@ func (e *Engine) toStepResult(r *contract.Result) store.StepResult {
 	return failure(r.StepID, r.Attempt, r.Err, "failed: "+r.Err.Message)
 }
 
+// checkResult returns the permanent failure a result that cannot be stored
+// stands for, or nil.
+func (e *Engine) checkResult(out json.RawMessage) *contract.HandlerError {
+	if len(out) > e.maxResultBytes() {
+		return &contract.HandlerError{
+			Message:   fmt.Sprintf("result is %d bytes, over the %d-byte limit", len(out), e.maxResultBytes()),
+			Permanent: true, Code: codeResultTooLarge,
+		}
+	}
+	if e.skipResultCheck {
+		return nil
+	}
+	if err := jsonb.Check(out); err != nil {
+		return &contract.HandlerError{Message: "result: " + err.Error(), Permanent: true, Code: codeResultInvalid}
+	}
+	return nil
+}
+
 func (e *Engine) maxResultBytes() int { return 256 << 10 }
 
+// failure is the StepResult of a failed attempt. The handler's text is made
+// storable first: PostgreSQL's text and jsonb refuse NUL characters and
+// invalid UTF-8, and one refused value must not fail the whole pass.
 func failure(step uuid.UUID, attempt int, he *contract.HandlerError, reason string) store.StepResult {
-	if len(reason) > maxReason {
-		reason = reason[:maxReason] + "…"
-	}
+	clean := *he
+	clean.Message, clean.Code = storable(he.Message), storable(he.Code)
 	body, _ := json.Marshal(struct {
 		*contract.HandlerError
 		Attempt int `json:"attempt"`
-	}{he, attempt}) // cannot fail
-	sr := store.StepResult{StepID: step, Attempt: attempt, Error: body, Permanent: he.Permanent, Reason: reason}
+	}{&clean, attempt}) // cannot fail
+	sr := store.StepResult{StepID: step, Attempt: attempt, Error: body, Permanent: he.Permanent, Reason: truncate(reason)}
 	if he.RetryAfterSeconds > 0 {
 		d := time.Duration(he.RetryAfterSeconds) * time.Second
 		sr.RetryAfter = &d
@@ -169,7 +197,7 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	start := time.Now()
 	now := e.clock.Now()
 	globalCap := e.health.cap(e.cfg.MaxInFlight)
-	out, err := e.store.Process(ctx, store.ProcessInput{
+	out, results, err := e.process(ctx, store.ProcessInput{
 		Now: now, Actor: e.cfg.InstanceID, TaskIDs: taskIDs, Results: results,
 		ClaimLimit: e.cfg.ClaimLimit, GlobalCap: globalCap, Grace: e.cfg.DeadlineGrace,
 	})
@@ -254,6 +282,92 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	spans.annotate(events)
 	e.wake(ctx, wakes, spans)
 	return e.dispatch(ctx, out.Claims, spans)
+}
+
+// process runs the pass's transaction. If PostgreSQL refuses a value of the
+// batch (a data exception the result check did not foresee), the results
+// are recorded in halves, without claiming, until each refused one stands
+// alone; it is replaced by a permanent result_invalid failure and the pass
+// runs again with the replacements. A failed transaction changes nothing and
+// recording is fenced by attempt, so the repeated passes are safe. It
+// returns the results as recorded.
+func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.ProcessOutput, []store.StepResult, error) {
+	out, err := e.store.Process(ctx, in)
+	cause := refusal(err)
+	if cause == nil || len(in.Results) == 0 {
+		return out, in.Results, err
+	}
+	e.log.WarnContext(ctx, "PostgreSQL refused a result of the batch; isolating it", "results", len(in.Results), "error", err)
+	results := slices.Clone(in.Results)
+	var done store.ProcessOutput
+	var invalid []store.StepResult
+	// bisect records results[lo:hi], known to hold a value refused with cause.
+	var bisect func(lo, hi int, cause *pgconn.PgError) error
+	bisect = func(lo, hi int, cause *pgconn.PgError) error {
+		if hi-lo == 1 {
+			results[lo] = refusedResult(results[lo], cause)
+			invalid = append(invalid, results[lo])
+			return nil
+		}
+		mid := (lo + hi) / 2
+		for _, r := range [][2]int{{lo, mid}, {mid, hi}} {
+			sub := in
+			sub.Results, sub.ClaimLimit = results[r[0]:r[1]], 0
+			part, err := e.store.Process(ctx, sub)
+			if err == nil {
+				done.Recorded = append(done.Recorded, part.Recorded...)
+				done.Finalized = append(done.Finalized, part.Finalized...)
+				done.Claims = append(done.Claims, part.Claims...) // none unless the store ignores ClaimLimit 0
+				continue
+			}
+			pe := refusal(err)
+			if pe == nil {
+				return err
+			}
+			if err := bisect(r[0], r[1], pe); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := bisect(0, len(results), cause); err != nil {
+		return store.ProcessOutput{}, nil, err
+	}
+	in.Results = invalid
+	last, err := e.store.Process(ctx, in)
+	if err != nil {
+		return store.ProcessOutput{}, nil, err
+	}
+	last.Recorded = append(done.Recorded, last.Recorded...)
+	last.Finalized = append(done.Finalized, last.Finalized...)
+	last.Claims = append(done.Claims, last.Claims...)
+	return last, results, nil
+}
+
+// refusal returns the error with which PostgreSQL refused a value, or nil:
+// a data exception (SQLSTATE class 22: untranslatable character, numeric
+// out of range, invalid text representation…) or a program limit such as
+// the stack depth a deeply nested value exhausts (class 54).
+func refusal(err error) *pgconn.PgError {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54")) {
+		return pe
+	}
+	return nil
+}
+
+// refusedResult is the permanent failure that replaces a result PostgreSQL
+// refused.
+func refusedResult(r store.StepResult, cause *pgconn.PgError) store.StepResult {
+	what := "result"
+	if !r.OK {
+		what = "error"
+	}
+	msg := fmt.Sprintf("%s: PostgreSQL cannot store it: %s (SQLSTATE %s)", what, cause.Message, cause.Code)
+	if cause.Detail != "" {
+		msg += ": " + cause.Detail
+	}
+	return failure(r.StepID, r.Attempt, &contract.HandlerError{Message: msg, Permanent: true, Code: codeResultInvalid}, "failed: "+msg)
 }
 
 // maxDispatchWarnings bounds the per-step warnings of one dispatch round
@@ -373,11 +487,27 @@ func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 	})
 }
 
+// truncate makes s storable and cuts it to maxReason bytes, on a
+// character boundary.
 func truncate(s string) string {
-	if len(s) > maxReason {
-		return s[:maxReason] + "…"
+	s = storable(s)
+	if len(s) <= maxReason {
+		return s
 	}
-	return s
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// storable replaces what PostgreSQL text cannot hold (NUL characters and
+// invalid UTF-8) with U+FFFD.
+func storable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func keys[K comparable, V any](m map[K]V) []K {
