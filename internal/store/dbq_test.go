@@ -26,7 +26,7 @@ func TestPipelineQueueRecordsOneStatement(t *testing.T) {
 			return dbq.SnapshotEnd(ctx, db)
 		},
 		"error swallowed": func(db dbgen.DBTX) error {
-			_, _ = dbq.StatusInFlight(ctx, db)
+			_, _ = dbq.StatusInFlight(ctx, db, StatusCountCap)
 			return nil
 		},
 	} {

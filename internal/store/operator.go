@@ -40,6 +40,9 @@ type OperatorResult struct {
 
 func (s *Store) inTaskTx(ctx context.Context, id uuid.UUID, fn func(tx pgx.Tx, h *TaskHeader) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := dbq.IndexPlans(ctx, tx); err != nil {
+			return err
+		}
 		r, err := dbq.LockTask(ctx, tx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("task %s: %w", id, ErrNotFound)

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/taskerhq/tasker/internal/pgtest"
+	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/store/dbgen"
 	tasksql "github.com/taskerhq/tasker/sql"
 )
 
@@ -205,9 +207,15 @@ func namedQueries(t *testing.T) map[string]string {
 // planCase runs one named query with arguments built from the fixture.
 type planCase struct {
 	args func() []any
-	// bounded names why a statement that legitimately reads more than the
-	// row budget is still bounded (e.g. by the configured cap); empty for
-	// every batch-keyed statement.
+	// sql is the statement as sent, for queries compiled by sqlc (their
+	// files use named parameters); empty: the text of the query file.
+	sql string
+	// indexPlans: the store runs the statement after IndexPlans.
+	indexPlans bool
+	// budget overrides rowBudget for a statement bounded by something
+	// other than its batch (a count cap); 0: rowBudget.
+	budget int
+	// skip says why a query has no plan to check.
 	skip string
 }
 
@@ -238,7 +246,6 @@ func planCases() map[string]planCase {
 	}
 	liveTask := fid("task", 7)
 	doneTask := fid("task", liveTasks+pendingTasks+3)
-	noArgs := func() []any { return nil }
 	return map[string]planCase{
 		"scheduler_pass": {args: func() []any {
 			return []any{now, "plan-actor", batch, stepIDs, attempts, oks, results, errs, perm, after, reasons,
@@ -263,26 +270,38 @@ func planCases() map[string]planCase {
 				[]int32{3, 3}, []int32{1000, 1000}, []int32{300000, 300000}, []float32{0.1, 0.1}, []int32{300, 300},
 				[]*string{nil, nil}, []*int32{nil, nil}, []uuid.UUID{s1}, []uuid.UUID{s2}}
 		}},
-		"set_trace_parent":      {args: func() []any { return []any{liveTask, "00-abc-def-01"} }},
-		"lock_task":             {args: func() []any { return []any{liveTask} }},
-		"cancel_steps":          {args: func() []any { return []any{liveTask, now, "plan", "actor"} }},
-		"set_task_status":       {args: func() []any { return []any{liveTask, "cancelled", now, "plan", "actor"} }},
-		"retry_failed_steps":    {args: func() []any { return []any{liveTask, now, "plan", "actor"} }},
-		"resolve_step":          {args: func() []any { return []any{liveTask, "s1", nil, now, "plan", "actor"} }},
-		"read_snapshot_begin":   {skip: "transaction control"},
-		"read_snapshot_end":     {skip: "transaction control"},
-		"read_task":             {args: func() []any { return []any{doneTask} }},
-		"read_task_steps":       {args: func() []any { return []any{liveTask} }},
-		"read_step":             {args: func() []any { return []any{liveTask, "s2"} }},
-		"read_step_transitions": {args: func() []any { return []any{liveTask, "s2"} }},
-		"read_task_exists":      {args: func() []any { return []any{doneTask} }},
-		"list_tasks": {args: func() []any {
+		"set_trace_parent": {args: func() []any { return []any{liveTask, "00-abc-def-01"} }},
+
+		// sqlc queries: the generated SQL and argument order; the store runs
+		// them after IndexPlans (reads in a snapshot, operator actions in
+		// their transaction), except ListTasks and ReadTaskExists.
+		"LockTask":         {sql: dbgen.LockTask, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"CancelSteps":      {sql: dbgen.CancelSteps, indexPlans: true, args: func() []any { return []any{now, liveTask, "plan", "actor"} }},
+		"SetTaskStatus":    {sql: dbgen.SetTaskStatus, indexPlans: true, args: func() []any { return []any{liveTask, "cancelled", "plan", "actor", now} }},
+		"RetryFailedSteps": {sql: dbgen.RetryFailedSteps, indexPlans: true, args: func() []any { return []any{now, liveTask, "plan", "actor"} }},
+		"ResolveStep": {sql: dbgen.ResolveStep, indexPlans: true, args: func() []any {
+			return []any{liveTask, "s1", nil, now, "plan", "actor"}
+		}},
+		"SnapshotBegin":       {skip: "transaction control"},
+		"SnapshotEnd":         {skip: "transaction control"},
+		"IndexPlans":          {skip: "planner settings"},
+		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
+		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
+		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
+		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},
+		"ListTasks": {sql: dbgen.ListTasks, args: func() []any {
 			return []any{"plan", "odd", "in_progress", nil, now.Add(-time.Hour), uuid.Max, int32(50)}
 		}},
-		"status_task_counts":      {args: noArgs},
-		"status_live_step_counts": {args: noArgs},
-		"status_recent_outcomes":  {args: func() []any { return []any{now.Add(-5 * time.Minute)} }},
-		"in_flight":               {args: noArgs},
+		// Health counts stop at StatusCountCap per state.
+		"StatusTaskCounts": {sql: dbgen.StatusTaskCounts, indexPlans: true, budget: 6 * store.StatusCountCap,
+			args: func() []any { return []any{int32(store.StatusCountCap)} }},
+		"StatusLiveStepCounts": {sql: dbgen.StatusLiveStepCounts, indexPlans: true, budget: 4 * store.StatusCountCap,
+			args: func() []any { return []any{int32(store.StatusCountCap)} }},
+		"StatusRecentOutcomes": {sql: dbgen.StatusRecentOutcomes, indexPlans: true, budget: store.StatusCountCap,
+			args: func() []any { return []any{now.Add(-5 * time.Minute), int32(store.StatusCountCap)} }},
+		"StatusInFlight": {sql: dbgen.StatusInFlight, indexPlans: true, budget: store.StatusCountCap,
+			args: func() []any { return []any{int32(store.StatusCountCap)} }},
 	}
 }
 
@@ -311,7 +330,10 @@ func TestPlanShapes(t *testing.T) {
 				if c.skip != "" {
 					continue
 				}
-				t.Run(q, func(t *testing.T) { checkPlans(t, url, sql, c.args()) })
+				if c.sql != "" {
+					sql = c.sql
+				}
+				t.Run(q, func(t *testing.T) { checkPlans(t, url, sql, c) })
 			}
 		})
 	}
@@ -321,7 +343,7 @@ func TestPlanShapes(t *testing.T) {
 // before it may switch to a generic one), each in a transaction rolled back,
 // on a fresh connection with auto_explain reporting every statement's
 // executed plan as a notice.
-func checkPlans(t *testing.T, url, sql string, args []any) {
+func checkPlans(t *testing.T, url, sql string, c planCase) {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(url)
@@ -358,7 +380,12 @@ func checkPlans(t *testing.T, url, sql string, args []any) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := tx.Query(ctx, sql, args...)
+		if c.indexPlans {
+			if _, err := tx.Exec(ctx, dbgen.IndexPlans); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, err := tx.Query(ctx, sql, c.args()...)
 		if err == nil {
 			for rows.Next() {
 			}
@@ -383,7 +410,14 @@ func checkPlans(t *testing.T, url, sql string, args []any) {
 		if err := json.Unmarshal([]byte(p), &doc); err != nil {
 			t.Fatalf("plan JSON: %v\n%s", err, p)
 		}
-		if v := planViolations(doc.Plan); len(v) > 0 {
+		if strings.Contains(doc.QueryText, "set_config(") {
+			continue // IndexPlans itself
+		}
+		budget := rowBudget
+		if c.budget > 0 {
+			budget = c.budget
+		}
+		if v := planViolations(doc.Plan, budget); len(v) > 0 {
 			t.Errorf("statement %q:\n  %s\nplan:\n%s", firstLine(doc.QueryText), strings.Join(v, "\n  "), p)
 			return
 		}
@@ -394,7 +428,7 @@ func checkPlans(t *testing.T, url, sql string, args []any) {
 // sequential scan of a big table, an index scan of one without an index
 // condition (unless a Limit above bounds it), and more than rowBudget rows
 // examined in big tables.
-func planViolations(root map[string]any) []string {
+func planViolations(root map[string]any, budget int) []string {
 	var out []string
 	examined := 0.0
 	var walk func(n map[string]any, limited bool)
@@ -433,8 +467,8 @@ func planViolations(root map[string]any) []string {
 		}
 	}
 	walk(root, false)
-	if examined > rowBudget {
-		out = append(out, fmt.Sprintf("examines %.0f rows of big tables, over the budget of %d", examined, rowBudget))
+	if examined > float64(budget) {
+		out = append(out, fmt.Sprintf("examines %.0f rows of big tables, over the budget of %d", examined, budget))
 	}
 	return out
 }

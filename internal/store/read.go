@@ -107,10 +107,12 @@ func transitionView(r dbgen.ReadStepTransitionsRow) TransitionView {
 }
 
 // snapshot runs the reads queued by queue in one round trip inside one
-// read-only repeatable-read transaction, so they see the same state.
+// read-only repeatable-read transaction, so they see the same state, with
+// the planner held to index paths (IndexPlans in sql/queries/read.sql).
 func (s *Store) snapshot(ctx context.Context, queue func(p *pipeline)) error {
 	var p pipeline
 	p.queue(func(db dbgen.DBTX) error { return dbq.SnapshotBegin(ctx, db) })
+	p.queue(func(db dbgen.DBTX) error { return dbq.IndexPlans(ctx, db) })
 	queue(&p)
 	p.queue(func(db dbgen.DBTX) error { return dbq.SnapshotEnd(ctx, db) })
 	return p.send(ctx, s.pool)
@@ -255,6 +257,9 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 
 // SystemStatus is what the status endpoint reports from the database.
 type SystemStatus struct {
+	// Every count stops at StatusCountCap: a health read costs the same
+	// whatever the history (docs/architecture.md, "Cost follows the work").
+	//
 	// Tasks counts every task by status (all statuses present, zeros included).
 	Tasks map[string]int64
 	// LiveSteps counts steps in pending, waiting_for_retry and in_progress.
@@ -267,12 +272,15 @@ type SystemStatus struct {
 	RecentCompleted, RecentRetried, RecentFailed int64
 }
 
+// StatusCountCap is where the counts of Status stop.
+const StatusCountCap = 10000
+
 // TaskStatuses and StepStates are every status and state, in lifecycle order.
 var (
 	TaskStatuses = []string{"pending", "in_progress", "complete", "error", "cancelled", "resolved_manually"}
-	StepStates   = []string{"pending", "in_progress", "waiting_for_retry", "complete", "error", "cancelled", "resolved_manually"}
+	StepStates   = []string{"pending", "in_progress", "waiting_for_retry", "waiting", "complete", "skipped", "error", "cancelled", "resolved_manually"}
 	// LiveStepStates are the states of steps that may still run.
-	LiveStepStates = []string{"pending", "in_progress", "waiting_for_retry"}
+	LiveStepStates = []string{"pending", "in_progress", "waiting_for_retry", "waiting"}
 )
 
 // Status counts tasks and live steps and the step outcomes recorded since
@@ -282,24 +290,25 @@ func (s *Store) Status(ctx context.Context, since time.Time) (SystemStatus, erro
 	var steps []dbgen.StatusLiveStepCountsRow
 	var recent dbgen.StatusRecentOutcomesRow
 	st := SystemStatus{Tasks: map[string]int64{}, LiveSteps: map[string]int64{}, Since: since}
-	var p pipeline
-	p.queue(func(db dbgen.DBTX) (err error) {
-		tasks, err = dbq.StatusTaskCounts(ctx, db)
-		return err
+	err := s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) (err error) {
+			tasks, err = dbq.StatusTaskCounts(ctx, db, StatusCountCap)
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			steps, err = dbq.StatusLiveStepCounts(ctx, db, StatusCountCap)
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			recent, err = dbq.StatusRecentOutcomes(ctx, db, dbgen.StatusRecentOutcomesParams{Since: since, CountCap: StatusCountCap})
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			st.InFlight, err = dbq.StatusInFlight(ctx, db, StatusCountCap)
+			return err
+		})
 	})
-	p.queue(func(db dbgen.DBTX) (err error) {
-		steps, err = dbq.StatusLiveStepCounts(ctx, db)
-		return err
-	})
-	p.queue(func(db dbgen.DBTX) (err error) {
-		recent, err = dbq.StatusRecentOutcomes(ctx, db, since)
-		return err
-	})
-	p.queue(func(db dbgen.DBTX) (err error) {
-		st.InFlight, err = dbq.StatusInFlight(ctx, db)
-		return err
-	})
-	if err := p.send(ctx, s.pool); err != nil {
+	if err != nil {
 		return SystemStatus{}, fmt.Errorf("system status: %w", err)
 	}
 	for _, k := range TaskStatuses {

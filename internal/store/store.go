@@ -39,7 +39,7 @@ type Store struct {
 const sweepScanFactor = 10
 
 var required = []string{
-	"scheduler_pass", "release_claims", "sweep_scan", "heartbeat", "in_flight",
+	"scheduler_pass", "release_claims", "sweep_scan", "heartbeat",
 	"create_task", "set_trace_parent",
 }
 
@@ -452,11 +452,11 @@ func (s *Store) Heartbeat(ctx context.Context, instance string, local bool, now,
 	return nil
 }
 
-// InFlight counts step attempts in progress.
+// InFlight counts step attempts in progress, up to StatusCountCap.
 func (s *Store) InFlight(ctx context.Context) (int, error) {
-	var n int
-	if err := s.pool.QueryRow(ctx, s.q.get("in_flight")).Scan(&n); err != nil {
+	n, err := dbq.StatusInFlight(ctx, s.pool, StatusCountCap)
+	if err != nil {
 		return 0, fmt.Errorf("count in-flight steps: %w", err)
 	}
-	return n, nil
+	return int(n), nil
 }

@@ -12,6 +12,3 @@ FROM tasker_sweep_scan($1, $2, $3, $4, $5, $6);
 
 -- name: heartbeat
 SELECT tasker_heartbeat($1, $2, $3, $4);
-
--- name: in_flight
-SELECT count(*) FROM tasker_steps WHERE state = 'in_progress';

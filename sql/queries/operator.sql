@@ -7,7 +7,7 @@ WITH updated AS (
     SET state = 'cancelled', deadline_at = NULL, next_retry_at = NULL, claimed_by = NULL,
         completed_at = @now::timestamptz, updated_at = @now::timestamptz
     FROM (SELECT id, state FROM tasker_steps
-          WHERE task_id = @task_id::uuid AND state IN ('pending', 'waiting_for_retry', 'in_progress')
+          WHERE task_id = @task_id::uuid AND state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting')
           FOR UPDATE) old
     WHERE s.id = old.id
     RETURNING s.id, s.name, s.attempts, old.state AS from_state

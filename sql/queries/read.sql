@@ -6,6 +6,15 @@
 -- in one pipeline inside one snapshot, so the parts agree with each other.
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
+-- name: IndexPlans :exec
+-- Right after SnapshotBegin: for this transaction only, the planner keeps to
+-- index paths and nested loops, so no read's plan depends on statistics
+-- being fresh (docs/architecture.md, "Cost follows the work"); the scheduler
+-- functions carry the same settings.
+-- Bitmap scans stay allowed: the BRIN index on transitions needs them.
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+       set_config('enable_mergejoin', 'off', true);
+
 -- name: SnapshotEnd :exec
 COMMIT;
 
@@ -74,27 +83,40 @@ ORDER BY t.created_at DESC, t.id DESC
 LIMIT @max_rows::int;
 
 -- name: StatusTaskCounts :many
-SELECT status, count(*)::bigint AS n FROM tasker_tasks GROUP BY status;
+-- Each status counted from its range of tasker_tasks_status, up to @count_cap:
+-- health reads cost the same with ten million finished tasks.
+SELECT v.status::text AS status, c.n::bigint AS n
+FROM (VALUES ('pending'), ('in_progress'), ('complete'), ('error'), ('cancelled'), ('resolved_manually')) AS v(status)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n
+    FROM (SELECT 1 FROM tasker_tasks t WHERE t.status = v.status LIMIT @count_cap::int) x
+) c;
 
 -- name: StatusLiveStepCounts :many
--- Live states only: served by the partial indexes on live steps.
-SELECT state, count(*)::bigint AS n
-FROM tasker_steps
-WHERE state IN ('pending', 'waiting_for_retry', 'in_progress')
-GROUP BY state;
+-- Live states only, each up to @count_cap.
+SELECT v.state::text AS state, c.n::bigint AS n
+FROM (VALUES ('pending'), ('waiting_for_retry'), ('in_progress'), ('waiting')) AS v(state)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n
+    FROM (SELECT 1 FROM tasker_steps s WHERE s.state = v.state LIMIT @count_cap::int) x
+) c;
 
 -- name: StatusRecentOutcomes :one
 -- Step attempt outcomes recorded since @since (every finished attempt leaves
--- in_progress), system-wide; tasker_transitions_created_brin (0004) keeps
--- this a small range scan.
-SELECT count(*) FILTER (WHERE to_state = 'complete')::bigint AS completed,
-       count(*) FILTER (WHERE to_state = 'waiting_for_retry')::bigint AS retried,
-       count(*) FILTER (WHERE to_state = 'error')::bigint AS failed
-FROM tasker_transitions
-WHERE created_at >= @since::timestamptz
-  AND step_id IS NOT NULL
-  AND from_state = 'in_progress';
+-- in_progress), system-wide, up to @count_cap; the transitions are reached
+-- through the BRIN range on created_at (tasker_transitions_created_brin).
+SELECT count(*) FILTER (WHERE x.to_state = 'complete')::bigint AS completed,
+       count(*) FILTER (WHERE x.to_state = 'waiting_for_retry')::bigint AS retried,
+       count(*) FILTER (WHERE x.to_state = 'error')::bigint AS failed
+FROM (SELECT tr.to_state
+      FROM tasker_transitions tr
+      WHERE tr.created_at >= @since::timestamptz
+        AND tr.step_id IS NOT NULL
+        AND tr.from_state = 'in_progress'
+      LIMIT @count_cap::int) x;
 
 -- name: StatusInFlight :one
--- Step attempts in progress, from the partial index tasker_steps_in_flight.
-SELECT count(*) AS n FROM tasker_steps WHERE state = 'in_progress';
+-- Step attempts in progress, from the partial index tasker_steps_in_flight,
+-- up to @count_cap.
+SELECT count(*) AS n
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'in_progress' LIMIT @count_cap::int) x;

@@ -13,6 +13,21 @@ import (
 	"github.com/google/uuid"
 )
 
+const IndexPlans = `-- name: IndexPlans :exec
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+       set_config('enable_mergejoin', 'off', true)
+`
+
+// Right after SnapshotBegin: for this transaction only, the planner keeps to
+// index paths and nested loops, so no read's plan depends on statistics
+// being fresh (docs/architecture.md, "Cost follows the work"); the scheduler
+// functions carry the same settings.
+// Bitmap scans stay allowed: the BRIN index on transitions needs them.
+func (q *Queries) IndexPlans(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, IndexPlans)
+	return err
+}
+
 const ListTasks = `-- name: ListTasks :many
 SELECT t.id, t.namespace, t.name, t.version, t.status, t.context, t.initiator, t.source_system, t.reason,
        t.tags, t.idempotency_key, t.correlation_id, t.created_at, t.updated_at, t.started_at, t.completed_at
@@ -370,22 +385,26 @@ func (q *Queries) SnapshotEnd(ctx context.Context, db DBTX) error {
 }
 
 const StatusInFlight = `-- name: StatusInFlight :one
-SELECT count(*) AS n FROM tasker_steps WHERE state = 'in_progress'
+SELECT count(*) AS n
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'in_progress' LIMIT $1::int) x
 `
 
-// Step attempts in progress, from the partial index tasker_steps_in_flight.
-func (q *Queries) StatusInFlight(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, StatusInFlight)
+// Step attempts in progress, from the partial index tasker_steps_in_flight,
+// up to @count_cap.
+func (q *Queries) StatusInFlight(ctx context.Context, db DBTX, countCap int32) (int64, error) {
+	row := db.QueryRow(ctx, StatusInFlight, countCap)
 	var n int64
 	err := row.Scan(&n)
 	return n, err
 }
 
 const StatusLiveStepCounts = `-- name: StatusLiveStepCounts :many
-SELECT state, count(*)::bigint AS n
-FROM tasker_steps
-WHERE state IN ('pending', 'waiting_for_retry', 'in_progress')
-GROUP BY state
+SELECT v.state::text AS state, c.n::bigint AS n
+FROM (VALUES ('pending'), ('waiting_for_retry'), ('in_progress'), ('waiting')) AS v(state)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n
+    FROM (SELECT 1 FROM tasker_steps s WHERE s.state = v.state LIMIT $1::int) x
+) c
 `
 
 type StatusLiveStepCountsRow struct {
@@ -393,9 +412,9 @@ type StatusLiveStepCountsRow struct {
 	N     int64
 }
 
-// Live states only: served by the partial indexes on live steps.
-func (q *Queries) StatusLiveStepCounts(ctx context.Context, db DBTX) ([]StatusLiveStepCountsRow, error) {
-	rows, err := db.Query(ctx, StatusLiveStepCounts)
+// Live states only, each up to @count_cap.
+func (q *Queries) StatusLiveStepCounts(ctx context.Context, db DBTX, countCap int32) ([]StatusLiveStepCountsRow, error) {
+	rows, err := db.Query(ctx, StatusLiveStepCounts, countCap)
 	if err != nil {
 		return nil, err
 	}
@@ -415,14 +434,21 @@ func (q *Queries) StatusLiveStepCounts(ctx context.Context, db DBTX) ([]StatusLi
 }
 
 const StatusRecentOutcomes = `-- name: StatusRecentOutcomes :one
-SELECT count(*) FILTER (WHERE to_state = 'complete')::bigint AS completed,
-       count(*) FILTER (WHERE to_state = 'waiting_for_retry')::bigint AS retried,
-       count(*) FILTER (WHERE to_state = 'error')::bigint AS failed
-FROM tasker_transitions
-WHERE created_at >= $1::timestamptz
-  AND step_id IS NOT NULL
-  AND from_state = 'in_progress'
+SELECT count(*) FILTER (WHERE x.to_state = 'complete')::bigint AS completed,
+       count(*) FILTER (WHERE x.to_state = 'waiting_for_retry')::bigint AS retried,
+       count(*) FILTER (WHERE x.to_state = 'error')::bigint AS failed
+FROM (SELECT tr.to_state
+      FROM tasker_transitions tr
+      WHERE tr.created_at >= $1::timestamptz
+        AND tr.step_id IS NOT NULL
+        AND tr.from_state = 'in_progress'
+      LIMIT $2::int) x
 `
+
+type StatusRecentOutcomesParams struct {
+	Since    time.Time
+	CountCap int32
+}
 
 type StatusRecentOutcomesRow struct {
 	Completed int64
@@ -431,17 +457,22 @@ type StatusRecentOutcomesRow struct {
 }
 
 // Step attempt outcomes recorded since @since (every finished attempt leaves
-// in_progress), system-wide; tasker_transitions_created_brin (0004) keeps
-// this a small range scan.
-func (q *Queries) StatusRecentOutcomes(ctx context.Context, db DBTX, since time.Time) (StatusRecentOutcomesRow, error) {
-	row := db.QueryRow(ctx, StatusRecentOutcomes, since)
+// in_progress), system-wide, up to @count_cap; the transitions are reached
+// through the BRIN range on created_at (tasker_transitions_created_brin).
+func (q *Queries) StatusRecentOutcomes(ctx context.Context, db DBTX, arg StatusRecentOutcomesParams) (StatusRecentOutcomesRow, error) {
+	row := db.QueryRow(ctx, StatusRecentOutcomes, arg.Since, arg.CountCap)
 	var i StatusRecentOutcomesRow
 	err := row.Scan(&i.Completed, &i.Retried, &i.Failed)
 	return i, err
 }
 
 const StatusTaskCounts = `-- name: StatusTaskCounts :many
-SELECT status, count(*)::bigint AS n FROM tasker_tasks GROUP BY status
+SELECT v.status::text AS status, c.n::bigint AS n
+FROM (VALUES ('pending'), ('in_progress'), ('complete'), ('error'), ('cancelled'), ('resolved_manually')) AS v(status)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n
+    FROM (SELECT 1 FROM tasker_tasks t WHERE t.status = v.status LIMIT $1::int) x
+) c
 `
 
 type StatusTaskCountsRow struct {
@@ -449,8 +480,10 @@ type StatusTaskCountsRow struct {
 	N      int64
 }
 
-func (q *Queries) StatusTaskCounts(ctx context.Context, db DBTX) ([]StatusTaskCountsRow, error) {
-	rows, err := db.Query(ctx, StatusTaskCounts)
+// Each status counted from its range of tasker_tasks_status, up to @count_cap:
+// health reads cost the same with ten million finished tasks.
+func (q *Queries) StatusTaskCounts(ctx context.Context, db DBTX, countCap int32) ([]StatusTaskCountsRow, error) {
+	rows, err := db.Query(ctx, StatusTaskCounts, countCap)
 	if err != nil {
 		return nil, err
 	}
