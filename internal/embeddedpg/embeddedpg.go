@@ -178,14 +178,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	defer unlock()
 
-	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
-		if err := initdb(ctx, bins, dataDir, runAs, logger); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("embeddedpg: %w", err)
-	}
-
 	// A postmaster running on this data directory (another process's, or
 	// one started by hand): use it rather than fail on its lock file, unless
 	// it is on its way out.
@@ -195,6 +187,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if adopted {
 		return &Server{port: port, dataDir: dataDir, logPath: filepath.Join(dataDir, logFileName), logger: logger}, nil
+	}
+
+	if err := chownDataDir(dataDir, runAs); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
+		if err := initdb(ctx, bins, dataDir, runAs, logger); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("embeddedpg: %w", err)
 	}
 
 	// Port 0: pick a free port; if another process grabs it before the
@@ -370,8 +373,8 @@ func (r *runAs) sysProcAttr() *syscall.SysProcAttr {
 	return attr
 }
 
-// prepareDataDir creates dataDir (mode 0700) and, when running as root, hands
-// it to the server's user and makes sure that user can reach it.
+// prepareDataDir creates dataDir (mode 0700) and, when running as root, makes
+// sure the server's user can reach it.
 func prepareDataDir(dataDir string, r *runAs, logger *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
 		return fmt.Errorf("embeddedpg: %w", err)
@@ -398,7 +401,16 @@ func prepareDataDir(dataDir string, r *runAs, logger *slog.Logger) error {
 			break
 		}
 	}
-	// chown -R: a previous run may have been as another user.
+	return nil
+}
+
+// chownDataDir hands dataDir and everything in it to the server's user when
+// running as root: a previous run may have been as another user. Only call
+// it while no postmaster runs there, or files it lists may vanish under it.
+func chownDataDir(dataDir string, r *runAs) error {
+	if r == nil {
+		return nil
+	}
 	return filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
