@@ -24,7 +24,8 @@ build:
 # scripts/withpg starts the server from the system's PostgreSQL binaries,
 # exports TASKER_TEST_DATABASE_URL (internal/pgtest gives each test its own
 # database on it), runs go test, and always stops the server afterwards.
-# scripts/install-test-deps installs Chromium for the browser test when missing.
+# scripts/install-test-deps first installs what the tests start and is missing
+# (PostgreSQL server binaries, Chromium, curl, jq) when run as root with apt-get.
 test:
 	@scripts/install-test-deps
 	@$(GO) build -o bin/withpg ./scripts/withpg

@@ -34,16 +34,19 @@ func scaffoldModuleDir(t *testing.T, module string) string {
 	return dir
 }
 
-// goCmd runs the go command in dir, offline, against the module cache.
+// goCmd runs the go command in dir. Modules resolve as the user's go would
+// (their GOPROXY and GOFLAGS): the generated module lists only Tasker, so
+// -mod=mod lets go add Tasker's dependencies, whose go.mod files an empty
+// module cache does not hold.
 func goCmd(t *testing.T, dir string, args ...string) {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command on PATH")
+		t.Fatalf("the go command is needed to build the generated module: %v", err)
 	}
 	cmd := exec.Command(gobin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"), "GOWORK=off", "GOTOOLCHAIN=local")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)

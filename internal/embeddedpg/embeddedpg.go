@@ -68,6 +68,13 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
+func (o Options) startTimeout() time.Duration {
+	if o.StartTimeout == 0 {
+		return 60 * time.Second
+	}
+	return o.StartTimeout
+}
+
 // Server is a running PostgreSQL server.
 type Server struct {
 	port    int
@@ -96,11 +103,13 @@ func (s *Server) DataDir() string { return s.dataDir }
 func (s *Server) LogPath() string { return s.logPath }
 
 // URL returns a connection URL for dbname as the superuser.
-func (s *Server) URL(dbname string) string {
+func (s *Server) URL(dbname string) string { return serverURL(s.port, dbname) }
+
+func serverURL(port int, dbname string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User(Superuser),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path:     "/" + dbname,
 		RawQuery: "sslmode=disable",
 	}
@@ -132,8 +141,10 @@ func (s *Server) EnsureDatabase(ctx context.Context, dbname string) error {
 }
 
 // Start initialises DataDir if needed and starts a server on it. If a
-// postmaster from an earlier process is still running on DataDir, Start
-// attaches to it instead (and Stop will leave it running).
+// postmaster from another process is running on DataDir and accepts
+// connections, Start attaches to it instead (and Stop will leave it
+// running). If that postmaster is shutting down (its owner died or stopped
+// it), Start waits up to a minute for it to exit, then starts its own.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -167,27 +178,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	defer unlock()
 
+	// A postmaster running on this data directory (another process's, or
+	// one started by hand): use it rather than fail on its lock file, unless
+	// it is on its way out.
+	port, adopted, err := adoptRunning(ctx, dataDir, opts.startTimeout(), logger)
+	if err != nil {
+		return nil, err
+	}
+	if adopted {
+		return &Server{port: port, dataDir: dataDir, logPath: filepath.Join(dataDir, logFileName), logger: logger}, nil
+	}
+
+	if err := chownDataDir(dataDir, runAs); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
 		if err := initdb(ctx, bins, dataDir, runAs, logger); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("embeddedpg: %w", err)
-	}
-
-	// A postmaster left running on this data directory (another process,
-	// or one started by hand): use it rather than fail on its lock file.
-	if pid, port, ok := runningPostmaster(dataDir, logger); ok {
-		logger.Info("using already running postgres", "pid", pid, "port", port, "data_dir", dataDir)
-		s := &Server{port: port, dataDir: dataDir, logPath: filepath.Join(dataDir, logFileName), logger: logger}
-		timeout := opts.StartTimeout
-		if timeout == 0 {
-			timeout = 60 * time.Second
-		}
-		if err := s.waitReady(ctx, time.Now().Add(timeout)); err != nil {
-			return nil, err
-		}
-		return s, nil
 	}
 
 	// Port 0: pick a free port; if another process grabs it before the
@@ -363,8 +373,8 @@ func (r *runAs) sysProcAttr() *syscall.SysProcAttr {
 	return attr
 }
 
-// prepareDataDir creates dataDir (mode 0700) and, when running as root, hands
-// it to the server's user and makes sure that user can reach it.
+// prepareDataDir creates dataDir (mode 0700) and, when running as root, makes
+// sure the server's user can reach it.
 func prepareDataDir(dataDir string, r *runAs, logger *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
 		return fmt.Errorf("embeddedpg: %w", err)
@@ -391,7 +401,16 @@ func prepareDataDir(dataDir string, r *runAs, logger *slog.Logger) error {
 			break
 		}
 	}
-	// chown -R: a previous run may have been as another user.
+	return nil
+}
+
+// chownDataDir hands dataDir and everything in it to the server's user when
+// running as root: a previous run may have been as another user. Only call
+// it while no postmaster runs there, or files it lists may vanish under it.
+func chownDataDir(dataDir string, r *runAs) error {
+	if r == nil {
+		return nil
+	}
 	return filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -486,41 +505,109 @@ func serverEnv(r *runAs) []string {
 	return append(env, "HOME="+home)
 }
 
+// shutdownWait bounds how long Start waits for a postmaster that is shutting
+// down to exit. A fast shutdown ends the running queries and writes a
+// checkpoint: seconds, usually.
+const shutdownWait = 60 * time.Second
+
+// adoptRunning deals with a postmaster already running on dataDir. One that
+// accepts connections within timeout is adopted: adopted is true and port is
+// its port. One that is shutting down (postmaster.pid says "stopping": its
+// owner died, which makes it shut down, or stopped it) would refuse
+// connections and then vanish, so it is waited for, up to shutdownWait;
+// adopted is then false, as when none runs, and the caller starts its own.
+func adoptRunning(ctx context.Context, dataDir string, timeout time.Duration, logger *slog.Logger) (port int, adopted bool, err error) {
+	began := time.Now()
+	var stopping time.Time // when it was first seen shutting down
+	var last postmaster
+	for {
+		pm, ok := runningPostmaster(dataDir, logger)
+		if !ok {
+			if !stopping.IsZero() {
+				logger.Info("earlier postgres has exited", "pid", last.pid, "waited", time.Since(stopping).Round(time.Millisecond))
+			}
+			return 0, false, nil
+		}
+		last = pm
+		if pm.status == pmStatusStopping {
+			if stopping.IsZero() {
+				stopping = time.Now()
+				logger.Info("waiting for the postgres of an earlier run to finish shutting down before starting a new one",
+					"pid", pm.pid, "data_dir", dataDir, "max_wait", shutdownWait)
+			} else if time.Since(stopping) > shutdownWait {
+				return 0, false, fmt.Errorf("embeddedpg: postgres (pid %d) is still shutting down in %s after %v; wait for it to exit, or kill it",
+					pm.pid, dataDir, shutdownWait)
+			}
+		} else {
+			err := ping(ctx, pm.port, dataDir)
+			if err == nil {
+				logger.Info("using already running postgres", "pid", pm.pid, "port", pm.port, "data_dir", dataDir)
+				return pm.port, true, nil
+			}
+			if time.Since(began) > timeout {
+				return 0, false, fmt.Errorf("embeddedpg: postgres (pid %d) running in %s does not accept connections on port %d: %w",
+					pm.pid, dataDir, pm.port, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("embeddedpg: waiting for postgres (pid %d) in %s: %w", pm.pid, dataDir, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// postmaster is what postmaster.pid says of a live postmaster.
+type postmaster struct {
+	pid, port int
+	// status is line 8: "starting", "ready", "standby" or "stopping"
+	// (pmStatusStopping), which the postmaster writes when it is told to
+	// shut down; empty until the postmaster writes it.
+	status string
+}
+
+const pmStatusStopping = "stopping"
+
 // runningPostmaster reports a live postmaster that owns dataDir, from its
-// postmaster.pid (line 1: pid, line 4: port). A pid file whose pid is dead is
-// left for the new postmaster, which removes it itself; one whose pid now
-// belongs to an unrelated process (pid reuse after a crash or reboot) would
-// make the new postmaster refuse to start, so it is removed here.
-func runningPostmaster(dataDir string, logger *slog.Logger) (pid, port int, ok bool) {
+// postmaster.pid (line 1: pid, line 4: port, line 8: status). A pid file
+// whose pid is dead is left for the new postmaster, which removes it itself;
+// one whose pid now belongs to an unrelated process (pid reuse after a crash
+// or reboot) would make the new postmaster refuse to start, so it is removed
+// here.
+func runningPostmaster(dataDir string, logger *slog.Logger) (postmaster, bool) {
 	pidPath := filepath.Join(dataDir, "postmaster.pid")
 	b, err := os.ReadFile(pidPath)
 	if err != nil {
-		return 0, 0, false
+		return postmaster{}, false
 	}
 	lines := strings.Split(string(b), "\n")
 	if len(lines) < 4 {
-		return 0, 0, false
+		return postmaster{}, false
 	}
 	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
 	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
 	if err1 != nil || err2 != nil || pid <= 0 {
-		return 0, 0, false
+		return postmaster{}, false
 	}
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, 0, false // dead: stale file, postgres copes
+		return postmaster{}, false // dead: stale file, postgres copes
 	}
 	cmdline, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	_, err2 = os.Stat(fmt.Sprintf("/proc/%d/cwd", pid))
 	if err1 != nil || err2 != nil {
-		return 0, 0, false // cannot tell; let postgres decide
+		return postmaster{}, false // cannot tell; let postgres decide
 	}
 	// A postmaster's working directory is its data directory.
 	if !bytes.Contains(cmdline, []byte("postgres")) || !sameDir(fmt.Sprintf("/proc/%d/cwd", pid), dataDir) {
 		logger.Warn("removing stale postmaster.pid (its pid belongs to another process now)", "pid", pid, "file", pidPath)
 		_ = os.Remove(pidPath)
-		return 0, 0, false
+		return postmaster{}, false
 	}
-	return pid, port, true
+	pm := postmaster{pid: pid, port: port}
+	if len(lines) >= 8 {
+		pm.status = strings.TrimSpace(lines[7])
+	}
+	return pm, true
 }
 
 // lockDir takes an exclusive flock on dir, waiting for ctx.
@@ -632,11 +719,7 @@ func start(ctx context.Context, bins binaries, dataDir string, port int, r *runA
 		return nil, fmt.Errorf("embeddedpg: start postgres: %w", err)
 	}
 
-	timeout := opts.StartTimeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
-	if err := s.waitReady(ctx, time.Now().Add(timeout)); err != nil {
+	if err := s.waitReady(ctx, time.Now().Add(opts.startTimeout())); err != nil {
 		_ = s.Stop(context.Background())
 		logTail := readTail(logPath, 30)
 		if strings.Contains(logTail, "could not bind") || strings.Contains(logTail, "Address already in use") {
@@ -651,59 +734,59 @@ func start(ctx context.Context, bins binaries, dataDir string, port int, r *runA
 // waitReady polls until a connection succeeds, the deadline passes, ctx is
 // cancelled, or the postmaster exits.
 func (s *Server) waitReady(ctx context.Context, deadline time.Time) error {
-	var lastErr error
 	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		// Give up on this attempt at once if the postmaster exits (the
 		// port may belong to another program that accepts and stays mute).
+		attempt, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
-			case <-s.doneOrNil():
+			case <-s.done:
 				cancel()
-			case <-cctx.Done():
+			case <-attempt.Done():
 			}
 		}()
-		conn, err := pgx.Connect(cctx, s.URL("postgres"))
-		if err == nil {
-			// Make sure it is our server, not another one on the port.
-			var dir string
-			err = conn.QueryRow(cctx, "SELECT current_setting('data_directory')").Scan(&dir)
-			conn.Close(ctx)
-			if err == nil && !sameDir(dir, s.dataDir) {
-				err = fmt.Errorf("port %d is served by another PostgreSQL (data directory %s)", s.port, dir)
-			}
-		}
+		err := ping(attempt, s.port, s.dataDir)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		lastErr = err
-		if s.done != nil {
-			select {
-			case <-s.done:
-				return fmt.Errorf("postgres exited during startup (%v)", s.err)
-			default:
-			}
+		select {
+		case <-s.done:
+			return fmt.Errorf("postgres exited during startup (%v)", s.err)
+		default:
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("waiting for postgres: %w", ctx.Err())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres not ready on port %d: %w", s.port, lastErr)
+			return fmt.Errorf("postgres not ready on port %d: %w", s.port, err)
 		}
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-		case <-s.doneOrNil():
+		case <-s.done:
 		}
 	}
 }
 
-func (s *Server) doneOrNil() <-chan struct{} {
-	if s.done == nil {
-		return nil
+// ping connects once to the server on port and checks that it serves
+// dataDir, not another cluster that happens to listen there.
+func ping(ctx context.Context, port int, dataDir string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, serverURL(port, "postgres"))
+	if err != nil {
+		return err
 	}
-	return s.done
+	defer conn.Close(context.WithoutCancel(ctx))
+	var dir string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dir); err != nil {
+		return err
+	}
+	if !sameDir(dir, dataDir) {
+		return fmt.Errorf("port %d is served by another PostgreSQL (data directory %s)", port, dir)
+	}
+	return nil
 }
 
 func readTail(path string, n int) string {

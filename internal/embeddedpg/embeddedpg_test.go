@@ -2,6 +2,7 @@ package embeddedpg
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -408,4 +409,131 @@ func TestConcurrentStartsShareOneServer(t *testing.T) {
 		stopServer(t, s)
 	}
 	waitNoProcesses(t, dir, 5*time.Second)
+}
+
+// busyOwnerEnv makes the test binary act as busyOwner (see
+// TestRestartRightAfterOwnerKilled); its value is "DATADIR:PORT".
+const busyOwnerEnv = "EMBEDDEDPG_BUSY_OWNER"
+
+// busyOwnerRows rows (about 30 MB) are written by each busyOwner.
+const busyOwnerRows = 50000
+
+// busyOwner is what `tasker dev` is to its server: it starts the server on
+// dataDir and port, leaves dirty data for the shutdown checkpoint and
+// queries in flight, prints "ready ROWS" (rows committed) and waits to be
+// killed.
+func busyOwner(dataDir string, port int) {
+	fail := func(err error) {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := Start(ctx, Options{DataDir: dataDir, Port: port, Logger: logger})
+	if err != nil {
+		fail(err)
+	}
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		fail(err)
+	}
+	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS filler (n int, pad text);
+		INSERT INTO filler SELECT g, repeat(md5(g::text), 16) FROM generate_series(1, `+strconv.Itoa(busyOwnerRows)+`) g`)
+	if err != nil {
+		fail(err)
+	}
+	var rows int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM filler").Scan(&rows); err != nil {
+		fail(err)
+	}
+	for range 4 {
+		c, err := pgx.Connect(ctx, s.URL("postgres"))
+		if err != nil {
+			fail(err)
+		}
+		go c.Exec(ctx, "SELECT pg_sleep(600)") //nolint:errcheck // ended by the kill
+	}
+	fmt.Println("ready", rows)
+	time.Sleep(2 * time.Minute)
+	os.Exit(0)
+}
+
+// TestRestartRightAfterOwnerKilled kills (SIGKILL) the process that owns a
+// busy server and at once starts another on the same data directory and
+// port, several times, as a supervisor restarting a crashed `tasker dev`
+// does. The old postmaster is still shutting down (it dies with its owner);
+// each Start must wait for it to exit and bring up its own server.
+func TestRestartRightAfterOwnerKilled(t *testing.T) {
+	if v := os.Getenv(busyOwnerEnv); v != "" {
+		dir, port, _ := strings.Cut(v, ":")
+		n, err := strconv.Atoi(port)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		busyOwner(dir, n)
+	}
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const waitLine = "waiting for the postgres of an earlier run"
+	waited := 0
+	committed := 0
+	for i := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRestartRightAfterOwnerKilled$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d", busyOwnerEnv, dir, port))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		rows, convErr := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "ready ")))
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Logf("owner %d (killed after %v) log:\n%s", i, time.Since(began).Round(time.Millisecond), stderr.String())
+		if err != nil || convErr != nil {
+			t.Fatalf("owner %d did not come up: %q %v", i, line, err)
+		}
+		if rows != committed+busyOwnerRows {
+			t.Fatalf("owner %d sees %d rows, want %d", i, rows, committed+busyOwnerRows)
+		}
+		committed = rows
+		if strings.Contains(stderr.String(), waitLine) {
+			waited++
+		}
+	}
+
+	// Once more in this process, which must own (not adopt) the server.
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{DataDir: dir, Port: port, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	t.Logf("last Start log:\n%s", logs.String())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer waitNoProcesses(t, dir, 15*time.Second)
+	defer stopServer(t, s)
+	if !s.owned {
+		t.Error("Start adopted the server of the killed owner")
+	}
+	if strings.Contains(logs.String(), waitLine) {
+		waited++
+	}
+	if got := queryInt(t, s.URL("postgres"), "SELECT count(*) FROM filler"); got != committed {
+		t.Errorf("%d rows after the restarts, want %d", got, committed)
+	}
+	// The restarts above came before the old server was gone, or this test
+	// tests nothing.
+	if waited == 0 {
+		t.Errorf("no Start found the old server still shutting down (no %q in the logs)", waitLine)
+	}
 }

@@ -14,8 +14,9 @@
 // bin/.<name>.version records what was built; a stale or missing binary is
 // rebuilt on first use, serialised across parallel test processes by an
 // exclusive lock on bin/.lock. `go run ./internal/testenv/cmd/testtools`
-// (what `make test-tools` runs) builds them ahead of time. Set
-// TASKER_GOAWS_BIN or TASKER_AWS_LAMBDA_RIE_BIN to use a binary from
+// builds them ahead of time. The go command resolves them through the
+// environment's GOPROXY, so an empty module cache only costs a download.
+// Set TASKER_GOAWS_BIN or TASKER_AWS_LAMBDA_RIE_BIN to use a binary from
 // elsewhere as is. A build that fails fails the test (never a skip).
 //
 // # goaws v0.5.4 quirks

@@ -194,18 +194,3 @@ func goCommand() (string, error) {
 	}
 	return p, nil
 }
-
-// RailsCompatDir returns shared/compat/rails-tasker, the Rails template
-// corpus that sits next to the repository root; the test fails without it.
-func RailsCompatDir(t testing.TB) string {
-	t.Helper()
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(filepath.Dir(root), "shared", "compat", "rails-tasker")
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Fatalf("cannot find shared/compat/rails-tasker: it must sit next to the repository root (%s)", dir)
-	}
-	return dir
-}

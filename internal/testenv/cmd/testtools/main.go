@@ -1,6 +1,6 @@
 // Command testtools builds the pinned test servers (goaws, the Lambda
 // Runtime Interface Emulator) into bin/ at the repository root, as tests
-// would on first use. `make test-tools` runs it:
+// would on first use:
 //
 //	go run ./internal/testenv/cmd/testtools        # all tools
 //	go run ./internal/testenv/cmd/testtools goaws  # some
