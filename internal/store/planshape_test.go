@@ -255,8 +255,9 @@ func planCases() map[string]planCase {
 			return []any{now, stepIDs, attempts, reasons, int32(1000), "plan-actor"}
 		}},
 		// Every in-flight step is past its deadline, and one stale
-		// instance holds work: each part must still stop at its limit.
-		"sweep_scan": {args: func() []any {
+		// instance holds work: each part must still stop at its limit. Its
+		// walk over live tasks examines a window of 500 (p_scan).
+		"sweep_scan": {budget: 10 * 500, args: func() []any {
 			return []any{now.Add(2 * time.Hour), int32(100), uuid.Nil, int32(500), "plan-actor", now.Add(time.Minute)}
 		}},
 		"heartbeat": {args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},

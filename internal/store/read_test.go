@@ -243,7 +243,7 @@ func TestStatus(t *testing.T) {
 	if st.Tasks["pending"] != 1 || st.Tasks["cancelled"] != 1 || st.Tasks["complete"] != 0 || len(st.Tasks) != 6 {
 		t.Fatalf("tasks = %v", st.Tasks)
 	}
-	if st.LiveSteps["pending"] != 4 || st.LiveSteps["in_progress"] != 0 || len(st.LiveSteps) != 3 || st.InFlight != 0 {
+	if st.LiveSteps["pending"] != 4 || st.LiveSteps["in_progress"] != 0 || len(st.LiveSteps) != 4 || st.InFlight != 0 {
 		t.Fatalf("steps = %v in flight %d", st.LiveSteps, st.InFlight)
 	}
 	if st.RecentCompleted+st.RecentRetried+st.RecentFailed != 0 {

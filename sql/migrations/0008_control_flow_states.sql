@@ -14,10 +14,18 @@ CREATE INDEX tasker_steps_runnable_position ON tasker_steps (task_id, position)
     WHERE state IN ('pending', 'waiting_for_retry');
 DROP INDEX tasker_steps_runnable;
 
--- Unfinished steps of one task (finalisation, cancel), now with waiting.
-CREATE INDEX tasker_steps_unfinished ON tasker_steps (task_id, state)
+-- Unfinished steps, now with waiting: of one task (finalisation, cancel;
+-- one probe per state) and by state (health counts, bounded by their cap).
+CREATE INDEX tasker_steps_unfinished ON tasker_steps (state, task_id)
     WHERE state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting');
 DROP INDEX tasker_steps_live;
+
+-- Step attempt outcomes by time (/v1/health/status). A btree, not the BRIN
+-- index of 0004: a BRIN range inserted since the last (auto)vacuum is not
+-- summarised and matches every query, so its cost depended on maintenance.
+CREATE INDEX tasker_transitions_outcomes ON tasker_transitions (created_at)
+    WHERE step_id IS NOT NULL AND from_state = 'in_progress';
+DROP INDEX tasker_transitions_created_brin;
 
 -- The old per-statement functions are folded into tasker_scheduler_pass
 -- (sql/functions/020_scheduler.sql).

@@ -11,9 +11,8 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 -- index paths and nested loops, so no read's plan depends on statistics
 -- being fresh (docs/architecture.md, "Cost follows the work"); the scheduler
 -- functions carry the same settings.
--- Bitmap scans stay allowed: the BRIN index on transitions needs them.
-SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
-       set_config('enable_mergejoin', 'off', true);
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
 
 -- name: SnapshotEnd :exec
 COMMIT;
@@ -93,18 +92,24 @@ CROSS JOIN LATERAL (
 ) c;
 
 -- name: StatusLiveStepCounts :many
--- Live states only, each up to @count_cap.
-SELECT v.state::text AS state, c.n::bigint AS n
-FROM (VALUES ('pending'), ('waiting_for_retry'), ('in_progress'), ('waiting')) AS v(state)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n
-    FROM (SELECT 1 FROM tasker_steps s WHERE s.state = v.state LIMIT @count_cap::int) x
-) c;
+-- Live states only, each up to @count_cap from tasker_steps_unfinished. The
+-- states are literals: a partial index serves only predicates it implies.
+SELECT 'pending'::text AS state, count(*)::bigint AS n
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'pending' LIMIT @count_cap::int) x
+UNION ALL
+SELECT 'waiting_for_retry', count(*)
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'waiting_for_retry' LIMIT @count_cap::int) x
+UNION ALL
+SELECT 'in_progress', count(*)
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'in_progress' LIMIT @count_cap::int) x
+UNION ALL
+SELECT 'waiting', count(*)
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'waiting' LIMIT @count_cap::int) x;
 
 -- name: StatusRecentOutcomes :one
 -- Step attempt outcomes recorded since @since (every finished attempt leaves
--- in_progress), system-wide, up to @count_cap; the transitions are reached
--- through the BRIN range on created_at (tasker_transitions_created_brin).
+-- in_progress), system-wide, up to @count_cap: a range of
+-- tasker_transitions_outcomes.
 SELECT count(*) FILTER (WHERE x.to_state = 'complete')::bigint AS completed,
        count(*) FILTER (WHERE x.to_state = 'waiting_for_retry')::bigint AS retried,
        count(*) FILTER (WHERE x.to_state = 'error')::bigint AS failed

@@ -14,15 +14,14 @@ import (
 )
 
 const IndexPlans = `-- name: IndexPlans :exec
-SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
-       set_config('enable_mergejoin', 'off', true)
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)
 `
 
 // Right after SnapshotBegin: for this transaction only, the planner keeps to
 // index paths and nested loops, so no read's plan depends on statistics
 // being fresh (docs/architecture.md, "Cost follows the work"); the scheduler
 // functions carry the same settings.
-// Bitmap scans stay allowed: the BRIN index on transitions needs them.
 func (q *Queries) IndexPlans(ctx context.Context, db DBTX) error {
 	_, err := db.Exec(ctx, IndexPlans)
 	return err
@@ -399,12 +398,17 @@ func (q *Queries) StatusInFlight(ctx context.Context, db DBTX, countCap int32) (
 }
 
 const StatusLiveStepCounts = `-- name: StatusLiveStepCounts :many
-SELECT v.state::text AS state, c.n::bigint AS n
-FROM (VALUES ('pending'), ('waiting_for_retry'), ('in_progress'), ('waiting')) AS v(state)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n
-    FROM (SELECT 1 FROM tasker_steps s WHERE s.state = v.state LIMIT $1::int) x
-) c
+SELECT 'pending'::text AS state, count(*)::bigint AS n
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'pending' LIMIT $1::int) x
+UNION ALL
+SELECT 'waiting_for_retry', count(*)
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'waiting_for_retry' LIMIT $1::int) x
+UNION ALL
+SELECT 'in_progress', count(*)
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'in_progress' LIMIT $1::int) x
+UNION ALL
+SELECT 'waiting', count(*)
+FROM (SELECT 1 FROM tasker_steps WHERE state = 'waiting' LIMIT $1::int) x
 `
 
 type StatusLiveStepCountsRow struct {
@@ -412,7 +416,8 @@ type StatusLiveStepCountsRow struct {
 	N     int64
 }
 
-// Live states only, each up to @count_cap.
+// Live states only, each up to @count_cap from tasker_steps_unfinished. The
+// states are literals: a partial index serves only predicates it implies.
 func (q *Queries) StatusLiveStepCounts(ctx context.Context, db DBTX, countCap int32) ([]StatusLiveStepCountsRow, error) {
 	rows, err := db.Query(ctx, StatusLiveStepCounts, countCap)
 	if err != nil {
@@ -457,8 +462,8 @@ type StatusRecentOutcomesRow struct {
 }
 
 // Step attempt outcomes recorded since @since (every finished attempt leaves
-// in_progress), system-wide, up to @count_cap; the transitions are reached
-// through the BRIN range on created_at (tasker_transitions_created_brin).
+// in_progress), system-wide, up to @count_cap: a range of
+// tasker_transitions_outcomes.
 func (q *Queries) StatusRecentOutcomes(ctx context.Context, db DBTX, arg StatusRecentOutcomesParams) (StatusRecentOutcomesRow, error) {
 	row := db.QueryRow(ctx, StatusRecentOutcomes, arg.Since, arg.CountCap)
 	var i StatusRecentOutcomesRow
