@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/taskerhq/tasker/internal/migrate"
 )
@@ -62,6 +63,11 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		for _, v := range st.Unknown {
 			fmt.Fprintf(stdout, "unknown  %s  (applied by a newer build)\n", v)
 		}
+		if st.FunctionsCurrent {
+			fmt.Fprintln(stdout, "functions current (sql/functions)")
+		} else {
+			fmt.Fprintln(stdout, "functions pending (sql/functions differ from the database's)")
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, "tasker migrate:", err)
 			return 1
@@ -72,6 +78,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	res, err := migrate.UpURL(ctx, url)
 	for _, f := range res.Applied {
 		fmt.Fprintf(stdout, "applied %s\n", f)
+	}
+	if len(res.Functions) > 0 {
+		fmt.Fprintf(stdout, "applied functions %s\n", strings.Join(res.Functions, ", "))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "tasker migrate:", err)

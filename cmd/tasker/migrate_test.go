@@ -37,6 +37,9 @@ func TestMigrateEmbedded(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s", i+1, code, stdout.String(), stderr.String())
 		}
+		if i == 0 && !strings.Contains(stdout.String(), "applied functions ") {
+			t.Errorf("run 1: stdout %q does not say the function files were applied", stdout.String())
+		}
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run %d: stdout %q does not contain %q", i+1, stdout.String(), want)
 		}
@@ -49,7 +52,8 @@ func TestMigrateEmbedded(t *testing.T) {
 	if code := run(context.Background(), []string{"migrate", "--status"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("--status: exit %d: %s", code, stderr.String())
 	}
-	if strings.Contains(stdout.String(), "pending") || !strings.Contains(stdout.String(), "applied  "+ms[0].File) {
+	if strings.Contains(stdout.String(), "pending") || !strings.Contains(stdout.String(), "applied  "+ms[0].File) ||
+		!strings.Contains(stdout.String(), "functions current") {
 		t.Errorf("--status output:\n%s", stdout.String())
 	}
 }
