@@ -21,9 +21,9 @@ var MigrationSums string
 //go:embed functions/*.sql
 var Functions embed.FS
 
-// Queries holds the queries of the store, one file per concern. Those
-// annotated for sqlc ("-- name: X :one") are compiled into
-// internal/store/dbgen; the store still looks the others up by name.
+// Queries holds the queries of the store, one file per concern, as written.
+// sqlc compiles them into internal/store/dbgen, which is what the store
+// runs; internal/store's plan-shape test reads them to find every query.
 //
 //go:embed queries/*.sql
 var Queries embed.FS

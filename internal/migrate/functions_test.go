@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	tasksql "github.com/taskerhq/tasker/sql"
@@ -174,5 +176,67 @@ func TestSupersededChecksumAccepted(t *testing.T) {
 	}
 	if _, err := migrate.Up(ctx, conn); !errors.Is(err, migrate.ErrChecksumMismatch) {
 		t.Fatalf("unknown checksum: err = %v, want ErrChecksumMismatch", err)
+	}
+}
+
+// A database whose tasker_scheduler_pass and tasker_sweep_scan still return
+// TABLE (...), as before migration 0009 gave them row types, gets the new
+// ones: CREATE OR REPLACE cannot change a return type, so the function file
+// drops the old ones first.
+func TestFunctionsReplaceOldReturnTypes(t *testing.T) {
+	t.Parallel()
+	conn := connect(t, pgtest.EmptyURL(t))
+	ctx := context.Background()
+	before := fstest.MapFS{}
+	files, err := fs.Glob(tasksql.Migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f >= "migrations/0009" {
+			continue
+		}
+		b, err := fs.ReadFile(tasksql.Migrations, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[f] = &fstest.MapFile{Data: b}
+	}
+	old := fstest.MapFS{"020_scheduler.sql": {Data: []byte(`
+CREATE FUNCTION tasker_scheduler_pass(
+    p_now timestamptz, p_actor text, p_task_ids uuid[],
+    p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
+    p_permanent boolean[], p_retry_after_ms bigint[], p_reasons text[],
+    p_claim_limit int, p_global_cap int, p_grace_seconds int)
+RETURNS TABLE (kind text, task_id uuid) LANGUAGE sql AS $$ SELECT 'old', NULL::uuid $$;
+CREATE FUNCTION tasker_sweep_scan(
+    p_now timestamptz, p_limit int, p_after uuid, p_scan int, p_self text, p_stale_before timestamptz)
+RETURNS TABLE (kind text, task_id uuid) LANGUAGE sql AS $$ SELECT 'old', NULL::uuid $$;`)}}
+	if _, err := migrate.Up(ctx, conn, migrate.WithFS(before), migrate.WithFunctions(old)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := migrate.Up(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Applied, []string{"0009_function_rows.sql"}) || len(res.Functions) == 0 {
+		t.Fatalf("Up = %+v, want 0009 and the function files applied", res)
+	}
+	for name, want := range map[string]string{
+		"tasker_scheduler_pass": "tasker_scheduler_pass_row",
+		"tasker_sweep_scan":     "tasker_sweep_scan_row",
+	} {
+		var got []string
+		rows, err := conn.Query(ctx, "SELECT prorettype::regtype::text FROM pg_proc WHERE proname = $1", name)
+		if err == nil {
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil || !slices.Equal(got, []string{want}) {
+			t.Errorf("%s returns %v (%v), want %s only", name, got, err, want)
+		}
+	}
+	var kind string
+	if err := conn.QueryRow(ctx, "SELECT kind FROM tasker_sweep_scan(now(), 10, '00000000-0000-0000-0000-000000000000', 100, 'x', now())").Scan(&kind); err != nil || kind != "cursor" {
+		t.Errorf("tasker_sweep_scan: kind %q, %v; want the cursor row", kind, err)
 	}
 }

@@ -207,8 +207,9 @@ func namedQueries(t *testing.T) map[string]string {
 // planCase runs one named query with arguments built from the fixture.
 type planCase struct {
 	args func() []any
-	// sql is the statement as sent, for queries compiled by sqlc (their
-	// files use named parameters); empty: the text of the query file.
+	// sql is the statement as sent: the dbgen constant sqlc compiles
+	// from the query file, whose named parameters it numbers. args follow
+	// the order of the generated method's parameters.
 	sql string
 	// indexPlans: the store runs the statement after IndexPlans.
 	indexPlans bool
@@ -247,21 +248,23 @@ func planCases() map[string]planCase {
 	liveTask := fid("task", 7)
 	doneTask := fid("task", liveTasks+pendingTasks+3)
 	return map[string]planCase{
-		"scheduler_pass": {args: func() []any {
+		// The engine's queries run without IndexPlans: the functions they
+		// call carry the same planner settings.
+		"SchedulerPass": {sql: dbgen.SchedulerPass, args: func() []any {
 			return []any{now, "plan-actor", batch, stepIDs, attempts, oks, results, errs, perm, after, reasons,
 				int32(100), int32(0), int32(30)}
 		}},
-		"release_claims": {args: func() []any {
+		"ReleaseClaims": {sql: dbgen.ReleaseClaims, args: func() []any {
 			return []any{now, stepIDs, attempts, reasons, int32(1000), "plan-actor"}
 		}},
 		// Every in-flight step is past its deadline, and one stale
 		// instance holds work: each part must still stop at its limit. Its
 		// walk over live tasks examines a window of 500 (p_scan).
-		"sweep_scan": {budget: 10 * 500, args: func() []any {
+		"SweepScan": {sql: dbgen.SweepScan, budget: 10 * 500, args: func() []any {
 			return []any{now.Add(2 * time.Hour), int32(100), uuid.Nil, int32(500), "plan-actor", now.Add(time.Minute)}
 		}},
-		"heartbeat": {args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
-		"create_task": {args: func() []any {
+		"Heartbeat": {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
+		"CreateTask": {sql: dbgen.CreateTask, args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()
 			k := "plan-idem"
 			return []any{uuid.New(), "plan", "odd", "1.0.0", json.RawMessage(`{}`), "", "", "", []string{"a"},
@@ -271,11 +274,11 @@ func planCases() map[string]planCase {
 				[]int32{3, 3}, []int32{1000, 1000}, []int32{300000, 300000}, []float32{0.1, 0.1}, []int32{300, 300},
 				[]*string{nil, nil}, []*int32{nil, nil}, []uuid.UUID{s1}, []uuid.UUID{s2}}
 		}},
-		"set_trace_parent": {args: func() []any { return []any{liveTask, "00-abc-def-01"} }},
+		"SetTraceParent": {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 
-		// sqlc queries: the generated SQL and argument order; the store runs
-		// them after IndexPlans (reads in a snapshot, operator actions in
-		// their transaction), except ListTasks and ReadTaskExists.
+		// Reads and operator actions: the store runs them after IndexPlans
+		// (reads in a snapshot, operator actions in their transaction),
+		// except ListTasks and ReadTaskExists.
 		"LockTask":         {sql: dbgen.LockTask, indexPlans: true, args: func() []any { return []any{liveTask} }},
 		"CancelSteps":      {sql: dbgen.CancelSteps, indexPlans: true, args: func() []any { return []any{now, liveTask, "plan", "actor"} }},
 		"SetTaskStatus":    {sql: dbgen.SetTaskStatus, indexPlans: true, args: func() []any { return []any{liveTask, "cancelled", "plan", "actor", now} }},

@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
 // Errors callers check with errors.Is.
@@ -28,7 +29,6 @@ var (
 // Store runs Tasker's queries.
 type Store struct {
 	pool *pgxpool.Pool
-	q    queries
 
 	sweepMu     sync.Mutex
 	sweepCursor uuid.UUID // where SweepScan's walk over live tasks resumes
@@ -38,23 +38,10 @@ type Store struct {
 // examines for ready steps nobody announced.
 const sweepScanFactor = 10
 
-var required = []string{
-	"scheduler_pass", "release_claims", "sweep_scan", "heartbeat",
-	"create_task", "set_trace_parent",
-}
-
-// New returns a Store over pool.
+// New returns a Store over pool. Its queries are compiled into dbgen, so
+// the error is always nil; it stays for callers.
 func New(pool *pgxpool.Pool) (*Store, error) {
-	q, err := loadQueries()
-	if err != nil {
-		return nil, fmt.Errorf("store: load queries: %w", err)
-	}
-	for _, name := range required {
-		if _, ok := q[name]; !ok {
-			return nil, fmt.Errorf("store: query %q missing from sql/queries", name)
-		}
-	}
-	return &Store{pool: pool, q: q}, nil
+	return &Store{pool: pool}, nil
 }
 
 // Pool returns the underlying pool (health checks, pool statistics).
@@ -153,26 +140,35 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	if len(ctxJSON) == 0 {
 		ctxJSON = json.RawMessage("{}")
 	}
-	var id uuid.UUID
-	var created bool
-	args := []any{t.ID, t.Namespace, t.Name, t.Version, ctxJSON, t.Initiator, t.SourceSystem, t.Reason, tags,
-		idem, t.CorrelationID, t.Now, t.Actor,
-		ids, names, handlers, configs, limits, bases, maxes, jitters, timeouts, ckeys, climits, from, to}
+	arg := dbgen.CreateTaskParams{
+		ID: t.ID, Namespace: t.Namespace, Name: t.Name, Version: t.Version, Context: ctxJSON,
+		Initiator: t.Initiator, SourceSystem: t.SourceSystem, Reason: t.Reason, Tags: tags,
+		IdempotencyKey: idem, CorrelationID: t.CorrelationID, Now: t.Now, Actor: t.Actor,
+		StepIds: ids, StepNames: names, Handlers: handlers, Configs: configs, RetryLimits: limits,
+		BackoffBaseMs: bases, MaxBackoffMs: maxes, Jitters: jitters, Timeouts: timeouts,
+		ConcurrencyKeys: ckeys, ConcurrencyLimits: climits, EdgeFrom: from, EdgeTo: to,
+	}
+	var r dbgen.CreateTaskRow
 	var err error
 	if t.TraceParent == "" {
-		err = s.pool.QueryRow(ctx, s.q.get("create_task"), args...).Scan(&id, &created)
+		r, err = dbq.CreateTask(ctx, s.pool, arg)
 	} else {
 		// One round trip and one implicit transaction; an existing task
 		// (repeated idempotency key) has another id and keeps its trace.
-		b := &pgx.Batch{}
-		b.Queue(s.q.get("create_task"), args...).QueryRow(func(row pgx.Row) error { return row.Scan(&id, &created) })
-		b.Queue(s.q.get("set_trace_parent"), t.ID, t.TraceParent)
-		err = s.pool.SendBatch(ctx, b).Close()
+		var p pipeline
+		p.queue(func(db dbgen.DBTX) (err error) {
+			r, err = dbq.CreateTask(ctx, db, arg)
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) error {
+			return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
+		})
+		err = p.send(ctx, s.pool)
 	}
 	if err != nil {
 		return uuid.Nil, false, fmt.Errorf("create task: %w", err)
 	}
-	return id, created, nil
+	return r.TaskID, r.Created, nil
 }
 
 // StepResult is one step outcome to record.
@@ -279,70 +275,51 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 			after[i] = &ms
 		}
 	}
-	rows, err := s.pool.Query(ctx, s.q.get("scheduler_pass"), in.Now, in.Actor, in.TaskIDs,
-		ids, attempts, oks, results, errs, perm, after, reasons,
-		int32(in.ClaimLimit), int32(in.GlobalCap), int32(in.Grace/time.Second))
+	rows, err := dbq.SchedulerPass(ctx, s.pool, dbgen.SchedulerPassParams{
+		Now: in.Now, Actor: in.Actor, TaskIds: in.TaskIDs,
+		StepIds: ids, Attempts: attempts, Ok: oks, Results: results, Errors: errs, Permanent: perm,
+		RetryAfterMs: after, Reasons: reasons,
+		ClaimLimit: int32(in.ClaimLimit), GlobalCap: int32(in.GlobalCap), GraceSeconds: int32(in.Grace / time.Second),
+	})
 	if err != nil {
 		return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			r                              passRow
-			stepID                         *uuid.UUID
-			step, handler, reason          *string
-			attempt, maxAttempts           *int32
-			deadline                       *time.Time
-			config, context, parentResults []byte
-			started                        *bool
-		)
-		if err := rows.Scan(&r.kind, &r.taskID, &stepID, &step, &attempt, &r.from, &r.to, &r.nextRetryAt, &reason,
-			&r.namespace, &r.workflow, &r.version, &r.correlationID, &r.traceParent,
-			&handler, &maxAttempts, &deadline, &config, &context, &parentResults, &started); err != nil {
-			return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
-		}
-		switch r.kind {
+	for _, r := range rows {
+		// Columns a kind of row leaves NULL are pointers; each kind sets
+		// those it reads (tasker_scheduler_pass_row, migration 0009).
+		trace := deref(r.TraceParent)
+		switch r.Kind {
 		case "recorded":
 			out.Recorded = append(out.Recorded, Transition{
-				TaskID: r.taskID, StepID: *stepID, Step: *step, Attempt: int(*attempt), From: r.from, To: r.to,
-				NextRetryAt: r.nextRetryAt, Reason: *reason, CorrelationID: r.correlationID, TraceParent: r.trace(),
+				TaskID: r.TaskID, StepID: *r.StepID, Step: *r.StepName, Attempt: int(*r.Attempt), From: r.FromState,
+				To: r.ToState, NextRetryAt: r.NextRetryAt, Reason: *r.Reason, CorrelationID: r.CorrelationID,
+				TraceParent: trace,
 			})
 		case "claimed":
 			out.Claims = append(out.Claims, Claim{
-				StepID: *stepID, TaskID: r.taskID, Step: *step, Handler: *handler, Attempt: int(*attempt),
-				MaxAttempts: int(*maxAttempts), Deadline: *deadline, Config: config, Context: context,
-				Namespace: r.namespace, Workflow: r.workflow, Version: r.version, CorrelationID: r.correlationID,
-				Results: parentResults, From: r.from, TaskStarted: *started, TraceParent: r.trace(),
+				StepID: *r.StepID, TaskID: r.TaskID, Step: *r.StepName, Handler: *r.Handler, Attempt: int(*r.Attempt),
+				MaxAttempts: int(*r.MaxAttempts), Deadline: *r.DeadlineAt, Config: r.Config, Context: r.Context,
+				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
+				Results: r.Results, From: r.FromState, TaskStarted: *r.TaskStarted, TraceParent: trace,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{
-				TaskID: r.taskID, From: r.from, To: r.to, Namespace: r.namespace, Workflow: r.workflow,
-				CorrelationID: r.correlationID, TraceParent: r.trace(),
+				TaskID: r.TaskID, From: r.FromState, To: r.ToState, Namespace: r.Namespace, Workflow: r.Workflow,
+				CorrelationID: r.CorrelationID, TraceParent: trace,
 			})
 		default:
-			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.kind)
+			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return ProcessOutput{}, fmt.Errorf("scheduler pass: %w", err)
 	}
 	return out, nil
 }
 
-// passRow holds the columns every row of tasker_scheduler_pass has.
-type passRow struct {
-	kind, from, to                              string
-	taskID                                      uuid.UUID
-	nextRetryAt                                 *time.Time
-	namespace, workflow, version, correlationID string
-	traceParent                                 *string
-}
-
-func (r passRow) trace() string {
-	if r.traceParent == nil {
+// deref returns *p, or "" for nil.
+func deref(p *string) string {
+	if p == nil {
 		return ""
 	}
-	return *r.traceParent
+	return *p
 }
 
 // Release is a claim to undo because its dispatch failed.
@@ -361,16 +338,18 @@ func (s *Store) ReleaseClaims(ctx context.Context, now time.Time, actor string, 
 	for i, r := range rs {
 		ids[i], attempts[i], reasons[i] = r.StepID, int32(r.Attempt), r.Reason
 	}
-	rows, err := s.pool.Query(ctx, s.q.get("release_claims"), now, ids, attempts, reasons, int32(delay/time.Millisecond), actor)
-	if err != nil {
-		return nil, fmt.Errorf("release claims: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transition, error) {
-		t := Transition{From: "in_progress", To: "waiting_for_retry", Reason: "dispatch failed"}
-		return t, r.Scan(&t.TaskID, &t.StepID, &t.Step, &t.Attempt, &t.NextRetryAt)
+	rows, err := dbq.ReleaseClaims(ctx, s.pool, dbgen.ReleaseClaimsParams{
+		Now: now, StepIds: ids, Attempts: attempts, Reasons: reasons, DelayMs: int32(delay / time.Millisecond), Actor: actor,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("release claims: %w", err)
+	}
+	var out []Transition
+	for _, r := range rows {
+		out = append(out, Transition{
+			TaskID: r.TaskID, StepID: r.StepID, Step: r.StepName, Attempt: int(r.Attempt),
+			From: "in_progress", To: "waiting_for_retry", NextRetryAt: &r.NextRetryAt, Reason: "dispatch failed",
+		})
 	}
 	return out, nil
 }
@@ -395,47 +374,33 @@ func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, stale
 	s.sweepMu.Lock()
 	after := s.sweepCursor
 	s.sweepMu.Unlock()
-	rows, err := s.pool.Query(ctx, s.q.get("sweep_scan"), now, int32(limit), after, int32(limit*sweepScanFactor), self, staleBefore)
+	rows, err := dbq.SweepScan(ctx, s.pool, dbgen.SweepScanParams{
+		Now: now, Lim: int32(limit), After: after, Scan: int32(limit * sweepScanFactor), Self: self, StaleBefore: staleBefore,
+	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
 	}
-	defer rows.Close()
 	var next uuid.UUID
-	for rows.Next() {
-		var (
-			kind      string
-			taskID    *uuid.UUID
-			o         Overdue
-			stepID    *uuid.UUID
-			attempt   *int32
-			timeout   *int32
-			claimedBy *string
-		)
-		if err := rows.Scan(&kind, &taskID, &stepID, &attempt, &timeout, &claimedBy); err != nil {
-			return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
-		}
-		switch kind {
+	for _, r := range rows {
+		// Columns a kind of row leaves NULL are pointers
+		// (tasker_sweep_scan_row, migration 0009).
+		switch r.Kind {
 		case "task":
-			tasks = append(tasks, *taskID)
+			tasks = append(tasks, *r.TaskID)
 			continue
 		case "cursor":
-			if taskID != nil {
-				next = *taskID
+			if r.TaskID != nil {
+				next = *r.TaskID
 			}
 			continue
 		}
-		o.TaskID, o.StepID, o.Attempt, o.TimeoutSeconds = *taskID, *stepID, int(*attempt), int(*timeout)
-		if claimedBy != nil {
-			o.ClaimedBy = *claimedBy
-		}
-		if kind == "expired" {
+		o := Overdue{TaskID: *r.TaskID, StepID: *r.StepID, Attempt: int(*r.Attempt), TimeoutSeconds: int(*r.TimeoutSeconds),
+			ClaimedBy: deref(r.ClaimedBy)}
+		if r.Kind == "expired" {
 			expired = append(expired, o)
 		} else {
 			interrupted = append(interrupted, o)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("sweep scan: %w", err)
 	}
 	s.sweepMu.Lock()
 	s.sweepCursor = next // uuid.Nil at the end: start over
@@ -446,7 +411,8 @@ func (s *Store) SweepScan(ctx context.Context, now time.Time, self string, stale
 // Heartbeat records that an engine instance is alive, and forgets instances
 // silent since forgetBefore that hold no work.
 func (s *Store) Heartbeat(ctx context.Context, instance string, local bool, now, forgetBefore time.Time) error {
-	if _, err := s.pool.Exec(ctx, s.q.get("heartbeat"), instance, local, now, forgetBefore); err != nil {
+	err := dbq.Heartbeat(ctx, s.pool, dbgen.HeartbeatParams{Instance: instance, Local: local, Now: now, ForgetBefore: forgetBefore})
+	if err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	return nil

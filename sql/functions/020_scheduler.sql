@@ -8,6 +8,27 @@
 -- live tasks and the planner's statistics; internal/store's plan-shape tests
 -- hold each statement to that on a database with no statistics.
 
+-- tasker_scheduler_pass and tasker_sweep_scan returned TABLE (...) until they
+-- took the row types of migration 0009. CREATE OR REPLACE cannot change a
+-- function's return type, so where the old ones remain they are dropped
+-- here, in the transaction that creates their replacements below.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid
+        FROM pg_proc p
+        WHERE p.oid IN (
+                  to_regprocedure('tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int)'),
+                  to_regprocedure('tasker_sweep_scan(timestamptz, int, uuid, int, text, timestamptz)'))
+          AND p.prorettype = 'record'::regtype
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', f);
+    END LOOP;
+END
+$$;
+
 -- Steps of the given tasks that can be claimed now: pending or due for a
 -- retry, every parent satisfied (complete, resolved or skipped), and a free
 -- slot under their concurrency key if they have one; in template order, at
@@ -57,11 +78,7 @@ CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
     p_permanent boolean[], p_retry_after_ms bigint[], p_reasons text[],
     p_claim_limit int, p_global_cap int, p_grace_seconds int)
-RETURNS TABLE (
-    kind text, task_id uuid, step_id uuid, step_name text, attempt int, from_state text, to_state text,
-    next_retry_at timestamptz, reason text, namespace text, workflow text, version text,
-    correlation_id text, trace_parent text, handler text, max_attempts int, deadline_at timestamptz,
-    config jsonb, context jsonb, results jsonb, task_started boolean)
+RETURNS SETOF tasker_scheduler_pass_row
 LANGUAGE plpgsql AS $$
 DECLARE
     v_live uuid[];
@@ -319,7 +336,7 @@ $$;
 -- number of live tasks; successive sweeps walk them all.
 CREATE OR REPLACE FUNCTION tasker_sweep_scan(
     p_now timestamptz, p_limit int, p_after uuid, p_scan int, p_self text, p_stale_before timestamptz)
-RETURNS TABLE (kind text, task_id uuid, step_id uuid, attempt int, timeout_seconds int, claimed_by text)
+RETURNS SETOF tasker_sweep_scan_row
 LANGUAGE plpgsql AS $$
 DECLARE
     v_scanned uuid[];

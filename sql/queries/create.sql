@@ -1,12 +1,17 @@
--- Task creation (Store.CreateTask in internal/store/store.go). Still looked
--- up by name, not yet compiled by sqlc: it goes with the engine side, whose
--- functions (tasker_create_task) are being reworked.
+-- Task creation (Store.CreateTask in internal/store/store.go).
 
--- name: create_task
-SELECT task_id, created
-FROM tasker_create_task($1, $2, $3, $4, $5, $6, $7, $8, $9::text[], $10, $11, $12, $13,
-    $14::uuid[], $15::text[], $16::text[], $17::jsonb[], $18::int[], $19::int[], $20::int[], $21::real[],
-    $22::int[], $23::text[], $24::int[], $25::uuid[], $26::uuid[]);
+-- name: CreateTask :one
+-- The step arrays are parallel, one element per step; a step without a
+-- concurrency key has NULL in both concurrency arrays, which are therefore
+-- written _text and _int4 (see sqlc.yaml).
+SELECT r.task_id::uuid AS task_id, r.created::boolean AS created
+FROM tasker_create_task(@id, @namespace, @name, @version, @context, @initiator, @source_system, @reason,
+    @tags::text[], sqlc.narg('idempotency_key'), @correlation_id, @now, @actor,
+    @step_ids::uuid[], @step_names::text[], @handlers::text[], @configs::jsonb[], @retry_limits::int[],
+    @backoff_base_ms::int[], @max_backoff_ms::int[], @jitters::real[], @timeouts::int[],
+    @concurrency_keys::_text, @concurrency_limits::_int4, @edge_from::uuid[], @edge_to::uuid[]) r;
 
--- name: set_trace_parent
-UPDATE tasker_tasks SET trace_parent = $2 WHERE id = $1 AND trace_parent IS NULL;
+-- name: SetTraceParent :exec
+-- Queued after CreateTask when tracing is on, in the same implicit
+-- transaction; a task that already existed keeps its trace.
+UPDATE tasker_tasks SET trace_parent = @trace_parent WHERE id = @id AND trace_parent IS NULL;

@@ -1,14 +1,28 @@
--- name: scheduler_pass
-SELECT * FROM tasker_scheduler_pass($1, $2, $3::uuid[], $4::uuid[], $5::int[], $6::boolean[], $7::jsonb[], $8::jsonb[],
-                                    $9::boolean[], $10::bigint[], $11::text[], $12, $13, $14);
+-- The engine's statements (Store.Process, ReleaseClaims, SweepScan and
+-- Heartbeat in internal/store/store.go); each calls one function of
+-- sql/functions/020_scheduler.sql.
 
--- name: release_claims
-SELECT task_id, step_id, step_name, attempt, next_retry_at
-FROM tasker_release_claims($1, $2::uuid[], $3::int[], $4::text[], $5, $6);
+-- name: SchedulerPass :many
+-- Returns SETOF tasker_scheduler_pass_row (migration 0009), so sqlc types
+-- the columns NULL for some kinds of row as pointers. retry_after_ms is
+-- NULL for a result without a Retry-After, so the array is written _int8
+-- (see sqlc.yaml).
+SELECT * FROM tasker_scheduler_pass(@now, @actor, @task_ids::uuid[], @step_ids::uuid[], @attempts::int[],
+                                    @ok::boolean[], @results::jsonb[], @errors::jsonb[], @permanent::boolean[],
+                                    @retry_after_ms::_int8, @reasons::text[], @claim_limit,
+                                    @global_cap, @grace_seconds);
 
--- name: sweep_scan
+-- name: ReleaseClaims :many
+-- Every column is set, so the function keeps RETURNS TABLE and the query
+-- casts each column.
+SELECT r.task_id::uuid AS task_id, r.step_id::uuid AS step_id, r.step_name::text AS step_name,
+       r.attempt::int AS attempt, r.next_retry_at::timestamptz AS next_retry_at
+FROM tasker_release_claims(@now, @step_ids::uuid[], @attempts::int[], @reasons::text[], @delay_ms, @actor) r;
+
+-- name: SweepScan :many
+-- Returns SETOF tasker_sweep_scan_row (migration 0009).
 SELECT kind, task_id, step_id, attempt, timeout_seconds, claimed_by
-FROM tasker_sweep_scan($1, $2, $3, $4, $5, $6);
+FROM tasker_sweep_scan(@now, @lim, @after, @scan, @self, @stale_before);
 
--- name: heartbeat
-SELECT tasker_heartbeat($1, $2, $3, $4);
+-- name: Heartbeat :exec
+SELECT tasker_heartbeat(@instance, @local, @now, @forget_before);

@@ -3,3 +3,43 @@
 //   sqlc v1.31.1
 
 package dbgen
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+type TaskerSchedulerPassRow struct {
+	Kind          string
+	TaskID        uuid.UUID
+	StepID        *uuid.UUID
+	StepName      *string
+	Attempt       *int32
+	FromState     string
+	ToState       string
+	NextRetryAt   *time.Time
+	Reason        *string
+	Namespace     string
+	Workflow      string
+	Version       string
+	CorrelationID string
+	TraceParent   *string
+	Handler       *string
+	MaxAttempts   *int32
+	DeadlineAt    *time.Time
+	Config        json.RawMessage
+	Context       json.RawMessage
+	Results       json.RawMessage
+	TaskStarted   *bool
+}
+
+type TaskerSweepScanRow struct {
+	Kind           string
+	TaskID         *uuid.UUID
+	StepID         *uuid.UUID
+	Attempt        *int32
+	TimeoutSeconds *int32
+	ClaimedBy      *string
+}
