@@ -18,11 +18,11 @@ import (
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("tasker bench", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	quick := fset.Bool("quick", false, "small matrix (history 0,100000 x live 10000) and fewer samples: a smoke test (under a minute)")
+	quick := fset.Bool("quick", false, "small matrix (history 0,100000 x live 1000) and fewer samples: a smoke test (under a minute)")
 	only := fset.String("only", "", "comma-separated scenarios: 2,3 (per matrix cell), 4, 5, 7 (once, after the matrix); default all")
 	growth := fset.Bool("growth", false, "add 10,000,000 finished steps to the history axis (seeding takes minutes)")
 	history := fset.String("history", "", "history axis: finished steps per row, comma-separated (default 0,100000,1000000; --quick: 0,100000)")
-	live := fset.String("live", "", "live-task axis: in-progress tasks per column, comma-separated (default 0,10000,100000; --quick: 10000)")
+	live := fset.String("live", "", "live-task axis: in-progress tasks per column, comma-separated (default 0,10000,100000; --quick: 1000)")
 	cpuprofile := fset.String("cpuprofile", "", "write a Go CPU profile of the run to this file")
 	keep := fset.Bool("keep", false, "leave PostgreSQL running after the report until interrupted (prints its URL)")
 	trackAll := fset.Bool("track-all", false, "pg_stat_statements.track = all: also list statements inside SQL functions (adds overhead)")

@@ -13,7 +13,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +38,7 @@ type Options struct {
 	Growth bool
 	// Histories and Lives are the matrix axes: finished steps of history
 	// and live 10-step tasks (default {0, 100k, 1M} × {0, 10k, 100k};
-	// Quick: {0, 100k} × {10k}).
+	// Quick: {0, 100k} × {1k}).
 	Histories, Lives []int64
 	// CPUProfile, when set, receives a Go CPU profile of the measured
 	// scenarios (seeding included: it is mostly PostgreSQL's).
@@ -75,7 +74,7 @@ func (o *Options) defaults() {
 	if len(o.Lives) == 0 {
 		o.Lives = []int64{0, 10_000, 100_000}
 		if o.Quick {
-			o.Lives = []int64{10_000}
+			o.Lives = []int64{1_000}
 		}
 	}
 	if o.Scale <= 0 {
@@ -109,7 +108,7 @@ type Result struct {
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	opts.defaults()
 	began := time.Now()
-	progress := opts.Progress
+	progress := &stampWriter{w: opts.Progress, t0: began}
 	fmt.Fprintln(progress, "bench: starting embedded PostgreSQL")
 	db, err := startDatabase(ctx, opts.TrackAll, progress)
 	if err != nil {
@@ -168,25 +167,42 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Verdicts = verdicts(res.Cells)
 	}
 	data := seed.seeded().String()
+	// The scenarios after the matrix run once, over its last cell's data. A
+	// failure is reported with the rest rather than losing the matrix.
+	failed := func(n int, err error) error {
+		if ctx.Err() != nil {
+			return err
+		}
+		res.Missed++
+		e.note("#%d FAILED: %v", n, err)
+		fmt.Fprintf(progress, "bench: #%d failed: %v\n", n, err)
+		return nil
+	}
 	if opts.runs(4) {
 		fmt.Fprintf(progress, "bench: #4 fan-out (%s)\n", data)
 		rows, err := e.fanoutRun(ctx, "4")
 		if err != nil {
-			return nil, fmt.Errorf("scenario 4: %w", err)
+			if err := failed(4, err); err != nil {
+				return nil, err
+			}
 		}
 		res.Rows = append(res.Rows, rows...)
 	}
 	if opts.runs(5) {
 		fmt.Fprintf(progress, "bench: #5 API creation (%s)\n", data)
 		if res.Creation, err = e.apiCreate(ctx, data); err != nil {
-			return nil, fmt.Errorf("scenario 5: %w", err)
+			if err := failed(5, err); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var work *dbWork
 	if opts.runs(7) {
 		fmt.Fprintf(progress, "bench: #7 database work (%s)\n", data)
 		if work, err = e.dbWork(ctx); err != nil {
-			return nil, fmt.Errorf("scenario 7: %w", err)
+			if err := failed(7, err); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -218,7 +234,19 @@ func short(n int64) string {
 	return fmt.Sprint(n)
 }
 
-var errTimeout = errors.New("timed out")
+// stampWriter prefixes each progress line with the time since the start,
+// so a slow phase shows where the run's time went.
+type stampWriter struct {
+	w  io.Writer
+	t0 time.Time
+}
+
+func (s *stampWriter) Write(p []byte) (int, error) {
+	if _, err := fmt.Fprintf(s.w, "[%6.1fs] %s", time.Since(s.t0).Seconds(), p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // loadAvg is the 1-minute load average (other work on the machine skews
 // every figure; the report shows it per scenario).

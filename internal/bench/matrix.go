@@ -28,7 +28,7 @@ type Cell struct {
 	Gaps, Tasks              int           // #2 samples
 	StepsPerSec              float64       // #3
 	TaskP50                  time.Duration // #3 per-task latency from the wake-ups
-	ConcTasks                int           // #3 tasks
+	ConcTasks, ConcDone      int           // #3 tasks woken, completed within the limit
 	SeqGo, SeqPG             time.Duration // CPU per step, #2 (one task at a time)
 	ConcGo, ConcPG           time.Duration // CPU per step, #3 (many at once)
 	Startup                  time.Duration // server start incl. its startup sweep
@@ -75,14 +75,17 @@ type cellBudget struct {
 	commits   int           // #0 samples
 	maxTasks  int           // #2 tasks at most …
 	time      time.Duration // … or this long, whichever comes first
-	concTasks int           // #3 tasks
+	concTasks int           // #3 tasks …
+	concLimit time.Duration // … finished within this long, or the rest are cancelled
 }
 
 func (o *Options) budget() cellBudget {
 	if o.Quick {
-		return cellBudget{commits: o.n(300, 50), maxTasks: o.n(300, 20), time: 3 * time.Second, concTasks: o.n(500, 40)}
+		return cellBudget{commits: o.n(300, 50), maxTasks: o.n(300, 20), time: 3 * time.Second,
+			concTasks: o.n(500, 40), concLimit: 20 * time.Second}
 	}
-	return cellBudget{commits: o.n(500, 50), maxTasks: o.n(1000, 20), time: 8 * time.Second, concTasks: o.n(2000, 40)}
+	return cellBudget{commits: o.n(500, 50), maxTasks: o.n(1000, 20), time: 8 * time.Second,
+		concTasks: o.n(2000, 40), concLimit: 30 * time.Second}
 }
 
 // runMatrix seeds and measures every cell in plan order.
@@ -162,12 +165,15 @@ func (e *env) runCell(ctx context.Context, sp cellSpec) (*Cell, error) {
 		}
 	}
 	if e.opts.runs(3) {
-		tr, err := e.throughput(ctx, srv, b.concTasks)
+		tr, err := e.throughput(ctx, srv, b.concTasks, b.concLimit)
 		if err != nil {
 			return c, fmt.Errorf("#3: %w", err)
 		}
-		c.ConcTasks, c.StepsPerSec, c.TaskP50 = tr.Tasks, tr.rate(), percentile(tr.Latency, 50)
-		if steps := time.Duration(tr.Steps); tr.CPU.ok && steps > 0 {
+		c.ConcTasks, c.ConcDone, c.StepsPerSec, c.TaskP50 = tr.Tasks, tr.Done, tr.rate(), percentile(tr.Latency, 50)
+		if tr.Done < tr.Tasks {
+			e.note("%s: #3 stopped at its %s limit with %d of %d tasks complete; steps/s counts those", sp, b.concLimit, tr.Done, tr.Tasks)
+		}
+		if steps := time.Duration(4 * tr.Done); tr.CPU.ok && steps > 0 {
 			c.ConcGo, c.ConcPG = tr.CPU.Go/steps, tr.CPU.PG/steps
 		}
 		if tr.Redispatched > 0 {

@@ -252,7 +252,8 @@ func (e *env) linear(ctx context.Context, srv *devserver.Server, maxTasks int, b
 		at, err := e.tr.wait(wctx, c.TaskID)
 		return c.TaskID, at.Sub(t0), err
 	}
-	for range 20 { // warm connections and plan caches
+	// Warm connections and plan caches: 20 tasks or a tenth of the budget.
+	for i, warmEnd := 0, time.Now().Add(budget/10); i < 20 && (i < 2 || time.Now().Before(warmEnd)); i++ {
 		if _, _, err := one(); err != nil {
 			return nil, err
 		}
@@ -263,7 +264,7 @@ func (e *env) linear(ctx context.Context, srv *devserver.Server, maxTasks int, b
 	var ids []uuid.UUID
 	var starts []time.Time
 	deadline := time.Now().Add(budget)
-	for len(ids) < maxTasks && (len(ids) < 10 || time.Now().Before(deadline)) {
+	for len(ids) < maxTasks && (len(ids) < 3 || time.Now().Before(deadline)) {
 		starts = append(starts, time.Now())
 		id, d, err := one()
 		if err != nil {
@@ -304,31 +305,31 @@ func sum(ds []time.Duration) time.Duration {
 
 // throughputResult is scenario 3 in one cell.
 type throughputResult struct {
-	Tasks, Steps int
-	Elapsed      time.Duration   // wake-ups sent → last task complete
-	Latency      []time.Duration // per task, wake-ups sent → complete
+	Tasks, Done  int
+	Elapsed      time.Duration   // wake-ups sent → last task complete (or the time limit)
+	Latency      []time.Duration // per finished task, wake-ups sent → complete
 	CPU          cpuTimes
 	Redispatched int // dispatches the local invoker refused (backlog full)
 }
 
-func (r *throughputResult) rate() float64 { return perSec(r.Steps, r.Elapsed) }
+func (r *throughputResult) rate() float64 { return perSec(4*r.Done, r.Elapsed) }
 
 // throughput is scenario 3: n 4-step tasks are inserted without wake-ups
 // (store.CreateTask, the engine's own insert), then woken in one Send; the
-// clock runs from the wake-ups to the last task's completion.
-func (e *env) throughput(ctx context.Context, srv *devserver.Server, n int) (*throughputResult, error) {
+// clock runs from the wake-ups to the last task's completion. A cell slower
+// than limit reports the steps finished by then and cancels the rest, so
+// one pathological cell cannot stretch the run or leak work into the next.
+func (e *env) throughput(ctx context.Context, srv *devserver.Server, n int, limit time.Duration) (*throughputResult, error) {
 	// Warm the connections and statement caches.
-	warm, err := e.precreate(ctx, srv.Engine.Store(), wfLinear, 64)
+	warm, err := e.precreate(ctx, srv.Engine.Store(), wfLinear, 32)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
 	if err := srv.Queue.Send(ctx, wakes(warm)); err != nil {
 		return nil, err
 	}
-	if _, err := e.tr.waitAll(wctx, warm); err != nil {
-		return nil, err
+	if _, err := e.drain(ctx, srv, warm, limit/3); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 	ids, err := e.precreate(ctx, srv.Engine.Store(), wfLinear, n)
 	if err != nil {
@@ -340,20 +341,51 @@ func (e *env) throughput(ctx context.Context, srv *devserver.Server, n int) (*th
 	if err := srv.Queue.Send(ctx, wakes(ids)); err != nil {
 		return nil, err
 	}
-	done, err := e.tr.waitAll(wctx, ids)
+	left, err := e.drain(ctx, srv, ids, limit)
 	if err != nil {
 		return nil, err
 	}
-	res := &throughputResult{Tasks: n, Steps: 4 * n, CPU: e.db.cpu().sub(cpu0),
-		Redispatched: e.tr.count(engine.StepDispatchFailed) - refused}
-	for _, at := range done {
-		res.Latency = append(res.Latency, at.Sub(t0))
-		res.Elapsed = max(res.Elapsed, at.Sub(t0))
+	res := &throughputResult{Tasks: n, CPU: e.db.cpu().sub(cpu0), Redispatched: e.tr.count(engine.StepDispatchFailed) - refused}
+	if left > 0 {
+		res.Elapsed = limit
 	}
-	if f := e.tr.failures(ids); f > 0 {
+	for _, id := range ids {
+		if at, ok := e.tr.finished(id); ok {
+			res.Done++
+			res.Latency = append(res.Latency, at.Sub(t0))
+			if left == 0 {
+				res.Elapsed = max(res.Elapsed, at.Sub(t0))
+			}
+		}
+	}
+	if f := e.tr.failures(ids); f > 0 && left == 0 {
 		return nil, fmt.Errorf("%d of %d tasks did not complete", f, n)
 	}
 	return res, nil
+}
+
+// drain waits up to limit for the tasks to finish and cancels those that
+// did not (Engine.CancelTask), so they do not run on into whatever the
+// benchmark measures next. It returns how many it cancelled.
+func (e *env) drain(ctx context.Context, srv *devserver.Server, ids []uuid.UUID, limit time.Duration) (int, error) {
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if _, err := e.tr.waitAll(wctx, ids); err == nil {
+		return 0, nil
+	} else if ctx.Err() != nil {
+		return 0, err
+	}
+	left := 0
+	for _, id := range ids {
+		if _, ok := e.tr.finished(id); ok {
+			continue
+		}
+		left++
+		if err := srv.Engine.CancelTask(ctx, id, "bench", "benchmark time limit"); err != nil {
+			return left, fmt.Errorf("cancel unfinished task %s: %w", id, err)
+		}
+	}
+	return left, nil
 }
 
 // fanoutRun is scenario 4: one task, a root, 1,000 parallel steps, a join.
@@ -479,8 +511,13 @@ func (e *env) dbWork(ctx context.Context) (*dbWork, error) {
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 
+	// Per-unit figures need few units: the quick run keeps them small.
+	nSeq, nConc := e.opts.n(200, 20), e.opts.n(1000, 50)
+	if e.opts.Quick {
+		nSeq, nConc = 20, 100
+	}
+
 	// One task at a time.
-	nSeq := e.opts.n(200, 20)
 	srv, err := e.server(ctx, purl)
 	if err != nil {
 		return nil, err
@@ -519,7 +556,6 @@ func (e *env) dbWork(ctx context.Context) (*dbWork, error) {
 	w.Conns = px.conns.Load() - conns0
 
 	// Many tasks at once.
-	nConc := e.opts.n(1000, 50)
 	srv, err = e.server(ctx, purl)
 	if err != nil {
 		return nil, err

@@ -157,6 +157,14 @@ func (t *tracker) waitAll(ctx context.Context, ids []uuid.UUID) ([]time.Time, er
 	return out, nil
 }
 
+// finished reports whether and when the task finished.
+func (t *tracker) finished(id uuid.UUID) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.done[id]
+	return at, ok
+}
+
 // failures counts finished tasks that did not complete.
 func (t *tracker) failures(ids []uuid.UUID) int {
 	t.mu.Lock()
