@@ -80,12 +80,12 @@ type cellBudget struct {
 }
 
 func (o *Options) budget() cellBudget {
-	if o.Quick {
-		return cellBudget{commits: o.n(300, 50), maxTasks: o.n(300, 20), time: 3 * time.Second,
-			concTasks: o.n(500, 40), concLimit: 20 * time.Second}
-	}
-	return cellBudget{commits: o.n(500, 50), maxTasks: o.n(1000, 20), time: 8 * time.Second,
+	b := cellBudget{commits: o.n(500, 50), maxTasks: o.n(1000, 20), time: 8 * time.Second,
 		concTasks: o.n(2000, 40), concLimit: 30 * time.Second}
+	if o.Quick {
+		b.time, b.concLimit = 3*time.Second, 15*time.Second
+	}
+	return b
 }
 
 // runMatrix seeds and measures every cell in plan order.

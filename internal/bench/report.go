@@ -32,7 +32,8 @@ func report(w io.Writer, opts Options, res *Result, work *dbWork, e *env, data s
 		fmt.Fprintf(w, "%s `%s = %s`", sep, kv[0], kv[1])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "- run took %s; 1-minute load average at the start of the matrix cells: %s\n\n", took.Round(time.Second), loads(res.Cells))
+	fmt.Fprintf(w, "- 1-minute load average before → after each matrix cell (%d CPUs; anything else running skews wall-clock figures): %s\n\n",
+		m.CPUs, loads(res.Cells))
 
 	if len(res.Cells) > 0 {
 		matrixReport(w, res)
