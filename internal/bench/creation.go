@@ -239,7 +239,8 @@ func (p *phaseClock) phases() []Phase {
 		"create: waiting for a pool connection",
 		"create: SQL round trip(s)",
 		"event publish + wake-up enqueue (create SQL done → task.create end)",
-		"read back for the response: pool wait + SQL",
+		"read back for the response: waiting for a pool connection",
+		"read back for the response: SQL round trip(s)",
 		"response encode and write (→ API span end)",
 		"unaccounted (gaps between the above)",
 	}
@@ -261,7 +262,8 @@ func (p *phaseClock) phases() []Phase {
 			r.createWait,
 			r.createDB,
 			r.createEnd.Sub(r.createLast),
-			r.readWait + r.readDB,
+			r.readWait,
+			r.readDB,
 			r.reqEnd.Sub(readEnd),
 		}
 		known := time.Duration(0)

@@ -92,7 +92,7 @@ func (o *Options) budget() cellBudget {
 func (e *env) runMatrix(ctx context.Context, seed *seeder, specs []cellSpec) ([]*Cell, error) {
 	var cells []*Cell
 	for i, sp := range specs {
-		changed := false
+		changed := i == 0 // the first cell is settled too, like every other
 		if more := sp.History - seed.seeded().History; more > 0 {
 			fmt.Fprintf(e.progress, "bench: seeding %s more finished steps\n", short(more))
 			if err := seed.history(ctx, more); err != nil {
