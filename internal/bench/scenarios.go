@@ -540,6 +540,7 @@ func (e *env) dbWork(ctx context.Context) (*dbWork, error) {
 		return nil, err
 	}
 	conns0 := px.conns.Load()
+	var unused []uuid.UUID // created, never woken: cancelled after the measurement
 	err = measure("step executed, one task at a time", func() (int, error) {
 		// unwoken is where the tasks never woken start (drain cancels a
 		// woken one that did not finish).
@@ -560,18 +561,17 @@ func (e *env) dbWork(ctx context.Context) (*dbWork, error) {
 			}
 			done++
 		}
-		// Tasks never woken would be found by the next server's sweep.
-		for _, id := range ids[unwoken:] {
-			if err := srv.Engine.CancelTask(ctx, id, "bench", "benchmark time limit"); err != nil {
-				return 0, err
-			}
-		}
+		unused = ids[unwoken:]
 		return 4 * done, nil
 	}, func() { closeServer(srv) })
 	if err != nil {
 		return nil, err
 	}
 	w.Conns = px.conns.Load() - conns0
+	// Tasks never woken would be found by the next server's sweep.
+	if err := e.cancelTasks(ctx, unused); err != nil {
+		return nil, err
+	}
 
 	// Many tasks at once.
 	srv, err = e.server(ctx, purl)
@@ -601,6 +601,29 @@ func (e *env) dbWork(ctx context.Context) (*dbWork, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// cancelTasks cancels tasks through the store directly, on a connection
+// of its own (not the counting proxy), while no engine runs.
+func (e *env) cancelTasks(ctx context.Context, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	pool, err := pgxpool.New(ctx, e.db.url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st, err := store.New(pool)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := st.CancelTask(ctx, id, time.Now().UTC(), "bench", "benchmark time limit"); err != nil {
+			return fmt.Errorf("cancel unused task %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 func replaceHost(url, from, to string) string {
