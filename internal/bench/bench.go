@@ -249,7 +249,7 @@ func (s *stampWriter) Write(p []byte) (int, error) {
 }
 
 // loadAvg is the 1-minute load average (other work on the machine skews
-// every figure; the report shows it per scenario).
+// every figure; the report shows it per matrix cell).
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
