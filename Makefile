@@ -36,7 +36,7 @@ soak:
 	@$(GO) build -o bin/withpg ./scripts/withpg
 	bin/withpg -- $(GO) test -tags soak -run Soak -timeout 30m -v ./internal/reliability/...
 
-## bench: engine benchmarks on an embedded Postgres; prints p50/p99 and throughput (docs/benchmarks.md)
+## bench: engine benchmark matrix (history x live tasks) on an embedded Postgres (docs/benchmarks.md)
 bench:
 	$(GO) run ./cmd/tasker bench
 

@@ -27,14 +27,16 @@ type database struct {
 }
 
 // startDatabase starts an embedded PostgreSQL with default settings, plus
-// pg_stat_statements when the extension is installed.
+// pg_stat_statements when the extension is installed, and autovacuum off:
+// an automatic ANALYZE in the middle of a cell would hand the planner
+// statistics the matrix means to run without.
 func startDatabase(ctx context.Context, trackAll bool, progress io.Writer) (*database, error) {
 	dir, err := os.MkdirTemp("", "tasker-bench-")
 	if err != nil {
 		return nil, err
 	}
 	db := &database{dir: dir}
-	settings := map[string]string{}
+	settings := map[string]string{"autovacuum": "off"}
 	if pgssInstalled() {
 		settings["shared_preload_libraries"] = "pg_stat_statements"
 		settings["pg_stat_statements.max"] = "1000"
@@ -48,8 +50,8 @@ func startDatabase(ctx context.Context, trackAll bool, progress io.Writer) (*dat
 	if err != nil && db.pgss {
 		fmt.Fprintf(progress, "bench: postgres did not start with pg_stat_statements (%v); retrying without it\n", err)
 		os.RemoveAll(filepath.Join(dir, "data"))
-		db.pgss, db.extra = false, map[string]string{}
-		srv, err = embeddedpg.Start(ctx, embeddedpg.Options{DataDir: filepath.Join(dir, "data")})
+		db.pgss, db.extra = false, map[string]string{"autovacuum": "off"}
+		srv, err = embeddedpg.Start(ctx, embeddedpg.Options{DataDir: filepath.Join(dir, "data"), Settings: db.extra})
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -162,7 +164,7 @@ func describe(ctx context.Context, url string) (machine, error) {
 	rows, err = conn.Query(ctx, `SELECT name, current_setting(name) FROM pg_settings
 		WHERE name IN ('shared_buffers', 'work_mem', 'effective_cache_size', 'fsync', 'synchronous_commit',
 		               'wal_level', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'jit', 'max_connections',
-		               'random_page_cost', 'full_page_writes', 'wal_sync_method')
+		               'random_page_cost', 'full_page_writes', 'wal_sync_method', 'plan_cache_mode')
 		ORDER BY name`)
 	if err != nil {
 		return m, err
@@ -191,4 +193,37 @@ func procField(path, key string) string {
 		}
 	}
 	return ""
+}
+
+// tableStats is what the planner knew about one table, and whether
+// anything analysed it.
+type tableStats struct {
+	Table     string
+	RelTuples float64 // pg_class.reltuples; -1: never vacuumed or analysed
+	Columns   int     // columns with pg_statistic rows
+	Analyses  int64   // analyze_count + autoanalyze_count
+	LastAuto  string  // last_autoanalyze, "" when never
+}
+
+// statsState reads the planner's view of the engine's main tables.
+func (db *database) statsState(ctx context.Context) ([]tableStats, error) {
+	conn, err := pgx.Connect(ctx, db.url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT c.relname, c.reltuples,
+			(SELECT count(*) FROM pg_stats s WHERE s.schemaname = 'public' AND s.tablename = c.relname)::int,
+			u.analyze_count + u.autoanalyze_count, coalesce(to_char(u.last_autoanalyze, 'HH24:MI:SS'), '')
+		FROM pg_class c JOIN pg_stat_user_tables u ON u.relid = c.oid
+		WHERE c.relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions')
+		ORDER BY c.relname`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tableStats, error) {
+		var t tableStats
+		err := r.Scan(&t.Table, &t.RelTuples, &t.Columns, &t.Analyses, &t.LastAuto)
+		return t, err
+	})
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -77,7 +78,7 @@ INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correla
                           created_at, updated_at, started_at)
 SELECT bench_id(3, g, 0), 'bench', 'live10', '1.0.0', 'in_progress', '{}'::jsonb, 'live-' || g,
        now(), now(), now()
-FROM generate_series(1, $1::bigint) g`
+FROM generate_series($1::bigint, $2::bigint) g`
 
 var liveSteps = `
 INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit,
@@ -90,58 +91,81 @@ SELECT bench_id(4, g, j), bench_id(3, g, 0), 's' || j, j, 'bench.noop', '{}'::js
        CASE WHEN j = 1 AND g % 10 <> 0 THEN now() + interval '7 days' END,
        CASE WHEN j = 1 AND g % 10 <> 0 THEN 'bench-ghost' END,
        now(), now(), CASE WHEN j = 1 THEN now() END
-FROM generate_series(1, $1::bigint) g CROSS JOIN generate_series(1, 10) j`
+FROM generate_series($1::bigint, $2::bigint) g CROSS JOIN generate_series(1, 10) j`
 
 var liveEdges = `
 INSERT INTO tasker_step_edges (task_id, from_step_id, to_step_id)
 SELECT bench_id(3, g, 0), bench_id(4, g, j - 1), bench_id(4, g, j)
-FROM generate_series(1, $1::bigint) g CROSS JOIN generate_series(2, 10) j`
+FROM generate_series($1::bigint, $2::bigint) g CROSS JOIN generate_series(2, 10) j`
 
 var liveTransitions = `
 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
 SELECT bench_id(3, g, 0), CASE WHEN v.s THEN bench_id(4, g, 1) END, v.f, v.t, CASE WHEN v.s THEN 1 END, v.r, 'bench-seed', now()
-FROM generate_series(1, $1::bigint) g
+FROM generate_series($1::bigint, $2::bigint) g
 CROSS JOIN LATERAL (
     SELECT false AS s, NULL::text AS f, 'pending' AS t, 'created' AS r
     UNION ALL SELECT false, 'pending', 'in_progress', 'first step claimed'
     UNION ALL SELECT true, 'pending', 'in_progress', 'claimed'
 ) v`
 
-// seeder inserts history in chunks over two connections.
+// Live tasks above index $1 are removed table by table (foreign-key
+// triggers are off in the seeding session, so nothing cascades), each by a
+// range of its primary key or task index.
+var liveDeletes = []string{
+	`DELETE FROM tasker_transitions WHERE task_id >= bench_id(3, $1::bigint + 1, 0) AND task_id < bench_id(4, 0, 0)`,
+	`DELETE FROM tasker_step_edges WHERE to_step_id >= bench_id(4, $1::bigint + 1, 0) AND to_step_id < bench_id(5, 0, 0)`,
+	`DELETE FROM tasker_steps WHERE id >= bench_id(4, $1::bigint + 1, 0) AND id < bench_id(5, 0, 0)`,
+	`DELETE FROM tasker_tasks WHERE id >= bench_id(3, $1::bigint + 1, 0) AND id < bench_id(4, 0, 0)`,
+}
+
+// seeder adds finished history and adds or removes live tasks, so the
+// matrix reuses one database: history only grows, live tasks go up and
+// down between cells.
 type seeder struct {
 	url      string
 	base     time.Time
 	progress io.Writer
 	next     int64 // next history task index
+	live     int64 // live tasks present (indexes 1..live)
 }
 
 func newSeeder(url string, progress io.Writer) *seeder {
 	return &seeder{url: url, base: time.Now().Add(-90 * 24 * time.Hour), progress: progress, next: 1}
 }
 
+// seeded is what the seeder has put in the database so far.
+func (s *seeder) seeded() cellSpec { return cellSpec{History: (s.next - 1) * 10, Live: s.live} }
+
 func seedConn(ctx context.Context, url string) (*pgx.Conn, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range []string{"SET session_replication_role = replica", "SET synchronous_commit = off"} {
+	for _, s := range []string{"SET session_replication_role = replica", "SET synchronous_commit = off", seedFunc} {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			conn.Close(ctx)
-			return nil, fmt.Errorf("seed: %s: %w", s, err)
+			return nil, fmt.Errorf("seed: %s: %w", oneLine(s, 60), err)
 		}
 	}
 	return conn, nil
 }
 
 // history adds finished 10-step tasks until steps finished steps were added.
-func (s *seeder) history(ctx context.Context, steps int64) (time.Duration, error) {
+func (s *seeder) history(ctx context.Context, steps int64) error {
+	if steps <= 0 {
+		return nil
+	}
 	began := time.Now()
 	tasks := steps / 10
-	a, b, err := s.conns(ctx)
+	a, err := seedConn(ctx, s.url)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer a.Close(ctx)
+	b, err := seedConn(ctx, s.url)
+	if err != nil {
+		return err
+	}
 	defer b.Close(ctx)
 	const chunk = 50_000 // tasks (500k steps) per statement
 	last := s.next + tasks - 1
@@ -152,59 +176,55 @@ func (s *seeder) history(ctx context.Context, steps int64) (time.Duration, error
 			func() error { return execAll(ctx, b, []string{histEdges, histTransitions}, lo, hi, s.base) },
 		)
 		if err != nil {
-			return 0, fmt.Errorf("seed history: %w", err)
+			return fmt.Errorf("seed history: %w", err)
 		}
 		done := (hi - s.next + 1) * 10
-		el := time.Since(began)
 		fmt.Fprintf(s.progress, "bench: seeded %d/%d finished steps (%.0f steps/s)\n", done, tasks*10,
-			float64(done)/el.Seconds())
+			float64(done)/time.Since(began).Seconds())
 	}
 	s.next = last + 1
-	if err := s.vacuum(ctx, a); err != nil {
-		return 0, err
-	}
-	return time.Since(began), nil
+	return nil
 }
 
-func (s *seeder) conns(ctx context.Context) (*pgx.Conn, *pgx.Conn, error) {
-	a, err := seedConn(ctx, s.url)
-	if err != nil {
-		return nil, nil, err
+// setLive adds or removes live tasks until n are present.
+func (s *seeder) setLive(ctx context.Context, n int64) error {
+	if n == s.live {
+		return nil
 	}
-	if _, err := a.Exec(ctx, seedFunc); err != nil {
-		a.Close(ctx)
-		return nil, nil, err
-	}
-	b, err := seedConn(ctx, s.url)
-	if err != nil {
-		a.Close(ctx)
-		return nil, nil, err
-	}
-	return a, b, nil
-}
-
-// live adds n in-progress 10-step tasks.
-func (s *seeder) live(ctx context.Context, n int64) error {
 	conn, err := seedConn(ctx, s.url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, seedFunc); err != nil {
-		return err
-	}
-	for _, q := range []string{liveTasks, liveSteps, liveEdges, liveTransitions} {
-		if _, err := conn.Exec(ctx, q, n); err != nil {
-			return fmt.Errorf("seed live tasks: %w", err)
+	if n > s.live {
+		for _, q := range []string{liveTasks, liveSteps, liveEdges, liveTransitions} {
+			if _, err := conn.Exec(ctx, q, s.live+1, n); err != nil {
+				return fmt.Errorf("seed live tasks: %w", err)
+			}
+		}
+	} else {
+		for _, q := range liveDeletes {
+			if _, err := conn.Exec(ctx, q, n); err != nil {
+				return fmt.Errorf("remove live tasks: %w", err)
+			}
 		}
 	}
+	s.live = n
 	return nil
 }
 
-// vacuum leaves the tables as autovacuum eventually would (visibility
-// map set, statistics current), so no vacuum runs during measurements.
-func (s *seeder) vacuum(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) tasker_tasks, tasker_steps, tasker_step_edges, tasker_transitions"); err != nil {
+// settle vacuums the tables so deleted rows and unset hint bits do not
+// land in a cell's measurements, then checkpoints. Deliberately no
+// ANALYZE: the matrix must show the engine as it runs on a young database
+// whose tables have never been analysed (VACUUM does set reltuples; the
+// report shows what the planner had in each cell).
+func (s *seeder) settle(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "VACUUM tasker_tasks, tasker_steps, tasker_step_edges, tasker_transitions"); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
@@ -230,10 +250,5 @@ func parallel(fns ...func() error) error {
 		go func() { defer wg.Done(); errs[i] = fn() }()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -45,10 +45,6 @@ type Row struct {
 	Throughput string
 	Target     string
 	Verdict    string
-	// Key identifies the measurement across history sizes (default: Name).
-	Key string
-	// Rate is the throughput as a number (0: none), for the growth comparison.
-	Rate float64
 }
 
 func verdict(ok bool) string {
@@ -104,11 +100,4 @@ func thousands(v float64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-func (r Row) key() string {
-	if r.Key != "" {
-		return r.Key
-	}
-	return r.Name
 }

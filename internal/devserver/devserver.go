@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -72,6 +73,10 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// InstanceID names this process's claims (default: random).
 	InstanceID string
+	// QueryTracer, when set, observes the pool's statements (and, when it
+	// implements pgxpool.AcquireTracer, its acquires); tasker bench uses it
+	// to time the phases of a request.
+	QueryTracer pgx.QueryTracer
 }
 
 // Server is a running local Tasker.
@@ -132,6 +137,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
 	pcfg.MaxConns = opts.PoolSize
+	if opts.QueryTracer != nil {
+		pcfg.ConnConfig.Tracer = opts.QueryTracer
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
