@@ -35,19 +35,29 @@ var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
 }
 
-// rowBudget bounds the rows one statement may examine in the big tables
-// (returned plus filtered out, times loops): a few per row of its batch,
-// and 2 % of the live steps.
-const rowBudget = 2000
+// planFixture is one database the plan shapes are checked on. Live tasks
+// each have 4 steps (a done, b in flight, c pending on a and b, d waiting for
+// a retry); pending tasks 2 pending steps; history tasks 4 complete steps.
+type planFixture struct {
+	name                string
+	live, pending, hist int
+	batch               int
+	staleStats          bool
+	// rowBudget bounds the rows one statement may examine in the big
+	// tables (returned plus filtered out, times loops): a few per row of its
+	// batch, far below the live rows.
+	rowBudget int
+}
 
-// Fixture sizes: live tasks each have 4 steps (a done, b in flight, c
-// pending on a and b, d waiting for a retry); pending tasks 2 pending steps.
-const (
-	liveTasks    = 25000
-	pendingTasks = 12500
-	historyTasks = 10000
-	batchSize    = 50
-)
+var planFixtures = []planFixture{
+	// 100,000 live steps, never analysed: reltuples -1, no pg_statistic.
+	{name: "never_analysed", live: 25000, pending: 12500, hist: 10000, batch: 50, rowBudget: 2000},
+	// The same, analysed while the tables held a handful of rows.
+	{name: "stale_statistics", live: 25000, pending: 12500, hist: 10000, batch: 50, staleStats: true, rowBudget: 2000},
+	// A young database: the planner may think walking every live row is
+	// cheap, but a pass over 5 tasks must still touch only their rows.
+	{name: "small", live: 300, pending: 150, hist: 100, batch: 5, rowBudget: 150},
+}
 
 var (
 	fixtureNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -112,7 +122,7 @@ func fid(kind string, n int) uuid.UUID {
 // thin statistics of a young database. Otherwise the tables are never
 // analysed (reltuples -1, no pg_statistic rows). Autovacuum is off for the
 // tables throughout.
-func seedPlanFixture(t *testing.T, staleStats bool) string {
+func seedPlanFixture(t *testing.T, f planFixture) string {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.URL(t)
@@ -137,7 +147,7 @@ func seedPlanFixture(t *testing.T, staleStats bool) string {
 			mustExec(t, conn, stmt, args...)
 		}
 	}
-	if staleStats {
+	if f.staleStats {
 		// A young deployment: a few tasks when autovacuum last analysed.
 		seed(10, 5, 5, fixtureNow.Add(-time.Hour))
 		for tbl := range bigTables {
@@ -145,8 +155,8 @@ func seedPlanFixture(t *testing.T, staleStats bool) string {
 		}
 		mustExec(t, conn, "TRUNCATE tasker_tasks, tasker_instances CASCADE")
 	}
-	seed(liveTasks, pendingTasks, historyTasks, fixtureNow)
-	if !staleStats {
+	seed(f.live, f.pending, f.hist, fixtureNow)
+	if !f.staleStats {
 		mustExec(t, conn, `DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'tasker\_%')`)
 		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions')`)
 	}
@@ -154,8 +164,8 @@ func seedPlanFixture(t *testing.T, staleStats bool) string {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM tasker_steps WHERE state IN ('pending', 'waiting_for_retry', 'in_progress')").Scan(&live); err != nil {
 		t.Fatal(err)
 	}
-	if live < 100000 {
-		t.Fatalf("fixture has %d live steps, want at least 100,000", live)
+	if want := 3*f.live + 2*f.pending; live != want {
+		t.Fatalf("fixture has %d live steps, want %d", live, want)
 	}
 	return url
 }
@@ -213,26 +223,27 @@ type planCase struct {
 	sql string
 	// indexPlans: the store runs the statement after IndexPlans.
 	indexPlans bool
-	// budget overrides rowBudget for a statement bounded by something
-	// other than its batch (a count cap); 0: rowBudget.
+	// budget overrides the fixture's rowBudget for a statement bounded by
+	// something other than its batch (a count cap); 0: the fixture's.
 	budget int
 	// skip says why a query has no plan to check.
 	skip string
 }
 
-func planCases() map[string]planCase {
+func planCases(f planFixture) map[string]planCase {
 	now := fixtureNow
-	batch := make([]uuid.UUID, batchSize)
-	stepIDs := make([]uuid.UUID, batchSize)
-	attempts := make([]int32, batchSize)
-	oks := make([]bool, batchSize)
-	results := make([]json.RawMessage, batchSize)
-	errs := make([]json.RawMessage, batchSize)
-	perm := make([]bool, batchSize)
-	after := make([]*int64, batchSize)
-	reasons := make([]string, batchSize)
+	n := f.batch
+	batch := make([]uuid.UUID, n)
+	stepIDs := make([]uuid.UUID, n)
+	attempts := make([]int32, n)
+	oks := make([]bool, n)
+	results := make([]json.RawMessage, n)
+	errs := make([]json.RawMessage, n)
+	perm := make([]bool, n)
+	after := make([]*int64, n)
+	reasons := make([]string, n)
 	for i := range batch {
-		g := 1 + i*397 // spread over the live tasks
+		g := 1 + i*(f.live/n) // spread over the live tasks
 		batch[i] = fid("task", g)
 		stepIDs[i], attempts[i], oks[i], reasons[i] = fid("step", g*4+1), 1, i%5 != 0, "succeeded"
 		if oks[i] {
@@ -242,11 +253,11 @@ func planCases() map[string]planCase {
 		}
 	}
 	// Some pending tasks too, so claims start tasks.
-	for i := 0; i < 10; i++ {
-		batch = append(batch, fid("task", liveTasks+1+i*101))
+	for i := range n / 5 {
+		batch = append(batch, fid("task", f.live+1+i*(f.pending/(n/5))))
 	}
 	liveTask := fid("task", 7)
-	doneTask := fid("task", liveTasks+pendingTasks+3)
+	doneTask := fid("task", f.live+f.pending+3)
 	return map[string]planCase{
 		// The engine's queries run without IndexPlans: the functions they
 		// call carry the same planner settings.
@@ -310,16 +321,12 @@ func planCases() map[string]planCase {
 }
 
 func TestPlanShapes(t *testing.T) {
-	for _, stale := range []bool{false, true} {
-		name := "never_analysed"
-		if stale {
-			name = "stale_statistics"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, f := range planFixtures {
+		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			url := seedPlanFixture(t, stale)
+			url := seedPlanFixture(t, f)
 			queries := namedQueries(t)
-			cases := planCases()
+			cases := planCases(f)
 			for q := range queries {
 				if _, ok := cases[q]; !ok {
 					t.Errorf("query %q has no plan-shape case: add one to planCases", q)
@@ -336,6 +343,9 @@ func TestPlanShapes(t *testing.T) {
 				}
 				if c.sql != "" {
 					sql = c.sql
+				}
+				if c.budget == 0 {
+					c.budget = f.rowBudget
 				}
 				t.Run(q, func(t *testing.T) { checkPlans(t, url, sql, c) })
 			}
@@ -417,11 +427,7 @@ func checkPlans(t *testing.T, url, sql string, c planCase) {
 		if strings.Contains(doc.QueryText, "set_config(") {
 			continue // IndexPlans itself
 		}
-		budget := rowBudget
-		if c.budget > 0 {
-			budget = c.budget
-		}
-		if v := planViolations(doc.Plan, budget); len(v) > 0 {
+		if v := planViolations(doc.Plan, c.budget); len(v) > 0 {
 			t.Errorf("statement %q:\n  %s\nplan:\n%s", firstLine(doc.QueryText), strings.Join(v, "\n  "), p)
 			return
 		}
@@ -430,7 +436,7 @@ func checkPlans(t *testing.T, url, sql string, c planCase) {
 
 // planViolations walks a plan and lists what breaks the rules: a
 // sequential scan of a big table, an index scan of one without an index
-// condition (unless a Limit above bounds it), and more than rowBudget rows
+// condition (unless a Limit above bounds it), and more than budget rows
 // examined in big tables.
 func planViolations(root map[string]any, budget int) []string {
 	var out []string

@@ -54,7 +54,8 @@ LANGUAGE sql STABLE AS $$
               FROM tasker_step_edges e
               JOIN tasker_steps p ON p.id = e.from_step_id
               WHERE e.to_step_id = s.id
-                AND p.state NOT IN ('complete', 'resolved_manually', 'skipped'))
+                AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')
+              OFFSET 0)
           AND (s.concurrency_key IS NULL OR (
               SELECT count(*)
               FROM (SELECT 1 FROM tasker_steps x
@@ -81,16 +82,15 @@ CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
 RETURNS SETOF tasker_scheduler_pass_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_live uuid[];
-    v_avail int := p_claim_limit;
+    v_live    uuid[];
+    v_pending uuid[];
+    v_avail   int := p_claim_limit;
 BEGIN
-    SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress'))
-    INTO v_live
-    FROM (SELECT t.id, t.status
-          FROM unnest(p_task_ids) AS b(id)
-          JOIN tasker_tasks t ON t.id = b.id
-          ORDER BY t.id
-          FOR UPDATE OF t) l;
+    SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress')),
+           array_agg(l.id) FILTER (WHERE l.status = 'pending')
+    INTO v_live, v_pending
+    FROM (SELECT DISTINCT b.id FROM unnest(p_task_ids) AS b(id) ORDER BY b.id) b
+    CROSS JOIN LATERAL (SELECT t.id, t.status FROM tasker_tasks t WHERE t.id = b.id FOR UPDATE OFFSET 0) l;
 
     IF cardinality(p_step_ids) > 0 THEN
         RETURN QUERY
@@ -100,7 +100,7 @@ BEGIN
                 AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason)
         ),
         decided AS (
-            SELECT s.id, i.attempt, i.ok, i.result, i.err, i.reason,
+            SELECT s.id, i.attempt, i.ok, i.result, i.err, i.reason, s.state AS from_state,
                    CASE
                        WHEN i.ok THEN 'complete'
                        WHEN NOT i.permanent AND s.attempts < s.max_attempts THEN 'waiting_for_retry'
@@ -112,7 +112,7 @@ BEGIN
                             * (1 + s.jitter * (2 * random() - 1))
                    END AS delay_ms
             FROM input i
-            JOIN tasker_steps s ON s.id = i.step_id
+            CROSS JOIN LATERAL (SELECT s.* FROM tasker_steps s WHERE s.id = i.step_id OFFSET 0) s
             WHERE s.state = 'in_progress' AND s.attempts = i.attempt
         ),
         updated AS (
@@ -127,7 +127,10 @@ BEGIN
                 completed_at = CASE WHEN d.to_state IN ('complete', 'error') THEN p_now END,
                 updated_at = p_now
             FROM decided d
-            WHERE s.id = d.id AND s.state = 'in_progress' AND s.attempts = d.attempt
+            -- The fence again, for a concurrent release; compared with the
+            -- row's own columns, not literals, so no partial index over
+            -- in-flight steps looks like a way in (only the primary key is).
+            WHERE s.id = d.id AND s.state = d.from_state AND s.attempts = d.attempt
             RETURNING s.task_id, s.id, s.name, d.attempt, s.state, s.next_retry_at, d.reason, d.err
         ),
         tr AS (
@@ -140,7 +143,7 @@ BEGIN
                u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
                NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean
         FROM updated u
-        JOIN tasker_tasks t ON t.id = u.task_id;
+        CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
     END IF;
 
     IF v_live IS NULL THEN
@@ -153,8 +156,10 @@ BEGIN
         IF p_global_cap > 0 OR EXISTS (
             SELECT 1
             FROM unnest(v_live) AS b(id)
-            JOIN tasker_steps s ON s.task_id = b.id
-            WHERE s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL) THEN
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM tasker_steps s
+                WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
+                OFFSET 0) k) THEN
             PERFORM pg_advisory_xact_lock(7305417101);
         END IF;
         IF p_global_cap > 0 THEN
@@ -192,7 +197,7 @@ BEGIN
                     completed_at = NULL,
                     updated_at = p_now
                 FROM allowed a
-                WHERE s.id = a.step_id AND s.state IN ('pending', 'waiting_for_retry')
+                WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
                           s.config, a.state AS from_state
             ),
@@ -204,8 +209,8 @@ BEGIN
             started AS (
                 UPDATE tasker_tasks t
                 SET status = 'in_progress', started_at = coalesce(t.started_at, p_now), updated_at = p_now
-                FROM (SELECT DISTINCT c.task_id FROM claimed c) c
-                WHERE t.id = c.task_id AND t.status = 'pending'
+                -- v_pending: the batch's pending tasks, locked above.
+                WHERE t.id = ANY (v_pending) AND t.id IN (SELECT c.task_id FROM claimed c)
                 RETURNING t.id
             ),
             task_tr AS (
@@ -221,7 +226,7 @@ BEGIN
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
                        AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1
             FROM claimed c
-            JOIN tasker_tasks t ON t.id = c.task_id
+            CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
                 SELECT jsonb_object_agg(p.name, coalesce(p.result, 'null'::jsonb)) AS results
                 FROM tasker_step_edges e
@@ -235,14 +240,18 @@ BEGIN
     -- ready (a ready step the caps held back keeps it open); what is left
     -- pending is blocked by a failure.
     RETURN QUERY
+    -- OFFSET 0 keeps each lookup a probe keyed by its task: the planner
+    -- may neither turn it into a join over every live step nor move the
+    -- batch to the inner side (docs/architecture.md, "Cost follows the work").
     WITH done AS (
         SELECT t.id, t.status
         FROM unnest(v_live) AS b(id)
-        JOIN tasker_tasks t ON t.id = b.id
+        CROSS JOIN LATERAL (SELECT t.id, t.status FROM tasker_tasks t WHERE t.id = b.id OFFSET 0) t
         WHERE t.status IN ('pending', 'in_progress')
           AND NOT EXISTS (
               SELECT 1 FROM tasker_steps s
-              WHERE s.task_id = t.id AND s.state IN ('in_progress', 'waiting_for_retry', 'waiting'))
+              WHERE s.task_id = t.id AND s.state IN ('in_progress', 'waiting_for_retry', 'waiting')
+              OFFSET 0)
           AND NOT EXISTS (
               SELECT 1 FROM tasker_steps s
               WHERE s.task_id = t.id AND s.state = 'pending'
@@ -251,7 +260,9 @@ BEGIN
                     FROM tasker_step_edges e
                     JOIN tasker_steps p ON p.id = e.from_step_id
                     WHERE e.to_step_id = s.id
-                      AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')))
+                      AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')
+                    OFFSET 0)
+              OFFSET 0)
     ),
     decided AS (
         SELECT d.id, d.status AS from_state,
@@ -297,8 +308,12 @@ RETURNS TABLE (task_id uuid, step_id uuid, step_name text, attempt int, next_ret
 LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY
-    WITH input AS (
-        SELECT * FROM unnest(p_step_ids, p_attempts, p_reasons) AS i(step_id, attempt, reason)
+    -- MATERIALIZED keeps from_state a column, not a literal the planner
+    -- could match to a partial index over in-flight steps: only the primary
+    -- key leads in.
+    WITH input AS MATERIALIZED (
+        SELECT i.*, 'in_progress'::text AS from_state
+        FROM unnest(p_step_ids, p_attempts, p_reasons) AS i(step_id, attempt, reason)
     ),
     updated AS (
         UPDATE tasker_steps s
@@ -309,7 +324,7 @@ BEGIN
             claimed_by = NULL,
             updated_at = p_now
         FROM input i
-        WHERE s.id = i.step_id AND s.attempts = i.attempt AND s.state = 'in_progress'
+        WHERE s.id = i.step_id AND s.attempts = i.attempt AND s.state = i.from_state
         RETURNING s.task_id, s.id, s.name, s.attempts, s.next_retry_at, i.reason
     ),
     tr AS (
@@ -418,7 +433,7 @@ BEGIN
 
     DELETE FROM tasker_instances i
     WHERE i.heartbeat_at < p_forget_before
-      AND NOT EXISTS (SELECT 1 FROM tasker_steps s WHERE s.state = 'in_progress' AND s.claimed_by = i.id);
+      AND NOT EXISTS (SELECT 1 FROM tasker_steps s WHERE s.state = 'in_progress' AND s.claimed_by = i.id OFFSET 0);
 END
 $$;
 
@@ -428,13 +443,22 @@ $$;
 -- statistics (a young database, autovacuum behind) the planner's default
 -- selectivities can make a hash join over every live step, or a bitmap of a
 -- whole partial index, look cheaper; these settings take those paths off the
--- table for these functions only, whatever the statistics say. (Function
--- SET clauses scope them to the call; no session state changes.)
+-- table for these functions only, whatever the statistics say; jit is off
+-- because a disabled path's huge cost estimate would otherwise trigger JIT
+-- compilation. Their statements always use the generic plan: with array
+-- parameters PostgreSQL would otherwise keep re-planning them, and planning
+-- cost five times what running them does; the shape of that generic plan is
+-- what the plan-shape tests check. (Function SET clauses scope all this to
+-- the call; no session state changes.)
 ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int)
-    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+    SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_release_claims(timestamptz, uuid[], int[], text[], int, text)
-    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+    SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_sweep_scan(timestamptz, int, uuid, int, text, timestamptz)
-    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+    SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_heartbeat(text, boolean, timestamptz, timestamptz)
-    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+    SET plan_cache_mode = force_generic_plan;

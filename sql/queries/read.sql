@@ -12,7 +12,9 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 -- being fresh (docs/architecture.md, "Cost follows the work"); the scheduler
 -- functions carry the same settings.
 SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       -- Disabled paths carry a huge cost, which would trigger JIT compilation.
+       set_config('jit', 'off', true);
 
 -- name: SnapshotEnd :exec
 COMMIT;

@@ -15,7 +15,9 @@ import (
 
 const IndexPlans = `-- name: IndexPlans :exec
 SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       -- Disabled paths carry a huge cost, which would trigger JIT compilation.
+       set_config('jit', 'off', true)
 `
 
 // Right after SnapshotBegin: for this transaction only, the planner keeps to
