@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskerhq/tasker/internal/testenv"
 )
@@ -115,5 +117,62 @@ func runValidateCases(t *testing.T, cases []validateCase) {
 				t.Errorf("unexpected stderr:\n%s", stderr.String())
 			}
 		})
+	}
+}
+
+// TestCmdValidateRefusesHostileTemplates: an alias bomb, a merge-key chain
+// and an outbound-request config that only failed at run time are refused
+// by validate (file or directory) promptly, naming the file and the limit or
+// field. The deadline is generous: it turns an expansion that runs away
+// into a failure instead of a hung or OOM-killed test.
+func TestCmdValidateRefusesHostileTemplates(t *testing.T) {
+	t.Parallel()
+	var laughs strings.Builder
+	laughs.WriteString("x-a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n")
+	for i, c := range "bcdefghi" {
+		prev := "*" + string("abcdefgh"[i])
+		fmt.Fprintf(&laughs, "x-%c: &%c [%s]\n", c, c, strings.Repeat(prev+",", 8)+prev)
+	}
+	laughs.WriteString("name: bomb\nsteps:\n  - {name: s, handler: tasker.noop, config: {v: *i}}\n")
+	var chain strings.Builder
+	chain.WriteString("x-l0: &l0 {a: 1}\n")
+	for i := 1; i <= 25; i++ {
+		fmt.Fprintf(&chain, "x-l%d: &l%d {<<: [*l%d, *l%d], k%d: %d}\n", i, i, i-1, i-1, i, i)
+	}
+	chain.WriteString("name: chain\nsteps:\n  - {<<: *l25, name: s, handler: tasker.noop}\n")
+
+	dir := t.TempDir()
+	files := map[string]string{
+		"bomb.yaml":  laughs.String(),
+		"chain.yaml": chain.String(),
+		"http.yaml":  "name: call\nsteps:\n  - {name: c, handler: tasker.http, config: {url: \"file:///etc/passwd\", method: \"GET\\r\\nX: y\", timeout_seconds: 1e10}}\n",
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr := []string{
+		"bomb.yaml:", "chain.yaml:", "MaxExpandedNodes",
+		`http.yaml:3: step "c": field "config.url": URL "file:///etc/passwd" must use http or https`,
+		`field "config.method"`, `field "config.timeout_seconds"`,
+	}
+	for _, args := range [][]string{{dir}, {filepath.Join(dir, "bomb.yaml"), filepath.Join(dir, "chain.yaml"), filepath.Join(dir, "http.yaml")}} {
+		var stdout, stderr bytes.Buffer
+		code := make(chan int, 1)
+		go func() { code <- cmdValidate(context.Background(), args, &stdout, &stderr) }()
+		select {
+		case c := <-code:
+			if c != 1 {
+				t.Errorf("%v: exit code %d, want 1", args, c)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%v: validate did not finish within 5s", args)
+		}
+		for _, want := range wantErr {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("%v: stderr does not contain %q:\n%s", args, want, stderr.String())
+			}
+		}
 	}
 }

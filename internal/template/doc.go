@@ -81,7 +81,16 @@
 // '-'; safe in URLs), invalid versions, duplicate steps, unknown
 // dependencies, self-dependencies, cycles ("a -> b -> c -> a", read "a
 // depends on b"), missing or unknown handlers, an invalid context_schema,
-// out-of-range retry, timeout and concurrency values, and invalid triggers.
+// out-of-range retry, timeout and concurrency values, invalid triggers,
+// and a tasker.http config whose url is not absolute http(s) with a host,
+// whose method is not an HTTP token, or whose timeout_seconds is not in
+// (0, 900].
+//
+// Loading has a budget (Limits: file size, alias count, expanded nodes and
+// bytes, nesting depth; DefaultLimits unless Options.Limits says otherwise).
+// It is checked before any alias is expanded, so an alias bomb or a
+// merge-key chain is refused in milliseconds with an error wrapping
+// ErrBudget.
 //
 // Context schemas assert "format" (an invalid email fails) and never load
 // external $ref documents.

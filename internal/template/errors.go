@@ -19,7 +19,13 @@ type Error struct {
 	Step  string // step name, "" for template-level problems
 	Field string // field as spelled in the file, e.g. "depends_on_step" or "retry.jitter"
 	Msg   string
+	// Err, when set, is the sentinel this problem is an instance of (e.g.
+	// ErrBudget), for errors.Is.
+	Err error
 }
+
+// Unwrap returns the sentinel the problem is an instance of, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var parts []string

@@ -66,7 +66,14 @@ func Parse(source string, data []byte, opts Options) (*Template, error) {
 
 // LoadFile reads and parses one template file.
 func LoadFile(path string, opts Options) (*Template, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	defer f.Close()
+	// Read one byte past the limit so an oversized file is refused by Parse
+	// without first being read whole into memory.
+	data, err := io.ReadAll(io.LimitReader(f, int64(opts.Limits.withDefaults().MaxFileBytes)+1))
 	if err != nil {
 		return nil, Errors{{File: path, Msg: err.Error()}}
 	}
@@ -78,6 +85,12 @@ type parser struct {
 	opts Options
 	env  string
 	errs Errors
+}
+
+// budget reports a template beyond its loading limits; the error wraps
+// ErrBudget.
+func (p *parser) budget(line int, msg string) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: msg, Err: ErrBudget})
 }
 
 func (p *parser) errf(line int, step, field, format string, args ...any) {
@@ -153,6 +166,11 @@ func (m *stepMeta) fieldLine(canon string) int {
 }
 
 func (p *parser) parse(data []byte) *Template {
+	lim := p.opts.Limits.withDefaults()
+	if len(data) > lim.MaxFileBytes {
+		p.budget(0, fmt.Sprintf("file larger than the loading budget of %d bytes (MaxFileBytes)", lim.MaxFileBytes))
+		return nil
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -168,6 +186,13 @@ func (p *parser) parse(data []byte) *Template {
 		p.errf(extra.Line, "", "", "more than one YAML document: put one template per file")
 	} else if !errors.Is(err, io.EOF) {
 		p.yamlError(err)
+	}
+	// Measure before anything expands an alias: past this point every walk
+	// of the document is bounded by lim.
+	var be *budgetError
+	if err := measure(&doc, lim); errors.As(err, &be) {
+		p.budget(be.line, be.msg)
+		return nil
 	}
 	root := resolve(&doc)
 	if root == nil || root.Kind != yaml.MappingNode {
@@ -625,7 +650,7 @@ func (p *parser) environments(t *Template, kv *pair, index map[string]int, metas
 					p.errf(item.Line, "", itemField, "must be a mapping with name and handler_config, got %s", describe(item))
 					continue
 				}
-				var name string
+				var name, cfgKey string
 				var cfg map[string]any
 				for _, ikv := range mapPairs(item, p.dupKey("", itemField+".")) {
 					switch ikv.key {
@@ -648,7 +673,7 @@ func (p *parser) environments(t *Template, kv *pair, index map[string]int, metas
 							p.errf(ikv.v.Line, "", itemField+"."+ikv.key, "%v", err)
 							continue
 						}
-						cfg = v.(map[string]any)
+						cfg, cfgKey = v.(map[string]any), ikv.key
 					default:
 						p.unknownField(ikv.k.Line, name, itemField+"."+ikv.key, ikv.key, []string{"name", "handler_config", "config"})
 					}
@@ -662,8 +687,15 @@ func (p *parser) environments(t *Template, kv *pair, index map[string]int, metas
 					p.errf(item.Line, name, itemField+".name", "override for unknown step %q", name)
 					continue
 				}
-				if applied && cfg != nil {
+				switch {
+				case applied && cfg != nil:
 					metas[idx].config = deepMerge(metas[idx].config, cfg)
+				case cfg != nil && t.Steps[idx].Handler == HandlerHTTP:
+					// finishConfig checks the selected environment; an
+					// unselected one must not hide a bad URL until deploy.
+					for _, pr := range httpConfigProblems(cfg) {
+						p.errf(item.Line, name, itemField+"."+cfgKey+"."+pr.field, "%s", pr.msg)
+					}
 				}
 			}
 		}
@@ -706,10 +738,8 @@ func (p *parser) finishConfig(s *Step, m *stepMeta) {
 		if strings.TrimSpace(u) == "" {
 			p.errf(m.fieldLine("config"), m.label, m.field("config"), "handler %s needs config.url", HandlerHTTP)
 		}
-		if meth, ok := m.config["method"]; ok {
-			if ms, _ := meth.(string); ms == "" {
-				p.errf(m.fieldLine("config"), m.label, m.field("config")+".method", "must be an HTTP method name")
-			}
+		for _, pr := range httpConfigProblems(m.config) {
+			p.errf(m.fieldLine("config"), m.label, m.field("config")+"."+pr.field, "%s", pr.msg)
 		}
 	}
 }

@@ -120,6 +120,8 @@ type Options struct {
 	// Handlers, when not nil, is checked for every handler that is neither a
 	// built-in nor a Lambda function.
 	Handlers HandlerSet
+	// Limits bound the cost of loading one file (zero fields: DefaultLimits).
+	Limits Limits
 }
 
 func (o Options) env() string {
