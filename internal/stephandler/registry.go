@@ -44,6 +44,7 @@ type RegistryOption func(*registryConfig)
 
 type registryConfig struct {
 	httpClient *http.Client
+	httpPolicy HTTPPolicy
 }
 
 // WithHTTPClient sets the client of the built-in tasker.http handler
@@ -51,6 +52,13 @@ type registryConfig struct {
 // the step's timeout_seconds).
 func WithHTTPClient(c *http.Client) RegistryOption {
 	return func(rc *registryConfig) { rc.httpClient = c }
+}
+
+// WithHTTPPolicy restricts the hosts and addresses the built-in
+// tasker.http handler may reach (default: no restriction). Read it with
+// HTTPPolicyFromEnv where the process starts.
+func WithHTTPPolicy(p HTTPPolicy) RegistryOption {
+	return func(rc *registryConfig) { rc.httpPolicy = p }
 }
 
 // NewRegistry returns a registry holding the built-ins tasker.noop and
@@ -62,7 +70,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	}
 	r := &Registry{handlers: map[string]Handler{}}
 	r.handlers[BuiltinNoop] = noop
-	r.handlers[BuiltinHTTP] = NewHTTPHandler(rc.httpClient)
+	r.handlers[BuiltinHTTP] = NewHTTPHandler(rc.httpClient, rc.httpPolicy)
 	return r
 }
 
