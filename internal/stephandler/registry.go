@@ -49,7 +49,10 @@ type registryConfig struct {
 
 // WithHTTPClient sets the client of the built-in tasker.http handler
 // (default: a client without a global timeout; each request is bounded by
-// the step's timeout_seconds).
+// the step's timeout_seconds). Its CheckRedirect is replaced by the step's
+// follow_redirects policy; under HTTPPolicy.DenyPrivate its transport must
+// be an *http.Transport without its own dialer, which is cloned with a
+// guarded one (otherwise every tasker.http attempt fails permanently).
 func WithHTTPClient(c *http.Client) RegistryOption {
 	return func(rc *registryConfig) { rc.httpClient = c }
 }
