@@ -47,7 +47,14 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if verifier == nil {
 		logger.Warn("AUTH IS OFF: the API accepts requests without a token; set TASKER_AUTH_HS256_SECRET (≥ 32 bytes) or TASKER_AUTH_JWKS_URL to turn it on")
 	}
-	reg := stephandler.NewRegistry()
+	// tasker.http may call loopback and private addresses locally unless
+	// TASKER_HTTP_DENY_PRIVATE=true.
+	httpPolicy, err := stephandler.HTTPPolicyFromEnv(os.Getenv, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 1
+	}
+	reg := stephandler.NewRegistry(stephandler.WithHTTPPolicy(httpPolicy))
 	if err := examples.Register(reg); err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1

@@ -8,6 +8,7 @@ import (
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
+	"github.com/taskerhq/tasker/internal/stephandler"
 )
 
 // Environment variables read here (the others belong to dbconfig, auth and
@@ -65,6 +66,7 @@ var (
 		{Name: lambda.EnvHandlersFunction}, {Name: lambda.EnvMaxPayloadBytes},
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
 	})
+	httpEnv = []EnvVar{{Name: stephandler.EnvHTTPAllowedHosts}, {Name: stephandler.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{
 		{Name: auth.EnvHS256Secret, Group: GroupAuth}, {Name: EnvAuthSecretARN, Group: GroupAuth},
 		{Name: auth.EnvJWKSURL, Group: GroupAuth}, {Name: EnvAuthDisabled, Group: GroupAuth},

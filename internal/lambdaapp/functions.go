@@ -44,9 +44,15 @@ var (
 func Handlers(register func(*stephandler.Registry) error) Function {
 	return Function{
 		Name: "handlers",
-		Env:  join(logEnv, templatesEnv),
+		Env:  join(logEnv, templatesEnv, httpEnv),
 		setup: func(ctx context.Context, s *setup) (any, error) {
-			reg := stephandler.NewRegistry()
+			// tasker.http refuses private and loopback addresses here
+			// unless TASKER_HTTP_DENY_PRIVATE=false.
+			policy, err := stephandler.HTTPPolicyFromEnv(s.getenv, true)
+			if err != nil {
+				return nil, fmt.Errorf("handlers function: %w", err)
+			}
+			reg := stephandler.NewRegistry(stephandler.WithHTTPPolicy(policy))
 			if register != nil {
 				if err := register(reg); err != nil {
 					return nil, fmt.Errorf("register step handlers: %w", err)

@@ -44,13 +44,24 @@ type RegistryOption func(*registryConfig)
 
 type registryConfig struct {
 	httpClient *http.Client
+	httpPolicy HTTPPolicy
 }
 
 // WithHTTPClient sets the client of the built-in tasker.http handler
 // (default: a client without a global timeout; each request is bounded by
-// the step's timeout_seconds).
+// the step's timeout_seconds). Its CheckRedirect is replaced by the step's
+// follow_redirects policy; under HTTPPolicy.DenyPrivate its transport must
+// be an *http.Transport without its own dialer, which is cloned with a
+// guarded one (otherwise every tasker.http attempt fails permanently).
 func WithHTTPClient(c *http.Client) RegistryOption {
 	return func(rc *registryConfig) { rc.httpClient = c }
+}
+
+// WithHTTPPolicy restricts the hosts and addresses the built-in
+// tasker.http handler may reach (default: no restriction). Read it with
+// HTTPPolicyFromEnv where the process starts.
+func WithHTTPPolicy(p HTTPPolicy) RegistryOption {
+	return func(rc *registryConfig) { rc.httpPolicy = p }
 }
 
 // NewRegistry returns a registry holding the built-ins tasker.noop and
@@ -62,7 +73,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	}
 	r := &Registry{handlers: map[string]Handler{}}
 	r.handlers[BuiltinNoop] = noop
-	r.handlers[BuiltinHTTP] = NewHTTPHandler(rc.httpClient)
+	r.handlers[BuiltinHTTP] = NewHTTPHandler(rc.httpClient, rc.httpPolicy)
 	return r
 }
 
