@@ -26,6 +26,14 @@
 // reused for another workflow); 413 past the body limit; 415 for a
 // non-JSON Content-Type.
 //
+// With auth off (the local default) two more checks defend the developer's
+// browser (docs/security.md): every POST needs Content-Type:
+// application/json (415 otherwise), so a cross-site form or text/plain post
+// cannot change state, and with Config.AllowedHosts a Host that is not one
+// of the server's names is a 421, so a DNS-rebound page cannot read it.
+// List and read responses keep to a byte budget (Config.MaxResponseBytes,
+// budget.go) and take ?fields= to leave large members out.
+//
 // Import rules: api imports engine, store, template, auth and graph; only
 // functions/* and cmd/* import api.
 package api
