@@ -156,22 +156,38 @@ func (s *server) writeTask(w http.ResponseWriter, r *http.Request, status int, t
 		return
 	}
 	if len(body) > s.maxResponse && fields.has("steps") && len(t.Steps) > 0 {
-		byResult := make([]int, len(t.Steps))
-		for i := range byResult {
-			byResult[i] = i
+		// Each result's share of the body is its compact encoding.
+		size := make([]int, len(t.Steps))
+		order := make([]int, len(t.Steps))
+		for i, st := range t.Steps {
+			order[i] = i
+			if st.Result != nil {
+				var c bytes.Buffer
+				if json.Compact(&c, st.Result) == nil {
+					size[i] = c.Len()
+				} else {
+					size[i] = len(st.Result)
+				}
+			}
 		}
-		slices.SortStableFunc(byResult, func(a, b int) int { return cmp.Compare(len(t.Steps[b].Result), len(t.Steps[a].Result)) })
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(size[b], size[a]) })
 		over := len(body) - s.maxResponse
 		steps := slices.Clone(t.Steps)
-		for _, i := range byResult {
+		for _, i := range order {
 			if over <= 0 || steps[i].Result == nil {
 				break
 			}
-			over -= len(steps[i].Result) - len("null")
+			over -= size[i] - len("null")
 			steps[i].Result = nil
 		}
 		t.Steps = steps
-		if body, err = encodeFields(t, fields); err != nil {
+		if body, err = encodeFields(t, fields); err == nil && len(body) > s.maxResponse {
+			for i := range steps { // an estimate fell short: leave them all out
+				steps[i].Result = nil
+			}
+			body, err = encodeFields(t, fields)
+		}
+		if err != nil {
 			s.fail(w, r, fmt.Errorf("encode task: %w", err))
 			return
 		}
