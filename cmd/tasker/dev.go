@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/taskerhq/tasker/handlers"
+	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
@@ -85,7 +86,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer stopDB()
 	srv, err := devserver.Start(ctx, devserver.Options{
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: *addr, Auth: verifier, Logger: logger,
-		MaxInFlight: *maxInFlight, Workers: *workers, SweepInterval: *sweep, TracerProvider: tp,
+		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
+		MaxInFlight:  *maxInFlight, Workers: *workers, SweepInterval: *sweep, TracerProvider: tp,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)

@@ -26,6 +26,14 @@
 // reused for another workflow); 413 past the body limit; 415 for a
 // non-JSON Content-Type.
 //
+// With auth off (the local default) two more checks defend the developer's
+// browser (docs/security.md): every POST needs Content-Type:
+// application/json (415 otherwise), so a cross-site form or text/plain post
+// cannot change state, and with Config.AllowedHosts a Host that is not one
+// of the server's names is a 421, so a DNS-rebound page cannot read it.
+// List and read responses keep to a byte budget (Config.MaxResponseBytes,
+// budget.go) and take ?fields= to leave large members out.
+//
 // Import rules: api imports engine, store, template, auth and graph; only
 // functions/* and cmd/* import api.
 package api
@@ -37,6 +45,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +79,14 @@ type Config struct {
 	Metrics http.Handler
 	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// MaxResponseBytes is the byte budget of list and read responses
+	// (default DefaultMaxResponseBytes): a task list stops early with a
+	// next_cursor, a task read leaves out its largest step results.
+	MaxResponseBytes int
+	// AllowedHosts, when not nil and auth is off, are the Host header
+	// values the API answers (see LocalHosts); any other Host is a 421.
+	// It defeats DNS rebinding against a local server (docs/security.md).
+	AllowedHosts []string
 	// TracerProvider makes a server span per request, continuing the
 	// caller's trace (traceparent or X-Amzn-Trace-Id); tasks created in
 	// the request join it. Default: none.
@@ -84,6 +101,10 @@ type server struct {
 	log     *slog.Logger
 	metrics http.Handler
 	maxBody int64
+	// maxResponse is the response byte budget.
+	maxResponse int
+	// hosts are the allowed Host values, lower case; nil allows any.
+	hosts   []string
 	tracer  trace.Tracer
 	tracing bool
 	mux     *http.ServeMux
@@ -123,9 +144,18 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
 	s := &server{
 		eng: cfg.Engine, store: st, tpls: cfg.Engine.Templates(), auth: cfg.Auth, log: cfg.Logger,
-		metrics: cfg.Metrics, maxBody: cfg.MaxBodyBytes, mux: http.NewServeMux(),
+		metrics: cfg.Metrics, maxBody: cfg.MaxBodyBytes, maxResponse: cfg.MaxResponseBytes, mux: http.NewServeMux(),
+	}
+	if cfg.AllowedHosts != nil {
+		s.hosts = []string{}
+		for _, h := range cfg.AllowedHosts {
+			s.hosts = append(s.hosts, strings.ToLower(strings.TrimSpace(h)))
+		}
 	}
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
@@ -196,6 +226,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			span.End()
 		}
 	}()
+	if s.auth == nil && s.hosts != nil && !hostAllowed(s.hosts, r.Host) {
+		s.writeProblem(rec, r, newProblem(http.StatusMisdirectedRequest, TypeMisdirected,
+			"this server does not answer for host "+strconv.Quote(r.Host)+"; add it to "+EnvAllowedHosts+" if it is yours"))
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.unrouted(rec, r)
 		return
@@ -251,6 +286,14 @@ func (s *server) guard(rt route) http.Handler {
 			}
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		// Without auth, a state change must say it is JSON: a page in the
+		// developer's browser can send a cross-site "simple" request
+		// (form or text/plain, or no body at all) without a CORS preflight,
+		// but not one with Content-Type: application/json.
+		if s.auth == nil && rt.method != http.MethodGet && !isJSONMediaType(r.Header.Get("Content-Type")) {
+			s.writeProblem(w, r, unsupportedMedia())
+			return
+		}
 		if r.ContentLength > s.maxBody {
 			s.writeProblem(w, r, tooLarge(s.maxBody))
 			return

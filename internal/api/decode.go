@@ -23,12 +23,8 @@ import (
 // wrapped in http.MaxBytesReader by the route, so reading past the limit
 // fails with *http.MaxBytesError (413).
 func readObject(r *http.Request, optional bool) (*object, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
-			return nil, newProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMedia,
-				"the request body must be application/json").withHeader("Accept-Post", "application/json")
-		}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMediaType(ct) {
+		return nil, unsupportedMedia()
 	}
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -92,6 +88,19 @@ func readObject(r *http.Request, optional bool) (*object, error) {
 		return nil, invalid(errs...)
 	}
 	return obj, nil
+}
+
+// isJSONMediaType reports whether ct is application/json or
+// application/*+json (parameters allowed).
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")))
+}
+
+func unsupportedMedia() *Problem {
+	return newProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMedia,
+		"the request body must be application/json (send Content-Type: application/json, even with an empty body)").
+		withHeader("Accept-Post", "application/json")
 }
 
 func syntaxProblem(err error) *Problem {

@@ -84,9 +84,11 @@ type env struct {
 }
 
 type envOptions struct {
-	auth    bool
-	maxBody int64
-	metrics http.Handler
+	auth        bool
+	maxBody     int64
+	maxResponse int
+	hosts       []string // api.Config.AllowedHosts
+	metrics     http.Handler
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-tasker-api-tests")
@@ -115,7 +117,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Engine: e.eng, MaxBodyBytes: opts.maxBody, Metrics: opts.metrics}
+	cfg := api.Config{Engine: e.eng, MaxBodyBytes: opts.maxBody, Metrics: opts.metrics,
+		MaxResponseBytes: opts.maxResponse, AllowedHosts: opts.hosts}
 	if opts.auth {
 		e.secret = testSecret
 		cfg.Auth, err = auth.New(t.Context(), auth.Config{HS256Secret: testSecret})
@@ -168,7 +171,8 @@ func (r resp) decode(t *testing.T, v any) {
 type req struct {
 	method, path string
 	body         any               // string, []byte, io.Reader or a value to marshal
-	header       map[string]string // extra headers
+	header       map[string]string // extra headers; "" leaves the header out
+	host         string            // Host header; default example.com
 	token        string
 }
 
@@ -194,14 +198,21 @@ func (e *env) do(rq req) resp {
 		body = bytes.NewReader(data)
 	}
 	r := httptest.NewRequest(rq.method, rq.path, body)
-	if body != nil {
+	if body != nil || rq.method == http.MethodPost {
+		// As a client should; with auth off a POST without it is a 415.
 		r.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range rq.header {
 		r.Header.Set(k, v)
+		if v == "" { // an empty value sends no such header
+			r.Header.Del(k)
+		}
 	}
 	if rq.token != "" {
 		r.Header.Set("Authorization", "Bearer "+rq.token)
+	}
+	if rq.host != "" {
+		r.Host = rq.host
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)

@@ -25,6 +25,7 @@ const (
 	TypeMethodNotAllowed = ProblemBase + "method-not-allowed"     // 405
 	TypeConflict         = ProblemBase + "conflict"               // 409
 	TypeTooLarge         = ProblemBase + "payload-too-large"      // 413
+	TypeMisdirected      = ProblemBase + "misdirected-request"    // 421: Host not one of this server's names
 	TypeUnsupportedMedia = ProblemBase + "unsupported-media-type" // 415
 	TypeValidation       = ProblemBase + "validation"             // 422: well-formed JSON that does not fit
 	TypeInternal         = ProblemBase + "internal"               // 500
@@ -40,6 +41,7 @@ var titles = map[string]string{
 	TypeMethodNotAllowed: "Method not allowed",
 	TypeConflict:         "Conflict",
 	TypeTooLarge:         "Payload too large",
+	TypeMisdirected:      "Misdirected request",
 	TypeUnsupportedMedia: "Unsupported media type",
 	TypeValidation:       "Validation failed",
 	TypeInternal:         "Internal server error",

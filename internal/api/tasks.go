@@ -183,7 +183,7 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 	if created.Created {
 		status = http.StatusCreated
 	}
-	s.writeJSON(w, r, status, taskView(t, true))
+	s.writeTask(w, r, status, taskView(t, true), nil)
 }
 
 // unknownTemplate is a 422 pointing at the field that named nothing.
@@ -201,12 +201,18 @@ func (s *server) unknownTemplate(req engine.CreateRequest, err error) error {
 
 // GET /v1/tasks
 func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
-	q, err := query(r, []string{"namespace", "name", "status", "limit", "cursor"}, "status")
+	q, err := query(r, []string{"namespace", "name", "status", "limit", "cursor", "fields"}, "status")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	f := store.ListFilter{Namespace: q.Get("namespace"), Name: q.Get("name"), Limit: defaultListLimit}
+	fields, err := parseFields(q.Get("fields"), q.Has("fields"), taskListFields)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f := store.ListFilter{Namespace: q.Get("namespace"), Name: q.Get("name"), Limit: defaultListLimit,
+		MaxBytes: s.maxResponse - listEnvelope, OmitContext: !fields.has("context")}
 	for _, p := range []string{"namespace", "name"} {
 		if v := q.Get(p); q.Has(p) && !template.ValidName(v) {
 			s.fail(w, r, badParam(p, p+" must be 1-128 letters, digits, '_', '.' or '-'"))
@@ -246,15 +252,23 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := TaskList{Tasks: make([]Task, len(tasks))}
+	views := make([]Task, len(tasks))
 	for i, t := range tasks {
-		out.Tasks[i] = taskView(t, false)
+		views[i] = taskView(t, false)
 	}
+	var nc *string
 	if next != nil {
 		c := encodeCursor(*next)
-		out.NextCursor = &c
+		nc = &c
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	body, err := s.encodeTaskList(views, nc, fields, func(i int) string {
+		return encodeCursor(store.Cursor{CreatedAt: tasks[i].CreatedAt, ID: tasks[i].ID})
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeBody(w, http.StatusOK, body)
 }
 
 func contains(list []string, v string) bool {
@@ -297,8 +311,12 @@ func decodeCursor(s string) (store.Cursor, bool) {
 // GET /v1/tasks/{id}
 func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 	id, err := taskID(r)
+	var fields fieldSet
 	if err == nil {
-		_, err = query(r, nil)
+		var q url.Values
+		if q, err = query(r, []string{"fields"}); err == nil {
+			fields, err = parseFields(q.Get("fields"), q.Has("fields"), taskDetailFields)
+		}
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -309,7 +327,7 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, taskView(t, true))
+	s.writeTask(w, r, http.StatusOK, taskView(t, true), fields)
 }
 
 func taskErr(id uuid.UUID, err error) error {
@@ -375,7 +393,7 @@ func (s *server) operate(w http.ResponseWriter, r *http.Request, do func(uuid.UU
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, taskView(t, true))
+	s.writeTask(w, r, http.StatusOK, taskView(t, true), nil)
 }
 
 // taskConflict explains a 409 with the task's current status.
@@ -404,15 +422,26 @@ func stepParams(r *http.Request) (uuid.UUID, string, error) {
 
 // GET /v1/tasks/{id}/steps/{step}
 func (s *server) getStep(w http.ResponseWriter, r *http.Request) {
-	id, name, err := stepParams(r)
+	id, err := taskID(r)
+	var name string
+	if err == nil {
+		name, err = stepName(r)
+	}
+	var fields fieldSet
+	if err == nil {
+		var q url.Values
+		if q, err = query(r, []string{"fields"}); err == nil {
+			fields, err = parseFields(q.Get("fields"), q.Has("fields"), stepDetailFields)
+		}
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeStep(w, r, id, name)
+	s.writeStep(w, r, id, name, fields)
 }
 
-func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID, name string) {
+func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID, name string, fields fieldSet) {
 	st, trs, taskFound, err := s.store.GetStep(r.Context(), id, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) && taskFound {
@@ -421,7 +450,15 @@ func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID,
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, stepDetailView(st, trs))
+	if fields != nil {
+		fields["name"] = true // a step is named by its name, as a task by its id
+	}
+	body, err := encodeFields(stepDetailView(st, trs), fields)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("encode step: %w", err))
+		return
+	}
+	writeBody(w, http.StatusOK, body)
 }
 
 // POST /v1/tasks/{id}/steps/{step}/resolve
@@ -441,7 +478,7 @@ func (s *server) resolveStep(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, s.resolveErr(r, id, name, err))
 		return
 	}
-	s.writeStep(w, r, id, name)
+	s.writeStep(w, r, id, name, nil)
 }
 
 // resolveErr explains why a step could not be resolved.

@@ -10,7 +10,11 @@
 //     and, rate-limited, when a token names an unknown key id.
 //
 // Every token must carry `exp`; `nbf` and `iat` are checked when present, all
-// with a leeway (30s by default). The issuer and audience are checked when
+// with a leeway (30s by default). A token may live at most MaxLifetime (24 h
+// by default, TASKER_AUTH_MAX_TOKEN_LIFETIME): `exp` may be at most that far
+// after `iat` and after now, so a token with an absurd `exp` is refused. A
+// token whose header has a `crit` member is refused: Tasker understands no
+// JWS extension (RFC 7515 §4.1.11). The issuer and audience are checked when
 // configured. Only HS256 (with a secret), RS256 and ES256 (with a JWKS URL)
 // are accepted: `alg: none` and algorithm confusion (an HS256 token "signed"
 // with an RSA public key) are rejected.
@@ -46,6 +50,7 @@ const (
 	EnvJWKSURL     = "TASKER_AUTH_JWKS_URL"
 	EnvIssuer      = "TASKER_AUTH_ISSUER"
 	EnvAudience    = "TASKER_AUTH_AUDIENCE"
+	EnvMaxLifetime = "TASKER_AUTH_MAX_TOKEN_LIFETIME"
 )
 
 const (
@@ -55,6 +60,9 @@ const (
 
 	// DefaultLeeway is used when Config.Leeway is zero.
 	DefaultLeeway = 30 * time.Second
+
+	// DefaultMaxLifetime is used when Config.MaxLifetime is zero.
+	DefaultMaxLifetime = 24 * time.Hour
 
 	defaultHTTPTimeout = 10 * time.Second
 	// jwksRefreshInterval is the background refresh period of the JWKS cache.
@@ -91,6 +99,7 @@ type Config struct {
 	Issuer      string           // checked when set
 	Audience    string           // checked when set
 	Leeway      time.Duration    // exp/nbf/iat leeway, default 30s
+	MaxLifetime time.Duration    // longest exp-iat and exp-now, default 24h
 	HTTPClient  *http.Client     // for JWKS; default with timeout
 	Now         func() time.Time // for tests; default time.Now
 }
@@ -122,6 +131,12 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.MaxLifetime < 0 {
+		return nil, fmt.Errorf("auth: negative maximum token lifetime %s", cfg.MaxLifetime)
+	}
+	if cfg.MaxLifetime == 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -166,7 +181,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 }
 
 // FromEnv builds a Verifier from TASKER_AUTH_HS256_SECRET,
-// TASKER_AUTH_JWKS_URL, TASKER_AUTH_ISSUER and TASKER_AUTH_AUDIENCE. It
+// TASKER_AUTH_JWKS_URL, TASKER_AUTH_ISSUER, TASKER_AUTH_AUDIENCE and
+// TASKER_AUTH_MAX_TOKEN_LIFETIME (a Go duration such as 12h). It
 // returns (nil, nil) when neither the secret nor the JWKS URL is set: auth is
 // off. Setting only an issuer or audience is an error rather than silently
 // running without auth.
@@ -176,6 +192,13 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Verifier, error)
 		JWKSURL:     strings.TrimSpace(getenv(EnvJWKSURL)),
 		Issuer:      strings.TrimSpace(getenv(EnvIssuer)),
 		Audience:    strings.TrimSpace(getenv(EnvAudience)),
+	}
+	if raw := strings.TrimSpace(getenv(EnvMaxLifetime)); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("auth: %s must be a positive duration such as 12h, got %q", EnvMaxLifetime, raw)
+		}
+		cfg.MaxLifetime = d
 	}
 	if len(cfg.HS256Secret) == 0 && cfg.JWKSURL == "" {
 		if cfg.Issuer != "" || cfg.Audience != "" {
@@ -205,6 +228,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if err != nil {
 		return nil, v.explain(tok, claims, err)
 	}
+	if _, ok := tok.Header["crit"]; ok {
+		return nil, invalid("unsupported crit header", nil)
+	}
+	if err := v.checkLifetime(claims); err != nil {
+		return nil, err
+	}
 	sub, err := claims.GetSubject()
 	if err != nil {
 		return nil, invalid("malformed sub claim", err)
@@ -214,6 +243,29 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 		return nil, invalid(err.Error(), err)
 	}
 	return &Principal{Subject: sub, Permissions: perms}, nil
+}
+
+// checkLifetime refuses a token that may live longer than MaxLifetime:
+// exp more than MaxLifetime after iat (when present) or after now (plus
+// the leeway, for clock skew). The parser has already checked that exp is
+// present and in the future.
+func (v *Verifier) checkLifetime(claims jwt.MapClaims) error {
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return invalid("malformed claim", err)
+	}
+	limit := v.cfg.MaxLifetime
+	if exp.Sub(v.cfg.Now()) > limit+v.cfg.Leeway { // Sub saturates, so exp = 10^18 s cannot wrap
+		return invalid(fmt.Sprintf("lives longer than %s (exp too far ahead)", limit), nil)
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil {
+		return invalid("malformed claim", err)
+	}
+	if iat != nil && exp.Sub(iat.Time) > limit {
+		return invalid(fmt.Sprintf("lives longer than %s (exp - iat)", limit), nil)
+	}
+	return nil
 }
 
 // keyfunc returns the verification key for tok. The HMAC secret is returned

@@ -279,6 +279,44 @@ func TestVerify(t *testing.T) {
 		{name: "unknown kid", cfg: jwks,
 			token: sign(t, jwt.SigningMethodRS256, rsaKeyB(), "nope", claims(nil)), wantErr: `unknown key id "nope"`},
 
+		{name: "crit header refused", cfg: hs,
+			token: func() string {
+				tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims(nil)))
+				tok.Header["crit"] = []string{"exp-ext"}
+				tok.Header["exp-ext"] = true
+				s, err := tok.SignedString(testSecret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}(), wantErr: "unsupported crit header"},
+		{name: "crit header refused (RS256)", cfg: jwks,
+			token: func() string {
+				tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims(claims(nil)))
+				tok.Header["kid"] = "rsa-a"
+				tok.Header["crit"] = []string{"b64"}
+				tok.Header["b64"] = false
+				s, err := tok.SignedString(rsaKeyA())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}(), wantErr: "unsupported crit header"},
+		{name: "lifetime: exp 10^18 refused", cfg: hs,
+			token: hsTok(claims(map[string]any{"exp": int64(1e18)})), wantErr: "lives longer than 24h0m0s"},
+		{name: "lifetime: exp 10^18 without iat refused", cfg: hs,
+			token: hsTok(claims(map[string]any{"exp": int64(1e18), "iat": nil})), wantErr: "exp too far ahead"},
+		{name: "lifetime: exp - iat over 24h refused", cfg: hs,
+			token: hsTok(claims(map[string]any{"iat": testNow.Add(-2 * time.Hour).Unix(), "exp": testNow.Add(23 * time.Hour).Unix()})), wantErr: "exp - iat"},
+		{name: "lifetime: exactly 24h accepted", cfg: hs,
+			token:   hsTok(claims(map[string]any{"iat": testNow.Unix(), "exp": testNow.Add(24 * time.Hour).Unix()})),
+			wantSub: "alice", wantPerms: []string{TasksRead, TasksList}},
+		{name: "lifetime: custom 1h refuses 2h", cfg: Config{HS256Secret: testSecret, MaxLifetime: time.Hour},
+			token: hsTok(claims(map[string]any{"iat": testNow.Unix(), "exp": testNow.Add(2 * time.Hour).Unix()})), wantErr: "lives longer than 1h0m0s"},
+		{name: "lifetime: custom 48h accepts 30h", cfg: Config{HS256Secret: testSecret, MaxLifetime: 48 * time.Hour},
+			token:   hsTok(claims(map[string]any{"iat": testNow.Unix(), "exp": testNow.Add(30 * time.Hour).Unix()})),
+			wantSub: "alice", wantPerms: []string{TasksRead, TasksList}},
+
 		{name: "malformed", cfg: hs, token: "not.a.jwt", wantErr: "malformed token", wantIs: jwt.ErrTokenMalformed},
 		{name: "empty", cfg: hs, token: "", wantErr: "empty token"},
 
@@ -466,6 +504,9 @@ func TestNewAndFromEnv(t *testing.T) {
 		{name: "JWKS", env: map[string]string{EnvJWKSURL: srv.URL, EnvIssuer: "https://issuer.example", EnvAudience: "tasker-api"}},
 		{name: "both", env: map[string]string{EnvHS256Secret: string(testSecret), EnvJWKSURL: srv.URL}},
 		{name: "JWKS over plain http to a remote host", env: map[string]string{EnvJWKSURL: "http://idp.example/jwks.json"}, wantErr: "must use https"},
+		{name: "max lifetime", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "12h"}},
+		{name: "max lifetime not a duration", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "a day"}, wantErr: EnvMaxLifetime},
+		{name: "max lifetime not positive", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "-1h"}, wantErr: EnvMaxLifetime},
 		{name: "JWKS URL not absolute", env: map[string]string{EnvJWKSURL: "/jwks.json"}, wantErr: "not an absolute URL"},
 	}
 	for _, tc := range tests {
@@ -505,6 +546,12 @@ func TestNewAndFromEnv(t *testing.T) {
 		t.Parallel()
 		if _, err := New(t.Context(), Config{HS256Secret: testSecret, Leeway: -time.Second}); err == nil {
 			t.Fatal("negative leeway accepted")
+		}
+	})
+	t.Run("New with negative max lifetime", func(t *testing.T) {
+		_, err := New(t.Context(), Config{HS256Secret: testSecret, MaxLifetime: -time.Hour})
+		if err == nil || !strings.Contains(err.Error(), "maximum token lifetime") {
+			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("secret copied", func(t *testing.T) {

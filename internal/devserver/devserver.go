@@ -47,6 +47,12 @@ type Options struct {
 	Registry *stephandler.Registry
 	// Addr to listen on; empty means no HTTP server (engine only).
 	Addr string
+	// AllowedHosts are Host values the API answers besides its own
+	// (localhost, 127.0.0.1 and [::1] with the port, and the listen
+	// address) when auth is off; tasker dev reads TASKER_ALLOWED_HOSTS.
+	AllowedHosts []string
+	// HTTP bounds the HTTP server's connections (zero fields: defaults).
+	HTTP HTTPLimits
 	// Auth verifies API tokens; nil runs the API open.
 	Auth   *auth.Verifier
 	Logger *slog.Logger
@@ -79,6 +85,60 @@ type Options struct {
 	QueryTracer pgx.QueryTracer
 }
 
+// HTTPLimits bound the local HTTP server, so slow or idle connections
+// cannot hold it (docs/security.md).
+type HTTPLimits struct {
+	// ReadHeaderTimeout is how long a request's headers may take (5 s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout is how long a whole request may take to arrive (30 s).
+	ReadTimeout time.Duration
+	// WriteTimeout is how long a response may take (60 s).
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (60 s).
+	IdleTimeout time.Duration
+	// MaxConns caps open connections (512); at the cap the longest idle
+	// or unstarted connection makes room for a new one.
+	MaxConns int
+	// MaxHeaderBytes caps request headers (64 KiB).
+	MaxHeaderBytes int
+}
+
+func (l HTTPLimits) withDefaults() HTTPLimits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.ReadHeaderTimeout, 5*time.Second)
+	def(&l.ReadTimeout, 30*time.Second)
+	def(&l.WriteTimeout, 60*time.Second)
+	def(&l.IdleTimeout, 60*time.Second)
+	if l.MaxConns <= 0 {
+		l.MaxConns = 512
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = 64 << 10
+	}
+	return l
+}
+
+// newHTTPServer returns the server for h with the limits, and the listener
+// that enforces the connection cap.
+func newHTTPServer(h http.Handler, ln net.Listener, lim HTTPLimits, log *slog.Logger) (*http.Server, *connLimiter) {
+	lim = lim.withDefaults()
+	cl := newConnLimiter(ln, lim.MaxConns)
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ConnState:         cl.track,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}, cl
+}
+
 // Server is a running local Tasker.
 type Server struct {
 	Engine  *engine.Engine
@@ -92,6 +152,7 @@ type Server struct {
 	Addr string
 
 	log    *slog.Logger
+	limits HTTPLimits
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	http   *http.Server
@@ -204,31 +265,44 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			log.Error("sweeper stopped", "error", err)
 		}
 	}()
-	h, err := api.New(api.Config{Engine: eng, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics,
-		TracerProvider: opts.TracerProvider})
-	if err != nil {
-		s.Close(context.Background())
-		return nil, err
-	}
-	s.Handler = h
+	var ln net.Listener
+	var hosts []string
 	if opts.Addr != "" {
-		ln, err := net.Listen("tcp", opts.Addr)
-		if err != nil {
+		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
 			s.Close(context.Background())
 			return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 		}
 		s.Addr = ln.Addr().String()
-		s.http = &http.Server{Handler: webui.Mount(h), ReadHeaderTimeout: 10 * time.Second}
+		hosts = api.LocalHosts(s.Addr, opts.AllowedHosts)
+	}
+	h, err := api.New(api.Config{Engine: eng, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics,
+		TracerProvider: opts.TracerProvider, AllowedHosts: hosts})
+	if err != nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		s.Close(context.Background())
+		return nil, err
+	}
+	s.Handler = h
+	if ln != nil {
+		var cl net.Listener
+		s.limits = opts.HTTP.withDefaults()
+		s.http, cl = newHTTPServer(webui.Mount(h), ln, s.limits, log)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.http.Serve(cl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server stopped", "error", err)
 			}
 		}()
 	}
 	return s, nil
 }
+
+// HTTPLimits returns the limits the HTTP server runs with; zero without
+// an HTTP server.
+func (s *Server) HTTPLimits() HTTPLimits { return s.limits }
 
 // Close stops the HTTP server, lets in-flight handlers finish (bounded by
 // ctx), and stops the scheduler. Attempts still running when ctx ends are

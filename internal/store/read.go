@@ -206,6 +206,32 @@ type ListFilter struct {
 	After *Cursor
 	// Limit is the page size, 1..1000.
 	Limit int
+	// MaxBytes bounds the page: tasks are added while the sum of their
+	// sizes (TaskView.Size) stays within it, and always at least one, so a
+	// page of large contexts stops early with a cursor. The rows are read
+	// in small batches, so the store never holds much more than MaxBytes
+	// (plus one batch) of a page. 0 means no bound.
+	MaxBytes int
+	// OmitContext leaves Context nil in the results, and out of MaxBytes.
+	OmitContext bool
+}
+
+// firstListBatch is how many rows a budgeted ListTasks reads first, before
+// it knows how large the rows are: a bound on what one batch holds.
+const firstListBatch = 4
+
+// Size estimates the bytes the task takes when encoded as JSON without its
+// steps: its context and text, plus a fixed allowance for the rest.
+func (t TaskView) Size() int {
+	n := 400 + len(t.Context) + len(t.Namespace) + len(t.Name) + len(t.Version) + len(t.Initiator) +
+		len(t.SourceSystem) + len(t.Reason) + len(t.CorrelationID)
+	if t.IdempotencyKey != nil {
+		n += len(*t.IdempotencyKey)
+	}
+	for _, tag := range t.Tags {
+		n += len(tag) + 3
+	}
+	return n
 }
 
 // MaxListLimit bounds ListFilter.Limit.
@@ -213,13 +239,17 @@ const MaxListLimit = 1000
 
 // ListTasks returns one page of tasks, newest first, ordered by
 // (created_at DESC, id DESC), without their steps. next is the cursor of
-// the following page, nil on the last page. The order is total, so walking
-// the pages sees every task that existed at the first call exactly once.
+// the following page, nil on the last page; a page cut short by
+// f.MaxBytes has one too. The order is total, so walking the pages sees
+// every task that existed at the first call exactly once.
 func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, next *Cursor, err error) {
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, nil, fmt.Errorf("list tasks: limit %d out of range 1..%d", f.Limit, MaxListLimit)
 	}
-	p := dbgen.ListTasksParams{MaxRows: int32(f.Limit + 1)}
+	if f.MaxBytes < 0 {
+		return nil, nil, fmt.Errorf("list tasks: negative byte budget %d", f.MaxBytes)
+	}
+	var p dbgen.ListTasksParams
 	if f.Namespace != "" {
 		p.Namespace = &f.Namespace
 	}
@@ -236,23 +266,45 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 	if f.After != nil {
 		p.AfterCreatedAt, p.AfterID = &f.After.CreatedAt, &f.After.ID
 	}
-	// Planned for these very parameters, so the "no filter" branches fold
-	// away and the right index is chosen, instead of one generic plan for
-	// every filter combination.
-	rows, err := dbq.ListTasks(ctx, describeExec{s.pool}, p)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list tasks: %w", err)
+	// Without a budget one query reads the page and one row more (which
+	// says whether there is a next page). With one, the rows are read in
+	// batches sized from the rows seen so far and the budget left, each
+	// continuing after the last task taken.
+	batch := f.Limit + 1
+	if f.MaxBytes > 0 {
+		batch = min(batch, firstListBatch)
 	}
-	tasks = make([]TaskView, len(rows))
-	for i, r := range rows {
-		tasks[i] = taskView(dbgen.ReadTaskRow(r))
-	}
-	if len(tasks) > f.Limit {
-		tasks = tasks[:f.Limit]
+	used := 0
+	for {
+		p.MaxRows = int32(batch)
+		// Planned for these very parameters, so the "no filter" branches
+		// fold away and the right index is chosen, instead of one generic
+		// plan for every filter combination.
+		rows, err := dbq.ListTasks(ctx, describeExec{s.pool}, p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list tasks: %w", err)
+		}
+		for _, r := range rows {
+			t := taskView(dbgen.ReadTaskRow(r))
+			if f.OmitContext {
+				t.Context = nil
+			}
+			size := t.Size()
+			if len(tasks) == f.Limit || (f.MaxBytes > 0 && len(tasks) > 0 && used+size > f.MaxBytes) {
+				last := tasks[len(tasks)-1]
+				return tasks, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
+			}
+			tasks = append(tasks, t)
+			used += size
+		}
+		if len(rows) < batch {
+			return tasks, nil, nil
+		}
 		last := tasks[len(tasks)-1]
-		next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		p.AfterCreatedAt, p.AfterID = &last.CreatedAt, &last.ID
+		avg := used/len(tasks) + 1
+		batch = min(f.Limit-len(tasks)+1, max(1, (f.MaxBytes-used)/avg+1))
 	}
-	return tasks, next, nil
 }
 
 // SystemStatus is what the status endpoint reports from the database.
