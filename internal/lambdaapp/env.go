@@ -70,7 +70,7 @@ var (
 	authEnv = []EnvVar{
 		{Name: auth.EnvHS256Secret, Group: GroupAuth}, {Name: EnvAuthSecretARN, Group: GroupAuth},
 		{Name: auth.EnvJWKSURL, Group: GroupAuth}, {Name: EnvAuthDisabled, Group: GroupAuth},
-		{Name: auth.EnvIssuer}, {Name: auth.EnvAudience},
+		{Name: auth.EnvIssuer}, {Name: auth.EnvAudience}, {Name: auth.EnvMaxLifetime},
 	}
 )
 

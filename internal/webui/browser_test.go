@@ -13,6 +13,7 @@ import (
 	"image"
 	"image/png"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -135,18 +136,28 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	if o.templates == nil {
 		o.templates = templates.FS
 	}
+	// The browser talks to this test server, not to the devserver's own
+	// listener, so its address must be one the API answers for.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := devserver.Start(context.Background(), devserver.Options{
 		DatabaseURL: pgtest.URL(t), Templates: o.templates, Registry: o.registry, Addr: "127.0.0.1:0",
-		Auth: o.auth, SweepInterval: 200 * time.Millisecond,
+		Auth: o.auth, SweepInterval: 200 * time.Millisecond, AllowedHosts: []string{ln.Addr().String()},
 	})
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	h := webui.Mount(srv.Handler)
 	if o.wrap != nil {
 		h = o.wrap(h)
 	}
-	hs := httptest.NewServer(h)
+	hs := httptest.NewUnstartedServer(h)
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
