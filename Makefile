@@ -13,7 +13,7 @@ PKGS         ?= ./...
 # of it); later runs reuse the Go build cache.
 SQLC ?= $(GO) -C tools/sqlc tool sqlc
 
-.PHONY: build test dev lint soak bench generate
+.PHONY: build test dev lint soak bench generate fuzz
 
 ## build: compile every package and the tasker CLI into bin/tasker
 build:
@@ -29,7 +29,12 @@ build:
 test:
 	@scripts/install-test-deps
 	@$(GO) build -o bin/withpg ./scripts/withpg
-	bin/withpg -- $(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)
+	bin/withpg -- sh -c '$(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS) && scripts/fuzz'
+
+## fuzz: every fuzz target for FUZZTIME each (default 3s); make test runs it too
+fuzz:
+	@$(GO) build -o bin/withpg ./scripts/withpg
+	bin/withpg -- scripts/fuzz
 
 ## soak: crash, database-outage and 10,000-task overload scenarios (docs/reliability.md)
 soak:
