@@ -162,7 +162,7 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 	}
 	req.CorrelationID = correlationFrom(r.Context())
 	req.Actor = actor(r.Context())
-	req.IdempotencyScope = idempotencyScope(r.Context())
+	req.IdempotencyScope = s.idempotencyScope(r.Context())
 	created, err := s.eng.CreateTask(r.Context(), req)
 	if errors.Is(err, template.ErrNotFound) {
 		err = s.unknownTemplate(req, err)
@@ -187,11 +187,15 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 // idempotencyScope is the scope of the caller's idempotency keys
 // (docs/security.md, "Idempotency keys"): "sub:<subject>" for an
 // authenticated caller, "" (the whole deployment) when auth is off.
-func idempotencyScope(ctx context.Context) string {
-	if p := principalFrom(ctx); p != nil {
-		return "sub:" + p.Subject
+func (s *server) idempotencyScope(ctx context.Context) string {
+	if s.auth == nil {
+		return ""
 	}
-	return ""
+	sub := ""
+	if p := principalFrom(ctx); p != nil {
+		sub = p.Subject
+	}
+	return "sub:" + sub
 }
 
 // unknownTemplate is a 422 pointing at the field that named nothing.
