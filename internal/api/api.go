@@ -22,8 +22,8 @@
 // the template's context_schema (one pointer per violation, e.g.
 // /context/payment_info/amount); 404 for unknown tasks, steps, templates
 // and routes; 409 for state conflicts (cancel a finished task, retry a
-// task not in error, resolve a step not in error, an idempotency key
-// reused for another workflow); 413 past the body limit; 415 for a
+// task not in error, resolve a step not in error, an idempotency key the
+// caller used with a different request); 413 past the body limit; 415 for a
 // non-JSON Content-Type.
 //
 // With auth off (the local default) two more checks defend the developer's

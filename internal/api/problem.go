@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
 )
@@ -164,6 +165,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p = notFound("not found")
 	case errors.Is(err, template.ErrNotFound):
 		p = notFound("no such template")
+	case errors.Is(err, engine.ErrIdempotencyConflict):
+		// Says nothing of the task that holds the key.
+		p = conflict("this idempotency key was used with a different request")
 	case errors.Is(err, store.ErrConflict):
 		p = conflict("the resource is not in a state that allows this")
 	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -161,6 +162,7 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 	}
 	req.CorrelationID = correlationFrom(r.Context())
 	req.Actor = actor(r.Context())
+	req.IdempotencyScope = s.idempotencyScope(r.Context())
 	created, err := s.eng.CreateTask(r.Context(), req)
 	if errors.Is(err, template.ErrNotFound) {
 		err = s.unknownTemplate(req, err)
@@ -174,16 +176,26 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if !created.Created && (t.Namespace != req.Namespace || t.Name != req.Name) {
-		s.fail(w, r, conflict(fmt.Sprintf("the idempotency key was already used for task %s of workflow %s/%s", t.ID, t.Namespace, t.Name)))
-		return
-	}
 	w.Header().Set("Location", "/v1/tasks/"+t.ID.String())
 	status := http.StatusOK
 	if created.Created {
 		status = http.StatusCreated
 	}
 	s.writeTask(w, r, status, taskView(t, true), nil)
+}
+
+// idempotencyScope is the scope of the caller's idempotency keys
+// (docs/security.md, "Idempotency keys"): "sub:<subject>" for an
+// authenticated caller, "" (the whole deployment) when auth is off.
+func (s *server) idempotencyScope(ctx context.Context) string {
+	if s.auth == nil {
+		return ""
+	}
+	sub := ""
+	if p := principalFrom(ctx); p != nil {
+		sub = p.Subject
+	}
+	return "sub:" + sub
 }
 
 // unknownTemplate is a 422 pointing at the field that named nothing.

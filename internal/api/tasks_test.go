@@ -267,7 +267,8 @@ func TestIdempotentCreate(t *testing.T) {
 	if r2.header.Get("Location") != "/v1/tasks/"+r1.json(t)["id"].(string) {
 		t.Fatalf("Location = %q", r2.header.Get("Location"))
 	}
-	// Body and header disagreeing, and a key reused for another workflow.
+	// Body and header disagreeing, and a key reused for another workflow
+	// (another request: see TestIdempotencyKeyScopedToCaller).
 	p := wantProblem(t, e.do(req{method: "POST", path: "/v1/tasks", body: orderBody(map[string]any{"idempotency_key": "a"}),
 		header: map[string]string{"Idempotency-Key": "b"}}), http.StatusUnprocessableEntity, "validation")
 	wantPointers(t, p, "/idempotency_key")

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,8 +32,47 @@ type CreateRequest struct {
 	Reason         string
 	Tags           []string
 	IdempotencyKey string
-	CorrelationID  string // empty: generated
-	Actor          string
+	// IdempotencyScope is who may replay IdempotencyKey: the key is unique
+	// within its scope only, and a replay from another scope is a new key
+	// (docs/security.md, "Idempotency keys"). The API uses "sub:<subject>"
+	// for an authenticated caller and "" (the whole deployment) when auth is
+	// off; triggers use TriggerScope.
+	IdempotencyScope string
+	CorrelationID    string // empty: generated
+	Actor            string
+}
+
+// TriggerScope is the idempotency scope of tasks started by triggers; no
+// API caller's scope is ever this one.
+const TriggerScope = "trigger"
+
+// ErrIdempotencyConflict: the idempotency key was already used in its
+// scope with a different request. It names no task.
+var ErrIdempotencyConflict = store.ErrIdempotencyConflict
+
+// requestHash is the sha256 (hex) of a canonical encoding of what the
+// caller asked for: the workflow and version as requested, the context
+// (decoded and re-encoded, so key order and white space do not matter),
+// initiator, source system, reason and tags. A replayed idempotency key
+// must come with the same hash.
+func requestHash(req CreateRequest) (string, error) {
+	d := json.NewDecoder(bytes.NewReader(req.Context))
+	d.UseNumber()
+	var c any
+	if err := d.Decode(&c); err != nil {
+		return "", fmt.Errorf("request hash: %w", err)
+	}
+	tags := req.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	b, err := json.Marshal([]any{"v1", req.Namespace, req.Name, req.Version, c,
+		req.Initiator, req.SourceSystem, req.Reason, tags})
+	if err != nil {
+		return "", fmt.Errorf("request hash: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // Created is the outcome of CreateTask.
@@ -45,7 +87,8 @@ type Created struct {
 // materialises the task with its steps and edges in one transaction, then
 // wakes the scheduler. Errors: template.ErrNotFound (wrapped) for an unknown
 // workflow, *template.ContextError for an invalid context (including one
-// PostgreSQL cannot store).
+// PostgreSQL cannot store), ErrIdempotencyConflict for an idempotency key
+// already used in its scope with another request.
 //
 // With tracing on, the task.create span (a child of the span in ctx, e.g.
 // the API request) roots the task's trace: its context is stored with the
@@ -76,6 +119,12 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	if err := tpl.ValidateContext(req.Context); err != nil {
 		return Created{}, err
 	}
+	var hash string
+	if req.IdempotencyKey != "" {
+		if hash, err = requestHash(req); err != nil {
+			return Created{}, err
+		}
+	}
 	if req.CorrelationID == "" {
 		req.CorrelationID = uuid.NewString()
 	}
@@ -87,7 +136,8 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	nt := store.NewTask{
 		ID: id, Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: req.Context,
 		Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason, Tags: req.Tags,
-		IdempotencyKey: req.IdempotencyKey, CorrelationID: req.CorrelationID, Actor: req.Actor, Now: now,
+		IdempotencyScope: req.IdempotencyScope, IdempotencyKey: req.IdempotencyKey, RequestHash: hash,
+		CorrelationID: req.CorrelationID, Actor: req.Actor, Now: now,
 		TraceParent: telemetry.TraceParent(ctx),
 	}
 	for _, st := range tpl.Steps {

@@ -219,8 +219,18 @@ RETURNS TABLE (kind text, task_id uuid) LANGUAGE sql AS $$ SELECT 'old', NULL::u
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(res.Applied, []string{"0009_function_rows.sql"}) || len(res.Functions) == 0 {
-		t.Fatalf("Up = %+v, want 0009 and the function files applied", res)
+	if len(res.Applied) == 0 || res.Applied[0] != "0009_function_rows.sql" || len(res.Functions) == 0 {
+		t.Fatalf("Up = %+v, want 0009 onwards and the function files applied", res)
+	}
+	// tasker_create_task took two more parameters and returned one more
+	// column from 0010 on: the old signature is gone, not overloaded.
+	var nargs []int16
+	rows, err := conn.Query(ctx, "SELECT pronargs FROM pg_proc WHERE proname = 'tasker_create_task'")
+	if err == nil {
+		nargs, err = pgx.CollectRows(rows, pgx.RowTo[int16])
+	}
+	if err != nil || !slices.Equal(nargs, []int16{28}) {
+		t.Errorf("tasker_create_task arities %v (%v), want [28] only", nargs, err)
 	}
 	for name, want := range map[string]string{
 		"tasker_scheduler_pass": "tasker_scheduler_pass_row",

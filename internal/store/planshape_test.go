@@ -277,9 +277,9 @@ func planCases(f planFixture) map[string]planCase {
 		"Heartbeat": {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
 		"CreateTask": {sql: dbgen.CreateTask, args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()
-			k := "plan-idem"
+			k, h := "plan-idem", "plan-hash"
 			return []any{uuid.New(), "plan", "odd", "1.0.0", json.RawMessage(`{}`), "", "", "", []string{"a"},
-				&k, "corr", now, "actor",
+				"sub:plan", &k, &h, "corr", now, "actor",
 				[]uuid.UUID{s1, s2}, []string{"a", "b"}, []string{"plan.noop", "plan.noop"},
 				[]json.RawMessage{json.RawMessage(`{}`), json.RawMessage(`{}`)},
 				[]int32{3, 3}, []int32{1000, 1000}, []int32{300000, 300000}, []float32{0.1, 0.1}, []int32{300, 300},

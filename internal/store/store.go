@@ -49,17 +49,23 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // NewTask is a task to create with its materialised steps.
 type NewTask struct {
-	ID             uuid.UUID
-	Namespace      string
-	Name           string
-	Version        string
-	Context        json.RawMessage
-	Initiator      string
-	SourceSystem   string
-	Reason         string
-	Tags           []string
-	IdempotencyKey string
-	CorrelationID  string
+	ID           uuid.UUID
+	Namespace    string
+	Name         string
+	Version      string
+	Context      json.RawMessage
+	Initiator    string
+	SourceSystem string
+	Reason       string
+	Tags         []string
+	// IdempotencyScope is who may replay IdempotencyKey (docs/security.md):
+	// the key is unique within its scope only.
+	IdempotencyScope string
+	IdempotencyKey   string
+	// RequestHash identifies the request the key is bound to; a replay of
+	// the key with another hash is ErrIdempotencyConflict.
+	RequestHash   string
+	CorrelationID string
 	// TraceParent is the W3C traceparent of the creating span; empty when
 	// tracing is off.
 	TraceParent string
@@ -84,9 +90,14 @@ type NewStep struct {
 	DependsOn        []string
 }
 
+// ErrIdempotencyConflict: the idempotency key was used in its scope with
+// another request. It says nothing of the task that holds the key.
+var ErrIdempotencyConflict = errors.New("this idempotency key was used with a different request")
+
 // CreateTask inserts the task, steps, edges and first transition in one
-// statement. With a repeated idempotency key it returns the existing task's
-// id and created=false.
+// statement. With an idempotency key already used in its scope it returns
+// the existing task's id and created=false when the request hashes match,
+// else ErrIdempotencyConflict (and no id).
 func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, error) {
 	n := len(t.Steps)
 	ids := make([]uuid.UUID, n)
@@ -128,9 +139,12 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 			from, to = append(from, p), append(to, st.ID)
 		}
 	}
-	var idem *string
+	var idem, hash *string
 	if t.IdempotencyKey != "" {
 		idem = &t.IdempotencyKey
+		if t.RequestHash != "" {
+			hash = &t.RequestHash
+		}
 	}
 	tags := t.Tags
 	if tags == nil {
@@ -143,7 +157,8 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	arg := dbgen.CreateTaskParams{
 		ID: t.ID, Namespace: t.Namespace, Name: t.Name, Version: t.Version, Context: ctxJSON,
 		Initiator: t.Initiator, SourceSystem: t.SourceSystem, Reason: t.Reason, Tags: tags,
-		IdempotencyKey: idem, CorrelationID: t.CorrelationID, Now: t.Now, Actor: t.Actor,
+		IdempotencyScope: t.IdempotencyScope, IdempotencyKey: idem, RequestHash: hash,
+		CorrelationID: t.CorrelationID, Now: t.Now, Actor: t.Actor,
 		StepIds: ids, StepNames: names, Handlers: handlers, Configs: configs, RetryLimits: limits,
 		BackoffBaseMs: bases, MaxBackoffMs: maxes, Jitters: jitters, Timeouts: timeouts,
 		ConcurrencyKeys: ckeys, ConcurrencyLimits: climits, EdgeFrom: from, EdgeTo: to,
@@ -167,6 +182,9 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	}
 	if err != nil {
 		return uuid.Nil, false, fmt.Errorf("create task: %w", err)
+	}
+	if !r.Created && r.RequestHash != t.RequestHash {
+		return uuid.Nil, false, ErrIdempotencyConflict
 	}
 	return r.TaskID, r.Created, nil
 }

@@ -1072,3 +1072,29 @@ func TestConcurrentSiblingResults(t *testing.T) {
 		wantStatus(t, s, two.ID, "error")
 	}
 }
+
+// An idempotency key is unique within its scope and bound to its request
+// hash: another hash in the scope is ErrIdempotencyConflict (no id),
+// another scope is a new key.
+func TestCreateTaskIdempotencyScope(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	spec := func(scope, hash string) store.NewTask {
+		nt := newTaskSpec(t0, step("a"))
+		nt.IdempotencyScope, nt.IdempotencyKey, nt.RequestHash = scope, "k", hash
+		return nt
+	}
+	alice := create(t, s, spec("sub:alice", "h1"))
+	if id, created, err := s.CreateTask(ctx, spec("sub:alice", "h1")); err != nil || created || id != alice.ID {
+		t.Fatalf("same hash: %v %v %v, want %v false nil", id, created, err, alice.ID)
+	}
+	if id, created, err := s.CreateTask(ctx, spec("sub:alice", "h2")); !errors.Is(err, store.ErrIdempotencyConflict) || created || id != uuid.Nil {
+		t.Fatalf("other hash: %v %v %v, want a conflict and no id", id, created, err)
+	}
+	bob := create(t, s, spec("sub:bob", "h2"))
+	open := create(t, s, spec("", "h1"))
+	if bob.ID == alice.ID || open.ID == alice.ID {
+		t.Fatal("scopes share a key")
+	}
+}

@@ -73,7 +73,10 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (Summary, e
 		created, err := h.Creator.CreateTask(ctx, req)
 		var cerr *template.ContextError
 		switch {
-		case errors.As(err, &cerr), errors.Is(err, template.ErrNotFound):
+		case errors.As(err, &cerr), errors.Is(err, template.ErrNotFound), errors.Is(err, engine.ErrIdempotencyConflict):
+			// A conflict: a redelivery of the event now maps to another
+			// request (the trigger or the template changed); retrying
+			// cannot succeed.
 			log.ErrorContext(ctx, "trigger matched but the task was refused; event dropped for this workflow",
 				"namespace", req.Namespace, "workflow", req.Name, "version", req.Version,
 				"idempotency_key", req.IdempotencyKey, "error", err)

@@ -50,7 +50,11 @@
 // missing sequencer) and "eventbridge:<id>", each suffixed with
 // "#<namespace>/<name>" of the workflow, since one event may start several
 // workflows and keys are unique across workflows. A key longer than 255
-// characters is replaced by "<kind>:sha256:<hex digest of the key>".
+// characters is replaced by "<kind>:sha256:<hex digest of the key>". The
+// keys live in their own scope (engine.TriggerScope), so no API caller can
+// claim or replay them; a redelivery that maps to a different request
+// (the trigger or template changed) is refused and the event dropped for
+// that workflow.
 package trigger
 
 import (
@@ -320,6 +324,7 @@ func (occ occurrence) match(tpl *template.Template, tr template.Trigger) (engine
 	req := engine.CreateRequest{
 		Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: ctx,
 		Initiator: Initiator, SourceSystem: tr.Type, Reason: reason, Actor: Initiator,
+		IdempotencyScope: engine.TriggerScope,
 	}
 	if key != "" {
 		req.IdempotencyKey = IdempotencyKey(tr.Type, key+"#"+tpl.Namespace+"/"+tpl.Name)

@@ -406,3 +406,24 @@ func TestHandlerOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// Trigger keys live in their own idempotency scope; a redelivery that maps
+// to another request (a conflict) is dropped, not retried forever.
+func TestHandlerIdempotencyScopeAndConflict(t *testing.T) {
+	t.Parallel()
+	s := allTemplates(t)
+	fc := &fakeCreator{answer: func(engine.CreateRequest) (engine.Created, error) {
+		return engine.Created{}, fmt.Errorf("create: %w", engine.ErrIdempotencyConflict)
+	}}
+	h := &trigger.Handler{Creator: fc, Templates: s}
+	sum, err := h.Handle(context.Background(), json.RawMessage(orderEvent("ev-10", "web", 3)))
+	if err != nil {
+		t.Fatalf("Handle: %v, want the conflict dropped", err)
+	}
+	if sum.Matched != 1 || len(sum.Tasks) != 0 || len(sum.Rejected) != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if len(fc.reqs) != 1 || fc.reqs[0].IdempotencyScope != engine.TriggerScope || fc.reqs[0].IdempotencyKey == "" {
+		t.Fatalf("requests %+v", fc.reqs)
+	}
+}

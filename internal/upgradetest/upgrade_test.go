@@ -586,6 +586,14 @@ func TestUpgradeFromFirstRelease(t *testing.T) {
 		t.Fatalf("HEAD store: %v", err)
 	}
 
+	// Release 1's idempotency keys are in the deployment-wide scope
+	// (migration 0010) with no request hash, which no replay matches.
+	var unscoped, keyed int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE idempotency_scope IS DISTINCT FROM ''), count(*)
+		FROM tasker_tasks WHERE idempotency_key IS NOT NULL`).Scan(&unscoped, &keyed); err != nil || unscoped != 0 || keyed != len(cases) {
+		t.Fatalf("after upgrade: %d of %d keyed tasks outside the deployment-wide scope (%v)", unscoped, keyed, err)
+	}
+
 	// 4. Everything reads back through the HEAD store as release 1 left it.
 	upgraded := make(map[string]store.TaskView, len(cases))
 	for _, c := range cases {

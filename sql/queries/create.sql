@@ -3,10 +3,13 @@
 -- name: CreateTask :one
 -- The step arrays are parallel, one element per step; a step without a
 -- concurrency key has NULL in both concurrency arrays, which are therefore
--- written _text and _int4 (see sqlc.yaml).
-SELECT r.task_id::uuid AS task_id, r.created::boolean AS created
+-- written _text and _int4 (see sqlc.yaml). request_hash is '' for a task created
+-- before migration 0010 (no hash), which matches no request.
+SELECT r.task_id::uuid AS task_id, r.created::boolean AS created,
+    coalesce(r.request_hash, '')::text AS request_hash
 FROM tasker_create_task(@id, @namespace, @name, @version, @context, @initiator, @source_system, @reason,
-    @tags::text[], sqlc.narg('idempotency_key'), @correlation_id, @now, @actor,
+    @tags::text[], @idempotency_scope::text, sqlc.narg('idempotency_key'), sqlc.narg('request_hash')::text,
+    @correlation_id, @now, @actor,
     @step_ids::uuid[], @step_names::text[], @handlers::text[], @configs::jsonb[], @retry_limits::int[],
     @backoff_base_ms::int[], @max_backoff_ms::int[], @jitters::real[], @timeouts::int[],
     @concurrency_keys::_text, @concurrency_limits::_int4, @edge_from::uuid[], @edge_to::uuid[]) r;

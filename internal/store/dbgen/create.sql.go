@@ -15,12 +15,14 @@ import (
 
 const CreateTask = `-- name: CreateTask :one
 
-SELECT r.task_id::uuid AS task_id, r.created::boolean AS created
+SELECT r.task_id::uuid AS task_id, r.created::boolean AS created,
+    coalesce(r.request_hash, '')::text AS request_hash
 FROM tasker_create_task($1, $2, $3, $4, $5, $6, $7, $8,
-    $9::text[], $10, $11, $12, $13,
-    $14::uuid[], $15::text[], $16::text[], $17::jsonb[], $18::int[],
-    $19::int[], $20::int[], $21::real[], $22::int[],
-    $23::_text, $24::_int4, $25::uuid[], $26::uuid[]) r
+    $9::text[], $10::text, $11, $12::text,
+    $13, $14, $15,
+    $16::uuid[], $17::text[], $18::text[], $19::jsonb[], $20::int[],
+    $21::int[], $22::int[], $23::real[], $24::int[],
+    $25::_text, $26::_int4, $27::uuid[], $28::uuid[]) r
 `
 
 type CreateTaskParams struct {
@@ -33,7 +35,9 @@ type CreateTaskParams struct {
 	SourceSystem      string
 	Reason            string
 	Tags              []string
+	IdempotencyScope  string
 	IdempotencyKey    *string
+	RequestHash       *string
 	CorrelationID     string
 	Now               time.Time
 	Actor             string
@@ -53,14 +57,16 @@ type CreateTaskParams struct {
 }
 
 type CreateTaskRow struct {
-	TaskID  uuid.UUID
-	Created bool
+	TaskID      uuid.UUID
+	Created     bool
+	RequestHash string
 }
 
 // Task creation (Store.CreateTask in internal/store/store.go).
 // The step arrays are parallel, one element per step; a step without a
 // concurrency key has NULL in both concurrency arrays, which are therefore
-// written _text and _int4 (see sqlc.yaml).
+// written _text and _int4 (see sqlc.yaml). request_hash is ” for a task created
+// before migration 0010 (no hash), which matches no request.
 func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams) (CreateTaskRow, error) {
 	row := db.QueryRow(ctx, CreateTask,
 		arg.ID,
@@ -72,7 +78,9 @@ func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams)
 		arg.SourceSystem,
 		arg.Reason,
 		arg.Tags,
+		arg.IdempotencyScope,
 		arg.IdempotencyKey,
+		arg.RequestHash,
 		arg.CorrelationID,
 		arg.Now,
 		arg.Actor,
@@ -91,7 +99,7 @@ func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams)
 		arg.EdgeTo,
 	)
 	var i CreateTaskRow
-	err := row.Scan(&i.TaskID, &i.Created)
+	err := row.Scan(&i.TaskID, &i.Created, &i.RequestHash)
 	return i, err
 }
 
