@@ -183,7 +183,9 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	if err != nil {
 		return uuid.Nil, false, fmt.Errorf("create task: %w", err)
 	}
-	if !r.Created && r.RequestHash != t.RequestHash {
+	// A key recorded before requests were hashed (migration 0010) has no
+	// hash: a replay of it is taken as the same request, as it was then.
+	if !r.Created && r.RequestHash != "" && r.RequestHash != t.RequestHash {
 		return uuid.Nil, false, ErrIdempotencyConflict
 	}
 	return r.TaskID, r.Created, nil

@@ -1097,4 +1097,12 @@ func TestCreateTaskIdempotencyScope(t *testing.T) {
 	if bob.ID == alice.ID || open.ID == alice.ID {
 		t.Fatal("scopes share a key")
 	}
+	// A key recorded before requests were hashed (migration 0010) replays
+	// as the same request, as it did then.
+	if _, err := s.Pool().Exec(ctx, `UPDATE tasker_tasks SET request_hash = NULL WHERE id = $1`, open.ID); err != nil {
+		t.Fatal(err)
+	}
+	if id, created, err := s.CreateTask(ctx, spec("", "h9")); err != nil || created || id != open.ID {
+		t.Fatalf("legacy key: %v %v %v, want %v false nil", id, created, err, open.ID)
+	}
 }

@@ -587,7 +587,7 @@ func TestUpgradeFromFirstRelease(t *testing.T) {
 	}
 
 	// Release 1's idempotency keys are in the deployment-wide scope
-	// (migration 0010) with no request hash, which no replay matches.
+	// (migration 0010) with no request hash, so a replay returns its task.
 	var unscoped, keyed int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE idempotency_scope IS DISTINCT FROM ''), count(*)
 		FROM tasker_tasks WHERE idempotency_key IS NOT NULL`).Scan(&unscoped, &keyed); err != nil || unscoped != 0 || keyed != len(cases) {

@@ -4,7 +4,8 @@
 -- The step arrays are parallel, one element per step; a step without a
 -- concurrency key has NULL in both concurrency arrays, which are therefore
 -- written _text and _int4 (see sqlc.yaml). request_hash is '' for a task created
--- before migration 0010 (no hash), which matches no request.
+-- before migration 0010 (no hash); the store takes a replay of it as the same
+-- request.
 SELECT r.task_id::uuid AS task_id, r.created::boolean AS created,
     coalesce(r.request_hash, '')::text AS request_hash
 FROM tasker_create_task(@id, @namespace, @name, @version, @context, @initiator, @source_system, @reason,

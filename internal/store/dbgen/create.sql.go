@@ -66,7 +66,8 @@ type CreateTaskRow struct {
 // The step arrays are parallel, one element per step; a step without a
 // concurrency key has NULL in both concurrency arrays, which are therefore
 // written _text and _int4 (see sqlc.yaml). request_hash is ” for a task created
-// before migration 0010 (no hash), which matches no request.
+// before migration 0010 (no hash); the store takes a replay of it as the same
+// request.
 func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams) (CreateTaskRow, error) {
 	row := db.QueryRow(ctx, CreateTask,
 		arg.ID,
