@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,7 +63,8 @@ func openDevDatabase(ctx context.Context, databaseURL string, logger *slog.Logge
 		return "", nil, err
 	}
 	url = srv.URL(devDatabase)
-	logger.Info("embedded PostgreSQL ready", "url", url)
+	logger.Info("embedded PostgreSQL ready", "url", redactURL(url),
+		"password_file", filepath.Join(srv.DataDir(), embeddedpg.PasswordFileName))
 	return url, stop, nil
 }
 
@@ -76,4 +78,13 @@ func newCLILogger(w io.Writer) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// redactURL hides the password of a database URL for logging.
+func redactURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

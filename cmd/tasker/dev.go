@@ -40,7 +40,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
-	verifier, err := auth.FromEnv(ctx, os.Getenv)
+	verifier, err := auth.FromEnv(ctx, os.Getenv, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: auth: %v\n", err)
 		return 1

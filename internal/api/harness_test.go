@@ -89,6 +89,7 @@ type envOptions struct {
 	maxResponse int
 	hosts       []string // api.Config.AllowedHosts
 	metrics     http.Handler
+	maxPayload  int // engine.Config.MaxPayloadBytes
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-tasker-api-tests")
@@ -113,7 +114,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, pool: pool, clock: enginetest.NewClock(time.Now().Truncate(time.Microsecond)), queue: &enginetest.Queue{}, inv: &enginetest.Invoker{}}
-	e.eng, err = engine.New(engine.Config{Store: st, Templates: set, Queue: e.queue, Invoker: e.inv, Clock: e.clock, MaxInFlight: 50})
+	e.eng, err = engine.New(engine.Config{Store: st, Templates: set, Queue: e.queue, Invoker: e.inv, Clock: e.clock, MaxInFlight: 50,
+		MaxPayloadBytes: opts.maxPayload})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,3 +74,19 @@ func TestUnstorableIdempotencyHeader(t *testing.T) {
 		t.Fatalf("errors = %+v", p.Errors)
 	}
 }
+
+// A context that cannot fit in a handler payload is a 422 at /context
+// naming the limit, not a task whose every dispatch fails later.
+func TestContextOverPayloadLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{maxPayload: 16 << 10})
+	body := orderBody(map[string]any{"context": map[string]any{
+		"payment_info": map[string]any{"amount": 12.5}, "blob": strings.Repeat("x", 16<<10)}})
+	p := wantProblem(t, e.post("/v1/tasks", body, ""), http.StatusUnprocessableEntity, "validation")
+	wantPointers(t, p, "/context")
+	if !strings.Contains(p.Errors[0].Detail, "16384-byte payload limit") {
+		t.Fatalf("detail %q does not name the limit", p.Errors[0].Detail)
+	}
+	// A context that fits is accepted.
+	wantStatus(t, e.post("/v1/tasks", orderBody(nil), ""), http.StatusCreated)
+}

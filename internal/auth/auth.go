@@ -102,6 +102,9 @@ type Config struct {
 	MaxLifetime time.Duration    // longest exp-iat and exp-now, default 24h
 	HTTPClient  *http.Client     // for JWKS; default with timeout
 	Now         func() time.Time // for tests; default time.Now
+	// Logger receives JWKS refresh failures (default: discarded). Give it
+	// the service's JSON logger so they are structured lines like the rest.
+	Logger *slog.Logger
 }
 
 // Verifier verifies bearer tokens. It is safe for concurrent use.
@@ -144,6 +147,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 
 	v := &Verifier{cfg: cfg}
 	if len(cfg.HS256Secret) > 0 {
@@ -155,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
 			return nil, err
 		}
-		jwks, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient)
+		jwks, err := newJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -185,9 +191,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 // TASKER_AUTH_MAX_TOKEN_LIFETIME (a Go duration such as 12h). It
 // returns (nil, nil) when neither the secret nor the JWKS URL is set: auth is
 // off. Setting only an issuer or audience is an error rather than silently
-// running without auth.
-func FromEnv(ctx context.Context, getenv func(string) string) (*Verifier, error) {
+// running without auth. log receives JWKS refresh failures (Config.Logger).
+func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*Verifier, error) {
 	cfg := Config{
+		Logger:      log,
 		HS256Secret: []byte(getenv(EnvHS256Secret)),
 		JWKSURL:     strings.TrimSpace(getenv(EnvJWKSURL)),
 		Issuer:      strings.TrimSpace(getenv(EnvIssuer)),
@@ -380,9 +387,9 @@ func publicOf(key any) any {
 
 // newJWKS returns the JWKS cache: fetched now, refreshed every hour and, at
 // most once per jwksUnknownKIDInterval, when a token names an unknown kid.
-func newJWKS(ctx context.Context, jwksURL string, client *http.Client) (jwkset.Storage, error) {
+func newJWKS(ctx context.Context, jwksURL string, client *http.Client, log *slog.Logger) (jwkset.Storage, error) {
 	onError := func(ctx context.Context, err error) {
-		slog.Default().WarnContext(ctx, "auth: JWKS refresh failed", "url", jwksURL, "error", err)
+		log.WarnContext(ctx, "auth: JWKS refresh failed", "url", jwksURL, "error", err)
 	}
 	remote, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
 		Client:                    client,

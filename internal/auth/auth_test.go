@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -512,7 +513,7 @@ func TestNewAndFromEnv(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			v, err := FromEnv(t.Context(), env(tc.env))
+			v, err := FromEnv(t.Context(), env(tc.env), nil)
 			switch {
 			case tc.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -628,4 +629,49 @@ func TestBearerToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A JWKS refresh failure is logged through Config.Logger, so with the
+// service's JSON logger it is one structured line, not plain text.
+func TestJWKSRefreshFailureLogsJSON(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	var buf lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	if _, err := New(t.Context(), Config{JWKSURL: srv.URL, Logger: log}); err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("no log line for the failed JWKS fetch")
+	}
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q (%v)", l, err)
+		}
+		if rec["level"] != "WARN" || rec["msg"] != "auth: JWKS refresh failed" || rec["url"] != srv.URL || rec["error"] == "" {
+			t.Errorf("log line %v", rec)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -210,7 +210,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		pool.Close()
 		return nil, err
 	}
-	q := qlocal.New()
+	q := qlocal.New(qlocal.WithLogger(log))
 	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log),
 		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider)))
 	var pub engine.Publisher = events.Log{Logger: log}

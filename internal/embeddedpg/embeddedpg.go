@@ -2,8 +2,12 @@
 // PostgreSQL binaries (initdb and postgres). `tasker dev` uses it when no
 // DATABASE_URL is set, and the test helpers use it for throwaway servers.
 //
-// The server listens on 127.0.0.1 only, has no Unix socket, trusts local
-// connections as user "postgres", and is a child process of the caller: it is
+// The server listens on 127.0.0.1 only, has no Unix socket, and requires a
+// password (scram-sha-256) of every connection, also local ones: initdb
+// gives the superuser "postgres" a random password, kept in the 0600 file
+// PasswordFileName inside the data directory, which URL includes. A data
+// directory initialised before that (no password file) keeps its old trust
+// authentication. The server is a child process of the caller: it is
 // told to shut down (fast mode) when Stop is called, and also by the kernel if
 // the calling process dies, so no postmaster outlives its owner.
 //
@@ -16,6 +20,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,8 +45,13 @@ import (
 // ErrNoBinaries is returned (wrapped) when initdb and postgres cannot be found.
 var ErrNoBinaries = errors.New("install PostgreSQL 15 server binaries: apt-get install postgresql-15 (or put initdb and pg_ctl on PATH)")
 
-// Superuser is the bootstrap superuser created by initdb; it needs no password.
+// Superuser is the bootstrap superuser created by initdb.
 const Superuser = "postgres"
+
+// PasswordFileName is the file, inside the data directory, holding the
+// superuser's password (mode 0600, owned by the caller). A data directory
+// without it was initialised with trust authentication and is used so.
+const PasswordFileName = "tasker-superuser-password"
 
 // Options configure Start.
 type Options struct {
@@ -81,6 +91,8 @@ type Server struct {
 	dataDir string
 	logPath string
 	logger  *slog.Logger
+	// password is the superuser's ("" for a trust data directory).
+	password string
 
 	// owned is false when Start found a postmaster already running on
 	// DataDir and attached to it; Stop then leaves it running.
@@ -103,12 +115,17 @@ func (s *Server) DataDir() string { return s.dataDir }
 func (s *Server) LogPath() string { return s.logPath }
 
 // URL returns a connection URL for dbname as the superuser.
-func (s *Server) URL(dbname string) string { return serverURL(s.port, dbname) }
+// It carries the superuser's password; log it with url.URL.Redacted.
+func (s *Server) URL(dbname string) string { return serverURL(s.port, dbname, s.password) }
 
-func serverURL(port int, dbname string) string {
+func serverURL(port int, dbname, password string) string {
+	user := url.User(Superuser)
+	if password != "" {
+		user = url.UserPassword(Superuser, password)
+	}
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(Superuser),
+		User:     user,
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path:     "/" + dbname,
 		RawQuery: "sslmode=disable",
@@ -181,23 +198,30 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// A postmaster running on this data directory (another process's, or
 	// one started by hand): use it rather than fail on its lock file, unless
 	// it is on its way out.
-	port, adopted, err := adoptRunning(ctx, dataDir, opts.startTimeout(), logger)
+	password, err := readPassword(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	port, adopted, err := adoptRunning(ctx, dataDir, password, opts.startTimeout(), logger)
 	if err != nil {
 		return nil, err
 	}
 	if adopted {
-		return &Server{port: port, dataDir: dataDir, logPath: filepath.Join(dataDir, logFileName), logger: logger}, nil
+		return &Server{port: port, dataDir: dataDir, logPath: filepath.Join(dataDir, logFileName), logger: logger, password: password}, nil
 	}
 
 	if err := chownDataDir(dataDir, runAs); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
-		if err := initdb(ctx, bins, dataDir, runAs, logger); err != nil {
+		if password, err = initdb(ctx, bins, dataDir, runAs, logger); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("embeddedpg: %w", err)
+	} else if password == "" {
+		logger.Warn("postgres data directory has no password file: it was initialised with trust authentication, "+
+			"so any local user can connect as superuser; remove it to start afresh with a password", "data_dir", dataDir)
 	}
 
 	// Port 0: pick a free port; if another process grabs it before the
@@ -214,7 +238,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 				return nil, fmt.Errorf("embeddedpg: pick a port: %w", err)
 			}
 		}
-		s, err := start(ctx, bins, dataDir, port, runAs, opts, logger)
+		s, err := start(ctx, bins, dataDir, port, password, runAs, opts, logger)
 		if err == nil {
 			return s, nil
 		}
@@ -438,47 +462,101 @@ func searchableBy(fi fs.FileInfo, r *runAs) bool {
 	}
 }
 
-func initdb(ctx context.Context, bins binaries, dataDir string, r *runAs, logger *slog.Logger) error {
+// initdb initialises dataDir with scram-sha-256 authentication for every
+// connection and a random superuser password, which it stores in
+// PasswordFileName and returns.
+func initdb(ctx context.Context, bins binaries, dataDir string, r *runAs, logger *slog.Logger) (password string, err error) {
 	began := time.Now()
 	// initdb wants an empty directory; tolerate only our own log file.
 	entries, err := os.ReadDir(dataDir)
 	if err != nil {
-		return fmt.Errorf("embeddedpg: %w", err)
+		return "", fmt.Errorf("embeddedpg: %w", err)
 	}
 	for _, e := range entries {
 		if e.Name() != logFileName && !strings.HasPrefix(e.Name(), logFileName+".") {
-			return fmt.Errorf("embeddedpg: %s is not empty and has no PG_VERSION; remove it to start afresh", dataDir)
+			return "", fmt.Errorf("embeddedpg: %s is not empty and has no PG_VERSION; remove it to start afresh", dataDir)
 		}
 		_ = os.Remove(filepath.Join(dataDir, e.Name()))
 	}
-	cmd := exec.CommandContext(ctx, bins.initdb,
-		"--pgdata="+dataDir,
-		"--auth=trust",
-		"--username="+Superuser,
-		"--encoding=UTF8",
-		"--locale=C.UTF-8",
-		"--no-sync",
-	)
+	password = rand.Text()
+	// initdb reads the password from a file; the data directory must be
+	// empty, so it is a temporary file readable only by the server's user.
+	pwfile, err := writePWFile(password, r)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(pwfile)
+	args := func(locale string) []string {
+		return []string{
+			"--pgdata=" + dataDir,
+			"--auth=scram-sha-256",
+			"--pwfile=" + pwfile,
+			"--username=" + Superuser,
+			"--encoding=UTF8",
+			"--locale=" + locale,
+			"--no-sync",
+		}
+	}
+	cmd := exec.CommandContext(ctx, bins.initdb, args("C.UTF-8")...)
 	cmd.Env = serverEnv(r)
 	cmd.Dir = dataDir
 	cmd.SysProcAttr = r.sysProcAttr()
 	out, err := cmd.CombinedOutput()
 	if err != nil && bytes.Contains(out, []byte("C.UTF-8")) {
 		// Some systems lack the C.UTF-8 locale; C is always there.
-		cmd = exec.CommandContext(ctx, bins.initdb, "--pgdata="+dataDir, "--auth=trust", "--username="+Superuser,
-			"--encoding=UTF8", "--locale=C", "--no-sync")
+		cleanDir(dataDir)
+		cmd = exec.CommandContext(ctx, bins.initdb, args("C")...)
 		cmd.Env = serverEnv(r)
 		cmd.Dir = dataDir
 		cmd.SysProcAttr = r.sysProcAttr()
 		out, err = cmd.CombinedOutput()
 	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dataDir, PasswordFileName), []byte(password+"\n"), 0o600)
+	}
 	if err != nil {
 		// Leave no half-initialised cluster: the next run would refuse it.
 		cleanDir(dataDir)
-		return fmt.Errorf("embeddedpg: initdb %s: %w\n%s", dataDir, err, tail(out, 30))
+		return "", fmt.Errorf("embeddedpg: initdb %s: %w\n%s", dataDir, err, tail(out, 30))
 	}
-	logger.Info("initialised postgres data directory", "data_dir", dataDir, "took", time.Since(began).Round(time.Millisecond))
-	return nil
+	logger.Info("initialised postgres data directory", "data_dir", dataDir, "auth", "scram-sha-256",
+		"password_file", filepath.Join(dataDir, PasswordFileName), "took", time.Since(began).Round(time.Millisecond))
+	return password, nil
+}
+
+// writePWFile writes password to a new temporary file for initdb, owned by
+// the server's user when running as root.
+func writePWFile(password string, r *runAs) (string, error) {
+	f, err := os.CreateTemp("", "embeddedpg-pwfile-*")
+	if err != nil {
+		return "", fmt.Errorf("embeddedpg: password file for initdb: %w", err)
+	}
+	name := f.Name()
+	_, err = f.WriteString(password + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && r != nil {
+		err = os.Chown(name, int(r.uid), int(r.gid))
+	}
+	if err != nil {
+		_ = os.Remove(name)
+		return "", fmt.Errorf("embeddedpg: password file for initdb: %w", err)
+	}
+	return name, nil
+}
+
+// readPassword returns the superuser's password from dataDir's
+// PasswordFileName, or "" when there is none (a trust data directory).
+func readPassword(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, PasswordFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("embeddedpg: read the superuser password: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func cleanDir(dir string) {
@@ -516,7 +594,7 @@ const shutdownWait = 60 * time.Second
 // owner died, which makes it shut down, or stopped it) would refuse
 // connections and then vanish, so it is waited for, up to shutdownWait;
 // adopted is then false, as when none runs, and the caller starts its own.
-func adoptRunning(ctx context.Context, dataDir string, timeout time.Duration, logger *slog.Logger) (port int, adopted bool, err error) {
+func adoptRunning(ctx context.Context, dataDir, password string, timeout time.Duration, logger *slog.Logger) (port int, adopted bool, err error) {
 	began := time.Now()
 	var stopping time.Time // when it was first seen shutting down
 	var last postmaster
@@ -539,7 +617,7 @@ func adoptRunning(ctx context.Context, dataDir string, timeout time.Duration, lo
 					pm.pid, dataDir, shutdownWait)
 			}
 		} else {
-			err := ping(ctx, pm.port, dataDir)
+			err := ping(ctx, pm.port, password, dataDir)
 			if err == nil {
 				logger.Info("using already running postgres", "pid", pm.pid, "port", pm.port, "data_dir", dataDir)
 				return pm.port, true, nil
@@ -651,7 +729,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func start(ctx context.Context, bins binaries, dataDir string, port int, r *runAs, opts Options, logger *slog.Logger) (*Server, error) {
+func start(ctx context.Context, bins binaries, dataDir string, port int, password string, r *runAs, opts Options, logger *slog.Logger) (*Server, error) {
 	began := time.Now()
 	logPath := filepath.Join(dataDir, logFileName)
 	_ = os.Rename(logPath, logPath+".1") // keep the previous run's log
@@ -693,7 +771,7 @@ func start(ctx context.Context, bins binaries, dataDir string, port int, r *runA
 		args = append(args, "-c", k+"="+settings[k])
 	}
 
-	s := &Server{port: port, dataDir: dataDir, logPath: logPath, logger: logger, owned: true, done: make(chan struct{})}
+	s := &Server{port: port, dataDir: dataDir, logPath: logPath, logger: logger, password: password, owned: true, done: make(chan struct{})}
 	started := make(chan error, 1)
 	// Pdeathsig fires when the *thread* that forked the child exits, so the
 	// child is started and waited for on one locked OS thread.
@@ -745,7 +823,7 @@ func (s *Server) waitReady(ctx context.Context, deadline time.Time) error {
 			case <-attempt.Done():
 			}
 		}()
-		err := ping(attempt, s.port, s.dataDir)
+		err := ping(attempt, s.port, s.password, s.dataDir)
 		cancel()
 		if err == nil {
 			return nil
@@ -771,10 +849,10 @@ func (s *Server) waitReady(ctx context.Context, deadline time.Time) error {
 
 // ping connects once to the server on port and checks that it serves
 // dataDir, not another cluster that happens to listen there.
-func ping(ctx context.Context, port int, dataDir string) error {
+func ping(ctx context.Context, port int, password, dataDir string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL(port, "postgres"))
+	conn, err := pgx.Connect(ctx, serverURL(port, "postgres", password))
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func TestStartStop(t *testing.T) {
 	if got := queryInt(t, s.URL("postgres"), "SELECT (current_setting('fsync') = 'off')::int"); got != 1 {
 		t.Errorf("ephemeral server has fsync on")
 	}
-	if !strings.HasPrefix(s.URL("x"), "postgres://postgres@127.0.0.1:") || !strings.HasSuffix(s.URL("x"), "/x?sslmode=disable") {
+	if !strings.HasPrefix(s.URL("x"), "postgres://postgres:") || !strings.Contains(s.URL("x"), "@127.0.0.1:") || !strings.HasSuffix(s.URL("x"), "/x?sslmode=disable") {
 		t.Errorf("URL = %q", s.URL("x"))
 	}
 	if err := s.EnsureDatabase(context.Background(), "tasker"); err != nil {
@@ -535,5 +535,77 @@ func TestRestartRightAfterOwnerKilled(t *testing.T) {
 	// tests nothing.
 	if waited == 0 {
 		t.Errorf("no Start found the old server still shutting down (no %q in the logs)", waitLine)
+	}
+}
+
+// A new data directory requires a password of every connection, also a
+// local one as the superuser: the password is random, kept in a 0600 file
+// in the data directory, and carried by URL.
+func TestPasswordRequired(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	s := startServer(t, dir)
+	defer stopServer(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	fi, err := os.Stat(filepath.Join(dir, PasswordFileName))
+	if err != nil {
+		t.Fatalf("password file: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("password file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if s.password == "" || !strings.Contains(s.URL("postgres"), ":"+s.password+"@") {
+		t.Fatalf("URL %q does not carry the password", s.URL("postgres"))
+	}
+	for name, u := range map[string]string{
+		"no password":    serverURL(s.Port(), "postgres", ""),
+		"wrong password": serverURL(s.Port(), "postgres", "not-"+s.password),
+	} {
+		conn, err := pgx.Connect(ctx, u)
+		if err == nil {
+			conn.Close(ctx)
+			t.Errorf("%s: connected as the superuser", name)
+			continue
+		}
+		t.Logf("%s: refused: %v", name, err)
+	}
+	if got := queryInt(t, s.URL("postgres"), "SELECT 1"); got != 1 {
+		t.Errorf("SELECT 1 = %d", got)
+	}
+}
+
+// A data directory initialised with trust authentication (before passwords,
+// so without a password file) keeps working.
+func TestTrustDataDirKeepsWorking(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	bins, err := findBinaries("", os.Getenv("PATH"), defaultGlob)
+	if err != nil {
+		t.Skip(err)
+	}
+	r, err := pickRunAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareDataDir(dir, r, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chownDataDir(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bins.initdb, "--pgdata="+dir, "--auth=trust", "--username="+Superuser, "--encoding=UTF8", "--locale=C", "--no-sync")
+	cmd.Env = serverEnv(r)
+	cmd.Dir = dir
+	cmd.SysProcAttr = r.sysProcAttr()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("initdb --auth=trust: %v\n%s", err, out)
+	}
+	s := startServer(t, dir)
+	defer stopServer(t, s)
+	if s.password != "" || strings.Contains(s.URL("postgres"), ":@") {
+		t.Errorf("trust data directory got a password: URL %q", s.URL("postgres"))
+	}
+	if got := queryInt(t, s.URL("postgres"), "SELECT 1"); got != 1 {
+		t.Errorf("SELECT 1 = %d", got)
 	}
 }

@@ -87,7 +87,8 @@ type Created struct {
 // materialises the task with its steps and edges in one transaction, then
 // wakes the scheduler. Errors: template.ErrNotFound (wrapped) for an unknown
 // workflow, *template.ContextError for an invalid context (including one
-// PostgreSQL cannot store), ErrIdempotencyConflict for an idempotency key
+// PostgreSQL cannot store, and one too large to fit in a handler payload:
+// Config.MaxPayloadBytes), ErrIdempotencyConflict for an idempotency key
 // already used in its scope with another request.
 //
 // With tracing on, the task.create span (a child of the span in ctx, e.g.
@@ -115,6 +116,11 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	var je *jsonb.Error
 	if err := jsonb.Check(req.Context); errors.As(err, &je) {
 		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: je.Pointer, Message: je.Detail()}}}
+	}
+	if limit := e.cfg.MaxPayloadBytes; limit > 0 && len(req.Context)+PayloadReserve > limit {
+		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: "", Message: fmt.Sprintf(
+			"context is %d bytes; with the %d bytes every handler payload needs beside it, it cannot fit in the %d-byte payload limit of handler invocations",
+			len(req.Context), PayloadReserve, limit)}}}
 	}
 	if err := tpl.ValidateContext(req.Context); err != nil {
 		return Created{}, err

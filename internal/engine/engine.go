@@ -60,7 +60,26 @@ type Config struct {
 	HeartbeatStale time.Duration
 	// MaxQueueDelay caps wake-up delays (SQS: 900 s); later work is found by the sweep.
 	MaxQueueDelay time.Duration
+	// MaxPayloadBytes is the largest handler payload the Invoker can
+	// deliver. CreateTask refuses a context that alone cannot fit in one
+	// (its size plus PayloadReserve over the limit) instead of accepting a
+	// task whose every dispatch fails. 0 asks the Invoker (PayloadLimiter);
+	// an Invoker without a limit means none.
+	MaxPayloadBytes int
 }
+
+// PayloadLimiter is implemented by an Invoker whose payloads have a size
+// limit (the Lambda invoker: TASKER_INVOKE_MAX_PAYLOAD_BYTES).
+type PayloadLimiter interface {
+	MaxPayloadBytes() int
+}
+
+// PayloadReserve is the room CreateTask keeps in a payload beside the
+// context for the payload's metadata (ids, names, deadline, trace parent).
+// A context that fits with this reserve can still fail at dispatch if the
+// step's config and parent results are large; that is reported then as
+// payload_too_large.
+const PayloadReserve = 2 << 10
 
 // Engine orchestrates tasks. It is safe for concurrent use.
 type Engine struct {
@@ -93,6 +112,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	if cfg.MaxPayloadBytes <= 0 {
+		if pl, ok := cfg.Invoker.(PayloadLimiter); ok {
+			cfg.MaxPayloadBytes = pl.MaxPayloadBytes()
+		}
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "engine-" + uuid.NewString()[:8]

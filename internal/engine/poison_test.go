@@ -216,3 +216,28 @@ func TestInfrastructureFailureReportsEveryMessage(t *testing.T) {
 		t.Fatalf("failed %v, err %v; want both messages and an error", failed, err)
 	}
 }
+
+// A context that alone cannot fit in a handler payload is refused at
+// creation, naming the limit, instead of failing every dispatch later
+// with payload_too_large.
+func TestContextOverPayloadLimitIsAContextError(t *testing.T) {
+	t.Parallel()
+	const limit = 8 << 10
+	h := newHarness(t, engine.Config{MaxPayloadBytes: limit}, singleYAML)
+	big := `{"blob":"` + strings.Repeat("x", limit) + `"}`
+	_, err := h.eng.CreateTask(h.ctx, engine.CreateRequest{Namespace: "test", Name: "single", Context: json.RawMessage(big)})
+	var ce *template.ContextError
+	if !errors.As(err, &ce) || len(ce.Violations) != 1 || ce.Violations[0].Pointer != "" ||
+		!strings.Contains(ce.Violations[0].Message, "8192-byte payload limit") {
+		t.Fatalf("CreateTask(%d-byte context) = %v, want a ContextError naming the 8192-byte limit", len(big), err)
+	}
+	var n int
+	if err := h.pool.QueryRow(h.ctx, "SELECT count(*) FROM tasker_tasks").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tasks created (%v)", n, err)
+	}
+	// Just under the limit with the reserve still fits.
+	fits := `{"blob":"` + strings.Repeat("x", limit-engine.PayloadReserve-12) + `"}`
+	if _, err := h.eng.CreateTask(h.ctx, engine.CreateRequest{Namespace: "test", Name: "single", Context: json.RawMessage(fits)}); err != nil {
+		t.Fatalf("CreateTask(%d-byte context) = %v, want it created", len(fits), err)
+	}
+}

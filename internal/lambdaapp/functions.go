@@ -156,7 +156,7 @@ func (s *setup) verifier(ctx context.Context) (*auth.Verifier, error) {
 			return s.getenv(k)
 		}
 	}
-	v, err := auth.FromEnv(ctx, getenv)
+	v, err := auth.FromEnv(ctx, getenv, s.log)
 	if err != nil {
 		return nil, err
 	}

@@ -139,7 +139,10 @@ type Invoker struct {
 	retryer aws.Retryer
 }
 
-var _ engine.Invoker = (*Invoker)(nil)
+var (
+	_ engine.Invoker        = (*Invoker)(nil)
+	_ engine.PayloadLimiter = (*Invoker)(nil)
+)
 
 // New returns an invoker calling Lambda through client.
 func New(client API, cfg Config) *Invoker {
@@ -183,6 +186,10 @@ func (i *Invoker) Function(handler string) (string, error) {
 		return i.cfg.HandlersFunction, nil
 	}
 }
+
+// MaxPayloadBytes reports the payload limit (engine.PayloadLimiter), so
+// the engine refuses at creation a context that cannot fit in a payload.
+func (i *Invoker) MaxPayloadBytes() int { return i.cfg.MaxPayloadBytes }
 
 // Invoke starts one asynchronous invocation of the step's function.
 func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {

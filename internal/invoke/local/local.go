@@ -30,6 +30,15 @@ const (
 	// MaxPayloadBytes is the Lambda limit on an asynchronous invocation
 	// payload that local mode mirrors.
 	MaxPayloadBytes = 256 << 10
+	// DefaultAbandonGrace is how long past its deadline a handler may run
+	// before its worker reports a timeout and moves on without it.
+	DefaultAbandonGrace = 2 * time.Second
+	// DefaultMaxAbandoned bounds the abandoned handlers (still running past
+	// their deadline) at once; beyond it Invoke refuses with ErrAbandoned.
+	DefaultMaxAbandoned = 64
+	// MaxRun is the deadline of a payload without one (Lambda's longest
+	// timeout).
+	MaxRun = 15 * time.Minute
 	// FunctionArn is the requestContext.functionArn of local records.
 	FunctionArn = "arn:aws:lambda:local:000000000000:function:tasker-handlers:$LATEST"
 )
@@ -42,6 +51,10 @@ var (
 	// ErrThrottled is returned (wrapped) by Invoke when the backlog is
 	// full; like Lambda throttling, the caller should try again later.
 	ErrThrottled = errors.New("invoker throttled: backlog full")
+	// ErrAbandoned is returned (wrapped) by Invoke while
+	// WithMaxAbandoned handlers ignore their deadline and still run; like
+	// throttling, the caller should try again later.
+	ErrAbandoned = errors.New("invoker throttled: too many handlers still running past their deadline")
 	// ErrClosed is returned (wrapped) by Invoke after Close.
 	ErrClosed = errors.New("invoker closed")
 )
@@ -77,6 +90,28 @@ func WithMaxPayloadBytes(n int) Option {
 	}
 }
 
+// WithAbandonGrace sets how long past the payload's deadline a handler may
+// run before its worker reports a timeout for the attempt and abandons it
+// (default DefaultAbandonGrace). A Go goroutine cannot be killed, so an
+// abandoned handler keeps running until it returns; its result is dropped.
+func WithAbandonGrace(d time.Duration) Option {
+	return func(i *Invoker) {
+		if d >= 0 {
+			i.abandonGrace = d
+		}
+	}
+}
+
+// WithMaxAbandoned bounds how many abandoned handlers may still be running
+// (default DefaultMaxAbandoned); beyond it Invoke fails with ErrAbandoned.
+func WithMaxAbandoned(n int) Option {
+	return func(i *Invoker) {
+		if n > 0 {
+			i.maxAbandoned = n
+		}
+	}
+}
+
 // WithRunOptions passes options to stephandler.Run (e.g. the result limit).
 func WithRunOptions(opts ...stephandler.Option) Option {
 	return func(i *Invoker) { i.runOpts = append(i.runOpts, opts...) }
@@ -98,8 +133,13 @@ type Invoker struct {
 	workers    int
 	backlog    int
 	maxPayload int
-	runOpts    []stephandler.Option
-	logger     *slog.Logger
+	// abandonGrace and maxAbandoned: see WithAbandonGrace, WithMaxAbandoned.
+	abandonGrace   time.Duration
+	maxAbandoned   int
+	abandoned      atomic.Int64 // abandoned handlers still running
+	abandonedTotal atomic.Int64
+	runOpts        []stephandler.Option
+	logger         *slog.Logger
 	// run is stephandler.Run; tests replace it.
 	run func(ctx context.Context, reg *stephandler.Registry, payload []byte, opts ...stephandler.Option) []byte
 
@@ -124,8 +164,11 @@ func New(reg *stephandler.Registry, dest engine.Queue, opts ...Option) *Invoker 
 		workers:    DefaultWorkers,
 		backlog:    DefaultBacklog,
 		maxPayload: MaxPayloadBytes,
-		logger:     slog.Default(),
-		run:        stephandler.Run,
+
+		abandonGrace: DefaultAbandonGrace,
+		maxAbandoned: DefaultMaxAbandoned,
+		logger:       slog.Default(),
+		run:          stephandler.Run,
 	}
 	for _, o := range opts {
 		o(i)
@@ -161,6 +204,9 @@ func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {
 	if i.closed {
 		return fmt.Errorf("invoke %s for step %q: %w", inv.Handler, inv.Step, ErrClosed)
 	}
+	if n := i.abandoned.Load(); n >= int64(i.maxAbandoned) {
+		return fmt.Errorf("invoke %s for step %q: %w (%d abandoned, limit %d)", inv.Handler, inv.Step, ErrAbandoned, n, i.maxAbandoned)
+	}
 	i.inFlight.Add(1)
 	select {
 	case i.jobs <- inv:
@@ -174,6 +220,13 @@ func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {
 // InFlight counts accepted invocations whose record has not been sent yet
 // (queued or running).
 func (i *Invoker) InFlight() int { return int(i.inFlight.Load()) }
+
+// Abandoned counts handlers that ran past their deadline, had a timeout
+// reported for their attempt and still run (see WithAbandonGrace).
+func (i *Invoker) Abandoned() int { return int(i.abandoned.Load()) }
+
+// AbandonedTotal counts handlers ever abandoned.
+func (i *Invoker) AbandonedTotal() int { return int(i.abandonedTotal.Load()) }
 
 // Close stops accepting invocations and waits until the accepted ones have
 // run and their records were sent. If ctx ends first, it cancels the
@@ -252,18 +305,81 @@ func (i *Invoker) execute(inv engine.Invocation) {
 	}
 }
 
-// runSafely calls the handler runtime; a panic that escapes it is an
-// unhandled Lambda error.
+// runSafely calls the handler runtime in its own goroutine; a panic that
+// escapes it is an unhandled Lambda error. A handler still running
+// abandonGrace past the payload's deadline (it ignores its context) is
+// abandoned: the attempt gets a retryable timeout error and the worker
+// moves on; the goroutine is counted until it returns.
 func (i *Invoker) runSafely(inv engine.Invocation) (resp []byte, unhandled *contract.LambdaError) {
-	defer func() {
-		if r := recover(); r != nil {
-			i.logger.Error("local invoker: handler runtime panicked", "correlation_id", inv.CorrelationID,
-				"task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			resp, unhandled = nil, &contract.LambdaError{ErrorMessage: fmt.Sprint(r), ErrorType: "Runtime.Panic"}
-		}
+	type outcome struct {
+		resp      []byte
+		unhandled *contract.LambdaError
+	}
+	done := make(chan outcome, 1) // never blocks the handler's goroutine
+	var (
+		mu        sync.Mutex
+		finished  bool // the goroutine sent its outcome
+		abandoned bool // the worker moved on without it
+	)
+	go func() {
+		var out outcome
+		defer func() {
+			if r := recover(); r != nil {
+				i.logger.Error("local invoker: handler runtime panicked", "correlation_id", inv.CorrelationID,
+					"task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				out = outcome{unhandled: &contract.LambdaError{ErrorMessage: fmt.Sprint(r), ErrorType: "Runtime.Panic"}}
+			}
+			done <- out
+			mu.Lock()
+			finished = true
+			wasAbandoned := abandoned
+			mu.Unlock()
+			if wasAbandoned {
+				n := i.abandoned.Add(-1)
+				i.logger.Info("local invoker: abandoned handler returned", "correlation_id", inv.CorrelationID,
+					"task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt, "abandoned", n)
+			}
+		}()
+		out.resp = i.run(i.ctx, i.reg, inv.Payload, i.runOpts...)
 	}()
-	return i.run(i.ctx, i.reg, inv.Payload, i.runOpts...), nil
+	deadline := payloadDeadline(inv.Payload)
+	timer := time.NewTimer(time.Until(deadline) + i.abandonGrace)
+	defer timer.Stop()
+	select {
+	case out := <-done:
+		return out.resp, out.unhandled
+	case <-timer.C:
+	}
+	mu.Lock()
+	if finished { // it returned just as the timer fired
+		mu.Unlock()
+		out := <-done
+		return out.resp, out.unhandled
+	}
+	abandoned = true
+	n := i.abandoned.Add(1)
+	i.abandonedTotal.Add(1)
+	mu.Unlock()
+	i.logger.Warn("local invoker: handler ignored its deadline; reporting a timeout and abandoning it (it keeps running)",
+		"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
+		"handler", inv.Handler, "deadline", deadline, "abandoned", n, "max_abandoned", i.maxAbandoned)
+	return stephandler.ErrorResponse(stephandler.WithCode(fmt.Errorf(
+		"handler %s still running %s past its deadline %s (it ignores its context); abandoned", inv.Handler, i.abandonGrace,
+		deadline.UTC().Format(time.RFC3339)), stephandler.CodeTimeout)), nil
+}
+
+// payloadDeadline is the payload's tasker.deadline, or MaxRun from now.
+func payloadDeadline(payload []byte) time.Time {
+	var p struct {
+		Tasker struct {
+			Deadline time.Time `json:"deadline"`
+		} `json:"tasker"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil || p.Tasker.Deadline.IsZero() {
+		return time.Now().Add(MaxRun)
+	}
+	return p.Tasker.Deadline
 }
 
 // encodeRecord encodes a destination record like json.Marshal would, but

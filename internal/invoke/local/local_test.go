@@ -395,3 +395,120 @@ func BenchmarkInvokeNoop(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// withDeadline returns in with its payload's tasker.deadline set to d.
+func withDeadline(t *testing.T, in engine.Invocation, d time.Time) engine.Invocation {
+	t.Helper()
+	var p contract.Payload
+	if err := json.Unmarshal(in.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Tasker.Deadline = d
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Payload = b
+	return in
+}
+
+// A handler that ignores its context and never returns does not hold its
+// worker past the deadline: the attempt gets a retryable timeout, the
+// worker runs the next invocation, and while WithMaxAbandoned handlers are
+// abandoned Invoke refuses with a retryable ErrAbandoned.
+func TestHandlerIgnoringItsDeadlineIsAbandoned(t *testing.T) {
+	t.Parallel()
+	inv, dest, reg := newInvoker(t, WithWorkers(1), WithAbandonGrace(50*time.Millisecond), WithMaxAbandoned(1))
+	release := make(chan struct{})
+	defer close(release)
+	if err := reg.Register("test.stuck", func(context.Context, stephandler.Input) (any, error) {
+		<-release // ignores ctx
+		return "late", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stuck := withDeadline(t, invoketest.NewInvocation(t, "test.stuck", 0), time.Now().Add(100*time.Millisecond))
+	start := time.Now()
+	if err := inv.Invoke(ctx, stuck); err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	recs, err := dest.wait(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("timeout reported after %s", took)
+	}
+	res, err := contract.ParseDestinationRecord(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err == nil || res.Err.Permanent || res.Err.Code != stephandler.CodeTimeout || !strings.Contains(res.Err.Message, "abandoned") {
+		t.Fatalf("result %+v, want a retryable timeout", res.Err)
+	}
+	if inv.Abandoned() != 1 || inv.AbandonedTotal() != 1 {
+		t.Errorf("Abandoned() = %d, AbandonedTotal() = %d, want 1, 1", inv.Abandoned(), inv.AbandonedTotal())
+	}
+	// The abandoned limit is reached: new invocations are refused, retryably.
+	if err := inv.Invoke(ctx, invoketest.NewInvocation(t, "test.ok", 0)); !errors.Is(err, ErrAbandoned) {
+		t.Fatalf("Invoke with the abandoned limit reached = %v, want ErrAbandoned", err)
+	}
+	// Once the handler returns, the slot is back, and the single worker
+	// (freed at the deadline) runs the next invocation.
+	release <- struct{}{}
+	deadline := time.Now().Add(5 * time.Second)
+	for inv.Abandoned() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if inv.Abandoned() != 0 {
+		t.Fatalf("Abandoned() = %d after the handler returned", inv.Abandoned())
+	}
+	if err := inv.Invoke(ctx, invoketest.NewInvocation(t, "test.ok", 0)); err != nil {
+		t.Fatalf("Invoke after the abandoned handler returned: %v", err)
+	}
+	recs, err = dest.wait(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := contract.ParseDestinationRecord(recs[1]); err != nil || res.Err != nil {
+		t.Fatalf("second record: %+v %v", res, err)
+	}
+	if len(recs) != 2 {
+		t.Errorf("%d records, want 2 (the abandoned handler's late result is dropped)", len(recs))
+	}
+}
+
+// The freed worker does not wait for the stuck handler: with one worker, a
+// second invocation runs while the first handler is still blocked.
+func TestAbandonedHandlerFreesItsWorker(t *testing.T) {
+	t.Parallel()
+	inv, dest, reg := newInvoker(t, WithWorkers(1), WithAbandonGrace(0), WithMaxAbandoned(4))
+	release := make(chan struct{})
+	defer close(release)
+	if err := reg.Register("test.stuck", func(context.Context, stephandler.Input) (any, error) {
+		<-release
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := inv.Invoke(ctx, withDeadline(t, invoketest.NewInvocation(t, "test.stuck", 0), time.Now().Add(50*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.Invoke(ctx, invoketest.NewInvocation(t, "test.ok", 0)); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := dest.wait(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := contract.ParseDestinationRecord(recs[1]); err != nil || res.Err != nil {
+		t.Fatalf("second record: %+v %v", res, err)
+	}
+	if inv.Abandoned() != 1 {
+		t.Errorf("Abandoned() = %d, want 1", inv.Abandoned())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"log/slog"
 	"maps"
 	"strconv"
 	"sync"
@@ -26,6 +27,9 @@ const (
 	DefaultVisibilityTimeout = time.Second
 	DefaultMaxReceives       = 10
 	DefaultMaxDelay          = 900 * time.Second
+	// DefaultMaxDeadLetters bounds the dead-letter list; beyond it the
+	// oldest entries are dropped (Stats.DeadDropped counts them).
+	DefaultMaxDeadLetters = 10000
 )
 
 // Option configures New.
@@ -51,6 +55,27 @@ func WithMaxReceives(n int) Option {
 	}
 }
 
+// WithMaxDeadLetters bounds the dead-letter list (default
+// DefaultMaxDeadLetters; n <= 0 keeps the default). When it is full the
+// oldest entry is dropped, counted in Stats.DeadDropped and logged as a
+// warning.
+func WithMaxDeadLetters(n int) Option {
+	return func(q *Queue) {
+		if n > 0 {
+			q.maxDead = n
+		}
+	}
+}
+
+// WithLogger sets where dropped dead letters are reported (default: nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(q *Queue) {
+		if l != nil {
+			q.log = l
+		}
+	}
+}
+
 // WithMaxDelay caps message delays (default 900 s, as SQS does; d <= 0
 // means no cap).
 func WithMaxDelay(d time.Duration) Option { return func(q *Queue) { q.maxDelay = d } }
@@ -66,6 +91,8 @@ type Queue struct {
 	visibility  time.Duration
 	maxReceives int
 	maxDelay    time.Duration
+	maxDead     int
+	log         *slog.Logger
 	now         func() time.Time
 
 	mu       sync.Mutex
@@ -74,6 +101,7 @@ type Queue struct {
 	received map[string]*item // receipt → item, for Delete
 	taken    int              // messages handed to Consume handlers
 	dead     []DeadLetter
+	dropped  int // dead letters dropped because the list was full
 	seq      uint64
 	changed  chan struct{} // closed when messages may have become available
 	waiting  bool          // someone waits on changed
@@ -116,6 +144,9 @@ type Stats struct {
 	Delayed  int // waiting for their delay or a redelivery
 	InFlight int // delivered and not yet settled
 	Dead     int
+	// DeadDropped counts dead letters dropped, oldest first, because the
+	// list held WithMaxDeadLetters entries.
+	DeadDropped int
 }
 
 // New returns an empty queue.
@@ -124,6 +155,8 @@ func New(opts ...Option) *Queue {
 		visibility:  DefaultVisibilityTimeout,
 		maxReceives: DefaultMaxReceives,
 		maxDelay:    DefaultMaxDelay,
+		maxDead:     DefaultMaxDeadLetters,
+		log:         slog.New(slog.DiscardHandler),
 		now:         time.Now,
 		received:    map[string]*item{},
 		changed:     make(chan struct{}),
@@ -276,6 +309,8 @@ func (q *Queue) Stats() Stats {
 		Delayed:  q.delayed.Len() - len(q.received),
 		InFlight: q.taken + len(q.received),
 		Dead:     len(q.dead),
+
+		DeadDropped: q.dropped,
 	}
 }
 
@@ -402,6 +437,14 @@ func (q *Queue) promoteLocked(now time.Time) {
 }
 
 func (q *Queue) deadLocked(it *item, now time.Time) {
+	if len(q.dead) >= q.maxDead {
+		old := q.dead[0]
+		q.dead[0] = DeadLetter{} // let the body be collected
+		q.dead = q.dead[1:]
+		q.dropped++
+		q.log.Warn("dead-letter list full: dropped the oldest entry",
+			"message_id", old.ID, "dead_lettered_at", old.At, "max_dead_letters", q.maxDead, "dropped_total", q.dropped)
+	}
 	q.dead = append(q.dead, DeadLetter{ID: it.id, Body: it.body, Attributes: it.attrs, Receives: it.receives, At: now})
 }
 

@@ -1,8 +1,11 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -310,4 +313,55 @@ func BenchmarkSendConsume(b *testing.B) {
 		_ = q.Send(ctx, []engine.Message{{Body: body}})
 	}
 	<-done
+}
+
+// The dead-letter list is bounded: beyond WithMaxDeadLetters the oldest
+// entries are dropped, counted and logged.
+func TestDeadLettersAreBounded(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
+	q := New(WithMaxReceives(1), WithVisibilityTimeout(20*time.Millisecond), WithMaxDeadLetters(3), WithLogger(log))
+	ctx := context.Background()
+	for i := range 5 {
+		if err := q.Send(ctx, []engine.Message{{Body: []byte(fmt.Sprint("m", i))}}); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time, so they are dead-lettered in order.
+		if got, err := q.Receive(ctx, 1, time.Second); err != nil || len(got) != 1 {
+			t.Fatalf("receive %d: %+v %v", i, got, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+		if none, err := q.Receive(ctx, 1, 0); err != nil || len(none) != 0 {
+			t.Fatalf("redelivered past max receives: %+v %v", none, err)
+		}
+	}
+	dl := q.DeadLetters()
+	var ids []string
+	for _, d := range dl {
+		ids = append(ids, string(d.Body))
+	}
+	if fmt.Sprint(ids) != "[m2 m3 m4]" {
+		t.Errorf("dead letters %v, want the newest three [m2 m3 m4]", ids)
+	}
+	if s := q.Stats(); s.Dead != 3 || s.DeadDropped != 2 {
+		t.Errorf("stats %+v, want Dead 3, DeadDropped 2", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), `"level":"WARN","msg":"dead-letter list full: dropped the oldest entry"`); n != 2 {
+		t.Errorf("%d drop warnings, want 2:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
