@@ -27,8 +27,9 @@ type problem struct {
 // absolute http(s) (file://, gopher://, no host), a method that is not an
 // HTTP token (a CRLF in it would split the request line), and a timeout
 // that is not a positive number of seconds within MaxHTTPTimeoutSeconds
-// (a huge one overflows time.Duration to a negative value). Only the keys
-// present in cfg are checked.
+// (a huge one overflows time.Duration to a negative value), and a
+// follow_redirects other than never or same_origin. Only the keys present
+// in cfg are checked.
 func httpConfigProblems(cfg map[string]any) []problem {
 	var out []problem
 	if v, ok := cfg["url"]; ok {
@@ -44,6 +45,11 @@ func httpConfigProblems(cfg map[string]any) []problem {
 			out = append(out, problem{"method", fmt.Sprintf("must be an HTTP method name such as GET or POST (letters, digits and !#$%%&'*+-.^_`|~ only), got %s", describeJSON(v))})
 		}
 	}
+	if v, ok := cfg["follow_redirects"]; ok {
+		if s, _ := v.(string); s != "never" && s != "same_origin" {
+			out = append(out, problem{"follow_redirects", fmt.Sprintf("must be never or same_origin, got %s", describeJSON(v))})
+		}
+	}
 	if v, ok := cfg["timeout_seconds"]; ok {
 		f, isNum := jsonNumber(v)
 		if !isNum || !(f > 0 && f <= MaxHTTPTimeoutSeconds) {
@@ -54,9 +60,20 @@ func httpConfigProblems(cfg map[string]any) []problem {
 }
 
 // checkHTTPURL validates the URL as written in the template, placeholders
-// standing in for a plain path segment; the scheme and host must be there
-// before any context value is substituted.
+// standing in for a plain path segment; the scheme, host and port must be
+// written out before any context value is substituted, as tasker.http
+// requires at run time (docs/security.md).
 func checkHTTPURL(raw string) string {
+	if loc := httpPlaceholder.FindStringIndex(raw); loc != nil {
+		rest := raw
+		if _, after, ok := strings.Cut(raw, "://"); ok {
+			rest = after
+		}
+		authority := len(raw) - len(rest) + strings.IndexAny(rest+"/", "/?#")
+		if loc[0] < authority {
+			return fmt.Sprintf("URL %q has a placeholder before its path: the scheme, host and port must come from the template, placeholders only in the path or query", raw)
+		}
+	}
 	u, err := url.Parse(httpPlaceholder.ReplaceAllString(raw, "x"))
 	switch {
 	case err != nil:
