@@ -53,10 +53,11 @@ dev:
 generate:
 	$(SQLC) -f $(CURDIR)/sqlc.yaml generate
 
-## lint: fail on unformatted files or stale generated code, then go vet
+## lint: fail on unformatted files, stale generated code or a forbidden import, then go vet
 # The generated-code check runs sqlc on a copy of sqlc.yaml and sql/ and
 # compares the whole output directory, so a missing, edited or leftover file
-# in internal/store/dbgen fails it.
+# in internal/store/dbgen fails it. internal/importrules fails on an import
+# that breaks a rule of docs/architecture.md, "Import rules".
 lint:
 	@unformatted="$$(find . -name '*.go' -not -path './.*' -not -path './bin/*' -print0 | xargs -0 gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
@@ -64,6 +65,7 @@ lint:
 	cp -R sqlc.yaml sql "$$tmp"/ && $(SQLC) -f "$$tmp/sqlc.yaml" generate && \
 	diff -ru internal/store/dbgen "$$tmp/internal/store/dbgen" || \
 	{ echo "internal/store/dbgen is stale or sqlc failed: run make generate"; exit 1; }
+	$(GO) test -count=1 ./internal/importrules/
 	$(GO) vet ./...
 
 include functions/build.mk

@@ -1,6 +1,6 @@
 // Package templates embeds the shipped example workflow templates so every
-// binary can serve them without a templates directory (DESIGN §11:
-// TASKER_TEMPLATES_DIR defaults to these). Load them with
+// binary can serve them without a templates directory (TASKER_TEMPLATES_DIR
+// defaults to these; docs/architecture.md, "Configuration"). Load them with
 // template.LoadFS(templates.FS, opts).
 package templates
 

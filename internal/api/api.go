@@ -1,4 +1,4 @@
-// Package api is Tasker's HTTP API v1 (DESIGN §8): one http.Handler that
+// Package api is Tasker's HTTP API v1 (docs/architecture.md, "HTTP API"): one http.Handler that
 // serves both the local server (`tasker dev`) and the API Lambda.
 //
 // Every route is listed once, in routes below, with the permission it
@@ -34,8 +34,10 @@
 // List and read responses keep to a byte budget (Config.MaxResponseBytes,
 // budget.go) and take ?fields= to leave large members out.
 //
-// Import rules: api imports engine, store, template, auth and graph; only
-// functions/* and cmd/* import api.
+// Import rules: api imports engine, template, auth, graph, jsonb, telemetry,
+// and store for its value types only (it reads through its own Reader
+// interface); devserver and lambdaapp wire it (docs/architecture.md,
+// "Import rules", enforced by internal/importrules).
 package api
 
 import (

@@ -9,7 +9,8 @@ import (
 	"github.com/taskerhq/tasker/internal/template"
 )
 
-// Response shapes (DESIGN §8). Times are RFC 3339 in UTC; absent values
+// Response shapes (docs/architecture.md, "HTTP API"; openapi.json).
+// Times are RFC 3339 in UTC; absent values
 // are null, never omitted, except `steps`, which list items leave out.
 
 // Task is a task as the API returns it.

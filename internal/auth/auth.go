@@ -1,5 +1,5 @@
 // Package auth verifies the bearer JWTs presented to the Tasker API and maps
-// their claims to a Principal with permissions (DESIGN §8).
+// their claims to a Principal with permissions (docs/auth.md).
 //
 // Two key sources are supported and may be combined:
 //
@@ -44,7 +44,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Environment variables read by FromEnv (DESIGN §11).
+// Environment variables read by FromEnv (docs/architecture.md, "Configuration").
 const (
 	EnvHS256Secret = "TASKER_AUTH_HS256_SECRET"
 	EnvJWKSURL     = "TASKER_AUTH_JWKS_URL"

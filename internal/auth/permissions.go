@@ -8,7 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Permissions checked by the API (DESIGN §8).
+// Permissions checked by the API (docs/auth.md, "Permissions").
 const (
 	TasksCreate   = "tasks:create"
 	TasksRead     = "tasks:read"

@@ -1,6 +1,7 @@
 // Package contract holds the wire shapes that cross process boundaries:
 // the handler invocation payload, the handler error envelope, scheduler
-// queue messages and the Lambda destination record (DESIGN §5, §6).
+// queue messages and the Lambda destination record (docs/architecture.md, "Handler contract",
+// "Queue messages").
 //
 // Import rules: this package imports only the standard library and uuid.
 // Everything else (engine, stephandler, adapters, functions) may import it.

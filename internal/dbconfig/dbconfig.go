@@ -1,5 +1,5 @@
 // Package dbconfig turns the environment into a pgx pool configuration,
-// the same way in every Lambda function and locally (DESIGN §11).
+// the same way in every Lambda function and locally (docs/architecture.md, "Configuration").
 //
 // Sources, first match wins ("set" means non-empty):
 //

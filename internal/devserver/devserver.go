@@ -1,10 +1,12 @@
-// Package devserver runs Tasker as one process (DESIGN §10): API, scheduler
+// Package devserver runs Tasker as one process (docs/architecture.md,
+// "Local mode"): API, scheduler
 // loop, sweeper and the registered Go handlers, with an in-process delayed
 // queue and an in-process async invoker that emit the same messages SQS and
 // Lambda would, so the engine runs exactly the code it runs on AWS.
 //
 // Import rules: devserver wires adapters (queue/local, invoke/local, api)
-// around the engine; nothing imports devserver but cmd/tasker and tests.
+// around the engine; nothing imports devserver but cmd/tasker, bench and
+// tests (docs/architecture.md, "Import rules").
 package devserver
 
 import (

@@ -6,7 +6,7 @@
 // the OpenTelemetry API and pgconn (only to recognise a value PostgreSQL
 // refused). It owns the ports (Queue, Invoker, Clock, Publisher)
 // that adapters implement, and never imports an adapter, so local and AWS
-// modes run the same code.
+// modes run the same code (docs/architecture.md, "Import rules").
 package engine
 
 import (
@@ -42,7 +42,7 @@ type Config struct {
 	// InstanceID names this engine on claims and transitions (default: random).
 	InstanceID string
 	// Local marks an in-process engine whose invoker dies with it, so its
-	// claims can be recovered promptly after a crash (DESIGN §10).
+	// claims can be recovered promptly after a crash (docs/architecture.md, "Local mode").
 	Local bool
 	// MaxInFlight caps step attempts in progress across the system; 0 means
 	// no cap. The effective cap shrinks while the system is unhealthy.

@@ -23,7 +23,8 @@ type SweepReport struct {
 // sweepLimit bounds the work of one sweep; the next sweep takes the rest.
 const sweepLimit = 1000
 
-// Sweep finds work that no message will announce (DESIGN §2.2): retries that
+// Sweep finds work that no message will announce (docs/architecture.md,
+// "Invariants" 2, "Sweep"): retries that
 // are due, tasks with ready steps and no wake-up, attempts past their
 // deadline, and attempts held by crashed local instances. It moves them on
 // in one scheduler pass.

@@ -14,7 +14,7 @@ import (
 // TracerName names the engine's tracer.
 const TracerName = "github.com/taskerhq/tasker/internal/engine"
 
-// Span names and attribute keys (DESIGN §9). A task's trace is rooted at the
+// Span names and attribute keys (docs/observability.md, "Traces"). A task's trace is rooted at the
 // span that created it (usually the API request): task.create, then one
 // task.evaluate per scheduler pass that changed the task, each with one
 // step.dispatch per attempt it dispatched, whose context travels in the

@@ -1,4 +1,5 @@
-// Package events publishes the engine's lifecycle events (DESIGN §9) to
+// Package events publishes the engine's lifecycle events (docs/observability.md,
+// "Lifecycle events") to
 // structured logs (Log), an EventBridge bus (EventBridge) and metrics
 // (Metrics); Multi fans out to several. The catalogue of event names is
 // engine.Catalogue; Catalogue here documents the payload fields.

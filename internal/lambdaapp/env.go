@@ -12,7 +12,7 @@ import (
 )
 
 // Environment variables read here (the others belong to dbconfig, auth and
-// invoke/lambda; DESIGN §11).
+// invoke/lambda; docs/architecture.md, "Configuration").
 const (
 	EnvLogLevel          = "LOG_LEVEL"
 	EnvTemplatesDir      = "TASKER_TEMPLATES_DIR"

@@ -1,5 +1,5 @@
 // Package lambdaapp is the shared wiring of Tasker's Lambda functions
-// (functions/*, DESIGN §1, §3): each function's main is one call,
+// (functions/*, docs/architecture.md, "Flow" and "Layout"): each function's main is one call,
 //
 //	func main() { lambdaapp.Main(lambdaapp.Scheduler) }
 //

@@ -15,7 +15,7 @@ import (
 // flushTimeout bounds the work done after each invocation.
 const flushTimeout = 2 * time.Second
 
-// observer is a function's observability (DESIGN §9): lifecycle events to
+// observer is a function's observability (docs/observability.md): lifecycle events to
 // the log, to CloudWatch metrics as EMF log lines and, with
 // TASKER_EVENT_BUS, to an EventBridge bus; OpenTelemetry tracing as the
 // OTEL_* variables choose (none by default). The Lambda runtime freezes

@@ -1,4 +1,4 @@
-// Package stephandler is the Go SDK for step handlers (DESIGN §5).
+// Package stephandler is the Go SDK for step handlers (docs/handlers.md).
 //
 // A Handler receives an Input — the invocation payload with typed
 // accessors for the task context, the step config and the parents' results

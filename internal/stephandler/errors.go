@@ -87,7 +87,8 @@ const (
 	CodeTimeout        = "timeout"
 )
 
-// HandlerError converts any error into the wire form of DESIGN §5. Errors
+// HandlerError converts any error into the wire form of docs/architecture.md,
+// "Handler contract". Errors
 // without an *Error in their chain are retryable; context deadline errors
 // get the code "timeout" unless they carry one.
 func HandlerError(err error) contract.HandlerError {

@@ -13,7 +13,7 @@ import (
 )
 
 // Input is what a Handler receives: the decoded invocation payload
-// (DESIGN §5) with typed accessors. The zero Input is an empty payload.
+// (docs/architecture.md, "Handler contract") with typed accessors. The zero Input is an empty payload.
 type Input struct {
 	p   *contract.Payload
 	raw []byte

@@ -106,7 +106,7 @@ func newRunConfig(opts []Option) *runConfig {
 	return c
 }
 
-// Run executes one invocation: it decodes payload (DESIGN §5), calls the
+// Run executes one invocation: it decodes payload (docs/architecture.md, "Handler contract"), calls the
 // handler named by tasker.handler with the payload's deadline applied to
 // ctx, and returns the response: the result as JSON, or the envelope
 // {"tasker_error":{"message","permanent","retry_after_seconds","code"}}.

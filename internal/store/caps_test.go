@@ -127,7 +127,7 @@ func TestConcurrencyKey(t *testing.T) {
 
 // A step held back by its concurrency key must not use up the pass's claim
 // limit: the other ready steps are claimed (else a sweep over tasks with
-// blocked keyed steps never claims anything else, DESIGN §2.2).
+// blocked keyed steps never claims anything else, docs/architecture.md, "Invariants" 2).
 func TestConcurrencyKeyDoesNotBlockOtherSteps(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)

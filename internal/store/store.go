@@ -2,8 +2,9 @@
 // API run, over a pgx pool. SQL lives in sql/ (embedded); this package only
 // binds parameters and scans rows.
 //
-// Import rules: store imports contract-free leaf packages only (pgx, uuid,
-// tasksql). It never imports engine, api or adapters.
+// Import rules: store imports only its generated queries (store/dbgen) and
+// outside libraries (pgx, uuid). It never imports engine, template, api or
+// adapters (docs/architecture.md, "Import rules").
 package store
 
 import (

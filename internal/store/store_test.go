@@ -574,7 +574,7 @@ func TestResultRecordedOnce(t *testing.T) {
 	}
 }
 
-// DESIGN §4 retry: attempts < max_attempts and a retryable error wait
+// Retry (docs/retries.md, "The retry policy"): attempts < max_attempts and a retryable error wait
 // min(max_backoff, base*2^(attempt-1)) (retry_after instead when given,
 // capped by max_backoff); permanent or exhausted failures are errors.
 func TestRetryPolicy(t *testing.T) {

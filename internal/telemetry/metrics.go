@@ -1,4 +1,4 @@
-// Package telemetry is Tasker's observability plumbing (DESIGN §9): a small
+// Package telemetry is Tasker's observability plumbing (docs/observability.md): a small
 // metrics registry rendered as Prometheus text (local server, /v1/metrics)
 // or as CloudWatch Embedded Metric Format log lines (Lambda), and the
 // OpenTelemetry tracing setup chosen by the standard OTEL_* variables.
@@ -9,7 +9,7 @@
 // client_golang does not model; ~300 lines avoid a large dependency tree.
 //
 // Import rules: telemetry imports only the standard library and
-// OpenTelemetry; engine, events, api and the binaries import it.
+// OpenTelemetry (a leaf: docs/architecture.md, "Import rules").
 package telemetry
 
 import (

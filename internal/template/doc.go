@@ -1,5 +1,5 @@
 // Package template loads and validates workflow templates: versioned YAML
-// descriptions of a DAG of steps (DESIGN §7).
+// descriptions of a DAG of steps (docs/templates.md).
 //
 // # Format
 //

@@ -1,5 +1,5 @@
 // Package testenv builds and starts the external servers that tests run
-// against (DESIGN §12): goaws, an SQS-protocol server, and the AWS Lambda
+// against (docs/architecture.md, "Tests"): goaws, an SQS-protocol server, and the AWS Lambda
 // Runtime Interface Emulator (RIE).
 //
 // # Binaries

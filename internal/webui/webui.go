@@ -21,7 +21,8 @@
 // API's SVG graphs always agree.
 //
 // Import rules: webui imports only internal/graph and the standard
-// library; cmd/* and functions/* mount it.
+// library; devserver and lambdaapp mount it (docs/architecture.md,
+// "Import rules").
 package webui
 
 import (

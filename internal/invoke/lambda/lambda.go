@@ -1,4 +1,5 @@
-// Package lambda is the step invoker on AWS (DESIGN §1, §5): an
+// Package lambda is the step invoker on AWS (docs/architecture.md, "Flow" and
+// "Handler contract"): an
 // engine.Invoker that starts one asynchronous Lambda invocation
 // (InvocationType Event) per step attempt. The handler Lambda's result
 // comes back later as a destination record on the scheduler queue.

@@ -1,5 +1,5 @@
 // Package local is the in-process asynchronous invoker of local mode
-// (DESIGN §5, §10). It runs registered Go handlers on a bounded worker pool
+// (docs/architecture.md, "Handler contract", "Local mode"). It runs registered Go handlers on a bounded worker pool
 // and, for every invocation, sends to the destination queue the Lambda
 // destination record that AWS would have sent, so results follow the same
 // code path as on AWS.

@@ -1,5 +1,5 @@
 // Package faulty wraps an engine.Queue and injects the faults a real queue
-// may produce (DESIGN §2.1: a message may arrive twice, late, out of order,
+// may produce (docs/architecture.md, "Invariants" 1: a message may arrive twice, late, out of order,
 // or never): it duplicates, reorders, delays, holds back and drops
 // messages, driven by a seeded random source so a failing run can be
 // replayed with the same seed.

@@ -1,4 +1,5 @@
-// Package sqs is the scheduler queue on AWS (DESIGN §1, §6): an
+// Package sqs is the scheduler queue on AWS (docs/architecture.md, "Flow" and
+// "Queue messages"): an
 // engine.Queue that sends JSON bodies to a standard SQS queue.
 //
 // Sending. One message goes with SendMessage; more go with SendMessageBatch
