@@ -119,7 +119,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Engine: e.eng, MaxBodyBytes: opts.maxBody, Metrics: opts.metrics,
+	cfg := api.Config{Engine: e.eng, Store: st, MaxBodyBytes: opts.maxBody, Metrics: opts.metrics,
 		MaxResponseBytes: opts.maxResponse, AllowedHosts: opts.hosts}
 	if opts.auth {
 		e.secret = testSecret

@@ -36,7 +36,7 @@ func newOffline(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{Engine: eng})
+	h, err := New(Config{Engine: eng, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

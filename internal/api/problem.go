@@ -148,38 +148,73 @@ func (s *server) writeProblem(w http.ResponseWriter, r *http.Request, p *Problem
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// fail answers with the problem err stands for. Errors that are not
-// problems and carry no known meaning are logged and become a generic 500
-// whose body says nothing about the cause (no SQL, no stack).
+// fail answers with the problem err stands for (problemFor). Errors that
+// are not problems and carry no known meaning are logged and become a
+// generic 500 whose body says nothing about the cause (no SQL, no stack).
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var p *Problem
-	var mbe *http.MaxBytesError
-	var ce *template.ContextError
+	p := problemFor(err)
 	switch {
-	case errors.As(err, &p):
-	case errors.As(err, &mbe):
-		p = tooLarge(mbe.Limit)
-	case errors.As(err, &ce):
-		p = contextProblem(ce)
-	case errors.Is(err, store.ErrNotFound):
-		p = notFound("not found")
-	case errors.Is(err, template.ErrNotFound):
-		p = notFound("no such template")
-	case errors.Is(err, engine.ErrIdempotencyConflict):
-		// Says nothing of the task that holds the key.
-		p = conflict("this idempotency key was used with a different request")
-	case errors.Is(err, store.ErrConflict):
-		p = conflict("the resource is not in a state that allows this")
+	case p != nil:
 	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		s.log.InfoContext(r.Context(), "request ended before it was answered", "error", err, "path", r.URL.Path)
 		p = newProblem(http.StatusServiceUnavailable, TypeUnavailable, "the request was cancelled or timed out")
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "error", err, "method", r.Method, "path", r.URL.Path,
 			"correlation_id", correlationFrom(r.Context()))
-		p = newProblem(http.StatusInternalServerError, TypeInternal,
-			"the server could not complete the request; quote the correlation id when reporting this")
+		p = internalProblem()
 	}
 	s.writeProblem(w, r, p)
+}
+
+func internalProblem() *Problem {
+	return newProblem(http.StatusInternalServerError, TypeInternal,
+		"the server could not complete the request; quote the correlation id when reporting this")
+}
+
+// errorProblems maps the error values of the engine, the templates and the
+// Reader to the problems they stand for. The engine's operations return
+// only engine errors for these cases (engine.ErrNotFound...), never the
+// store's; the Reader's not-found is store.ErrNotFound (see Reader).
+var errorProblems = []struct {
+	err     error
+	problem func() *Problem
+}{
+	{engine.ErrNotFound, func() *Problem { return notFound("not found") }},
+	{store.ErrNotFound, func() *Problem { return notFound("not found") }},
+	{template.ErrNotFound, func() *Problem { return notFound("no such template") }},
+	// Says nothing of the task that holds the key.
+	{engine.ErrIdempotencyConflict, func() *Problem {
+		return conflict("this idempotency key was used with a different request")
+	}},
+	{engine.ErrConflict, func() *Problem { return conflict("the resource is not in a state that allows this") }},
+}
+
+// problemFor returns the problem err stands for, or nil when err has no
+// known meaning (the caller answers 500 or 503).
+func problemFor(err error) *Problem {
+	var p *Problem
+	var mbe *http.MaxBytesError
+	var ce *template.ContextError
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &mbe):
+		return tooLarge(mbe.Limit)
+	case errors.As(err, &ce):
+		return contextProblem(ce)
+	}
+	for _, m := range errorProblems {
+		if errors.Is(err, m.err) {
+			return m.problem()
+		}
+	}
+	return nil
+}
+
+// isNotFound reports whether err means a missing task or step, from the
+// engine or the Reader.
+func isNotFound(err error) bool {
+	return errors.Is(err, engine.ErrNotFound) || errors.Is(err, store.ErrNotFound)
 }
 
 // contextProblem turns a context_schema failure into a 422 whose pointers

@@ -343,7 +343,7 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func taskErr(id uuid.UUID, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
+	if isNotFound(err) {
 		return notFound("no task " + id.String())
 	}
 	return err
@@ -394,7 +394,7 @@ func (s *server) operate(w http.ResponseWriter, r *http.Request, do func(uuid.UU
 		return
 	}
 	if err := do(id, reason); err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, engine.ErrConflict) {
 			err = s.taskConflict(r, id, conflictFmt)
 		}
 		s.fail(w, r, taskErr(id, err))
@@ -456,7 +456,7 @@ func (s *server) getStep(w http.ResponseWriter, r *http.Request) {
 func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID, name string, fields fieldSet) {
 	st, trs, taskFound, err := s.store.GetStep(r.Context(), id, name)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) && taskFound {
+		if isNotFound(err) && taskFound {
 			err = notFound(fmt.Sprintf("task %s has no step %q", id, name))
 		}
 		s.fail(w, r, taskErr(id, err))
@@ -495,7 +495,7 @@ func (s *server) resolveStep(w http.ResponseWriter, r *http.Request) {
 
 // resolveErr explains why a step could not be resolved.
 func (s *server) resolveErr(r *http.Request, id uuid.UUID, name string, err error) error {
-	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+	if !errors.Is(err, engine.ErrNotFound) && !errors.Is(err, engine.ErrConflict) {
 		return err
 	}
 	t, gerr := s.store.GetTask(r.Context(), id)

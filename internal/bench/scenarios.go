@@ -319,7 +319,7 @@ func (r *throughputResult) rate() float64 { return perSec(4*r.Done, r.Elapsed) }
 // one pathological cell cannot stretch the run or leak work into the next.
 func (e *env) throughput(ctx context.Context, srv *devserver.Server, n int, limit time.Duration) (*throughputResult, error) {
 	// Warm the connections and statement caches.
-	warm, err := e.precreate(ctx, srv.Engine.Store(), wfLinear, 32)
+	warm, err := e.precreate(ctx, srv.Store, wfLinear, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +329,7 @@ func (e *env) throughput(ctx context.Context, srv *devserver.Server, n int, limi
 	if _, err := e.drain(ctx, srv, warm, limit/3); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	ids, err := e.precreate(ctx, srv.Engine.Store(), wfLinear, n)
+	ids, err := e.precreate(ctx, srv.Store, wfLinear, n)
 	if err != nil {
 		return nil, err
 	}

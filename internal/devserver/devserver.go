@@ -144,11 +144,13 @@ func newHTTPServer(h http.Handler, ln net.Listener, lim HTTPLimits, log *slog.Lo
 // Server is a running local Tasker.
 type Server struct {
 	Engine  *engine.Engine
+	Store   *store.Store
 	Pool    *pgxpool.Pool
 	Queue   *qlocal.Queue
 	Invoker *invlocal.Invoker
 	Handler http.Handler
-	// Metrics holds the server's metrics (events.Metrics).
+	// Metrics holds the server's metrics (events.Metrics and the handler
+	// metrics of stephandler.WithMetrics).
 	Metrics *telemetry.Registry
 	// Addr is the listening address when an HTTP server runs.
 	Addr string
@@ -234,7 +236,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Engine: eng, Pool: pool, Queue: q, Invoker: inv, Metrics: reg, log: log, cancel: cancel}
+	s := &Server{Engine: eng, Store: st, Pool: pool, Queue: q, Invoker: inv, Metrics: reg, log: log, cancel: cancel}
 	for range opts.Consumers {
 		s.wg.Add(1)
 		go func() {
@@ -277,7 +279,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.Addr = ln.Addr().String()
 		hosts = api.LocalHosts(s.Addr, opts.AllowedHosts)
 	}
-	h, err := api.New(api.Config{Engine: eng, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics,
+	h, err := api.New(api.Config{Engine: eng, Store: s.Store, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics,
 		TracerProvider: opts.TracerProvider, AllowedHosts: hosts})
 	if err != nil {
 		if ln != nil {

@@ -46,10 +46,6 @@ type CreateRequest struct {
 // API caller's scope is ever this one.
 const TriggerScope = "trigger"
 
-// ErrIdempotencyConflict: the idempotency key was already used in its
-// scope with a different request. It names no task.
-var ErrIdempotencyConflict = store.ErrIdempotencyConflict
-
 // requestHash is the sha256 (hex) of a canonical encoding of what the
 // caller asked for: the workflow and version as requested, the context
 // (decoded and re-encoded, so key order and white space do not matter),
@@ -164,7 +160,7 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	}
 	taskID, created, err := e.store.CreateTask(ctx, nt)
 	if err != nil {
-		return Created{}, err
+		return Created{}, fromStore(err)
 	}
 	out = Created{TaskID: taskID, Version: tpl.Version, Created: created}
 	if span.IsRecording() {

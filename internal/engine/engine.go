@@ -156,9 +156,6 @@ func (e *Engine) InstanceID() string { return e.cfg.InstanceID }
 // Templates returns the template set the engine creates tasks from.
 func (e *Engine) Templates() *template.Set { return e.cfg.Templates }
 
-// Store returns the engine's store (read models for the API).
-func (e *Engine) Store() *store.Store { return e.store }
-
 type nopPublisher struct{}
 
 func (nopPublisher) Publish(context.Context, []Event) {}

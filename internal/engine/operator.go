@@ -12,25 +12,26 @@ import (
 )
 
 // CancelTask cancels a task: no step of it is dispatched again, and results
-// of attempts in flight are ignored when they arrive. store.ErrNotFound and
-// store.ErrConflict (already finished) are wrapped in the error.
+// of attempts in flight are ignored when they arrive. Errors: ErrNotFound,
+// ErrConflict (already finished).
 func (e *Engine) CancelTask(ctx context.Context, id uuid.UUID, actor, reason string) error {
 	now := e.clock.Now()
 	res, err := e.store.CancelTask(ctx, id, now, actor, reason)
 	if err != nil {
-		return err
+		return fromStore(err)
 	}
 	e.publishOperator(ctx, now, res, TaskCancelled, StepCancelled, reason)
 	return nil
 }
 
 // RetryTask re-runs the failed steps of a task in error; completed steps are
-// kept and their results reused.
+// kept and their results reused. Errors: ErrNotFound, ErrConflict (the task
+// is not in error).
 func (e *Engine) RetryTask(ctx context.Context, id uuid.UUID, actor, reason string) error {
 	now := e.clock.Now()
 	res, err := e.store.RetryTask(ctx, id, now, actor, reason)
 	if err != nil {
-		return err
+		return fromStore(err)
 	}
 	e.publishOperator(ctx, now, res, TaskRetryRequested, StepRetryRequested, reason)
 	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0}, nil)
@@ -38,12 +39,13 @@ func (e *Engine) RetryTask(ctx context.Context, id uuid.UUID, actor, reason stri
 }
 
 // ResolveStep marks a failed step resolved with an optional result, so its
-// dependents can proceed.
+// dependents can proceed. Errors: ErrNotFound, ErrConflict (the step is not
+// in error, or its task is finished).
 func (e *Engine) ResolveStep(ctx context.Context, id uuid.UUID, step string, result json.RawMessage, actor, reason string) error {
 	now := e.clock.Now()
 	res, err := e.store.ResolveStep(ctx, id, step, result, now, actor, reason)
 	if err != nil {
-		return err
+		return fromStore(err)
 	}
 	e.publishOperator(ctx, now, res, "", StepResolved, reason)
 	e.wake(ctx, map[uuid.UUID]time.Duration{id: 0}, nil)

@@ -108,7 +108,7 @@ func setupAPI(ctx context.Context, s *setup) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := api.New(api.Config{Engine: eng, Auth: v, Logger: s.log, TracerProvider: o.tp})
+	h, err := api.New(api.Config{Engine: eng, Store: s.store, Auth: v, Logger: s.log, TracerProvider: o.tp})
 	if err != nil {
 		return nil, err
 	}

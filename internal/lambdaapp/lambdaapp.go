@@ -125,6 +125,9 @@ type setup struct {
 	getenv func(string) string
 	log    *slog.Logger
 
+	// store is the engine's store once engine has run (the API reads it).
+	store *store.Store
+
 	awsOnce sync.Once
 	awsCfg  aws.Config
 	awsErr  error
@@ -244,6 +247,7 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		pool.Close()
 		return nil, err
 	}
+	s.store = st
 	eng, err := engine.New(engine.Config{
 		Store:          st,
 		Templates:      set,

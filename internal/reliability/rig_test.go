@@ -183,7 +183,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		_ = eng.Run(ctx, o.sweep)
 	}()
 	if !o.noAPI {
-		r.h, err = api.New(api.Config{Engine: eng, Auth: o.auth, Logger: log, MaxBodyBytes: o.maxBody})
+		r.h, err = api.New(api.Config{Engine: eng, Store: st, Auth: o.auth, Logger: log, MaxBodyBytes: o.maxBody})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,12 +13,6 @@ import (
 	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
-// CheckReadQueries reports a read-model query missing from sql/queries.
-//
-// Deprecated: the read queries are compiled into internal/store/dbgen by
-// sqlc, so none can be missing; it always returns nil.
-func (s *Store) CheckReadQueries() error { return nil }
-
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.pool.Ping(ctx)

@@ -27,9 +27,6 @@ func newStore(t *testing.T) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckReadQueries(); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 

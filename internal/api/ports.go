@@ -1,0 +1,46 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/internal/template"
+)
+
+// Engine is what the API asks of the engine: create tasks, the operator
+// actions, its health and its templates. *engine.Engine implements it. The
+// operations report engine.ErrNotFound, engine.ErrConflict and
+// engine.ErrIdempotencyConflict, which the API maps to problem types
+// (problemFor).
+type Engine interface {
+	CreateTask(ctx context.Context, req engine.CreateRequest) (engine.Created, error)
+	CancelTask(ctx context.Context, id uuid.UUID, actor, reason string) error
+	RetryTask(ctx context.Context, id uuid.UUID, actor, reason string) error
+	ResolveStep(ctx context.Context, id uuid.UUID, step string, result json.RawMessage, actor, reason string) error
+	Health() (engine.HealthState, int)
+	InstanceID() string
+	Templates() *template.Set
+}
+
+// Reader is the API's read model: the tasks, steps and counts it shows.
+// *store.Store implements it. A missing task or step is an error wrapping
+// store.ErrNotFound (GetStep also reports whether the task exists), which
+// the API maps to a 404 (problemFor); any other error is a 500.
+type Reader interface {
+	Ping(ctx context.Context) error
+	GetTask(ctx context.Context, id uuid.UUID) (store.TaskView, error)
+	GetStep(ctx context.Context, taskID uuid.UUID, name string) (step store.StepView, transitions []store.TransitionView, taskFound bool, err error)
+	ListTasks(ctx context.Context, f store.ListFilter) (tasks []store.TaskView, next *store.Cursor, err error)
+	Status(ctx context.Context, since time.Time) (store.SystemStatus, error)
+}
+
+// The production implementations.
+var (
+	_ Engine = (*engine.Engine)(nil)
+	_ Reader = (*store.Store)(nil)
+)
