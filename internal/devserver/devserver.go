@@ -214,14 +214,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		pool.Close()
 		return nil, err
 	}
+	// One registry for the scheduler-side metrics (events.Metrics) and the
+	// handler SDK's (stephandler.WithMetrics), served at /v1/metrics.
+	reg := telemetry.NewRegistry()
 	q := qlocal.New(qlocal.WithLogger(log))
 	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log),
-		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider)))
+		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider),
+			stephandler.WithMetrics(reg)))
 	var pub engine.Publisher = events.Log{Logger: log}
 	if opts.Publisher != nil {
 		pub = opts.Publisher
 	}
-	reg := telemetry.NewRegistry()
 	pub = events.Multi{pub, events.NewMetrics(reg)}
 	if opts.Metrics == nil {
 		opts.Metrics = reg.Handler()

@@ -58,7 +58,7 @@ func (s *syncBuffer) String() string {
 // A task whose step fails and is retried logs every line about it with the
 // creating request's correlation id (and task_id, step, attempt on step
 // lines), one trace follows it from the API request to every handler run,
-// and /v1/metrics counts it.
+// and /v1/metrics counts it, the handler runs included.
 func TestObservabilityOfRetriedTask(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
@@ -185,6 +185,10 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 		`tasker_step_attempts_total{handler="obs.work",outcome="retry_scheduled"} 1`,
 		`tasker_step_attempts_total{handler="obs.work",outcome="completed"} 3`,
 		`tasker_steps_in_flight 0`,
+		// The handler SDK's own metrics (stephandler.WithMetrics).
+		`tasker_handler_executions_total{handler="obs.work",outcome="error"} 1`,
+		`tasker_handler_executions_total{handler="obs.work",outcome="ok"} 3`,
+		`tasker_handler_duration_seconds_count{handler="obs.work"} 4`,
 	} {
 		if !strings.Contains(mrec.Body.String(), want+"\n") {
 			t.Errorf("/v1/metrics (%d) lacks %s:\n%s", mrec.Code, want, mrec.Body)

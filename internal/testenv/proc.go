@@ -60,9 +60,6 @@ type Process struct {
 // Output returns the tail of the server's combined stdout and stderr.
 func (p *Process) Output() string { return p.output.String() }
 
-// Exited is closed when the process has ended.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
 // start runs cmd, kills it in t.Cleanup and logs its output if the test
 // failed. ready is polled until it returns nil, the process exits or
 // startTimeout passes; a server that never becomes ready fails the test.

@@ -80,11 +80,6 @@ func WithLogger(l *slog.Logger) Option {
 // means no cap).
 func WithMaxDelay(d time.Duration) Option { return func(q *Queue) { q.maxDelay = d } }
 
-// WithNow sets the clock used to stamp messages (default time.Now). Waiting
-// always uses real timers, so a clock that does not move with real time
-// only suits tests of immediate messages.
-func WithNow(now func() time.Time) Option { return func(q *Queue) { q.now = now } }
-
 // Queue is an in-process delayed queue implementing engine.Queue. It is
 // safe for concurrent producers and consumers.
 type Queue struct {
@@ -93,7 +88,6 @@ type Queue struct {
 	maxDelay    time.Duration
 	maxDead     int
 	log         *slog.Logger
-	now         func() time.Time
 
 	mu       sync.Mutex
 	ready    fifo
@@ -157,7 +151,6 @@ func New(opts ...Option) *Queue {
 		maxDelay:    DefaultMaxDelay,
 		maxDead:     DefaultMaxDeadLetters,
 		log:         slog.New(slog.DiscardHandler),
-		now:         time.Now,
 		received:    map[string]*item{},
 		changed:     make(chan struct{}),
 	}
@@ -178,7 +171,7 @@ func (q *Queue) Send(ctx context.Context, msgs []engine.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	now := q.now()
+	now := time.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, m := range msgs {
@@ -252,7 +245,7 @@ func (q *Queue) Receive(ctx context.Context, limit int, wait time.Duration) ([]D
 		return nil, ctx.Err()
 	}
 	out := make([]Delivery, len(batch))
-	now := q.now()
+	now := time.Now()
 	q.mu.Lock()
 	for i, it := range batch {
 		q.taken--
@@ -334,7 +327,7 @@ func (q *Queue) take(ctx context.Context, limit int, wait time.Duration, buf []*
 	}()
 	q.mu.Lock()
 	for {
-		now := q.now()
+		now := time.Now()
 		q.promoteLocked(now)
 		if q.ready.len() > 0 {
 			for len(buf) < limit && q.ready.len() > 0 {
@@ -397,7 +390,7 @@ func (q *Queue) settle(batch []*item, failedIDs []string) {
 			failed[id] = struct{}{}
 		}
 	}
-	now := q.now()
+	now := time.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.taken -= len(batch)
