@@ -1,4 +1,7 @@
-package main
+// Package tasks holds the tasker commands that work on tasks through the
+// API: run, tasks, show, graph, cancel, retry and resolve. They talk to the
+// server only through internal/apiclient.
+package tasks
 
 import (
 	"bytes"
@@ -15,17 +18,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/apiclient"
+	"github.com/taskerhq/tasker/internal/cli"
+	"github.com/taskerhq/tasker/internal/wire"
 )
 
-// The CLI reads the API's own JSON shapes (internal/api/views.go).
-type (
-	apiTask     = api.Task
-	apiStep     = api.Step
-	apiTaskList = api.TaskList
-)
-
-func workflowOf(t *apiTask) string {
+func workflowOf(t *wire.Task) string {
 	return t.Namespace + "/" + t.Name + "@" + t.Version
 }
 
@@ -46,8 +44,6 @@ func stepDone(status string) bool {
 	return status == "complete" || status == "resolved_manually"
 }
 
-func taskPath(id string) string { return "/v1/tasks/" + url.PathEscape(id) }
-
 // ---- run ----
 
 const runUsage = `usage: tasker run NAMESPACE/NAME [--version V] [--context JSON|@file] [--idempotency-key K] [--watch]
@@ -59,10 +55,10 @@ task completed; otherwise it names the failing steps and their last error on
 stderr and exits 1.
 `
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := addAPIFlags(fs)
+	api := cli.AddAPIFlags(fs)
 	version := fs.String("version", "", "workflow version (default: the highest)")
 	contextArg := fs.String("context", "", "task context: a JSON object, @file, or @- for stdin")
 	idem := fs.String("idempotency-key", "", "idempotency key: the same key again returns the existing task")
@@ -72,8 +68,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&tags, "tag", "tag the task (repeatable)")
 	watch := fs.Bool("watch", false, "follow the task until it finishes, showing step progress")
 	interval := fs.Duration("interval", 250*time.Millisecond, "how often --watch polls")
-	fs.Usage = usageFunc(fs, runUsage)
-	pos, code, ok := parseInterleaved(fs, args)
+	fs.Usage = cli.UsageFunc(fs, runUsage)
+	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
 	}
@@ -92,7 +88,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		body["version"] = *version
 	}
 	if *contextArg != "" {
-		raw, err := readJSONArg("context", *contextArg)
+		raw, err := cli.ReadJSONArg("context", *contextArg)
 		if err != nil {
 			fmt.Fprintf(stderr, "tasker run: %v\n", err)
 			return 2
@@ -111,28 +107,27 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(tags) > 0 {
 		body["tags"] = []string(tags)
 	}
-	c, err := api.client()
+	c, err := api.Client()
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker run: %v\n", err)
 		return 2
 	}
-	var task apiTask
-	raw, status, err := c.postJSON(ctx, "/v1/tasks", body, &task)
+	task, raw, status, err := c.CreateTask(ctx, body)
 	if err != nil {
-		return reportError(stderr, "run", err, api.json)
+		return cli.ReportError(stderr, "run", err, api.JSON)
 	}
 	if status == 200 {
 		fmt.Fprintf(stderr, "tasker run: the idempotency key %q was used before; this is the existing task\n", *idem)
 	}
 	if !*watch {
-		if api.json {
-			writeRaw(stdout, raw)
+		if api.JSON {
+			cli.WriteRaw(stdout, raw)
 		} else {
 			fmt.Fprintln(stdout, task.ID)
 		}
 		return 0
 	}
-	return watchTask(ctx, c, task, raw, "run", *interval, api.json, stdout, stderr)
+	return watchTask(ctx, c, task, raw, "run", *interval, api.JSON, stdout, stderr)
 }
 
 // stringList is a repeatable string flag.
@@ -141,16 +136,11 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-// writeRaw writes an API answer as received, ending in a newline.
-func writeRaw(w io.Writer, raw []byte) {
-	w.Write([]byte(strings.TrimRight(string(raw), "\n") + "\n"))
-}
-
 // ---- watch ----
 
 // watchTask polls the task until it finishes, rendering progress on stdout,
 // and returns the exit status: 0 when it completed, 1 otherwise.
-func watchTask(ctx context.Context, c *client, task apiTask, raw []byte, cmd string, interval time.Duration, asJSON bool,
+func watchTask(ctx context.Context, c *apiclient.Client, task wire.Task, raw []byte, cmd string, interval time.Duration, asJSON bool,
 	stdout, stderr io.Writer) int {
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
@@ -174,24 +164,23 @@ func watchTask(ctx context.Context, c *client, task apiTask, raw []byte, cmd str
 			return 1
 		case <-time.After(interval):
 		}
-		var next apiTask
-		data, err := c.getJSON(ctx, taskPath(task.ID), nil, &next)
+		next, data, err := c.Task(ctx, task.ID)
 		if err != nil {
 			if ctx.Err() != nil {
 				continue // reported above
 			}
-			var ce *connError
+			var ce *apiclient.ConnError
 			if errors.As(err, &ce) && failures < 20 { // e.g. the server restarting: keep trying for a while
 				failures++
 				continue
 			}
-			return reportError(stderr, cmd, err, asJSON)
+			return cli.ReportError(stderr, cmd, err, asJSON)
 		}
 		failures = 0
 		task, raw = next, data
 	}
 	if asJSON {
-		writeRaw(stdout, raw)
+		cli.WriteRaw(stdout, raw)
 	} else {
 		printSummary(stdout, task)
 	}
@@ -203,7 +192,7 @@ func watchTask(ctx context.Context, c *client, task apiTask, raw []byte, cmd str
 }
 
 // reportFailedSteps names the failing steps of a task that did not complete.
-func reportFailedSteps(stderr io.Writer, cmd string, task apiTask) {
+func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	fmt.Fprintf(stderr, "tasker %s: task %s ended %s\n", cmd, task.ID, task.Status)
 	var notRun []string
 	for _, s := range task.Steps {
@@ -289,7 +278,7 @@ type progress struct {
 	start  time.Time
 }
 
-func newProgress(w io.Writer, t apiTask) *progress {
+func newProgress(w io.Writer, t wire.Task) *progress {
 	tty := isTerminal(w)
 	p := &progress{w: w, tty: tty, color: tty && os.Getenv("NO_COLOR") == "", seen: map[string]string{}, start: time.Now()}
 	fmt.Fprintf(w, "Task %s  %s\n", t.ID, workflowOf(&t))
@@ -310,7 +299,7 @@ func isTerminal(w io.Writer) bool {
 	return os.Getenv("TERM") != "dumb"
 }
 
-func (p *progress) update(t apiTask) {
+func (p *progress) update(t wire.Task) {
 	if p.tty {
 		p.redraw(t)
 		return
@@ -357,7 +346,7 @@ func (p *progress) stateOf(key string) string {
 	return state
 }
 
-func (p *progress) redraw(t apiTask) {
+func (p *progress) redraw(t wire.Task) {
 	var b strings.Builder
 	b.WriteString("\x1b[?7l") // no line wrap while drawing: a long line must not push the block down
 	if p.lines > 0 {
@@ -423,14 +412,14 @@ func (p *progress) paint(state, text string) string {
 	return text
 }
 
-func (p *progress) stepLineTTY(s apiStep, width int) string {
+func (p *progress) stepLineTTY(s wire.Step, width int) string {
 	line := stepLine(s, true, width)
 	return p.paint(s.Status, line)
 }
 
 // stepLine describes a step's state: symbol, name, state, attempts,
 // duration, and the last error when it failed.
-func stepLine(s apiStep, padded bool, width int) string {
+func stepLine(s wire.Step, padded bool, width int) string {
 	name := s.Name
 	if padded {
 		name = fmt.Sprintf("%-*s", width, s.Name)
@@ -461,7 +450,7 @@ func stepLine(s apiStep, padded bool, width int) string {
 }
 
 // stepDuration is completed-started, or the time running so far.
-func stepDuration(s apiStep) string {
+func stepDuration(s wire.Step) string {
 	if s.StartedAt == nil {
 		return ""
 	}
@@ -498,7 +487,7 @@ func fmtDuration(d time.Duration) string {
 
 // printSummary ends a watch: the final status and the results of the last
 // steps (those nothing depends on).
-func printSummary(w io.Writer, t apiTask) {
+func printSummary(w io.Writer, t wire.Task) {
 	took := ""
 	if t.CompletedAt != nil {
 		if a, err := time.Parse(time.RFC3339Nano, t.CreatedAt); err == nil {
@@ -517,7 +506,7 @@ func printSummary(w io.Writer, t apiTask) {
 			parent[d] = true
 		}
 	}
-	var leaves []apiStep
+	var leaves []wire.Step
 	for _, s := range t.Steps {
 		if !parent[s.Name] && len(s.Result) > 0 && string(s.Result) != "null" {
 			leaves = append(leaves, s)
@@ -540,10 +529,10 @@ Lists tasks, newest first: one page (--limit, default 20, at most 100), or
 every page with --all.
 `
 
-func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func List(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker tasks", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := addAPIFlags(fs)
+	api := cli.AddAPIFlags(fs)
 	ns := fs.String("namespace", "", "only this namespace")
 	name := fs.String("name", "", "only workflows of this name")
 	var statuses stringList
@@ -551,8 +540,8 @@ func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	limit := fs.Int("limit", 0, "tasks per page (1-100; default 20)")
 	all := fs.Bool("all", false, "follow next_cursor and list every matching task")
 	cursor := fs.String("cursor", "", "start after this cursor (the next_cursor of a previous page)")
-	fs.Usage = usageFunc(fs, tasksUsage)
-	pos, code, ok := parseInterleaved(fs, args)
+	fs.Usage = cli.UsageFunc(fs, tasksUsage)
+	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
 	}
@@ -564,7 +553,7 @@ func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "tasker tasks: --limit must be from 1 to 100")
 		return 2
 	}
-	c, err := api.client()
+	c, err := api.Client()
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker tasks: %v\n", err)
 		return 2
@@ -585,14 +574,13 @@ func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *cursor != "" {
 		q.Set("cursor", *cursor)
 	}
-	var tasks []apiTask
+	var tasks []wire.Task
 	var rawTasks []json.RawMessage
 	var next *string
 	for {
-		var page apiTaskList
-		raw, err := c.getJSON(ctx, "/v1/tasks", q, &page)
+		page, raw, err := c.ListTasks(ctx, q)
 		if err != nil {
-			return reportError(stderr, "tasks", err, api.json)
+			return cli.ReportError(stderr, "tasks", err, api.JSON)
 		}
 		var rawPage struct {
 			Tasks []json.RawMessage `json:"tasks"`
@@ -609,7 +597,7 @@ func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *all {
 		next = nil
 	}
-	if api.json {
+	if api.JSON {
 		if rawTasks == nil {
 			rawTasks = []json.RawMessage{}
 		}
@@ -617,7 +605,7 @@ func cmdTasks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			Tasks      []json.RawMessage `json:"tasks"`
 			NextCursor *string           `json:"next_cursor"`
 		}{rawTasks, next})
-		writeRaw(stdout, out)
+		cli.WriteRaw(stdout, out)
 		return 0
 	}
 	if len(tasks) == 0 {
@@ -644,7 +632,7 @@ func fmtTime(s string) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-func taskDuration(t apiTask) string {
+func taskDuration(t wire.Task) string {
 	a, err := time.Parse(time.RFC3339Nano, t.CreatedAt)
 	if err != nil {
 		return ""
@@ -670,22 +658,21 @@ Shows a task: its workflow, status and times, and a table of its steps
 (status, attempts, duration, last error).
 `
 
-func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Show(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := addAPIFlags(fs)
-	fs.Usage = usageFunc(fs, showUsage)
+	api := cli.AddAPIFlags(fs)
+	fs.Usage = cli.UsageFunc(fs, showUsage)
 	id, c, code, ok := oneIDCommand(fs, api, "show", args, stderr)
 	if !ok {
 		return code
 	}
-	var t apiTask
-	raw, err := c.getJSON(ctx, taskPath(id), nil, &t)
+	t, raw, err := c.Task(ctx, id)
 	if err != nil {
-		return reportError(stderr, "show", err, api.json)
+		return cli.ReportError(stderr, "show", err, api.JSON)
 	}
-	if api.json {
-		writeRaw(stdout, raw)
+	if api.JSON {
+		cli.WriteRaw(stdout, raw)
 		return 0
 	}
 	printTask(stdout, t)
@@ -693,8 +680,8 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // oneIDCommand parses a command taking exactly one task id.
-func oneIDCommand(fs *flag.FlagSet, api *apiFlags, cmd string, args []string, stderr io.Writer) (string, *client, int, bool) {
-	pos, code, ok := parseInterleaved(fs, args)
+func oneIDCommand(fs *flag.FlagSet, api *cli.APIFlags, cmd string, args []string, stderr io.Writer) (string, *apiclient.Client, int, bool) {
+	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return "", nil, code, false
 	}
@@ -703,7 +690,7 @@ func oneIDCommand(fs *flag.FlagSet, api *apiFlags, cmd string, args []string, st
 		fs.Usage()
 		return "", nil, 2, false
 	}
-	c, err := api.client()
+	c, err := api.Client()
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker %s: %v\n", cmd, err)
 		return "", nil, 2, false
@@ -711,7 +698,7 @@ func oneIDCommand(fs *flag.FlagSet, api *apiFlags, cmd string, args []string, st
 	return pos[0], c, 0, true
 }
 
-func printTask(w io.Writer, t apiTask) {
+func printTask(w io.Writer, t wire.Task) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Task\t%s\n", t.ID)
 	fmt.Fprintf(tw, "Workflow\t%s\n", workflowOf(&t))
@@ -760,12 +747,12 @@ const graphUsage = `usage: tasker graph ID [--format mermaid|dot|svg|json]
 Prints the task's step graph coloured by state (default: Mermaid).
 `
 
-func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Graph(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker graph", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := addAPIFlags(fs)
+	api := cli.AddAPIFlags(fs)
 	format := fs.String("format", "", "mermaid, dot, svg or json (default mermaid; json with --json)")
-	fs.Usage = usageFunc(fs, graphUsage)
+	fs.Usage = cli.UsageFunc(fs, graphUsage)
 	id, c, code, ok := oneIDCommand(fs, api, "graph", args, stderr)
 	if !ok {
 		return code
@@ -773,7 +760,7 @@ func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	f := *format
 	if f == "" {
 		f = "mermaid"
-		if api.json {
+		if api.JSON {
 			f = "json"
 		}
 	}
@@ -783,11 +770,11 @@ func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tasker graph: --format %q: want mermaid, dot, svg or json\n", f)
 		return 2
 	}
-	data, _, err := c.do(ctx, "GET", taskPath(id)+"/graph", url.Values{"format": {f}}, nil)
+	data, err := c.TaskGraph(ctx, id, f)
 	if err != nil {
-		return reportError(stderr, "graph", err, api.json)
+		return cli.ReportError(stderr, "graph", err, api.JSON)
 	}
-	writeRaw(stdout, data)
+	cli.WriteRaw(stdout, data)
 	return 0
 }
 
@@ -804,24 +791,24 @@ const retryUsage = `usage: tasker retry ID [--reason TEXT] [--watch]
 Retries a task in error: its failed steps go back to pending and run again.
 `
 
-func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Cancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return operate(ctx, "cancel", cancelUsage, args, stdout, stderr)
 }
 
-func cmdRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Retry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return operate(ctx, "retry", retryUsage, args, stdout, stderr)
 }
 
 func operate(ctx context.Context, cmd, usage string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := addAPIFlags(fs)
+	api := cli.AddAPIFlags(fs)
 	reason := fs.String("reason", "", "why (recorded on the transitions)")
 	var watch *bool
 	if cmd == "retry" {
 		watch = fs.Bool("watch", false, "follow the task until it finishes again")
 	}
-	fs.Usage = usageFunc(fs, usage)
+	fs.Usage = cli.UsageFunc(fs, usage)
 	id, c, code, ok := oneIDCommand(fs, api, cmd, args, stderr)
 	if !ok {
 		return code
@@ -830,16 +817,19 @@ func operate(ctx context.Context, cmd, usage string, args []string, stdout, stde
 	if *reason != "" {
 		body["reason"] = *reason
 	}
-	var t apiTask
-	raw, _, err := c.postJSON(ctx, taskPath(id)+"/"+cmd, body, &t)
+	action := c.CancelTask
+	if cmd == "retry" {
+		action = c.RetryTask
+	}
+	t, raw, err := action(ctx, id, body)
 	if err != nil {
-		return reportError(stderr, cmd, err, api.json)
+		return cli.ReportError(stderr, cmd, err, api.JSON)
 	}
 	if watch != nil && *watch {
-		return watchTask(ctx, c, t, raw, cmd, 250*time.Millisecond, api.json, stdout, stderr)
+		return watchTask(ctx, c, t, raw, cmd, 250*time.Millisecond, api.JSON, stdout, stderr)
 	}
-	if api.json {
-		writeRaw(stdout, raw)
+	if api.JSON {
+		cli.WriteRaw(stdout, raw)
 		return 0
 	}
 	switch cmd {
@@ -869,14 +859,14 @@ Marks a failed step resolved by an operator, optionally with the result its
 dependents receive; a task in error then carries on.
 `
 
-func cmdResolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Resolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker resolve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := addAPIFlags(fs)
+	api := cli.AddAPIFlags(fs)
 	result := fs.String("result", "", "the step's result: JSON, @file, or @- for stdin")
 	reason := fs.String("reason", "", "why (recorded on the transition)")
-	fs.Usage = usageFunc(fs, resolveUsage)
-	pos, code, ok := parseInterleaved(fs, args)
+	fs.Usage = cli.UsageFunc(fs, resolveUsage)
+	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
 	}
@@ -887,7 +877,7 @@ func cmdResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	body := map[string]any{}
 	if *result != "" {
-		raw, err := readJSONArg("result", *result)
+		raw, err := cli.ReadJSONArg("result", *result)
 		if err != nil {
 			fmt.Fprintf(stderr, "tasker resolve: %v\n", err)
 			return 2
@@ -897,18 +887,17 @@ func cmdResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *reason != "" {
 		body["reason"] = *reason
 	}
-	c, err := api.client()
+	c, err := api.Client()
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker resolve: %v\n", err)
 		return 2
 	}
-	var s apiStep
-	raw, _, err := c.postJSON(ctx, taskPath(pos[0])+"/steps/"+url.PathEscape(pos[1])+"/resolve", body, &s)
+	s, raw, err := c.ResolveStep(ctx, pos[0], pos[1], body)
 	if err != nil {
-		return reportError(stderr, "resolve", err, api.json)
+		return cli.ReportError(stderr, "resolve", err, api.JSON)
 	}
-	if api.json {
-		writeRaw(stdout, raw)
+	if api.JSON {
+		cli.WriteRaw(stdout, raw)
 		return 0
 	}
 	fmt.Fprintf(stdout, "Step %s of task %s %s\n", s.Name, pos[0], s.Status)

@@ -1,4 +1,6 @@
-package main
+// Package validate is `tasker validate`: it loads workflow templates and
+// reports what is wrong with them.
+package validate
 
 import (
 	"context"
@@ -24,7 +26,7 @@ flags:
 `
 
 // cmdValidate implements `tasker validate`.
-func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("verbose", false, "also list the source file and the fields accepted but ignored")

@@ -1,4 +1,6 @@
-package main
+// Package scaffold is `tasker new`: it writes a workflow template, its Go
+// step handlers with tests, and the handler registry.
+package scaffold
 
 import (
 	"bytes"
@@ -6,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/taskerhq/tasker/internal/cli"
 	"go/ast"
 	"go/format"
 	"go/parser"
@@ -188,13 +191,13 @@ func findModule(dir string) (root, path string, err error) {
 	}
 }
 
-func cmdNew(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker new", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	stepsArg := fs.String("steps", "", "comma-separated step names, run in this order")
 	dirArg := fs.String("dir", ".", "root directory to generate into (the Tasker repository)")
-	fs.Usage = usageFunc(fs, newUsage)
-	pos, code, ok := parseInterleaved(fs, args)
+	fs.Usage = cli.UsageFunc(fs, newUsage)
+	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
 	}
