@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/apiclient"
 	"github.com/taskerhq/tasker/internal/cli"
 	"github.com/taskerhq/tasker/internal/wire"
 )
@@ -51,44 +52,10 @@ func List(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker tasks: %v\n", err)
 		return 2
 	}
-	q := url.Values{}
-	if *ns != "" {
-		q.Set("namespace", *ns)
-	}
-	if *name != "" {
-		q.Set("name", *name)
-	}
-	if len(statuses) > 0 {
-		q.Set("status", strings.Join(statuses, ","))
-	}
-	if *limit > 0 {
-		q.Set("limit", strconv.Itoa(*limit))
-	}
-	if *cursor != "" {
-		q.Set("cursor", *cursor)
-	}
-	var tasks []wire.Task
-	var rawTasks []json.RawMessage
-	var next *string
-	for {
-		page, raw, err := c.ListTasks(ctx, q)
-		if err != nil {
-			return cli.ReportError(stderr, "tasks", err, api.JSON)
-		}
-		var rawPage struct {
-			Tasks []json.RawMessage `json:"tasks"`
-		}
-		_ = json.Unmarshal(raw, &rawPage)
-		tasks = append(tasks, page.Tasks...)
-		rawTasks = append(rawTasks, rawPage.Tasks...)
-		next = page.NextCursor
-		if !*all || next == nil || *next == "" {
-			break
-		}
-		q.Set("cursor", *next)
-	}
-	if *all {
-		next = nil
+	q := listQuery(*ns, *name, statuses, *limit, *cursor)
+	tasks, rawTasks, next, err := fetchTasks(ctx, c, q, *all)
+	if err != nil {
+		return cli.ReportError(stderr, "tasks", err, api.JSON)
 	}
 	if api.JSON {
 		if rawTasks == nil {
@@ -101,20 +68,77 @@ func List(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cli.WriteRaw(stdout, out)
 		return 0
 	}
-	if len(tasks) == 0 {
-		fmt.Fprintln(stdout, "no tasks")
-		return 0
+	printTaskList(stdout, tasks, next)
+	return 0
+}
+
+// listQuery is the query of GET /v1/tasks for the flags.
+func listQuery(ns, name string, statuses []string, limit int, cursor string) url.Values {
+	q := url.Values{}
+	if ns != "" {
+		q.Set("namespace", ns)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if name != "" {
+		q.Set("name", name)
+	}
+	if len(statuses) > 0 {
+		q.Set("status", strings.Join(statuses, ","))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	return q
+}
+
+// fetchTasks lists one page of tasks, or with all every page. It returns
+// the tasks decoded and as the API sent them, and the next cursor (nil
+// with all).
+func fetchTasks(ctx context.Context, c *apiclient.Client, q url.Values, all bool) ([]wire.Task, []json.RawMessage, *string, error) {
+	var tasks []wire.Task
+	var rawTasks []json.RawMessage
+	var next *string
+	for {
+		page, raw, err := c.ListTasks(ctx, q)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		var rawPage struct {
+			Tasks []json.RawMessage `json:"tasks"`
+		}
+		_ = json.Unmarshal(raw, &rawPage)
+		tasks = append(tasks, page.Tasks...)
+		rawTasks = append(rawTasks, rawPage.Tasks...)
+		next = page.NextCursor
+		if !all || next == nil || *next == "" {
+			break
+		}
+		q.Set("cursor", *next)
+	}
+	if all {
+		next = nil
+	}
+	return tasks, rawTasks, next, nil
+}
+
+// printTaskList prints tasks as a table, and how to get more when next is
+// a cursor.
+func printTaskList(w io.Writer, tasks []wire.Task, next *string) {
+	if len(tasks) == 0 {
+		fmt.Fprintln(w, "no tasks")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION")
 	for _, t := range tasks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, workflowOf(&t), t.Status, fmtTime(t.CreatedAt), taskDuration(t))
 	}
 	tw.Flush()
 	if next != nil && *next != "" {
-		fmt.Fprintf(stdout, "(more: add --all, or --cursor %s)\n", *next)
+		fmt.Fprintf(w, "(more: add --all, or --cursor %s)\n", *next)
 	}
-	return 0
 }
 
 func fmtTime(s string) string {
