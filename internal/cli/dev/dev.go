@@ -24,6 +24,8 @@ import (
 	"github.com/taskerhq/tasker/templates"
 )
 
+// Run is `tasker dev`: it serves the API with the scheduler, sweeper and
+// handlers in-process until ctx is done.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("tasker dev", flag.ContinueOnError)
 	fset.SetOutput(stderr)

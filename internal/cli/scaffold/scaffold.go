@@ -191,6 +191,7 @@ func findModule(dir string) (root, path string, err error) {
 	}
 }
 
+// Run is `tasker new NAMESPACE/NAME --steps a,b,c [--dir .]`.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker new", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -14,6 +14,7 @@ const graphUsage = `usage: tasker graph ID [--format mermaid|dot|svg|json]
 Prints the task's step graph coloured by state (default: Mermaid).
 `
 
+// Graph is `tasker graph ID`.
 func Graph(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker graph", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -23,6 +23,7 @@ Lists tasks, newest first: one page (--limit, default 20, at most 100), or
 every page with --all.
 `
 
+// List is `tasker tasks`.
 func List(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker tasks", flag.ContinueOnError)
 	fs.SetOutput(stderr)

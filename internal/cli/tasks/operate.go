@@ -22,10 +22,12 @@ const retryUsage = `usage: tasker retry ID [--reason TEXT] [--watch]
 Retries a task in error: its failed steps go back to pending and run again.
 `
 
+// Cancel is `tasker cancel ID`.
 func Cancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return operate(ctx, "cancel", cancelUsage, args, stdout, stderr)
 }
 
+// Retry is `tasker retry ID`.
 func Retry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return operate(ctx, "retry", retryUsage, args, stdout, stderr)
 }
@@ -88,6 +90,7 @@ Marks a failed step resolved by an operator, optionally with the result its
 dependents receive; a task in error then carries on.
 `
 
+// Resolve is `tasker resolve ID STEP`.
 func Resolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker resolve", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -21,6 +21,7 @@ task completed; otherwise it names the failing steps and their last error on
 stderr and exits 1.
 `
 
+// Run is `tasker run NAMESPACE/NAME`.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker run", flag.ContinueOnError)
 	fs.SetOutput(stderr)

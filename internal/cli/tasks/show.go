@@ -19,6 +19,7 @@ Shows a task: its workflow, status and times, and a table of its steps
 (status, attempts, duration, last error).
 `
 
+// Show is `tasker show ID`.
 func Show(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker show", flag.ContinueOnError)
 	fs.SetOutput(stderr)

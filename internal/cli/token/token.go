@@ -25,6 +25,7 @@ token; use it with --token or TASKER_TOKEN:
   export TASKER_TOKEN=$(tasker token)
 `
 
+// Run is `tasker token`.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker token", flag.ContinueOnError)
 	fs.SetOutput(stderr)

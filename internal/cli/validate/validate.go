@@ -25,7 +25,7 @@ the exit status 1.
 flags:
 `
 
-// cmdValidate implements `tasker validate`.
+// Run is `tasker validate`.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
