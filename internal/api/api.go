@@ -34,8 +34,10 @@
 // List and read responses keep to a byte budget (Config.MaxResponseBytes,
 // budget.go) and take ?fields= to leave large members out.
 //
-// Import rules: api imports engine, store, template, auth and graph; only
-// functions/* and cmd/* import api.
+// Import rules: api imports engine, store, template, auth, graph and wire (the
+// response shapes it shares with internal/apiclient); only the server's
+// wiring imports api (functions/*, devserver, lambdaapp, the tasker dev
+// command), never the CLI's client side.
 package api
 
 import (

@@ -1,8 +1,10 @@
 // Package apiclient is a small HTTP client of the Tasker API. It speaks the
 // wire types of internal/wire, adds the bearer token, and turns non-2xx
 // answers into *Error (with the decoded problem+json document) and
-// requests that got no answer into *ConnError. It imports nothing of the
-// server.
+// requests that got no answer into *ConnError.
+//
+// Import rules: apiclient imports internal/wire and the standard library,
+// nothing of the server (cmd/tasker/imports_test.go checks it).
 package apiclient
 
 import (

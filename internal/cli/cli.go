@@ -3,6 +3,11 @@
 // flag parsing that accepts flags after positional arguments, and JSON
 // flag values. The subcommands live in the packages below it; cmd/tasker
 // only dispatches to them.
+//
+// Import rules: cli imports apiclient and the standard library. Of its
+// subpackages, tasks, token, validate and scaffold reach no server package
+// (cmd/tasker/imports_test.go); dev, migrate and bench run parts of the
+// server in-process.
 package cli
 
 import (

@@ -5,6 +5,9 @@
 //
 // Times are RFC 3339 in UTC; absent values are null, never omitted, except
 // `steps`, which list items leave out.
+//
+// Import rules: standard library only; internal/api and internal/apiclient
+// import it.
 package wire
 
 import "encoding/json"
