@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/wire"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -51,8 +50,8 @@ type result struct {
 	stdout, stderr string
 }
 
-// cli runs `tasker args...` against base (nil: no --url).
-func cli(t *testing.T, base string, args ...string) result {
+// tasker runs `tasker args...` against base (nil: no --url).
+func tasker(t *testing.T, base string, args ...string) result {
 	t.Helper()
 	if base != "" {
 		args = append(args, "--url", base)
@@ -90,7 +89,7 @@ const failingRefund = `{"payment_id":"pay_1","refund_amount":5000,"original_amou
 func TestRunWatchCompletes(t *testing.T) {
 	t.Parallel()
 	base := startAPI(t, nil)
-	r := cli(t, base, "run", "ecommerce/process_order", "--context", "@../../examples/order.json", "--watch")
+	r := tasker(t, base, "run", "ecommerce/process_order", "--context", "@../../examples/order.json", "--watch")
 	r.want(t, 0, []string{"ecommerce/process_order@1.0.0", "validate_order", "fraud_check", "process_payment",
 		"update_inventory", "create_shipment", "send_confirmation", "complete", "Result:"}, nil)
 	if r.stderr != "" {
@@ -106,46 +105,46 @@ func TestRunWatchCompletes(t *testing.T) {
 	id := uuidRe.FindString(r.stdout)
 
 	// Without --watch: the id alone; the same idempotency key twice is the same task.
-	r1 := cli(t, base, "run", "ecommerce/process_order", "--context", "@../../examples/order.json", "--idempotency-key", "k-1")
+	r1 := tasker(t, base, "run", "ecommerce/process_order", "--context", "@../../examples/order.json", "--idempotency-key", "k-1")
 	r1.want(t, 0, nil, nil)
-	r2 := cli(t, base, "run", "--idempotency-key", "k-1", "ecommerce/process_order", "--context", "@../../examples/order.json")
+	r2 := tasker(t, base, "run", "--idempotency-key", "k-1", "ecommerce/process_order", "--context", "@../../examples/order.json")
 	r2.want(t, 0, nil, []string{"used before"})
 	if !uuidRe.MatchString(r1.stdout) || r1.stdout != r2.stdout || strings.Count(r1.stdout, "\n") != 1 {
 		t.Errorf("ids %q and %q", r1.stdout, r2.stdout)
 	}
 
 	// show, graph.
-	cli(t, base, "show", id).want(t, 0, []string{"Status", "complete", "STEP", "ATTEMPTS", "validate_order", "1/3"}, nil)
-	g := cli(t, base, "graph", id)
+	tasker(t, base, "show", id).want(t, 0, []string{"Status", "complete", "STEP", "ATTEMPTS", "validate_order", "1/3"}, nil)
+	g := tasker(t, base, "graph", id)
 	g.want(t, 0, []string{"validate_order", "send_confirmation"}, nil)
 	if !strings.Contains(g.stdout, "flowchart") && !strings.Contains(g.stdout, "graph ") {
 		t.Errorf("not mermaid:\n%s", g.stdout)
 	}
-	cli(t, base, "graph", id, "--format", "dot").want(t, 0, []string{"digraph"}, nil)
-	cli(t, base, "graph", id, "--format", "svg").want(t, 0, []string{"<svg"}, nil)
+	tasker(t, base, "graph", id, "--format", "dot").want(t, 0, []string{"digraph"}, nil)
+	tasker(t, base, "graph", id, "--format", "svg").want(t, 0, []string{"<svg"}, nil)
 	var gj struct {
 		Nodes []struct{ ID, State string } `json:"nodes"`
 	}
-	r = cli(t, base, "graph", "--json", id)
+	r = tasker(t, base, "graph", "--json", id)
 	r.want(t, 0, nil, nil)
 	if err := json.Unmarshal([]byte(r.stdout), &gj); err != nil || len(gj.Nodes) != 6 {
 		t.Errorf("graph --json: %v %s", err, r.stdout)
 	}
-	cli(t, base, "graph", id, "--format", "png").want(t, 2, nil, []string{"--format"})
+	tasker(t, base, "graph", id, "--format", "png").want(t, 2, nil, []string{"--format"})
 
 	// A context that does not fit the schema: each field error is listed.
-	cli(t, base, "run", "ecommerce/process_order", "--context", `{"order_id":""}`).
+	tasker(t, base, "run", "ecommerce/process_order", "--context", `{"order_id":""}`).
 		want(t, 1, nil, []string{"Validation failed", "/context"})
-	cli(t, base, "run", "nope/nothing").want(t, 1, nil, []string{"/name", "no workflow nope/nothing"})
+	tasker(t, base, "run", "nope/nothing").want(t, 1, nil, []string{"/name", "no workflow nope/nothing"})
 	// --json prints the problem document.
-	r = cli(t, base, "run", "nope/nothing", "--json")
+	r = tasker(t, base, "run", "nope/nothing", "--json")
 	r.want(t, 1, nil, []string{`"type":"https://tasker.dev/problems/validation"`})
 }
 
 func TestRunWatchFailsAndOperatorCommands(t *testing.T) {
 	t.Parallel()
 	base := startAPI(t, nil)
-	r := cli(t, base, "run", "payments/process_refund", "--context", failingRefund, "--watch")
+	r := tasker(t, base, "run", "payments/process_refund", "--context", failingRefund, "--watch")
 	r.want(t, 1, []string{"validate_refund", "error"},
 		[]string{"ended error", "step validate_refund failed after 1/1 attempts", "[exceeds_original]", "exceeds the original payment", "(permanent)"})
 	id := uuidRe.FindString(r.stdout)
@@ -153,53 +152,53 @@ func TestRunWatchFailsAndOperatorCommands(t *testing.T) {
 		t.Fatalf("no task id in %q", r.stdout)
 	}
 
-	cli(t, base, "show", id).want(t, 0, []string{"error", "validate_refund", "exceeds the original payment", "process_gateway_refund"}, nil)
+	tasker(t, base, "show", id).want(t, 0, []string{"error", "validate_refund", "exceeds the original payment", "process_gateway_refund"}, nil)
 
 	// retry: the task runs again and fails the same way.
-	cli(t, base, "retry", id, "--reason", "try again", "--watch").want(t, 1, nil, []string{"step validate_refund failed after 2/2 attempts", "not run: process_gateway_refund, restock_items"})
+	tasker(t, base, "retry", id, "--reason", "try again", "--watch").want(t, 1, nil, []string{"step validate_refund failed after 2/2 attempts", "not run: process_gateway_refund, restock_items"})
 	// Without --watch, retry prints the task as it is right after the request;
 	// the engine may already have failed it again, so only the id is certain.
-	cli(t, base, "retry", id).want(t, 0, []string{id}, nil)
+	tasker(t, base, "retry", id).want(t, 0, []string{id}, nil)
 	waitStatus(t, base, id, "error")
 
 	// resolve with a result the dependents can use; the task carries on.
 	result := `{"payment_id":"pay_1","refund_amount":100,"original_amount":100,"refund_reason":"customer_request","eligible":true,"currency":"USD","customer_email":"ada@example.com"}`
-	cli(t, base, "resolve", id, "validate_refund", "--result", result, "--reason", "checked by hand").
+	tasker(t, base, "resolve", id, "validate_refund", "--result", result, "--reason", "checked by hand").
 		want(t, 0, []string{"validate_refund", "resolved_manually"}, nil)
 	waitStatus(t, base, id, "resolved_manually")
 	// Resolving it again is a conflict.
-	cli(t, base, "resolve", id, "validate_refund").want(t, 1, nil, []string{"Conflict", "resolved_manually"})
+	tasker(t, base, "resolve", id, "validate_refund").want(t, 1, nil, []string{"Conflict", "resolved_manually"})
 
 	// cancel a failed task; cancelling it twice is a conflict.
-	r = cli(t, base, "run", "payments/process_refund", "--context", failingRefund, "--watch", "--json")
+	r = tasker(t, base, "run", "payments/process_refund", "--context", failingRefund, "--watch", "--json")
 	r.want(t, 1, nil, []string{"validate_refund"})
-	var task apiTask
+	var task wire.Task
 	if err := json.Unmarshal([]byte(r.stdout), &task); err != nil || task.Status != "error" {
 		t.Fatalf("run --watch --json: %v %s", err, r.stdout)
 	}
-	cli(t, base, "cancel", task.ID, "--reason", "not needed").want(t, 0, []string{"cancelled"}, nil)
-	cli(t, base, "cancel", task.ID).want(t, 1, nil, []string{"Conflict", "is cancelled"})
+	tasker(t, base, "cancel", task.ID, "--reason", "not needed").want(t, 0, []string{"cancelled"}, nil)
+	tasker(t, base, "cancel", task.ID).want(t, 1, nil, []string{"Conflict", "is cancelled"})
 
 	// tasks: filters, --all across pages, JSON.
-	r = cli(t, base, "tasks", "--namespace", "payments")
+	r = tasker(t, base, "tasks", "--namespace", "payments")
 	r.want(t, 0, []string{"ID", "WORKFLOW", "STATUS", id, task.ID, "cancelled", "resolved_manually"}, nil)
-	cli(t, base, "tasks", "--status", "cancelled").want(t, 0, []string{task.ID}, nil)
-	r = cli(t, base, "tasks", "--limit", "1", "--all", "--json")
+	tasker(t, base, "tasks", "--status", "cancelled").want(t, 0, []string{task.ID}, nil)
+	r = tasker(t, base, "tasks", "--limit", "1", "--all", "--json")
 	r.want(t, 0, nil, nil)
-	var list apiTaskList
+	var list wire.TaskList
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Tasks) != 2 || list.NextCursor != nil {
 		t.Errorf("tasks --all --json: %v %s", err, r.stdout)
 	}
-	r = cli(t, base, "tasks", "--limit", "1")
+	r = tasker(t, base, "tasks", "--limit", "1")
 	r.want(t, 0, []string{"(more: add --all, or --cursor "}, nil)
 	cur := strings.TrimSuffix(strings.TrimSpace(r.stdout[strings.LastIndex(r.stdout, "--cursor ")+len("--cursor "):]), ")")
-	r2 := cli(t, base, "tasks", "--limit", "1", "--cursor", cur)
+	r2 := tasker(t, base, "tasks", "--limit", "1", "--cursor", cur)
 	r2.want(t, 0, nil, nil)
 	if ids1, ids2 := uuidRe.FindAllString(r.stdout, -1), uuidRe.FindAllString(r2.stdout, -1); len(ids1) != 1 || len(ids2) != 1 || ids1[0] == ids2[0] {
 		t.Errorf("pages %v then %v", ids1, ids2)
 	}
-	cli(t, base, "tasks", "--status", "bogus").want(t, 1, nil, []string{"Invalid parameter", `unknown status "bogus"`})
-	cli(t, base, "tasks", "--namespace", "nothing_here").want(t, 0, []string{"no tasks"}, nil)
+	tasker(t, base, "tasks", "--status", "bogus").want(t, 1, nil, []string{"Invalid parameter", `unknown status "bogus"`})
+	tasker(t, base, "tasks", "--namespace", "nothing_here").want(t, 0, []string{"no tasks"}, nil)
 
 	// Unknown task: each command fails with the problem detail.
 	unknown := "00000000-0000-4000-8000-000000000000"
@@ -207,18 +206,18 @@ func TestRunWatchFailsAndOperatorCommands(t *testing.T) {
 		{"show", unknown}, {"graph", unknown}, {"cancel", unknown}, {"retry", unknown},
 		{"resolve", unknown, "validate_refund"},
 	} {
-		cli(t, base, args...).want(t, 1, nil, []string{"tasker " + args[0] + ": Not found: no task " + unknown})
+		tasker(t, base, args...).want(t, 1, nil, []string{"tasker " + args[0] + ": Not found: no task " + unknown})
 	}
-	cli(t, base, "show", "not-a-uuid").want(t, 1, nil, []string{"Invalid parameter", "UUID"})
-	cli(t, base, "resolve", id, "no_such_step").want(t, 1, nil, []string{"Not found", `no step "no_such_step"`})
+	tasker(t, base, "show", "not-a-uuid").want(t, 1, nil, []string{"Invalid parameter", "UUID"})
+	tasker(t, base, "resolve", id, "no_such_step").want(t, 1, nil, []string{"Not found", `no step "no_such_step"`})
 }
 
 func waitStatus(t *testing.T, base, id, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r := cli(t, base, "show", id, "--json")
-		var task apiTask
+		r := tasker(t, base, "show", id, "--json")
+		var task wire.Task
 		if err := json.Unmarshal([]byte(r.stdout), &task); err == nil && task.Status == want {
 			return
 		}
@@ -238,35 +237,35 @@ func TestTokenAndAuth(t *testing.T) {
 	}
 	base := startAPI(t, v)
 
-	cli(t, base, "tasks").want(t, 1, nil, []string{"Unauthorized", "--token"})
+	tasker(t, base, "tasks").want(t, 1, nil, []string{"Unauthorized", "--token"})
 
-	r := cli(t, "", "token", "--secret", secret, "--sub", "ops", "--scope", "tasks:read")
+	r := tasker(t, "", "token", "--secret", secret, "--sub", "ops", "--scope", "tasks:read")
 	r.want(t, 0, nil, nil)
 	tok := strings.TrimSpace(r.stdout)
 	p, err := v.Verify(context.Background(), tok)
 	if err != nil || p.Subject != "ops" || !p.Allows("tasks:read") || p.Allows("tasks:list") {
 		t.Fatalf("token %q: %v %+v", tok, err, p)
 	}
-	cli(t, base, "tasks", "--token", tok).want(t, 1, nil, []string{"Forbidden", "tasks:list", `tasker token --scope "tasks:list"`})
+	tasker(t, base, "tasks", "--token", tok).want(t, 1, nil, []string{"Forbidden", "tasks:list", `tasker token --scope "tasks:list"`})
 
-	r = cli(t, "", "token", "--secret", secret, "--json")
+	r = tasker(t, "", "token", "--secret", secret, "--json")
 	r.want(t, 0, []string{`"scope":"tasks:* steps:*"`, `"expires_at"`}, nil)
 	var out struct{ Token string }
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatal(err)
 	}
-	cli(t, base, "tasks", "--token", out.Token).want(t, 0, []string{"no tasks"}, nil)
-	cli(t, base, "run", "payments/process_refund", "--token", out.Token, "--context", "@../../examples/refund.json", "--watch").
+	tasker(t, base, "tasks", "--token", out.Token).want(t, 0, []string{"no tasks"}, nil)
+	tasker(t, base, "run", "payments/process_refund", "--token", out.Token, "--context", "@../../examples/refund.json", "--watch").
 		want(t, 0, []string{"complete"}, nil)
 
-	r = cli(t, "", "token", "--secret", secret, "--all", "--ttl", "5m")
+	r = tasker(t, "", "token", "--secret", secret, "--all", "--ttl", "5m")
 	r.want(t, 0, nil, nil)
 	if p, err := v.Verify(context.Background(), strings.TrimSpace(r.stdout)); err != nil || !p.Allows("system:read") {
 		t.Errorf("--all token: %v %+v", err, p)
 	}
-	cli(t, "", "token", "--secret", "short").want(t, 2, nil, []string{"at least 32 bytes"})
+	tasker(t, "", "token", "--secret", "short").want(t, 2, nil, []string{"at least 32 bytes"})
 	if os.Getenv(auth.EnvHS256Secret) == "" {
-		cli(t, "", "token").want(t, 2, nil, []string{"no secret"})
+		tasker(t, "", "token").want(t, 2, nil, []string{"no secret"})
 	}
 }
 
@@ -290,44 +289,11 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"new"}, "want exactly one workflow"},
 		{[]string{"new", "shop/x"}, "--steps is required"},
 	} {
-		r := cli(t, "", tc.args...)
+		r := tasker(t, "", tc.args...)
 		r.want(t, 2, nil, []string{tc.stderr})
 	}
 	// Help is not an error.
-	cli(t, "", "run", "--help").want(t, 0, nil, []string{"usage: tasker run"})
+	tasker(t, "", "run", "--help").want(t, 0, nil, []string{"usage: tasker run"})
 	// No server: a clear connection error.
-	cli(t, "", "show", "x", "--url", "http://127.0.0.1:1").want(t, 1, nil, []string{"cannot reach the Tasker API at http://127.0.0.1:1"})
-}
-
-func TestParseInterleaved(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	b := fs.Bool("b", false, "")
-	s := fs.String("s", "", "")
-	pos, _, ok := parseInterleaved(fs, []string{"one", "-b", "two", "--s", "v", "--", "-three", "four"})
-	if !ok || !*b || *s != "v" || strings.Join(pos, " ") != "one two -three four" {
-		t.Errorf("pos %q b %v s %q ok %v", pos, *b, *s, ok)
-	}
-}
-
-// On a terminal the block is redrawn in place: cursor up, clear lines.
-func TestProgressRedraw(t *testing.T) {
-	var b bytes.Buffer
-	task := apiTask{ID: "t1", Namespace: "n", Name: "w", Version: "1.0.0", Status: "in_progress", Steps: []apiStep{
-		{Name: "a", Status: "complete", Attempts: 1, MaxAttempts: 3},
-		{Name: "bb", Status: "waiting_for_retry", Attempts: 1, MaxAttempts: 3, LastError: json.RawMessage(`{"message":"busy","code":"x"}`)},
-	}}
-	p := &progress{w: &b, tty: true, seen: map[string]string{}, start: time.Now()}
-	p.update(task)
-	first := b.String()
-	p.update(task)
-	second := b.String()[len(first):]
-	if !strings.Contains(first, "[###############---------------] 1/2 steps") || !strings.Contains(first, "✓ a ") ||
-		!strings.Contains(first, "[x] busy") {
-		t.Errorf("first frame:\n%s", first)
-	}
-	if strings.Contains(first, "\x1b[3A") || !strings.HasPrefix(second, "\x1b[?7l\x1b[3A") || !strings.Contains(second, "\x1b[2K") ||
-		!strings.HasSuffix(second, "\x1b[?7h") {
-		t.Errorf("frames %q / %q", first, second)
-	}
+	tasker(t, "", "show", "x", "--url", "http://127.0.0.1:1").want(t, 1, nil, []string{"cannot reach the Tasker API at http://127.0.0.1:1"})
 }

@@ -1,4 +1,7 @@
 // Command tasker is the Tasker developer CLI and the all-in-one local server.
+// This file only wires the subcommands; each lives in a package under
+// internal/cli, and the commands that call the API do so through
+// internal/apiclient.
 package main
 
 import (
@@ -9,28 +12,33 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/taskerhq/tasker/internal/apiclient"
+	"github.com/taskerhq/tasker/internal/cli"
+	"github.com/taskerhq/tasker/internal/cli/bench"
+	"github.com/taskerhq/tasker/internal/cli/dev"
+	"github.com/taskerhq/tasker/internal/cli/migrate"
+	"github.com/taskerhq/tasker/internal/cli/scaffold"
+	"github.com/taskerhq/tasker/internal/cli/tasks"
+	"github.com/taskerhq/tasker/internal/cli/token"
+	"github.com/taskerhq/tasker/internal/cli/validate"
 )
 
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-}
-
-func commands() map[string]command {
-	return map[string]command{
-		"bench":    {"run the benchmark suite against an embedded PostgreSQL", cmdBench},
-		"dev":      {"run API, scheduler, sweeper and handlers in one process", cmdDev},
-		"migrate":  {"apply database migrations", cmdMigrate},
-		"validate": {"validate workflow templates", cmdValidate},
-		"run":      {"start a task (--watch follows its steps until it finishes)", cmdRun},
-		"tasks":    {"list tasks", cmdTasks},
-		"show":     {"show a task and its steps", cmdShow},
-		"graph":    {"print a task's step graph (mermaid, dot, svg, json)", cmdGraph},
-		"cancel":   {"cancel a task", cmdCancel},
-		"retry":    {"retry the failed steps of a task in error", cmdRetry},
-		"resolve":  {"mark a failed step resolved, optionally with a result", cmdResolve},
-		"token":    {"mint an HS256 API token for local use", cmdToken},
-		"new":      {"scaffold a workflow: template, Go handlers, tests", cmdNew},
+func commands() map[string]cli.Command {
+	return map[string]cli.Command{
+		"bench":    {Summary: "run the benchmark suite against an embedded PostgreSQL", Run: bench.Run},
+		"dev":      {Summary: "run API, scheduler, sweeper and handlers in one process", Run: dev.Run},
+		"migrate":  {Summary: "apply database migrations", Run: migrate.Run},
+		"validate": {Summary: "validate workflow templates", Run: validate.Run},
+		"run":      {Summary: "start a task (--watch follows its steps until it finishes)", Run: tasks.Run},
+		"tasks":    {Summary: "list tasks", Run: tasks.List},
+		"show":     {Summary: "show a task and its steps", Run: tasks.Show},
+		"graph":    {Summary: "print a task's step graph (mermaid, dot, svg, json)", Run: tasks.Graph},
+		"cancel":   {Summary: "cancel a task", Run: tasks.Cancel},
+		"retry":    {Summary: "retry the failed steps of a task in error", Run: tasks.Retry},
+		"resolve":  {Summary: "mark a failed step resolved, optionally with a result", Run: tasks.Resolve},
+		"token":    {Summary: "mint an HS256 API token for local use", Run: token.Run},
+		"new":      {Summary: "scaffold a workflow: template, Go handlers, tests", Run: scaffold.Run},
 	}
 }
 
@@ -53,10 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr, cmds)
 		return 2
 	}
-	return c.run(ctx, args[1:], stdout, stderr)
+	return c.Run(ctx, args[1:], stdout, stderr)
 }
 
-func usage(w io.Writer, cmds map[string]command) {
+func usage(w io.Writer, cmds map[string]cli.Command) {
 	fmt.Fprintln(w, "usage: tasker <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	names := make([]string, 0, len(cmds))
@@ -65,8 +73,8 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].Summary)
 	}
-	fmt.Fprintln(w, "\nCommands that call the API take --url (TASKER_URL, default "+defaultAPIURL+"),")
+	fmt.Fprintln(w, "\nCommands that call the API take --url (TASKER_URL, default "+apiclient.DefaultURL+"),")
 	fmt.Fprintln(w, "--token (TASKER_TOKEN) and --json. `tasker <command> --help` describes a command.")
 }

@@ -35,9 +35,11 @@
 // budget.go) and take ?fields= to leave large members out.
 //
 // Import rules: api imports engine, template, auth, graph, jsonb, telemetry,
-// and store for its value types only (it reads through its own Reader
-// interface); devserver and lambdaapp wire it (docs/architecture.md,
-// "Import rules", enforced by internal/importrules).
+// wire (the response shapes it shares with internal/apiclient), and store
+// for its value types only (it reads through its own Reader interface);
+// only the server's wiring imports api (devserver, lambdaapp, the tasker dev
+// command), never the CLI's client side (docs/architecture.md, "Import
+// rules", enforced by internal/importrules).
 package api
 
 import (

@@ -10,6 +10,7 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/wire"
 )
 
 // ProblemBase prefixes every problem type URI. The URIs are stable
@@ -49,34 +50,18 @@ var titles = map[string]string{
 	TypeUnavailable:      "Service unavailable",
 }
 
-// Problem is an RFC 9457 problem detail. Errors lists field-level
-// problems: Pointer (RFC 6901) into the request body, or the name of the
-// query Parameter or Header at fault.
+// Problem is an RFC 9457 problem detail (wire.Problem) with the extra
+// response headers (WWW-Authenticate, Allow) the server sends with it.
 type Problem struct {
-	Type          string       `json:"type"`
-	Title         string       `json:"title"`
-	Status        int          `json:"status"`
-	Detail        string       `json:"detail,omitempty"`
-	Instance      string       `json:"instance,omitempty"`
-	CorrelationID string       `json:"correlation_id,omitempty"`
-	Permission    string       `json:"permission,omitempty"`
-	Errors        []FieldError `json:"errors,omitempty"`
+	wire.Problem
 
-	header http.Header // extra response headers (WWW-Authenticate, Allow)
-}
-
-// FieldError is one field-level problem.
-type FieldError struct {
-	Pointer   string `json:"pointer,omitempty"`
-	Parameter string `json:"parameter,omitempty"`
-	Header    string `json:"header,omitempty"`
-	Detail    string `json:"detail"`
+	header http.Header
 }
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
 func newProblem(status int, typ, detail string) *Problem {
-	return &Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail}
+	return &Problem{Problem: wire.Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail}}
 }
 
 func (p *Problem) withHeader(k, v string) *Problem {

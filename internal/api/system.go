@@ -81,11 +81,6 @@ func (s *server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, templateDetail(s.tpls, t))
 }
 
-// Health is the body of the live and ready probes.
-type Health struct {
-	Status string `json:"status"`
-}
-
 // GET /v1/health/live: the process answers.
 func (s *server) live(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, Health{Status: "ok"})
@@ -108,49 +103,6 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 
 // statusWindow is the window of the recent step outcomes in the status.
 const statusWindow = 5 * time.Minute
-
-// SystemStatus is the body of GET /v1/health/status.
-type SystemStatus struct {
-	// Status is "ok", or "degraded" while the engine throttles itself.
-	Status string `json:"status"`
-	Time   string `json:"time"`
-	// Tasks counts every task by status.
-	Tasks map[string]int64 `json:"tasks"`
-	// Steps counts live steps by state (pending, in_progress, waiting_for_retry).
-	Steps    map[string]int64 `json:"steps"`
-	InFlight InFlight         `json:"in_flight"`
-	// Recent are step attempt outcomes across the system in the last window.
-	Recent Recent `json:"recent"`
-	// Engine is this instance's own view (engine.Health()).
-	Engine    EngineHealth `json:"engine"`
-	Templates int          `json:"templates"`
-}
-
-// InFlight is the number of step attempts in progress and the effective cap.
-type InFlight struct {
-	Current int64 `json:"current"`
-	// Cap is the effective in-flight cap of this instance; null when uncapped.
-	Cap *int `json:"cap"`
-}
-
-// Recent counts step attempt outcomes in a window.
-type Recent struct {
-	WindowSeconds int     `json:"window_seconds"`
-	Completed     int64   `json:"completed"`
-	Retried       int64   `json:"retried"`
-	Failed        int64   `json:"failed"`
-	ErrorRate     float64 `json:"error_rate"`
-}
-
-// EngineHealth is engine.HealthState with the instance id.
-type EngineHealth struct {
-	InstanceID     string  `json:"instance_id"`
-	RecentResults  int     `json:"recent_results"`
-	RecentFailures int     `json:"recent_failures"`
-	ErrorRate      float64 `json:"error_rate"`
-	PoolPressure   float64 `json:"pool_pressure"`
-	CapFactor      float64 `json:"cap_factor"`
-}
 
 // GET /v1/health/status
 func (s *server) status(w http.ResponseWriter, r *http.Request) {

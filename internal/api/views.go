@@ -1,75 +1,39 @@
 package api
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/taskerhq/tasker/internal/graph"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/wire"
 )
 
-// Response shapes (docs/architecture.md, "HTTP API"; openapi.json).
-// Times are RFC 3339 in UTC; absent values
-// are null, never omitted, except `steps`, which list items leave out.
-
-// Task is a task as the API returns it.
-type Task struct {
-	ID             string          `json:"id"`
-	Namespace      string          `json:"namespace"`
-	Name           string          `json:"name"`
-	Version        string          `json:"version"`
-	Status         string          `json:"status"`
-	Context        json.RawMessage `json:"context"`
-	Initiator      string          `json:"initiator"`
-	SourceSystem   string          `json:"source_system"`
-	Reason         string          `json:"reason"`
-	Tags           []string        `json:"tags"`
-	IdempotencyKey *string         `json:"idempotency_key"`
-	CorrelationID  string          `json:"correlation_id"`
-	CreatedAt      string          `json:"created_at"`
-	UpdatedAt      string          `json:"updated_at"`
-	CompletedAt    *string         `json:"completed_at"`
-	Steps          []Step          `json:"steps,omitzero"`
-}
-
-// Step is one step of a task.
-type Step struct {
-	Name        string          `json:"name"`
-	Status      string          `json:"status"`
-	Handler     string          `json:"handler"`
-	DependsOn   []string        `json:"depends_on"`
-	Attempts    int             `json:"attempts"`
-	MaxAttempts int             `json:"max_attempts"`
-	Result      json.RawMessage `json:"result"`
-	LastError   json.RawMessage `json:"last_error"`
-	NextRetryAt *string         `json:"next_retry_at"`
-	StartedAt   *string         `json:"started_at"`
-	CompletedAt *string         `json:"completed_at"`
-}
-
-// StepDetail is a step with its transition history, oldest first.
-type StepDetail struct {
-	Step
-	Transitions []Transition `json:"transitions"`
-}
-
-// Transition is one recorded state change of a step.
-type Transition struct {
-	From     *string         `json:"from"`
-	To       string          `json:"to"`
-	Attempt  *int            `json:"attempt"`
-	Reason   string          `json:"reason"`
-	Actor    string          `json:"actor"`
-	Metadata json.RawMessage `json:"metadata"`
-	At       string          `json:"at"`
-}
-
-// TaskList is a page of tasks.
-type TaskList struct {
-	Tasks      []Task  `json:"tasks"`
-	NextCursor *string `json:"next_cursor"`
-}
+// Response shapes (docs/architecture.md, "HTTP API"). They are defined once, in internal/wire, which
+// the CLI's client shares; the names here are aliases of them.
+type (
+	Task              = wire.Task
+	Step              = wire.Step
+	StepDetail        = wire.StepDetail
+	Transition        = wire.Transition
+	TaskList          = wire.TaskList
+	TaskGraph         = wire.TaskGraph
+	TaskGraphNode     = wire.TaskGraphNode
+	GraphEdge         = wire.GraphEdge
+	TemplateSummary   = wire.TemplateSummary
+	TemplateList      = wire.TemplateList
+	TemplateDetail    = wire.TemplateDetail
+	TemplateStep      = wire.TemplateStep
+	RetryPolicy       = wire.RetryPolicy
+	TemplateGraph     = wire.TemplateGraph
+	TemplateGraphNode = wire.TemplateGraphNode
+	Health            = wire.Health
+	SystemStatus      = wire.SystemStatus
+	InFlight          = wire.InFlight
+	Recent            = wire.Recent
+	EngineHealth      = wire.EngineHealth
+	FieldError        = wire.FieldError
+)
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
@@ -122,26 +86,6 @@ func stepDetailView(s store.StepView, trs []store.TransitionView) StepDetail {
 	return out
 }
 
-// TaskGraph is the JSON form of a task's DAG.
-type TaskGraph struct {
-	Nodes []TaskGraphNode `json:"nodes"`
-	Edges []GraphEdge     `json:"edges"`
-}
-
-// TaskGraphNode is one step of a task graph.
-type TaskGraphNode struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Level    int    `json:"level"`
-	Attempts int    `json:"attempts"`
-}
-
-// GraphEdge runs from a parent step to a dependent one.
-type GraphEdge struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
 func taskGraph(t store.TaskView) *graph.Graph {
 	steps := make([]graph.Step, len(t.Steps))
 	for i, s := range t.Steps {
@@ -165,68 +109,6 @@ func edgesView(g *graph.Graph) []GraphEdge {
 		out[i] = GraphEdge{From: e.From, To: e.To}
 	}
 	return out
-}
-
-// TemplateSummary is one workflow in the template list: its highest
-// version, described.
-type TemplateSummary struct {
-	Namespace   string   `json:"namespace"`
-	Name        string   `json:"name"`
-	Version     string   `json:"version"`
-	Versions    []string `json:"versions"`
-	Description string   `json:"description"`
-	StepCount   int      `json:"step_count"`
-}
-
-// TemplateList is the template list.
-type TemplateList struct {
-	Templates []TemplateSummary `json:"templates"`
-}
-
-// TemplateDetail is one version of a workflow with its graph.
-type TemplateDetail struct {
-	Namespace     string          `json:"namespace"`
-	Name          string          `json:"name"`
-	Version       string          `json:"version"`
-	Versions      []string        `json:"versions"`
-	Description   string          `json:"description"`
-	ContextSchema json.RawMessage `json:"context_schema"`
-	Steps         []TemplateStep  `json:"steps"`
-	Levels        [][]string      `json:"levels"`
-	Graph         TemplateGraph   `json:"graph"`
-}
-
-// TemplateStep is one step of a template. Its config is not shown: it may
-// hold endpoints and headers that are none of a reader's business.
-type TemplateStep struct {
-	Name           string      `json:"name"`
-	Description    string      `json:"description"`
-	Handler        string      `json:"handler"`
-	DependsOn      []string    `json:"depends_on"`
-	Retry          RetryPolicy `json:"retry"`
-	TimeoutSeconds int         `json:"timeout_seconds"`
-	Concurrency    *int        `json:"concurrency"`
-}
-
-// RetryPolicy of a template step.
-type RetryPolicy struct {
-	MaxAttempts        int     `json:"max_attempts"`
-	BackoffBaseSeconds float64 `json:"backoff_base_seconds"`
-	MaxBackoffSeconds  float64 `json:"max_backoff_seconds"`
-	Jitter             float64 `json:"jitter"`
-}
-
-// TemplateGraph is the dependency graph of a template.
-type TemplateGraph struct {
-	Nodes []TemplateGraphNode `json:"nodes"`
-	Edges []GraphEdge         `json:"edges"`
-}
-
-// TemplateGraphNode is one step of a template graph.
-type TemplateGraphNode struct {
-	ID      string `json:"id"`
-	Level   int    `json:"level"`
-	Handler string `json:"handler"`
 }
 
 func versionsOf(set *template.Set, ns, name string) []string {

@@ -128,7 +128,7 @@ func describe(ctx context.Context, url string) (machine, error) {
 	m.CPUModel = procField("/proc/cpuinfo", "model name")
 	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.Source = strings.TrimSpace(string(out))
-		if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--", "sql", "internal", "cmd", ":!internal/bench", ":!cmd/tasker/bench.go").Output(); err == nil && len(st) > 0 {
+		if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--", "sql", "internal", "cmd", ":!internal/bench", ":!internal/cli/bench").Output(); err == nil && len(st) > 0 {
 			m.Source += fmt.Sprintf(" + uncommitted changes (%d files under sql/, internal/, cmd/)", strings.Count(string(st), "\n"))
 		}
 	}

@@ -54,8 +54,19 @@ var Rules = []Rule{
 		Why: "leaf packages import nothing of the module",
 		Pkgs: []string{"internal/contract", "internal/jsonb", "internal/graph", "internal/telemetry",
 			"internal/auth", "internal/dbconfig", "internal/embeddedpg", "internal/template",
-			"internal/store/dbgen", "sql", "templates"},
+			"internal/store/dbgen", "internal/wire", "sql", "templates"},
 		Only: []string{},
+	},
+	{
+		Why:  "the API client speaks the wire shapes only",
+		Pkgs: []string{"internal/apiclient"},
+		Only: []string{"internal/wire"},
+	},
+	{
+		Why: "the CLI's client side talks to the API over HTTP: it imports no server package, even indirectly",
+		Pkgs: []string{"internal/cli", "internal/cli/tasks", "internal/cli/token", "internal/cli/validate",
+			"internal/cli/scaffold"},
+		Deny: cat([]string{"internal/api", "internal/engine", "internal/store", "internal/migrate"}, portAdapters, wiring),
 	},
 	{
 		Why:  "store is the bottom layer: it talks SQL and knows nothing above it",
@@ -93,9 +104,9 @@ var Rules = []Rule{
 		Only: []string{"internal/graph"},
 	},
 	{
-		Why:    "devserver and bench are wired only by cmd/tasker (bench wires devserver)",
+		Why:    "devserver and bench are wired only by the commands that run them (bench wires devserver)",
 		Pkgs:   []string{"..."},
-		Except: []string{"cmd/...", "internal/bench"},
+		Except: []string{"cmd/...", "internal/cli/dev", "internal/cli/bench", "internal/bench"},
 		Deny:   []string{"internal/devserver", "internal/bench"},
 	},
 	{

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ func TestBenchFlags(t *testing.T) {
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
-		if code := cmdBench(context.Background(), args, &out, &errOut); code != 2 {
+		if code := Run(context.Background(), args, &out, &errOut); code != 2 {
 			t.Errorf("tasker bench %s: exit %d, want 2 (%s)", strings.Join(args, " "), code, errOut.String())
 		}
 	}

@@ -1,4 +1,5 @@
-package main
+// Package migrate is `tasker migrate`: it applies the database migrations.
+package migrate
 
 import (
 	"context"
@@ -6,20 +7,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
-	"github.com/taskerhq/tasker/internal/migrate"
+	"github.com/taskerhq/tasker/internal/cli/devdb"
+	dbmigrate "github.com/taskerhq/tasker/internal/migrate"
 )
 
-// cmdMigrate applies pending migrations: `tasker migrate [--database-url URL] [--status]`.
-func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run applies pending migrations: `tasker migrate [--database-url URL] [--status]`.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	// The default is resolved after parsing so --help never prints a
 	// password from the environment.
 	databaseURL := fs.String("database-url", "",
-		"Postgres URL (default $DATABASE_URL; when both are empty, the embedded Postgres in "+devDataDir+")")
+		"Postgres URL (default $DATABASE_URL; when both are empty, the embedded Postgres in "+devdb.DataDir+")")
 	status := fs.Bool("status", false, "show applied and pending migrations; change nothing")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tasker migrate [--database-url URL] [--status]")
@@ -43,8 +46,8 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		*databaseURL = os.Getenv("DATABASE_URL")
 	}
 
-	logger := newCLILogger(stderr)
-	url, stop, err := openDevDatabase(ctx, *databaseURL, logger)
+	logger := newLogger(stderr)
+	url, stop, err := devdb.Open(ctx, *databaseURL, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "tasker migrate:", err)
 		return 1
@@ -52,7 +55,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	defer stop()
 
 	if *status {
-		st, err := migrate.StatusURL(ctx, url)
+		st, err := dbmigrate.StatusURL(ctx, url)
 		for _, m := range st.Migrations {
 			if m.Applied {
 				fmt.Fprintf(stdout, "applied  %s  (%s)\n", m.File, m.AppliedAt.Local().Format("2006-01-02 15:04:05"))
@@ -75,7 +78,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 0
 	}
 
-	res, err := migrate.UpURL(ctx, url)
+	res, err := dbmigrate.UpURL(ctx, url)
 	for _, f := range res.Applied {
 		fmt.Fprintf(stdout, "applied %s\n", f)
 	}
@@ -92,4 +95,16 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "database is at version %s\n", res.Current)
 	}
 	return 0
+}
+
+// newLogger logs text to w at the level named by LOG_LEVEL (debug, info,
+// warn, error; default info).
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if v := os.Getenv("LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
+			fmt.Fprintf(w, "ignoring LOG_LEVEL=%q: %v\n", v, err)
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

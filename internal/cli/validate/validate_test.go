@@ -1,4 +1,4 @@
-package main
+package validate
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func TestCmdValidate(t *testing.T) {
 	runValidateCases(t, []validateCase{
 		{
 			name:       "shipped templates",
-			args:       []string{"../../templates"},
+			args:       []string{"../../../templates"},
 			stdout:     []string{"ecommerce/process_order@1.0.0  6 steps  levels: [validate_order] [process_payment fraud_check] [update_inventory] [create_shipment] [send_confirmation]\n", "data/etl_pipeline@1.0.0", "onboarding/customer@1.0.0", "payments/process_refund@1.0.0"},
 			stderrNone: true,
 		},
@@ -99,7 +99,7 @@ func runValidateCases(t *testing.T, cases []validateCase) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			code := cmdValidate(context.Background(), tc.args, &stdout, &stderr)
+			code := Run(context.Background(), tc.args, &stdout, &stderr)
 			if code != tc.code {
 				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
 			}
@@ -160,7 +160,7 @@ func TestCmdValidateRefusesHostileTemplates(t *testing.T) {
 	for _, args := range [][]string{{dir}, {filepath.Join(dir, "bomb.yaml"), filepath.Join(dir, "chain.yaml"), filepath.Join(dir, "http.yaml")}} {
 		var stdout, stderr bytes.Buffer
 		code := make(chan int, 1)
-		go func() { code <- cmdValidate(context.Background(), args, &stdout, &stderr) }()
+		go func() { code <- Run(context.Background(), args, &stdout, &stderr) }()
 		select {
 		case c := <-code:
 			if c != 1 {

@@ -1,25 +1,23 @@
-package main
+// Package devdb opens the database of local mode (tasker dev, tasker
+// migrate): the given URL, else an embedded PostgreSQL in .tasker/pgdata.
+package devdb
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	neturl "net/url"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/taskerhq/tasker/internal/embeddedpg"
 )
 
 const (
-	// devDataDir holds the embedded Postgres cluster of local mode,
+	// DataDir holds the embedded Postgres cluster of local mode,
 	// relative to the working directory; it persists across runs.
-	devDataDir = ".tasker/pgdata"
+	DataDir = ".tasker/pgdata"
 	// devDatabase is the database local mode uses on the embedded server.
 	devDatabase = "tasker"
 	// devPreferredPort keeps the embedded server's URL stable across runs
@@ -27,17 +25,17 @@ const (
 	devPreferredPort = 54329
 )
 
-// openDevDatabase resolves the database local mode uses. With a databaseURL
+// Open resolves the database local mode uses. With a databaseURL
 // it returns it unchanged (stop does nothing). Without one it starts the
 // embedded Postgres in .tasker/pgdata (initialising it on first use, or
 // attaching to one already running there), makes sure the "tasker"
 // database exists and returns its URL; stop shuts the server down.
 // Migrations are the caller's business (migrate.Up).
-func openDevDatabase(ctx context.Context, databaseURL string, logger *slog.Logger) (url string, stop func(), err error) {
+func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (url string, stop func(), err error) {
 	if databaseURL != "" {
 		return databaseURL, func() {}, nil
 	}
-	dir, err := filepath.Abs(devDataDir)
+	dir, err := filepath.Abs(DataDir)
 	if err != nil {
 		return "", nil, err
 	}
@@ -66,18 +64,6 @@ func openDevDatabase(ctx context.Context, databaseURL string, logger *slog.Logge
 	logger.Info("embedded PostgreSQL ready", "url", redactURL(url),
 		"password_file", filepath.Join(srv.DataDir(), embeddedpg.PasswordFileName))
 	return url, stop, nil
-}
-
-// newCLILogger logs text to w at the level named by LOG_LEVEL (debug, info,
-// warn, error; default info).
-func newCLILogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if v := os.Getenv("LOG_LEVEL"); v != "" {
-		if err := level.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
-			fmt.Fprintf(w, "ignoring LOG_LEVEL=%q: %v\n", v, err)
-		}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // redactURL hides the password of a database URL for logging.

@@ -1,4 +1,6 @@
-package main
+// Package dev is `tasker dev`: the API, scheduler, sweeper and handlers in
+// one process, on an embedded PostgreSQL unless given a database.
+package dev
 
 import (
 	"context"
@@ -14,6 +16,7 @@ import (
 	"github.com/taskerhq/tasker/handlers"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/cli/devdb"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/stephandler"
@@ -21,7 +24,9 @@ import (
 	"github.com/taskerhq/tasker/templates"
 )
 
-func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run is `tasker dev`: it serves the API with the scheduler, sweeper and
+// handlers in-process until ctx is done.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("tasker dev", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	addr := fset.String("addr", envOr("TASKER_ADDR", "127.0.0.1:8080"), "listen address (TASKER_ADDR)")
@@ -78,7 +83,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			logger.Warn("flush traces", "error", err)
 		}
 	}()
-	url, stopDB, err := openDevDatabase(ctx, *dbURL, logger)
+	url, stopDB, err := devdb.Open(ctx, *dbURL, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1

@@ -1,4 +1,4 @@
-package main
+package migrate
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/migrate"
+	"github.com/taskerhq/tasker/internal/cli/devdb"
+	dbmigrate "github.com/taskerhq/tasker/internal/migrate"
 )
 
 // TestMigrateEmbedded runs `tasker migrate` with no DATABASE_URL, as a
@@ -18,7 +19,7 @@ import (
 func TestMigrateEmbedded(t *testing.T) {
 	t.Chdir(t.TempDir())
 	t.Setenv("DATABASE_URL", "")
-	ms, err := migrate.Load()
+	ms, err := dbmigrate.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestMigrateEmbedded(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		began := time.Now()
-		code := run(ctx, []string{"migrate"}, &stdout, &stderr)
+		code := Run(ctx, nil, &stdout, &stderr)
 		cancel()
 		t.Logf("run %d took %v", i+1, time.Since(began).Round(time.Millisecond))
 		if code != 0 {
@@ -43,13 +44,13 @@ func TestMigrateEmbedded(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run %d: stdout %q does not contain %q", i+1, stdout.String(), want)
 		}
-		if _, err := os.Stat(filepath.Join(devDataDir, "postmaster.pid")); err == nil {
+		if _, err := os.Stat(filepath.Join(devdb.DataDir, "postmaster.pid")); err == nil {
 			t.Errorf("run %d: server still running after migrate (postmaster.pid present)", i+1)
 		}
 	}
 
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"migrate", "--status"}, &stdout, &stderr); code != 0 {
+	if code := Run(context.Background(), []string{"--status"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("--status: exit %d: %s", code, stderr.String())
 	}
 	if strings.Contains(stdout.String(), "pending") || !strings.Contains(stdout.String(), "applied  "+ms[0].File) ||
@@ -60,7 +61,7 @@ func TestMigrateEmbedded(t *testing.T) {
 
 func TestMigrateRejectsArguments(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"migrate", "extra"}, &stdout, &stderr); code != 2 {
+	if code := Run(context.Background(), []string{"extra"}, &stdout, &stderr); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 }

@@ -1,10 +1,13 @@
-package main
+// Package token is `tasker token`: it mints an HS256 API token for local
+// use.
+package token
 
 import (
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/taskerhq/tasker/internal/cli"
 	"io"
 	"os"
 	"strings"
@@ -22,7 +25,8 @@ token; use it with --token or TASKER_TOKEN:
   export TASKER_TOKEN=$(tasker token)
 `
 
-func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run is `tasker token`.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	secret := fs.String("secret", "", "HS256 secret (default $"+auth.EnvHS256Secret+")")
@@ -33,8 +37,8 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	iss := fs.String("iss", "", "issuer claim (default $"+auth.EnvIssuer+")")
 	aud := fs.String("aud", "", "audience claim (default $"+auth.EnvAudience+")")
 	asJSON := fs.Bool("json", false, "print {\"token\",\"expires_at\",\"scope\"} as JSON")
-	fs.Usage = usageFunc(fs, tokenUsage)
-	pos, code, ok := parseInterleaved(fs, args)
+	fs.Usage = cli.UsageFunc(fs, tokenUsage)
+	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
 	}
@@ -95,7 +99,7 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		out, _ := json.Marshal(map[string]any{
 			"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "scope": perms, "sub": *sub,
 		})
-		writeRaw(stdout, out)
+		cli.WriteRaw(stdout, out)
 		return 0
 	}
 	fmt.Fprintln(stdout, tok)

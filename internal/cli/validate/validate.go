@@ -1,4 +1,6 @@
-package main
+// Package validate is `tasker validate`: it loads workflow templates and
+// reports what is wrong with them.
+package validate
 
 import (
 	"context"
@@ -23,8 +25,8 @@ the exit status 1.
 flags:
 `
 
-// cmdValidate implements `tasker validate`.
-func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run is `tasker validate`.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("verbose", false, "also list the source file and the fields accepted but ignored")

@@ -1,4 +1,6 @@
-package main
+// Package bench is `tasker bench`: the benchmark suite (internal/bench)
+// against an embedded PostgreSQL.
+package bench
 
 import (
 	"context"
@@ -10,12 +12,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/taskerhq/tasker/internal/bench"
+	benchmark "github.com/taskerhq/tasker/internal/bench"
 )
 
-// cmdBench runs the benchmark matrix and scenarios against a private
+// Run runs the benchmark matrix and scenarios against a private
 // embedded PostgreSQL and prints the report (docs/benchmarks.md explains it).
-func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("tasker bench", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	quick := fset.Bool("quick", false, "small matrix (history 0,100000 x live 1000) and fewer samples: a smoke test (under a minute)")
@@ -59,7 +61,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 2
 		}
 	}
-	res, err := bench.Run(ctx, bench.Options{
+	res, err := benchmark.Run(ctx, benchmark.Options{
 		Quick: *quick, Only: scenarios, Growth: *growth, Histories: histories, Lives: lives,
 		CPUProfile: *cpuprofile, TrackAll: *trackAll, Keep: *keep, Out: stdout, Progress: stderr,
 	})

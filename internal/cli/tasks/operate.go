@@ -1,0 +1,137 @@
+package tasks
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/taskerhq/tasker/internal/cli"
+)
+
+const cancelUsage = `usage: tasker cancel ID [--reason TEXT]
+
+Cancels a pending, running or failed task: steps not yet finished are
+cancelled.
+`
+
+const retryUsage = `usage: tasker retry ID [--reason TEXT] [--watch]
+
+Retries a task in error: its failed steps go back to pending and run again.
+`
+
+// Cancel is `tasker cancel ID`.
+func Cancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return operate(ctx, "cancel", cancelUsage, args, stdout, stderr)
+}
+
+// Retry is `tasker retry ID`.
+func Retry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return operate(ctx, "retry", retryUsage, args, stdout, stderr)
+}
+
+func operate(ctx context.Context, cmd, usage string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tasker "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := cli.AddAPIFlags(fs)
+	reason := fs.String("reason", "", "why (recorded on the transitions)")
+	var watch *bool
+	if cmd == "retry" {
+		watch = fs.Bool("watch", false, "follow the task until it finishes again")
+	}
+	fs.Usage = cli.UsageFunc(fs, usage)
+	id, c, code, ok := oneIDCommand(fs, api, cmd, args, stderr)
+	if !ok {
+		return code
+	}
+	body := map[string]any{}
+	if *reason != "" {
+		body["reason"] = *reason
+	}
+	action := c.CancelTask
+	if cmd == "retry" {
+		action = c.RetryTask
+	}
+	t, raw, err := action(ctx, id, body)
+	if err != nil {
+		return cli.ReportError(stderr, cmd, err, api.JSON)
+	}
+	if watch != nil && *watch {
+		return watchTask(ctx, c, t, raw, cmd, 250*time.Millisecond, api.JSON, stdout, stderr)
+	}
+	if api.JSON {
+		cli.WriteRaw(stdout, raw)
+		return 0
+	}
+	switch cmd {
+	case "cancel":
+		fmt.Fprintf(stdout, "Task %s %s\n", t.ID, t.Status)
+	case "retry":
+		var again []string
+		for _, s := range t.Steps {
+			if s.Status == "pending" || s.Status == "in_progress" || s.Status == "waiting_for_retry" {
+				again = append(again, s.Name)
+			}
+		}
+		fmt.Fprintf(stdout, "Task %s %s", t.ID, t.Status)
+		if len(again) > 0 {
+			fmt.Fprintf(stdout, "; to run: %s", strings.Join(again, ", "))
+		}
+		fmt.Fprintf(stdout, "\n(follow it: tasker show %s)\n", t.ID)
+	}
+	return 0
+}
+
+const resolveUsage = `usage: tasker resolve ID STEP [--result JSON|@file] [--reason TEXT]
+
+Marks a failed step resolved by an operator, optionally with the result its
+dependents receive; a task in error then carries on.
+`
+
+// Resolve is `tasker resolve ID STEP`.
+func Resolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tasker resolve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := cli.AddAPIFlags(fs)
+	result := fs.String("result", "", "the step's result: JSON, @file, or @- for stdin")
+	reason := fs.String("reason", "", "why (recorded on the transition)")
+	fs.Usage = cli.UsageFunc(fs, resolveUsage)
+	pos, code, ok := cli.ParseInterleaved(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 2 {
+		fmt.Fprintln(stderr, "tasker resolve: want a task ID and a STEP name")
+		fs.Usage()
+		return 2
+	}
+	body := map[string]any{}
+	if *result != "" {
+		raw, err := cli.ReadJSONArg("result", *result)
+		if err != nil {
+			fmt.Fprintf(stderr, "tasker resolve: %v\n", err)
+			return 2
+		}
+		body["result"] = raw
+	}
+	if *reason != "" {
+		body["reason"] = *reason
+	}
+	c, err := api.Client()
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker resolve: %v\n", err)
+		return 2
+	}
+	s, raw, err := c.ResolveStep(ctx, pos[0], pos[1], body)
+	if err != nil {
+		return cli.ReportError(stderr, "resolve", err, api.JSON)
+	}
+	if api.JSON {
+		cli.WriteRaw(stdout, raw)
+		return 0
+	}
+	fmt.Fprintf(stdout, "Step %s of task %s %s\n", s.Name, pos[0], s.Status)
+	return 0
+}

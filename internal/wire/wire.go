@@ -1,0 +1,223 @@
+// Package wire holds the JSON shapes of the Tasker HTTP API: the bodies
+// the server (internal/api) writes and the client (internal/apiclient)
+// reads. It is a leaf: it imports only the standard library, so the CLI
+// shares these definitions without depending on the server.
+//
+// Times are RFC 3339 in UTC; absent values are null, never omitted, except
+// `steps`, which list items leave out.
+//
+// Import rules: standard library only; internal/api and internal/apiclient
+// import it.
+package wire
+
+import "encoding/json"
+
+// Task is a task as the API returns it.
+type Task struct {
+	ID             string          `json:"id"`
+	Namespace      string          `json:"namespace"`
+	Name           string          `json:"name"`
+	Version        string          `json:"version"`
+	Status         string          `json:"status"`
+	Context        json.RawMessage `json:"context"`
+	Initiator      string          `json:"initiator"`
+	SourceSystem   string          `json:"source_system"`
+	Reason         string          `json:"reason"`
+	Tags           []string        `json:"tags"`
+	IdempotencyKey *string         `json:"idempotency_key"`
+	CorrelationID  string          `json:"correlation_id"`
+	CreatedAt      string          `json:"created_at"`
+	UpdatedAt      string          `json:"updated_at"`
+	CompletedAt    *string         `json:"completed_at"`
+	Steps          []Step          `json:"steps,omitzero"`
+}
+
+// Step is one step of a task.
+type Step struct {
+	Name        string          `json:"name"`
+	Status      string          `json:"status"`
+	Handler     string          `json:"handler"`
+	DependsOn   []string        `json:"depends_on"`
+	Attempts    int             `json:"attempts"`
+	MaxAttempts int             `json:"max_attempts"`
+	Result      json.RawMessage `json:"result"`
+	LastError   json.RawMessage `json:"last_error"`
+	NextRetryAt *string         `json:"next_retry_at"`
+	StartedAt   *string         `json:"started_at"`
+	CompletedAt *string         `json:"completed_at"`
+}
+
+// StepDetail is a step with its transition history, oldest first.
+type StepDetail struct {
+	Step
+	Transitions []Transition `json:"transitions"`
+}
+
+// Transition is one recorded state change of a step.
+type Transition struct {
+	From     *string         `json:"from"`
+	To       string          `json:"to"`
+	Attempt  *int            `json:"attempt"`
+	Reason   string          `json:"reason"`
+	Actor    string          `json:"actor"`
+	Metadata json.RawMessage `json:"metadata"`
+	At       string          `json:"at"`
+}
+
+// TaskList is a page of tasks.
+type TaskList struct {
+	Tasks      []Task  `json:"tasks"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// TaskGraph is the JSON form of a task's DAG.
+type TaskGraph struct {
+	Nodes []TaskGraphNode `json:"nodes"`
+	Edges []GraphEdge     `json:"edges"`
+}
+
+// TaskGraphNode is one step of a task graph.
+type TaskGraphNode struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Level    int    `json:"level"`
+	Attempts int    `json:"attempts"`
+}
+
+// GraphEdge runs from a parent step to a dependent one.
+type GraphEdge struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// TemplateSummary is one workflow in the template list: its highest
+// version, described.
+type TemplateSummary struct {
+	Namespace   string   `json:"namespace"`
+	Name        string   `json:"name"`
+	Version     string   `json:"version"`
+	Versions    []string `json:"versions"`
+	Description string   `json:"description"`
+	StepCount   int      `json:"step_count"`
+}
+
+// TemplateList is the template list.
+type TemplateList struct {
+	Templates []TemplateSummary `json:"templates"`
+}
+
+// TemplateDetail is one version of a workflow with its graph.
+type TemplateDetail struct {
+	Namespace     string          `json:"namespace"`
+	Name          string          `json:"name"`
+	Version       string          `json:"version"`
+	Versions      []string        `json:"versions"`
+	Description   string          `json:"description"`
+	ContextSchema json.RawMessage `json:"context_schema"`
+	Steps         []TemplateStep  `json:"steps"`
+	Levels        [][]string      `json:"levels"`
+	Graph         TemplateGraph   `json:"graph"`
+}
+
+// TemplateStep is one step of a template. Its config is not shown: it may
+// hold endpoints and headers that are none of a reader's business.
+type TemplateStep struct {
+	Name           string      `json:"name"`
+	Description    string      `json:"description"`
+	Handler        string      `json:"handler"`
+	DependsOn      []string    `json:"depends_on"`
+	Retry          RetryPolicy `json:"retry"`
+	TimeoutSeconds int         `json:"timeout_seconds"`
+	Concurrency    *int        `json:"concurrency"`
+}
+
+// RetryPolicy of a template step.
+type RetryPolicy struct {
+	MaxAttempts        int     `json:"max_attempts"`
+	BackoffBaseSeconds float64 `json:"backoff_base_seconds"`
+	MaxBackoffSeconds  float64 `json:"max_backoff_seconds"`
+	Jitter             float64 `json:"jitter"`
+}
+
+// TemplateGraph is the dependency graph of a template.
+type TemplateGraph struct {
+	Nodes []TemplateGraphNode `json:"nodes"`
+	Edges []GraphEdge         `json:"edges"`
+}
+
+// TemplateGraphNode is one step of a template graph.
+type TemplateGraphNode struct {
+	ID      string `json:"id"`
+	Level   int    `json:"level"`
+	Handler string `json:"handler"`
+}
+
+// Health is the body of the live and ready probes.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// SystemStatus is the body of GET /v1/health/status.
+type SystemStatus struct {
+	// Status is "ok", or "degraded" while the engine throttles itself.
+	Status string `json:"status"`
+	Time   string `json:"time"`
+	// Tasks counts every task by status.
+	Tasks map[string]int64 `json:"tasks"`
+	// Steps counts live steps by state (pending, in_progress, waiting_for_retry).
+	Steps    map[string]int64 `json:"steps"`
+	InFlight InFlight         `json:"in_flight"`
+	// Recent are step attempt outcomes across the system in the last window.
+	Recent Recent `json:"recent"`
+	// Engine is this instance's own view (engine.Health()).
+	Engine    EngineHealth `json:"engine"`
+	Templates int          `json:"templates"`
+}
+
+// InFlight is the number of step attempts in progress and the effective cap.
+type InFlight struct {
+	Current int64 `json:"current"`
+	// Cap is the effective in-flight cap of this instance; null when uncapped.
+	Cap *int `json:"cap"`
+}
+
+// Recent counts step attempt outcomes in a window.
+type Recent struct {
+	WindowSeconds int     `json:"window_seconds"`
+	Completed     int64   `json:"completed"`
+	Retried       int64   `json:"retried"`
+	Failed        int64   `json:"failed"`
+	ErrorRate     float64 `json:"error_rate"`
+}
+
+// EngineHealth is engine.HealthState with the instance id.
+type EngineHealth struct {
+	InstanceID     string  `json:"instance_id"`
+	RecentResults  int     `json:"recent_results"`
+	RecentFailures int     `json:"recent_failures"`
+	ErrorRate      float64 `json:"error_rate"`
+	PoolPressure   float64 `json:"pool_pressure"`
+	CapFactor      float64 `json:"cap_factor"`
+}
+
+// Problem is an RFC 9457 problem detail. Errors lists field-level
+// problems: Pointer (RFC 6901) into the request body, or the name of the
+// query Parameter or Header at fault.
+type Problem struct {
+	Type          string       `json:"type"`
+	Title         string       `json:"title"`
+	Status        int          `json:"status"`
+	Detail        string       `json:"detail,omitempty"`
+	Instance      string       `json:"instance,omitempty"`
+	CorrelationID string       `json:"correlation_id,omitempty"`
+	Permission    string       `json:"permission,omitempty"`
+	Errors        []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError is one field-level problem.
+type FieldError struct {
+	Pointer   string `json:"pointer,omitempty"`
+	Parameter string `json:"parameter,omitempty"`
+	Header    string `json:"header,omitempty"`
+	Detail    string `json:"detail"`
+}
