@@ -149,6 +149,9 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	inv := invlocal.New(reg, send, append([]invlocal.Option{invlocal.WithLogger(log),
 		invlocal.WithRunOptions(stephandler.WithLogger(log))}, o.invOpts...)...)
+	if err := inv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	eng, err := engine.New(engine.Config{
 		Store: st, Templates: tpls, Queue: send, Invoker: inv, Logger: log, Local: true,
 		MaxInFlight: o.maxInFlight, DeadlineGrace: o.grace, HeartbeatStale: 10 * time.Second,
