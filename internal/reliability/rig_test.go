@@ -180,10 +180,15 @@ func newRig(t *testing.T, o rigOptions) *rig {
 			})
 		}()
 	}
+	sw := engine.NewSweeper(eng, o.sweep)
+	if err := sw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	r.wg.Add(1)
-	go func() {
+	go func() { // the rig stops everything by cancelling ctx
 		defer r.wg.Done()
-		_ = eng.Run(ctx, o.sweep)
+		<-ctx.Done()
+		sw.Stop()
 	}()
 	if !o.noAPI {
 		r.h, err = api.New(api.Config{Engine: eng, Auth: o.auth, Logger: log, MaxBodyBytes: o.maxBody})
