@@ -16,7 +16,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"sync"
 )
 
@@ -158,8 +157,3 @@ func (g Group) Stop() {
 		g[i].Stop()
 	}
 }
-
-// ErrNotRestartable is returned by Start of a service whose resources end
-// with its first Stop (the tracing provider: an SDK provider cannot be
-// used after Shutdown).
-var ErrNotRestartable = errors.New("service: cannot start again after Stop")

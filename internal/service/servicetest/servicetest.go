@@ -6,7 +6,6 @@ package servicetest
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -16,9 +15,6 @@ import (
 
 // Options adjust the checks.
 type Options struct {
-	// NotRestartable is set for services that cannot start again after
-	// Stop (their Start then returns service.ErrNotRestartable).
-	NotRestartable bool
 	// Rounds is how many Start/Stop rounds each goroutine makes (50).
 	Rounds int
 }
@@ -29,12 +25,6 @@ func Run(t *testing.T, newService func(t *testing.T) service.Service, opts Optio
 	t.Helper()
 	if opts.Rounds <= 0 {
 		opts.Rounds = 50
-	}
-	startErr := func(err error) error {
-		if opts.NotRestartable && errors.Is(err, service.ErrNotRestartable) {
-			return nil
-		}
-		return err
 	}
 	t.Run("StopWithoutStart", func(t *testing.T) {
 		s := newService(t)
@@ -57,7 +47,7 @@ func Run(t *testing.T, newService func(t *testing.T) service.Service, opts Optio
 		}
 		s.Stop()
 		s.Stop()
-		if err := startErr(s.Start(ctx)); err != nil {
+		if err := s.Start(ctx); err != nil {
 			t.Fatalf("Start after Stop: %v", err)
 		}
 		s.Stop()
@@ -87,7 +77,7 @@ func Run(t *testing.T, newService func(t *testing.T) service.Service, opts Optio
 			go func() {
 				defer wg.Done()
 				for range opts.Rounds {
-					if err := startErr(s.Start(ctx)); err != nil {
+					if err := s.Start(ctx); err != nil {
 						t.Errorf("Start: %v", err)
 						return
 					}
