@@ -77,8 +77,12 @@ type Options struct {
 	// Server.Metrics).
 	Metrics http.Handler
 	// TracerProvider makes the API, engine and handler spans (default: a
-	// no-op provider; tasker dev passes telemetry.Setup's).
+	// no-op provider). Tracing, when set, supersedes it.
 	TracerProvider trace.TracerProvider
+	// Tracing is the tracing service (tasker dev passes
+	// telemetry.NewTracing's): the server starts it first and stops it
+	// last, so the other services' last spans are exported.
+	Tracing *telemetry.Tracing
 	// InstanceID names this process's claims (default: random).
 	InstanceID string
 	// QueryTracer, when set, observes the pool's statements (and, when it
@@ -142,9 +146,10 @@ func newHTTPServer(h http.Handler, ln net.Listener, lim HTTPLimits, log *slog.Lo
 }
 
 // Server is a running local Tasker, composed of services
-// (docs/architecture.md, "Services"): the local invoker, the scheduler's
-// queue consumers, the sweeper and, with an Addr, the HTTP server, started
-// in that order and stopped in the reverse one.
+// (docs/architecture.md, "Services"): tracing (when Options.Tracing is
+// set), the local invoker, the scheduler's queue consumers, the sweeper
+// and, with an Addr, the HTTP server, started in that order and stopped in
+// the reverse one.
 type Server struct {
 	Engine  *engine.Engine
 	Pool    *pgxpool.Pool
@@ -184,6 +189,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = 16
+	}
+	if opts.Tracing != nil {
+		opts.TracerProvider = opts.Tracing.Provider()
 	}
 	if opts.TracerProvider == nil {
 		opts.TracerProvider = noop.NewTracerProvider()
@@ -250,9 +258,13 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		return nil, err
 	}
 	s := &Server{Engine: eng, Pool: pool, Queue: q, Invoker: inv, Metrics: reg}
-	// The invoker starts first so the first scheduler pass can dispatch.
-	s.services = service.Group{inv, qlocal.NewConsumers(q, opts.Consumers, opts.BatchSize, schedulerPass(eng, log)),
-		engine.NewSweeper(eng, opts.SweepInterval)}
+	if opts.Tracing != nil {
+		s.services = append(s.services, opts.Tracing)
+	}
+	// The invoker starts before the consumers so the first scheduler pass
+	// can dispatch.
+	s.services = append(s.services, inv, qlocal.NewConsumers(q, opts.Consumers, opts.BatchSize, schedulerPass(eng, log)),
+		engine.NewSweeper(eng, opts.SweepInterval))
 	var ln net.Listener
 	var hosts []string
 	if opts.Addr != "" {

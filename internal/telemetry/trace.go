@@ -180,19 +180,6 @@ type keepOpen struct{ sdktrace.SpanExporter }
 
 func (keepOpen) Shutdown(context.Context) error { return nil }
 
-// Setup is NewTracing, started: it returns the provider and a shutdown
-// that exports buffered spans and stops the service.
-func Setup(ctx context.Context, serviceName string) (trace.TracerProvider, func(context.Context) error, error) {
-	t, err := NewTracing(ctx, serviceName)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := t.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, nil, err
-	}
-	return t.Provider(), func(context.Context) error { t.Stop(); return nil }, nil
-}
-
 // ForceFlush exports the spans tp has buffered, when it buffers any (an
 // SDK provider does; a no-op provider does not). Lambda functions call it
 // before an invocation returns: the runtime freezes background exports.
