@@ -33,7 +33,7 @@ type HTTPServer struct {
 
 	mu  sync.Mutex
 	ln  net.Listener // bound and not yet served
-	srv *http.Server // while started
+	srv *http.Server // the last one started
 }
 
 var _ service.Service = (*HTTPServer)(nil)
@@ -95,7 +95,6 @@ func (s *HTTPServer) Stop() {
 	s.Base.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.srv = nil
 	if s.ln != nil {
 		_ = s.ln.Close()
 		s.ln = nil
