@@ -242,7 +242,8 @@ func (i *Invoker) refuse() {
 
 // Invoke accepts an invocation for asynchronous execution. It fails with
 // engine.ErrPayloadTooLarge for payloads over the limit, ErrThrottled when
-// all workers are busy and the backlog is full, and ErrClosed when the invoker is not running.
+// all workers are busy and the backlog is full, and ErrClosed when the
+// invoker is not running.
 func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {
 	if err := ctx.Err(); err != nil {
 		return err
