@@ -1,12 +1,13 @@
 // Package devserver runs Tasker as one process (docs/architecture.md,
 // "Local mode"): API, scheduler
-// loop, sweeper and the registered Go handlers, with an in-process delayed
+// loop, sweeper and the registered Go handlers, each a service
+// (docs/architecture.md, "Services"), with an in-process delayed
 // queue and an in-process async invoker that emit the same messages SQS and
 // Lambda would, so the engine runs exactly the code it runs on AWS.
 //
 // Import rules: devserver wires adapters (queue/local, invoke/local, api)
-// around the engine; nothing imports devserver but cmd/tasker, bench and
-// tests (docs/architecture.md, "Import rules").
+// around the engine; nothing imports devserver but the tasker dev and bench
+// commands, bench and tests (docs/architecture.md, "Import rules").
 package devserver
 
 import (
@@ -17,7 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,7 @@ import (
 	invlocal "github.com/taskerhq/tasker/internal/invoke/local"
 	"github.com/taskerhq/tasker/internal/migrate"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
+	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
@@ -77,8 +79,12 @@ type Options struct {
 	// Server.Metrics).
 	Metrics http.Handler
 	// TracerProvider makes the API, engine and handler spans (default: a
-	// no-op provider; tasker dev passes telemetry.Setup's).
+	// no-op provider). Tracing, when set, supersedes it.
 	TracerProvider trace.TracerProvider
+	// Tracing is the tracing service (tasker dev passes
+	// telemetry.NewTracing's): the server starts it first and stops it
+	// last, so the other services' last spans are exported.
+	Tracing *telemetry.Tracing
 	// InstanceID names this process's claims (default: random).
 	InstanceID string
 	// QueryTracer, when set, observes the pool's statements (and, when it
@@ -141,7 +147,11 @@ func newHTTPServer(h http.Handler, ln net.Listener, lim HTTPLimits, log *slog.Lo
 	}, cl
 }
 
-// Server is a running local Tasker.
+// Server is a running local Tasker, composed of services
+// (docs/architecture.md, "Services"): tracing (when Options.Tracing is
+// set), the local invoker, the scheduler's queue consumers, the sweeper
+// and, with an Addr, the HTTP server, started in that order and stopped in
+// the reverse one.
 type Server struct {
 	Engine  *engine.Engine
 	Store   *store.Store
@@ -155,15 +165,13 @@ type Server struct {
 	// Addr is the listening address when an HTTP server runs.
 	Addr string
 
-	log    *slog.Logger
-	limits HTTPLimits
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	http   *http.Server
+	http     *HTTPServer // nil without an Addr
+	services service.Group
 }
 
-// Start migrates the database, loads templates and starts the scheduler,
-// sweeper, invoker and (with an Addr) the HTTP server.
+// Start migrates the database, loads templates, builds the services and
+// starts them. The services run on a context detached from ctx's
+// cancellation: Close stops them.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -186,10 +194,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = 16
 	}
+	if opts.Tracing != nil {
+		opts.TracerProvider = opts.Tracing.Provider()
+	}
 	if opts.TracerProvider == nil {
 		opts.TracerProvider = noop.NewTracerProvider()
 	}
-	log := opts.Logger
 	if _, err := migrate.UpURL(ctx, opts.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -209,9 +219,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	st, err := store.New(pool)
+	s, err := build(opts, pool, tpls)
 	if err != nil {
 		pool.Close()
+		return nil, err
+	}
+	if err := s.services.Start(context.WithoutCancel(ctx)); err != nil {
+		if s.http != nil {
+			s.http.Stop() // closes a listener never served
+		}
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// build makes the server's parts; nothing runs until s.services start.
+func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error) {
+	log := opts.Logger
+	st, err := store.New(pool)
+	if err != nil {
 		return nil, err
 	}
 	// One registry for the scheduler-side metrics (events.Metrics) and the
@@ -235,48 +262,21 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		TracerProvider: opts.TracerProvider,
 	})
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{Engine: eng, Store: st, Pool: pool, Queue: q, Invoker: inv, Metrics: reg, log: log, cancel: cancel}
-	for range opts.Consumers {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			// A pass fails as a whole when the database is unreachable; back
-			// off so an outage does not burn the messages' receive budget
-			// (and send them to the dead-letter list) within seconds.
-			var streak int
-			q.Consume(runCtx, opts.BatchSize, func(ctx context.Context, msgs []engine.InMessage) []string {
-				failed, err := eng.HandleMessages(ctx, msgs)
-				if err == nil || ctx.Err() != nil {
-					streak = 0
-					return failed
-				}
-				streak++
-				wait := min(100*time.Millisecond<<min(streak, 6), 5*time.Second)
-				log.Warn("scheduler pass failed; messages will be redelivered", "error", err, "messages", len(msgs), "backoff", wait)
-				select {
-				case <-ctx.Done():
-				case <-time.After(wait):
-				}
-				return failed
-			})
-		}()
+	s := &Server{Engine: eng, Store: st, Pool: pool, Queue: q, Invoker: inv, Metrics: reg}
+	if opts.Tracing != nil {
+		s.services = append(s.services, opts.Tracing)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := eng.Run(runCtx, opts.SweepInterval); err != nil && runCtx.Err() == nil {
-			log.Error("sweeper stopped", "error", err)
-		}
-	}()
+	// The invoker starts before the consumers so the first scheduler pass
+	// can dispatch.
+	s.services = append(s.services, inv, qlocal.NewConsumers(q, opts.Consumers, opts.BatchSize, schedulerPass(eng, log)),
+		engine.NewSweeper(eng, opts.SweepInterval))
 	var ln net.Listener
 	var hosts []string
 	if opts.Addr != "" {
+		// Bound now: the API's allowed hosts name the bound address.
 		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
-			s.Close(context.Background())
 			return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 		}
 		s.Addr = ln.Addr().String()
@@ -288,40 +288,58 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if ln != nil {
 			_ = ln.Close()
 		}
-		s.Close(context.Background())
 		return nil, err
 	}
 	s.Handler = h
 	if ln != nil {
-		var cl net.Listener
-		s.limits = opts.HTTP.withDefaults()
-		s.http, cl = newHTTPServer(webui.Mount(h), ln, s.limits, log)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.http.Serve(cl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http server stopped", "error", err)
-			}
-		}()
+		s.http = NewHTTPServer(ln, webui.Mount(h), opts.HTTP, log)
+		s.services = append(s.services, s.http)
 	}
 	return s, nil
 }
 
+// schedulerPass handles a batch in one scheduler pass. A pass fails as a
+// whole when the database is unreachable; it backs off so an outage does
+// not burn the messages' receive budget (and send them to the dead-letter
+// list) within seconds.
+func schedulerPass(eng *engine.Engine, log *slog.Logger) qlocal.Handler {
+	var streak atomic.Int64 // failed passes in a row, across the consumers
+	return func(ctx context.Context, msgs []engine.InMessage) []string {
+		failed, err := eng.HandleMessages(ctx, msgs)
+		if err == nil || ctx.Err() != nil {
+			streak.Store(0)
+			return failed
+		}
+		n := streak.Add(1)
+		wait := min(100*time.Millisecond<<min(n, 6), 5*time.Second)
+		log.Warn("scheduler pass failed; messages will be redelivered", "error", err, "messages", len(msgs), "backoff", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		return failed
+	}
+}
+
 // HTTPLimits returns the limits the HTTP server runs with; zero without
 // an HTTP server.
-func (s *Server) HTTPLimits() HTTPLimits { return s.limits }
+func (s *Server) HTTPLimits() HTTPLimits {
+	if s.http == nil {
+		return HTTPLimits{}
+	}
+	return s.http.Limits()
+}
 
 // Close stops the HTTP server, lets in-flight handlers finish (bounded by
-// ctx), and stops the scheduler. Attempts still running when ctx ends are
-// recovered as interrupted by the next process.
+// ctx), and stops the other services. Attempts still running when ctx ends
+// are recovered as interrupted by the next process.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
 	errs = append(errs, s.Invoker.Close(ctx))
-	s.cancel()
-	s.wg.Wait()
+	s.services.Stop()
 	s.Pool.Close()
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/store"
 )
 
@@ -81,25 +83,64 @@ func (e *Engine) Heartbeat(ctx context.Context) error {
 	return e.store.Heartbeat(ctx, e.cfg.InstanceID, e.cfg.Local, now, now.Add(-24*time.Hour))
 }
 
-// Run heartbeats and sweeps every interval until ctx is done. Local mode
-// runs it in-process; on AWS the EventBridge schedule calls Sweep instead.
-func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
-	if err := e.Heartbeat(ctx); err != nil {
-		return err
+// Sweeper is the service that heartbeats and sweeps every interval in
+// local mode; on AWS the EventBridge schedule calls Sweep instead
+// (docs/architecture.md, "Sweep" and "Services").
+type Sweeper struct {
+	service.Base
+	eng      sweeper
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// sweeper is what the Sweeper runs (an *Engine; tests fake it).
+type sweeper interface {
+	Heartbeat(ctx context.Context) error
+	Sweep(ctx context.Context) (SweepReport, error)
+}
+
+var _ service.Service = (*Sweeper)(nil)
+
+// NewSweeper returns the sweeper of e, sweeping every interval (default
+// 2 s). It starts nothing.
+func NewSweeper(e *Engine, interval time.Duration) *Sweeper {
+	return newSweeper(e, interval, e.log)
+}
+
+func newSweeper(e sweeper, interval time.Duration, log *slog.Logger) *Sweeper {
+	if interval <= 0 {
+		interval = 2 * time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
-			e.log.WarnContext(ctx, "sweep failed", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := e.Heartbeat(ctx); err != nil && ctx.Err() == nil {
-			e.log.WarnContext(ctx, "heartbeat failed", "error", err)
-		}
+	return &Sweeper{eng: e, interval: interval, log: log}
+}
+
+// Start starts the loop: a heartbeat and a sweep at once, then every
+// interval, until Stop or until ctx ends. A failed heartbeat or sweep is
+// logged and tried again at the next tick: an unreachable database at
+// start-up is an outage to ride out, not a reason to stop sweeping.
+func (s *Sweeper) Start(ctx context.Context) error {
+	ctx, ok, started, stopped := s.StartInit(ctx)
+	if !ok {
+		return nil
 	}
+	go func() {
+		defer stopped()
+		started()
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		for {
+			if err := s.eng.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "heartbeat failed", "error", err)
+			}
+			if _, err := s.eng.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "sweep failed", "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
 }

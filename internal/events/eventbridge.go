@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/service"
 )
 
 // EventBridgeAPI is the part of the EventBridge client the publisher uses.
@@ -51,24 +52,24 @@ type EventBridgeOptions struct {
 // again are logged and dropped. Each entry has Source (default "tasker"),
 // DetailType the event name and Detail the event's JSON (see Fields).
 //
-// In Lambda, call Flush before returning from an invocation: the runtime
+// It is a service (docs/architecture.md, "Services"): Start runs the
+// sending loop; events published before Start wait in the buffer. In
+// Lambda, call Flush before returning from an invocation: the runtime
 // freezes background work between invocations.
 type EventBridge struct {
+	service.Base
 	api     EventBridgeAPI
 	bus     string
 	source  string
 	timeout time.Duration
 	log     *slog.Logger
 
-	in   chan item
-	done chan struct{}
-	// flushMu is held (shared) by Flush while it sends its marker, and by
-	// Close while it closes in, so no send meets a closed channel.
-	flushMu sync.RWMutex
-	mu      sync.Mutex // guards closed and dropped; Publish never waits long on it
-	closed  bool
+	in      chan item
+	mu      sync.Mutex // guards dropped; Publish never waits long on it
 	dropped int
 }
+
+var _ service.Service = (*EventBridge)(nil)
 
 // item is an event to send, or (flush != nil) a flush marker.
 type item struct {
@@ -76,8 +77,8 @@ type item struct {
 	flush chan struct{}
 }
 
-// NewEventBridge starts a publisher sending to the bus (name or ARN). Call
-// Close to flush and stop it.
+// NewEventBridge returns a publisher sending to the bus (name or ARN). It
+// starts nothing: call Start, and Close (or Stop) when done.
 func NewEventBridge(api EventBridgeAPI, bus string, opts EventBridgeOptions) *EventBridge {
 	if opts.Source == "" {
 		opts.Source = DefaultSource
@@ -91,10 +92,22 @@ func NewEventBridge(api EventBridgeAPI, bus string, opts EventBridgeOptions) *Ev
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &EventBridge{api: api, bus: bus, source: opts.Source, timeout: opts.CallTimeout, log: opts.Logger,
-		in: make(chan item, opts.Buffer), done: make(chan struct{})}
-	go p.loop()
-	return p
+	return &EventBridge{api: api, bus: bus, source: opts.Source, timeout: opts.CallTimeout, log: opts.Logger,
+		in: make(chan item, opts.Buffer)}
+}
+
+// Start runs the sending loop until Stop or until ctx ends.
+func (p *EventBridge) Start(ctx context.Context) error {
+	ctx, ok, started, stopped := p.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	go func() {
+		defer stopped()
+		started()
+		p.loop(ctx)
+	}()
+	return nil
 }
 
 // Publish enqueues events; it never blocks. Events that do not fit the
@@ -102,9 +115,6 @@ func NewEventBridge(api EventBridgeAPI, bus string, opts EventBridgeOptions) *Ev
 func (p *EventBridge) Publish(_ context.Context, evs []engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
 	for _, e := range evs {
 		select {
 		case p.in <- item{ev: e}:
@@ -114,73 +124,94 @@ func (p *EventBridge) Publish(_ context.Context, evs []engine.Event) {
 	}
 }
 
+// errNotRunning is returned by Flush when the loop is not running.
+var errNotRunning = errors.New("events: EventBridge publisher is not running")
+
 // Flush waits until every event published before it was sent (or given
-// up), or until ctx is done.
+// up), or until ctx is done. It fails when the publisher is not running.
 func (p *EventBridge) Flush(ctx context.Context) error {
-	done := make(chan struct{})
-	p.flushMu.RLock()
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		p.flushMu.RUnlock()
-		return errors.New("events: EventBridge publisher is closed")
+	stopping := p.Stopping()
+	if stopping == nil {
+		return errNotRunning
 	}
+	done := make(chan struct{})
 	select {
 	case p.in <- item{flush: done}: // may wait for room; bounded by ctx
 	case <-ctx.Done():
-		p.flushMu.RUnlock()
 		return ctx.Err()
+	case <-stopping:
+		return errNotRunning
 	}
-	p.flushMu.RUnlock()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-stopping: // the loop's last drain may have missed the marker
+		return errNotRunning
 	}
 }
 
 // Close sends what is buffered (bounded by ctx) and stops the publisher.
 func (p *EventBridge) Close(ctx context.Context) error {
-	p.flushMu.Lock()
-	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		close(p.in)
-	}
-	p.mu.Unlock()
-	p.flushMu.Unlock()
-	select {
-	case <-p.done:
+	err := p.Flush(ctx)
+	p.Stop()
+	if errors.Is(err, errNotRunning) {
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	}
+	return err
+}
+
+func (p *EventBridge) loop(ctx context.Context) {
+	batch := make([]engine.Event, 0, MaxEntriesPerCall)
+	for {
+		select {
+		case <-ctx.Done():
+			p.drain(batch)
+			return
+		case it := <-p.in:
+			if it.flush != nil {
+				p.send(context.Background(), batch)
+				batch = batch[:0]
+				close(it.flush)
+				continue
+			}
+			batch = append(batch, it.ev)
+			// Send a full batch, or whatever there is once nothing else waits.
+			if len(batch) == MaxEntriesPerCall || len(p.in) == 0 {
+				p.send(context.Background(), batch)
+				batch = batch[:0]
+			}
+		}
 	}
 }
 
-func (p *EventBridge) loop() {
-	defer close(p.done)
-	batch := make([]engine.Event, 0, MaxEntriesPerCall)
-	for it := range p.in {
+// drain sends what is buffered when the loop stops, all of it within one
+// call timeout, so Stop is bounded even when EventBridge is unreachable.
+// It takes only what was buffered when it began: Publish may go on.
+func (p *EventBridge) drain(batch []engine.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	var flushes []chan struct{}
+	for n := len(p.in); n > 0; n-- { // only this goroutine receives
+		it := <-p.in
 		if it.flush != nil {
-			p.send(batch)
-			batch = batch[:0]
-			close(it.flush)
+			flushes = append(flushes, it.flush)
 			continue
 		}
-		batch = append(batch, it.ev)
-		// Send a full batch, or whatever there is once nothing else waits.
-		if len(batch) == MaxEntriesPerCall || len(p.in) == 0 {
-			p.send(batch)
+		if batch = append(batch, it.ev); len(batch) == MaxEntriesPerCall {
+			p.send(ctx, batch)
 			batch = batch[:0]
 		}
 	}
-	p.send(batch)
+	p.send(ctx, batch)
+	for _, f := range flushes {
+		close(f)
+	}
 }
 
 // send puts one batch (at most 10 events), retrying failed entries once.
-func (p *EventBridge) send(evs []engine.Event) {
+func (p *EventBridge) send(ctx context.Context, evs []engine.Event) {
 	p.mu.Lock()
 	dropped := p.dropped
 	p.dropped = 0
@@ -205,9 +236,9 @@ func (p *EventBridge) send(evs []engine.Event) {
 			Detail: aws.String(string(detail)), Time: &t,
 		})
 	}
-	failed, err := p.put(entries)
+	failed, err := p.put(ctx, entries)
 	if len(failed) > 0 {
-		failed, err = p.put(failed)
+		failed, err = p.put(ctx, failed)
 	}
 	if len(failed) > 0 {
 		p.log.Warn("lifecycle events not sent to EventBridge after a retry; dropped",
@@ -217,11 +248,11 @@ func (p *EventBridge) send(evs []engine.Event) {
 
 // put makes one PutEvents call and returns the entries that failed with
 // the first error.
-func (p *EventBridge) put(entries []types.PutEventsRequestEntry) ([]types.PutEventsRequestEntry, error) {
+func (p *EventBridge) put(ctx context.Context, entries []types.PutEventsRequestEntry) ([]types.PutEventsRequestEntry, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	out, err := p.api.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/events"
+	"github.com/taskerhq/tasker/internal/service"
+	"github.com/taskerhq/tasker/internal/service/servicetest"
 	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
@@ -116,6 +118,9 @@ func TestEventBridgeBatchesAndRetries(t *testing.T) {
 	}}
 	var logs bytes.Buffer
 	p := events.NewEventBridge(bus, "tasker-bus", events.EventBridgeOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	p.Publish(context.Background(), evs(23))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -154,6 +159,9 @@ func TestEventBridgeNeverBlocks(t *testing.T) {
 	bus := &fakeBus{block: make(chan struct{})}
 	var logs bytes.Buffer
 	p := events.NewEventBridge(bus, "b", events.EventBridgeOptions{Buffer: 5, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() {
 		for range 10 {
@@ -187,6 +195,9 @@ func TestEventBridgeCallError(t *testing.T) {
 		return nil, errors.New("unavailable")
 	})
 	p := events.NewEventBridge(api, "b", events.EventBridgeOptions{})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	p.Publish(context.Background(), evs(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -236,4 +247,43 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("missing %s in\n%s", want, b.String())
 		}
 	}
+}
+
+func TestEventBridgeService(t *testing.T) {
+	servicetest.Run(t, func(*testing.T) service.Service {
+		return events.NewEventBridge(apiFunc(func(in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+			return &eventbridge.PutEventsOutput{}, nil
+		}), "b", events.EventBridgeOptions{})
+	}, servicetest.Options{})
+}
+
+// Events published before Start wait in the buffer; Stop sends what is
+// buffered.
+func TestEventBridgeStartStop(t *testing.T) {
+	bus := &fakeBus{}
+	p := events.NewEventBridge(bus, "b", events.EventBridgeOptions{})
+	p.Publish(context.Background(), evs(3))
+	if err := p.Flush(context.Background()); err == nil {
+		t.Fatal("Flush before Start succeeded")
+	}
+	if n := bus.sent(); n != 0 {
+		t.Fatalf("%d entries sent before Start", n)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.Stop()
+	if n := bus.sent(); n != 3 {
+		t.Fatalf("%d entries sent by Start and Stop, want 3", n)
+	}
+}
+
+func (f *fakeBus) sent() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += len(c)
+	}
+	return n
 }

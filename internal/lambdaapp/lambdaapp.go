@@ -58,11 +58,13 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/engine"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/queue/sqs"
+	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/templates"
@@ -89,6 +91,9 @@ type Deps struct {
 	// (which always go to the log, to EMF metrics and, with
 	// TASKER_EVENT_BUS, to EventBridge).
 	Publisher engine.Publisher
+	// SpanExporter, when set, receives the function's spans instead of
+	// the exporter OTEL_TRACES_EXPORTER names (tests).
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Function is one Lambda function of the deployment.
@@ -102,20 +107,37 @@ type Function struct {
 
 // Handler runs the function's setup and returns its handler, a value for
 // lambda.Start. ctx must outlive the handler (the API's JWKS refresh runs
-// on it).
+// on it). The services the setup starts (tracing, the EventBridge
+// publisher) run for the life of the process; Main stops them at shutdown.
 func (f Function) Handler(ctx context.Context, d Deps) (any, error) {
-	return f.setup(ctx, newSetup(f, d))
+	h, _, err := f.build(ctx, d)
+	return h, err
+}
+
+// build runs the setup and returns the handler and the services it
+// started; on error, none is left running.
+func (f Function) build(ctx context.Context, d Deps) (any, service.Group, error) {
+	s := newSetup(f, d)
+	h, err := f.setup(ctx, s)
+	if err != nil {
+		s.services.Stop()
+		return nil, nil, err
+	}
+	return h, s.services, nil
 }
 
 // Main sets the function up and hands its handler to the Lambda runtime.
-// A setup error is logged and exits the process with status 1.
+// A setup error is logged and exits the process with status 1. When the
+// runtime shuts the function down (SIGTERM, sent when an extension such as
+// the ADOT layer is registered), the services stop, exporting what they
+// buffered; each invocation has flushed already (wrap).
 func Main(f Function) {
-	h, err := f.Handler(context.Background(), Deps{})
+	h, services, err := f.build(context.Background(), Deps{})
 	if err != nil {
 		NewLogger(os.Stdout, os.Getenv).Error("function setup failed", "function", f.Name, "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(h)
+	lambda.StartWithOptions(h, lambda.WithEnableSIGTERM(services.Stop))
 }
 
 // setup carries one function's dependencies while it is being built.
@@ -124,6 +146,8 @@ type setup struct {
 	deps   Deps
 	getenv func(string) string
 	log    *slog.Logger
+	// services are the long-running parts the setup started, in order.
+	services service.Group
 
 	// store is the engine's store once engine has run (the API reads it).
 	store *store.Store

@@ -9,6 +9,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/events"
+	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
@@ -20,9 +21,13 @@ const flushTimeout = 2 * time.Second
 // TASKER_EVENT_BUS, to an EventBridge bus; OpenTelemetry tracing as the
 // OTEL_* variables choose (none by default). The Lambda runtime freezes
 // the process between invocations, so whatever is buffered is flushed
-// after each one (wrap).
+// before each one returns (wrap). The tracing provider and the
+// EventBridge publisher are services (docs/architecture.md, "Services"),
+// started here and stopped when the runtime shuts the function down
+// (Main).
 type observer struct {
 	tp        trace.TracerProvider
+	tracing   *telemetry.Tracing
 	publisher engine.Publisher
 	emf       *telemetry.EMF
 	bus       *events.EventBridge
@@ -31,11 +36,14 @@ type observer struct {
 // observe sets up tracing and, when the function runs an engine
 // (lifecycle), the lifecycle event publishers.
 func (s *setup) observe(ctx context.Context, lifecycle bool) (*observer, error) {
-	tp, _, err := telemetry.Setup(ctx, "tasker-"+s.fn.Name)
+	tracing, err := s.tracing(ctx)
 	if err != nil {
 		return nil, err
 	}
-	o := &observer{tp: tp}
+	if err := s.start(ctx, tracing); err != nil {
+		return nil, err
+	}
+	o := &observer{tp: tracing.Provider(), tracing: tracing}
 	if !lifecycle {
 		return o, nil
 	}
@@ -48,6 +56,9 @@ func (s *setup) observe(ctx context.Context, lifecycle bool) (*observer, error) 
 			return nil, err
 		}
 		o.bus = events.NewEventBridge(eventbridge.NewFromConfig(cfg), bus, events.EventBridgeOptions{Logger: s.log})
+		if err := s.start(ctx, o.bus); err != nil {
+			return nil, err
+		}
 		pubs = append(pubs, o.bus)
 	}
 	if s.deps.Publisher != nil {
@@ -55,6 +66,25 @@ func (s *setup) observe(ctx context.Context, lifecycle bool) (*observer, error) 
 	}
 	o.publisher = pubs
 	return o, nil
+}
+
+// tracing is the function's tracing service: to Deps.SpanExporter when
+// set (tests), else as the OTEL_* variables say.
+func (s *setup) tracing(ctx context.Context) (*telemetry.Tracing, error) {
+	if s.deps.SpanExporter != nil {
+		return telemetry.NewTracingExporter(s.deps.SpanExporter, nil), nil
+	}
+	return telemetry.NewTracing(ctx, "tasker-"+s.fn.Name)
+}
+
+// start starts svc for the life of the function (it outlives the setup's
+// ctx) and records it so Stop stops it.
+func (s *setup) start(ctx context.Context, svc service.Service) error {
+	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	s.services = append(s.services, svc)
+	return nil
 }
 
 // flush sends what the invocation left buffered: EventBridge entries, EMF
@@ -68,12 +98,12 @@ func (o *observer) flush(ctx context.Context) {
 	if o.emf != nil {
 		_ = o.emf.Flush(time.Now())
 	}
-	if f, ok := o.tp.(interface{ ForceFlush(context.Context) error }); ok {
-		_ = f.ForceFlush(ctx)
-	}
+	_ = o.tracing.Flush(ctx) // spans ended by the invocation
+
 }
 
-// wrap flushes the observer after each invocation of h.
+// wrap flushes the observer after each invocation of h, before the
+// invocation returns to the runtime (which may then freeze the process).
 func wrap[E, R any](o *observer, h func(context.Context, E) (R, error)) func(context.Context, E) (R, error) {
 	return func(ctx context.Context, ev E) (R, error) {
 		r, err := h(ctx, ev)

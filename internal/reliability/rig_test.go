@@ -149,6 +149,9 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	inv := invlocal.New(reg, send, append([]invlocal.Option{invlocal.WithLogger(log),
 		invlocal.WithRunOptions(stephandler.WithLogger(log))}, o.invOpts...)...)
+	if err := inv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	eng, err := engine.New(engine.Config{
 		Store: st, Templates: tpls, Queue: send, Invoker: inv, Logger: log, Local: true,
 		MaxInFlight: o.maxInFlight, DeadlineGrace: o.grace, HeartbeatStale: 10 * time.Second,
@@ -177,10 +180,15 @@ func newRig(t *testing.T, o rigOptions) *rig {
 			})
 		}()
 	}
+	sw := engine.NewSweeper(eng, o.sweep)
+	if err := sw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	r.wg.Add(1)
-	go func() {
+	go func() { // the rig stops everything by cancelling ctx
 		defer r.wg.Done()
-		_ = eng.Run(ctx, o.sweep)
+		<-ctx.Done()
+		sw.Stop()
 	}()
 	if !o.noAPI {
 		r.h, err = api.New(api.Config{Engine: eng, Store: st, Auth: o.auth, Logger: log, MaxBodyBytes: o.maxBody})

@@ -98,25 +98,27 @@ func TestEMF(t *testing.T) {
 	}
 }
 
-func TestSetupNoneIsNoop(t *testing.T) {
+func TestNewTracingFromEnvironment(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "")
-	tp, shutdown, err := telemetry.Setup(context.Background(), "tasker-test")
+	tr, err := telemetry.NewTracing(context.Background(), "tasker-test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer shutdown(context.Background())
-	_, span := tp.Tracer("x").Start(context.Background(), "s")
+	_, span := tr.Provider().Tracer("x").Start(context.Background(), "s")
 	if span.IsRecording() || span.SpanContext().IsValid() {
 		t.Fatal("default provider records spans")
 	}
 	for _, exp := range []string{"console", "otlp"} {
 		t.Setenv("OTEL_TRACES_EXPORTER", exp)
 		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
-		tp, shutdown, err := telemetry.Setup(context.Background(), "tasker-test")
+		tr, err := telemetry.NewTracing(context.Background(), "tasker-test")
 		if err != nil {
 			t.Fatalf("%s: %v", exp, err)
 		}
-		_, span := tp.Tracer("x").Start(context.Background(), "s")
+		if err := tr.Start(context.Background()); err != nil {
+			t.Fatalf("%s: %v", exp, err)
+		}
+		_, span := tr.Provider().Tracer("x").Start(context.Background(), "s")
 		secs, _ := strconv.ParseInt(span.SpanContext().TraceID().String()[:8], 16, 64)
 		if !span.IsRecording() || time.Since(time.Unix(secs, 0)).Abs() > time.Minute {
 			t.Fatalf("%s: span not recording or trace id %s not X-Ray style", exp, span.SpanContext().TraceID())
@@ -125,16 +127,14 @@ func TestSetupNoneIsNoop(t *testing.T) {
 			continue // nothing listens; do not export
 		}
 		span.End()
-		if err := shutdown(context.Background()); err != nil {
-			t.Fatalf("%s shutdown: %v", exp, err)
-		}
+		tr.Stop()
 	}
 	t.Setenv("OTEL_TRACES_EXPORTER", "bogus")
-	if _, _, err := telemetry.Setup(context.Background(), "x"); err == nil {
+	if _, err := telemetry.NewTracing(context.Background(), "x"); err == nil {
 		t.Fatal("unknown exporter accepted")
 	}
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
-	if _, _, err := telemetry.Setup(context.Background(), "x"); err != nil { // restore the no-op globals
+	if _, err := telemetry.NewTracing(context.Background(), "x"); err != nil { // restore the no-op globals
 		t.Fatal(err)
 	}
 }

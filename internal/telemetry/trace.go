@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel"
@@ -16,6 +18,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/taskerhq/tasker/internal/service"
 )
 
 // Propagator is Tasker's trace context propagation: W3C tracecontext
@@ -39,7 +43,31 @@ func NewTracerProvider(exp sdktrace.SpanExporter, res *resource.Resource, opts .
 	return sdktrace.NewTracerProvider(append(base, opts...)...)
 }
 
-// Setup configures tracing from the standard environment:
+// Tracing is the tracing provider as a service (docs/architecture.md,
+// "Services"). Constructing it starts nothing: Start attaches the batch
+// span processor (and its export goroutine) to the provider, Stop detaches
+// it after exporting what it buffered, so a composition stops tracing last
+// and loses no span. Flush exports what is buffered now; a Lambda function
+// calls it before each invocation returns, because the runtime freezes
+// the process, export goroutine included, between invocations.
+//
+// Spans ended while the service is stopped are not exported.
+type Tracing struct {
+	service.Base
+	tp  trace.TracerProvider
+	sdk *sdktrace.TracerProvider // nil when tracing is off
+	exp sdktrace.SpanExporter
+
+	mu  sync.Mutex
+	bsp sdktrace.SpanProcessor // while started
+}
+
+var _ service.Service = (*Tracing)(nil)
+
+// tracingStopTimeout bounds the export of buffered spans at Stop.
+const tracingStopTimeout = 5 * time.Second
+
+// NewTracing configures tracing from the standard environment:
 //
 //   - OTEL_TRACES_EXPORTER unset or "none": a no-op provider (the default,
 //     and free: no span is recorded and nothing is propagated);
@@ -49,9 +77,9 @@ func NewTracerProvider(exp sdktrace.SpanExporter, res *resource.Resource, opts .
 //
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured
 // (serviceName is the default name); OTEL_TRACES_SAMPLER picks the sampler.
-// Setup installs the provider and Propagator as the OpenTelemetry globals,
-// and returns a shutdown that flushes buffered spans.
-func Setup(ctx context.Context, serviceName string) (trace.TracerProvider, func(context.Context) error, error) {
+// NewTracing installs the provider and Propagator as the OpenTelemetry
+// globals.
+func NewTracing(ctx context.Context, serviceName string) (*Tracing, error) {
 	otel.SetTextMapPropagator(Propagator())
 	exporter := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")))
 	var exp sdktrace.SpanExporter
@@ -59,21 +87,21 @@ func Setup(ctx context.Context, serviceName string) (trace.TracerProvider, func(
 	case "", "none":
 		tp := noop.NewTracerProvider()
 		otel.SetTracerProvider(tp)
-		return tp, func(context.Context) error { return nil }, nil
+		return &Tracing{tp: tp}, nil
 	case "otlp":
 		e, err := otlptracehttp.New(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
+			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
 		}
 		exp = e
 	case "console":
 		e, err := stdouttrace.New(stdouttrace.WithWriter(os.Stderr))
 		if err != nil {
-			return nil, nil, fmt.Errorf("telemetry: console exporter: %w", err)
+			return nil, fmt.Errorf("telemetry: console exporter: %w", err)
 		}
 		exp = e
 	default:
-		return nil, nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q is not supported (none, otlp, console)", exporter)
+		return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q is not supported (none, otlp, console)", exporter)
 	}
 	res, err := resource.Merge(
 		resource.NewSchemaless(attribute.String("service.name", serviceName)),
@@ -82,10 +110,75 @@ func Setup(ctx context.Context, serviceName string) (trace.TracerProvider, func(
 	if err != nil {
 		res = resource.NewSchemaless(attribute.String("service.name", serviceName))
 	}
-	tp := NewTracerProvider(exp, res)
-	otel.SetTracerProvider(tp)
-	return tp, tp.Shutdown, nil
+	t := NewTracingExporter(exp, res)
+	otel.SetTracerProvider(t.tp)
+	return t, nil
 }
+
+// NewTracingExporter returns tracing to exp (an in-memory exporter in
+// tests), with X-Ray-compatible trace IDs, without touching the globals.
+func NewTracingExporter(exp sdktrace.SpanExporter, res *resource.Resource, opts ...sdktrace.TracerProviderOption) *Tracing {
+	// No WithBatcher here: the batcher's goroutine belongs to Start.
+	sdk := NewTracerProvider(nil, res, opts...)
+	return &Tracing{tp: sdk, sdk: sdk, exp: keepOpen{exp}}
+}
+
+// Provider is the tracer provider to hand to the components.
+func (t *Tracing) Provider() trace.TracerProvider { return t.tp }
+
+// Start attaches the span processor exporting in batches.
+func (t *Tracing) Start(ctx context.Context) error {
+	ctx, ok, started, stopped := t.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	if t.sdk != nil {
+		bsp := sdktrace.NewBatchSpanProcessor(t.exp)
+		t.mu.Lock()
+		t.bsp = bsp
+		t.mu.Unlock()
+		t.sdk.RegisterSpanProcessor(bsp)
+	}
+	started()
+	go func() {
+		defer stopped()
+		<-ctx.Done()
+		t.detach()
+	}()
+	return nil
+}
+
+// detach exports what the processor buffered and removes it.
+func (t *Tracing) detach() {
+	t.mu.Lock()
+	bsp := t.bsp
+	t.bsp = nil
+	t.mu.Unlock()
+	if bsp == nil {
+		return
+	}
+	t.sdk.UnregisterSpanProcessor(bsp)
+	ctx, cancel := context.WithTimeout(context.Background(), tracingStopTimeout)
+	defer cancel()
+	_ = bsp.Shutdown(ctx) // exports what is buffered; the exporter stays open (keepOpen)
+}
+
+// Flush exports the spans buffered so far, bounded by ctx.
+func (t *Tracing) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	bsp := t.bsp
+	t.mu.Unlock()
+	if bsp == nil {
+		return nil
+	}
+	return bsp.ForceFlush(ctx)
+}
+
+// keepOpen keeps the exporter usable across Stop and Start: the batch
+// processor shuts its exporter down when it is itself shut down.
+type keepOpen struct{ sdktrace.SpanExporter }
+
+func (keepOpen) Shutdown(context.Context) error { return nil }
 
 // ForceFlush exports the spans tp has buffered, when it buffers any (an
 // SDK provider does; a no-op provider does not). Lambda functions call it

@@ -71,18 +71,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	// Tracing is off unless OTEL_TRACES_EXPORTER asks for it (otlp, console).
-	tp, stopTracing, err := telemetry.Setup(ctx, "tasker-dev")
+	// The server starts and stops it (docs/architecture.md, "Services").
+	tracing, err := telemetry.NewTracing(ctx, "tasker-dev")
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(sctx); err != nil {
-			logger.Warn("flush traces", "error", err)
-		}
-	}()
 	url, stopDB, err := devdb.Open(ctx, *dbURL, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
@@ -92,7 +86,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	srv, err := devserver.Start(ctx, devserver.Options{
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: *addr, Auth: verifier, Logger: logger,
 		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
-		MaxInFlight:  *maxInFlight, Workers: *workers, SweepInterval: *sweep, TracerProvider: tp,
+		MaxInFlight:  *maxInFlight, Workers: *workers, SweepInterval: *sweep, Tracing: tracing,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)

@@ -3,6 +3,9 @@
 // and, for every invocation, sends to the destination queue the Lambda
 // destination record that AWS would have sent, so results follow the same
 // code path as on AWS.
+//
+// The invoker is a service (docs/architecture.md, "Services"): New only
+// builds it; Start runs the workers, Stop ends them.
 package local
 
 import (
@@ -20,6 +23,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/stephandler"
 )
 
@@ -55,7 +59,8 @@ var (
 	// WithMaxAbandoned handlers ignore their deadline and still run; like
 	// throttling, the caller should try again later.
 	ErrAbandoned = errors.New("invoker throttled: too many handlers still running past their deadline")
-	// ErrClosed is returned (wrapped) by Invoke after Close.
+	// ErrClosed is returned (wrapped) by Invoke before Start and after
+	// Close or Stop.
 	ErrClosed = errors.New("invoker closed")
 )
 
@@ -128,6 +133,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // Invoker implements engine.Invoker in process.
 type Invoker struct {
+	service.Base
+
 	reg        *stephandler.Registry
 	dest       engine.Queue
 	workers    int
@@ -143,20 +150,22 @@ type Invoker struct {
 	// run is stephandler.Run; tests replace it.
 	run func(ctx context.Context, reg *stephandler.Registry, payload []byte, opts ...stephandler.Option) []byte
 
-	ctx    context.Context // handlers' context; cancelled when Close gives up
-	cancel context.CancelFunc
-
-	mu       sync.RWMutex
-	closed   bool
-	jobs     chan engine.Invocation
-	wg       sync.WaitGroup
-	inFlight atomic.Int64
+	// mu guards accepting: Invoke holds it shared while it enqueues, so
+	// once Stop or Close has set accepting to false no job is added.
+	mu        sync.RWMutex
+	accepting bool
+	jobs      chan engine.Invocation
+	inFlight  atomic.Int64
 }
 
-var _ engine.Invoker = (*Invoker)(nil)
+var (
+	_ engine.Invoker  = (*Invoker)(nil)
+	_ service.Service = (*Invoker)(nil)
+)
 
-// New starts an invoker running handlers from reg and sending destination
-// records to dest. Call Close to stop it.
+// New returns an invoker running handlers from reg and sending destination
+// records to dest. It starts nothing: Invoke refuses with ErrClosed until
+// Start.
 func New(reg *stephandler.Registry, dest engine.Queue, opts ...Option) *Invoker {
 	i := &Invoker{
 		reg:        reg,
@@ -173,20 +182,68 @@ func New(reg *stephandler.Registry, dest engine.Queue, opts ...Option) *Invoker 
 	for _, o := range opts {
 		o(i)
 	}
-	i.ctx, i.cancel = context.WithCancel(context.Background())
 	// A worker that is idle takes a job straight from the channel, so the
 	// channel's buffer is the backlog.
 	i.jobs = make(chan engine.Invocation, i.backlog)
-	i.wg.Add(i.workers)
-	for range i.workers {
-		go i.worker()
-	}
 	return i
+}
+
+// Start runs the worker pool. Handlers run with a context derived from
+// ctx, cancelled by Stop. Starting a running invoker does nothing.
+func (i *Invoker) Start(ctx context.Context) error {
+	ctx, ok, started, stopped := i.StartInit(ctx)
+	if !ok {
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(i.workers)
+	for range i.workers {
+		go i.worker(ctx, &wg)
+	}
+	i.mu.Lock()
+	i.accepting = true
+	i.mu.Unlock()
+	started()
+	go func() {
+		wg.Wait()
+		i.refuse() // also when the workers ended with the start context
+		// Invocations that never started are dropped without a record:
+		// local mode recovers them as interrupted (docs/architecture.md,
+		// "Invariants" 2).
+	drain:
+		for {
+			select {
+			case <-i.jobs:
+				i.inFlight.Add(-1)
+			default:
+				break drain
+			}
+		}
+		stopped()
+	}()
+	return nil
+}
+
+// Stop stops accepting invocations, cancels the handlers' context and
+// waits for the workers. A running handler that returns within the
+// abandon grace still has its record sent; queued invocations are dropped
+// (no record; local mode recovers them as interrupted). Use Close to let
+// accepted invocations finish first.
+func (i *Invoker) Stop() {
+	i.refuse()
+	i.Base.Stop()
+}
+
+func (i *Invoker) refuse() {
+	i.mu.Lock()
+	i.accepting = false
+	i.mu.Unlock()
 }
 
 // Invoke accepts an invocation for asynchronous execution. It fails with
 // engine.ErrPayloadTooLarge for payloads over the limit, ErrThrottled when
-// all workers are busy and the backlog is full, and ErrClosed after Close.
+// all workers are busy and the backlog is full, and ErrClosed when the
+// invoker is not running.
 func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -201,7 +258,7 @@ func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {
 	inv.Payload = append([]byte(nil), inv.Payload...) // the caller may reuse its buffer
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	if i.closed {
+	if !i.accepting {
 		return fmt.Errorf("invoke %s for step %q: %w", inv.Handler, inv.Step, ErrClosed)
 	}
 	if n := i.abandoned.Load(); n >= int64(i.maxAbandoned) {
@@ -229,44 +286,46 @@ func (i *Invoker) Abandoned() int { return int(i.abandoned.Load()) }
 func (i *Invoker) AbandonedTotal() int { return int(i.abandonedTotal.Load()) }
 
 // Close stops accepting invocations and waits until the accepted ones have
-// run and their records were sent. If ctx ends first, it cancels the
-// handlers' context, drops invocations that have not started (no record:
-// local mode recovers them as interrupted) and returns ctx.Err() without
-// waiting for running handlers. Close may be called more than once.
+// run and their records were sent, then stops the workers. If ctx ends
+// first, it stops them anyway (see Stop) and returns ctx.Err(). Close may
+// be called more than once, and before Start.
 func (i *Invoker) Close(ctx context.Context) error {
-	i.mu.Lock()
-	if !i.closed {
-		i.closed = true
-		close(i.jobs)
+	i.refuse()
+	defer i.Stop()
+	if i.Stopping() == nil {
+		return nil // never started: nothing accepted
 	}
-	i.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		i.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		i.cancel()
-		return nil
-	case <-ctx.Done():
-		i.cancel()
-		return ctx.Err()
+	// Close runs once at shutdown; polling the counter is simpler than
+	// signalling every decrement and costs nothing on the hot path.
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for i.inFlight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
+	return nil
 }
 
-func (i *Invoker) worker() {
-	defer i.wg.Done()
-	for inv := range i.jobs {
-		if i.ctx.Err() == nil {
-			i.execute(inv)
+func (i *Invoker) worker(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case inv := <-i.jobs:
+			if ctx.Err() == nil {
+				i.execute(ctx, inv)
+			}
+			i.inFlight.Add(-1)
 		}
-		i.inFlight.Add(-1)
 	}
 }
 
 // execute runs one invocation and sends its destination record.
-func (i *Invoker) execute(inv engine.Invocation) {
+func (i *Invoker) execute(ctx context.Context, inv engine.Invocation) {
 	rec := contract.DestinationRecord{
 		Version: "1.0",
 		RequestContext: contract.RequestContext{
@@ -283,7 +342,10 @@ func (i *Invoker) execute(inv engine.Invocation) {
 			fmt.Errorf("handler %s is a Lambda function; local mode runs only registered Go handlers", inv.Handler),
 			CodeNotLocal)))
 	} else {
-		resp, unhandled := i.runSafely(inv)
+		resp, unhandled, stopped := i.runSafely(ctx, inv)
+		if stopped {
+			return // no record: recovered as interrupted, like a crash
+		}
 		if unhandled != nil {
 			rec.RequestContext.Condition = contract.ConditionRetriesExhausted
 			rec.ResponseContext.FunctionError = "Unhandled"
@@ -299,7 +361,7 @@ func (i *Invoker) execute(inv engine.Invocation) {
 		return
 	}
 	// The record must be delivered even while the invoker shuts down.
-	if err := i.dest.Send(context.WithoutCancel(i.ctx), []engine.Message{{Body: body}}); err != nil {
+	if err := i.dest.Send(context.WithoutCancel(ctx), []engine.Message{{Body: body}}); err != nil {
 		i.logger.Error("local invoker: send destination record; the sweep will time the step out",
 			"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt, "error", err)
 	}
@@ -309,8 +371,10 @@ func (i *Invoker) execute(inv engine.Invocation) {
 // escapes it is an unhandled Lambda error. A handler still running
 // abandonGrace past the payload's deadline (it ignores its context) is
 // abandoned: the attempt gets a retryable timeout error and the worker
-// moves on; the goroutine is counted until it returns.
-func (i *Invoker) runSafely(inv engine.Invocation) (resp []byte, unhandled *contract.LambdaError) {
+// moves on; the goroutine is counted until it returns. When ctx ends
+// (Stop), the handler gets the abandon grace to return; after it, stopped
+// is true and the worker moves on without a record.
+func (i *Invoker) runSafely(ctx context.Context, inv engine.Invocation) (resp []byte, unhandled *contract.LambdaError, stopped bool) {
 	type outcome struct {
 		resp      []byte
 		unhandled *contract.LambdaError
@@ -341,32 +405,48 @@ func (i *Invoker) runSafely(inv engine.Invocation) (resp []byte, unhandled *cont
 					"task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt, "abandoned", n)
 			}
 		}()
-		out.resp = i.run(i.ctx, i.reg, inv.Payload, i.runOpts...)
+		out.resp = i.run(ctx, i.reg, inv.Payload, i.runOpts...)
 	}()
 	deadline := payloadDeadline(inv.Payload)
 	timer := time.NewTimer(time.Until(deadline) + i.abandonGrace)
 	defer timer.Stop()
 	select {
 	case out := <-done:
-		return out.resp, out.unhandled
+		return out.resp, out.unhandled, false
 	case <-timer.C:
+	case <-ctx.Done():
+		grace := time.NewTimer(i.abandonGrace)
+		defer grace.Stop()
+		select {
+		case out := <-done:
+			return out.resp, out.unhandled, false
+		case <-timer.C:
+		case <-grace.C:
+			stopped = true
+		}
 	}
 	mu.Lock()
 	if finished { // it returned just as the timer fired
 		mu.Unlock()
 		out := <-done
-		return out.resp, out.unhandled
+		return out.resp, out.unhandled, false
 	}
 	abandoned = true
 	n := i.abandoned.Add(1)
 	i.abandonedTotal.Add(1)
 	mu.Unlock()
+	if stopped {
+		i.logger.Warn("local invoker: stopped while a handler ignored its cancellation; abandoning it without a record",
+			"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
+			"handler", inv.Handler, "abandoned", n)
+		return nil, nil, true
+	}
 	i.logger.Warn("local invoker: handler ignored its deadline; reporting a timeout and abandoning it (it keeps running)",
 		"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
 		"handler", inv.Handler, "deadline", deadline, "abandoned", n, "max_abandoned", i.maxAbandoned)
 	return stephandler.ErrorResponse(stephandler.WithCode(fmt.Errorf(
 		"handler %s still running %s past its deadline %s (it ignores its context); abandoned", inv.Handler, i.abandonGrace,
-		deadline.UTC().Format(time.RFC3339)), stephandler.CodeTimeout)), nil
+		deadline.UTC().Format(time.RFC3339)), stephandler.CodeTimeout)), nil, false
 }
 
 // payloadDeadline is the payload's tasker.deadline, or MaxRun from now.

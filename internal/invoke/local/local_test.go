@@ -82,6 +82,9 @@ func newInvoker(t *testing.T, opts ...Option) (*Invoker, *capture, *stephandler.
 	must(reg.Register("test.panic", func(context.Context, stephandler.Input) (any, error) { panic("kaboom") }))
 	dest := newCapture()
 	inv := New(reg, dest, append([]Option{WithLogger(quiet()), WithRunOptions(stephandler.WithLogger(quiet()))}, opts...)...)
+	if err := inv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -384,6 +387,9 @@ func BenchmarkInvokeNoop(b *testing.B) {
 	reg := stephandler.NewRegistry()
 	dest := newCapture()
 	inv := New(reg, dest, WithBacklog(b.N+1))
+	if err := inv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	payload := invoketest.NewInvocation(b, "tasker.noop", 0)
 	b.ResetTimer()
 	for range b.N {

@@ -5,8 +5,9 @@
 //
 // Consumers pull: Consume delivers batches of ready messages to a handler
 // as soon as they are ready; Receive and Delete give explicit
-// receive/acknowledge for tests. There are no background goroutines; a
-// Queue needs no closing.
+// receive/acknowledge for tests. A Queue has no goroutines and needs no
+// closing; Consumers is the service (docs/architecture.md, "Services")
+// that runs Consume loops.
 package local
 
 import (
