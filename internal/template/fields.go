@@ -157,6 +157,15 @@ func number[T any](check func(float64) string, set func(*T, float64)) func(*T, f
 	}
 }
 
+// textList accepts one string or a list of strings.
+func textList[T any](set func(*T, []string)) func(*T, field) {
+	return func(dst *T, f field) {
+		if v, ok := f.list(); ok {
+			set(dst, v)
+		}
+	}
+}
+
 func boolean[T any](set func(*T, bool)) func(*T, field) {
 	return func(dst *T, f field) {
 		if v, ok := f.bool(); ok {
@@ -288,4 +297,17 @@ var retryFields = newFieldTable(
 		}
 	}},
 	fieldSpec[stepBuild]{name: "jitter", apply: number(fraction, func(b *stepBuild, v float64) { b.s.Retry.Jitter = v })},
+)
+
+// triggerFields are the fields of a trigger; checkTrigger then checks them
+// against the trigger's type.
+var triggerFields = newFieldTable(
+	fieldSpec[Trigger]{name: "type", apply: text(func(tr *Trigger, v string) { tr.Type = strings.ToLower(v) })},
+	fieldSpec[Trigger]{name: "bucket", apply: text(func(tr *Trigger, v string) { tr.Bucket = v })},
+	fieldSpec[Trigger]{name: "prefix", apply: text(func(tr *Trigger, v string) { tr.Prefix = v })},
+	fieldSpec[Trigger]{name: "suffix", apply: text(func(tr *Trigger, v string) { tr.Suffix = v })},
+	fieldSpec[Trigger]{name: "source", apply: textList(func(tr *Trigger, v []string) { tr.Source = v })},
+	fieldSpec[Trigger]{name: "detail_type", apply: textList(func(tr *Trigger, v []string) { tr.DetailType = v })},
+	fieldSpec[Trigger]{name: "detail", apply: triggerDetail},
+	fieldSpec[Trigger]{name: "context", apply: triggerContext},
 )

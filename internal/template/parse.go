@@ -16,8 +16,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var knownTriggerFields = []string{"type", "bucket", "prefix", "suffix", "source", "detail_type", "detail", "context"}
-
 // Parse reads one template from YAML. source names it in errors and becomes
 // Template.Source. Every problem found is reported, as Errors.
 func Parse(source string, data []byte, opts Options) (*Template, error) {
@@ -643,111 +641,94 @@ func (p *parser) triggers(t *Template, kv *pair) {
 		}
 		var tr Trigger
 		fieldLine := map[string]int{}
-		for _, f := range mapPairs(tn, p.dupKey("", prefix+".")) {
-			field := prefix + "." + f.key
-			if isNull(f.v) {
-				if !slices.Contains(knownTriggerFields, f.key) {
-					p.unknownField(f.k.Line, "", field, f.key, knownTriggerFields)
-				}
-				continue
-			}
-			fieldLine[f.key] = f.v.Line
-			str := func(dst *string) {
-				v, bad := scalarString(f.v)
-				if bad != "" {
-					p.errf(f.v.Line, "", field, "%s", bad)
-				}
-				*dst = v
-			}
-			list := func(dst *[]string) {
-				v, bad := stringList(f.v)
-				if bad != "" {
-					p.errf(f.v.Line, "", field, "%s", bad)
-				}
-				*dst = v
-			}
-			switch f.key {
-			case "type":
-				str(&tr.Type)
-				tr.Type = strings.ToLower(tr.Type)
-			case "bucket":
-				str(&tr.Bucket)
-			case "prefix":
-				str(&tr.Prefix)
-			case "suffix":
-				str(&tr.Suffix)
-			case "source":
-				list(&tr.Source)
-			case "detail_type":
-				list(&tr.DetailType)
-			case "detail":
-				if resolve(f.v).Kind != yaml.MappingNode {
-					p.errf(f.v.Line, "", field, "must be a mapping (an EventBridge pattern on the event's detail), got %s", describe(f.v))
-					continue
-				}
-				v, err := toJSON(f.v, 0)
-				if err != nil {
-					p.errf(f.v.Line, "", field, "%v", err)
-					continue
-				}
-				// Round-trip through JSON so numbers are float64, as in decoded events.
-				b, err := json.Marshal(v)
-				if err == nil {
-					err = json.Unmarshal(b, &tr.Detail)
-				}
-				if err != nil {
-					p.errf(f.v.Line, "", field, "%v", err)
-				}
-			case "context":
-				cn := resolve(f.v)
-				if cn.Kind != yaml.MappingNode {
-					p.errf(cn.Line, "", field, "must map context fields to event paths like \"$.detail.order_id\", got %s", describe(cn))
-					continue
-				}
-				tr.Context = map[string]string{}
-				for _, c := range mapPairs(cn, p.dupKey("", field+".")) {
-					cf := field + "." + c.key
-					v, bad := scalarString(c.v)
-					switch {
-					case bad != "" || isNull(c.v):
-						p.errf(c.v.Line, "", cf, "must be a path into the event like \"$.detail.order_id\", got %s", describe(c.v))
-					case !strings.HasPrefix(v, "$"):
-						p.errf(c.v.Line, "", cf, "event path %q must start with \"$\" (e.g. \"$.detail.order_id\", \"$.bucket\", \"$.key\")", v)
-					case c.key == "":
-						p.errf(c.k.Line, "", cf, "context field name must not be empty")
-					default:
-						tr.Context[c.key] = v
-					}
-				}
+		for _, kv := range mapPairs(tn, p.dupKey("", prefix+".")) {
+			name := prefix + "." + kv.key
+			spec, known := triggerFields.lookup(kv.key)
+			switch {
+			case !known:
+				p.unknownField(kv.k.Line, "", name, kv.key, triggerFields.known)
+			case isNull(kv.v):
 			default:
-				p.unknownField(f.k.Line, "", field, f.key, knownTriggerFields)
+				fieldLine[kv.key] = kv.v.Line
+				spec.apply(&tr, field{p: p, kv: kv, name: name})
 			}
 		}
-		switch tr.Type {
-		case "":
-			p.errf(tn.Line, "", prefix+".type", "a trigger needs a type: %q or %q", TriggerS3, TriggerEventBridge)
-		case TriggerS3:
-			if tr.Bucket == "" {
-				p.errf(tn.Line, "", prefix+".bucket", "an s3 trigger needs a bucket")
-			}
-			for _, f := range []string{"source", "detail_type", "detail"} {
-				if l, ok := fieldLine[f]; ok {
-					p.errf(l, "", prefix+"."+f, "only valid for eventbridge triggers")
-				}
-			}
-		case TriggerEventBridge:
-			if len(tr.Source) == 0 && len(tr.DetailType) == 0 {
-				p.errf(tn.Line, "", prefix+".source", "an eventbridge trigger needs a source or a detail_type to match")
-			}
-			for _, f := range []string{"bucket", "prefix", "suffix"} {
-				if l, ok := fieldLine[f]; ok {
-					p.errf(l, "", prefix+"."+f, "only valid for s3 triggers")
-				}
-			}
-		default:
-			p.errf(fieldLine["type"], "", prefix+".type", "unknown trigger type %q: want %q or %q", tr.Type, TriggerS3, TriggerEventBridge)
-		}
+		p.checkTrigger(prefix, tn.Line, tr, fieldLine)
 		t.Triggers = append(t.Triggers, tr)
+	}
+}
+
+// checkTrigger checks that a trigger has the fields its type needs, and
+// none of the other type's. fieldLine has the line of each field given.
+func (p *parser) checkTrigger(prefix string, line int, tr Trigger, fieldLine map[string]int) {
+	switch tr.Type {
+	case "":
+		p.errf(line, "", prefix+".type", "a trigger needs a type: %q or %q", TriggerS3, TriggerEventBridge)
+	case TriggerS3:
+		if tr.Bucket == "" {
+			p.errf(line, "", prefix+".bucket", "an s3 trigger needs a bucket")
+		}
+		for _, f := range []string{"source", "detail_type", "detail"} {
+			if l, ok := fieldLine[f]; ok {
+				p.errf(l, "", prefix+"."+f, "only valid for eventbridge triggers")
+			}
+		}
+	case TriggerEventBridge:
+		if len(tr.Source) == 0 && len(tr.DetailType) == 0 {
+			p.errf(line, "", prefix+".source", "an eventbridge trigger needs a source or a detail_type to match")
+		}
+		for _, f := range []string{"bucket", "prefix", "suffix"} {
+			if l, ok := fieldLine[f]; ok {
+				p.errf(l, "", prefix+"."+f, "only valid for s3 triggers")
+			}
+		}
+	default:
+		p.errf(fieldLine["type"], "", prefix+".type", "unknown trigger type %q: want %q or %q", tr.Type, TriggerS3, TriggerEventBridge)
+	}
+}
+
+// triggerDetail reads an EventBridge pattern on the event's detail.
+func triggerDetail(tr *Trigger, f field) {
+	if resolve(f.kv.v).Kind != yaml.MappingNode {
+		f.errf("must be a mapping (an EventBridge pattern on the event's detail), got %s", describe(f.kv.v))
+		return
+	}
+	v, err := toJSON(f.kv.v, 0)
+	if err != nil {
+		f.errf("%v", err)
+		return
+	}
+	// Round-trip through JSON so numbers are float64, as in decoded events.
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(b, &tr.Detail)
+	}
+	if err != nil {
+		f.errf("%v", err)
+	}
+}
+
+// triggerContext reads the map from context fields to event paths.
+func triggerContext(tr *Trigger, f field) {
+	cn := resolve(f.kv.v)
+	if cn.Kind != yaml.MappingNode {
+		f.p.errf(cn.Line, "", f.name, "must map context fields to event paths like \"$.detail.order_id\", got %s", describe(cn))
+		return
+	}
+	tr.Context = map[string]string{}
+	for _, c := range mapPairs(cn, f.p.dupKey("", f.name+".")) {
+		cf := f.name + "." + c.key
+		v, bad := scalarString(c.v)
+		switch {
+		case bad != "" || isNull(c.v):
+			f.p.errf(c.v.Line, "", cf, "must be a path into the event like \"$.detail.order_id\", got %s", describe(c.v))
+		case !strings.HasPrefix(v, "$"):
+			f.p.errf(c.v.Line, "", cf, "event path %q must start with \"$\" (e.g. \"$.detail.order_id\", \"$.bucket\", \"$.key\")", v)
+		case c.key == "":
+			f.p.errf(c.k.Line, "", cf, "context field name must not be empty")
+		default:
+			tr.Context[c.key] = v
+		}
 	}
 }
 
