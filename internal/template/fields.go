@@ -9,10 +9,10 @@ import (
 
 // The template format as data: one fieldSpec per field of a mapping (the
 // template, a step, a step's retry), shared by the native spelling and the
-// Rails Tasker aliases of ../shared/DESIGN.md §7. The parser walks a
-// mapping in document order and looks every key up in its table; the table
-// says whether the key is known, which field it spells, and how its value is
-// read and applied.
+// Rails Tasker aliases (docs/templates.md, "Rails Tasker templates"). The
+// parser walks a mapping in document order and looks every key up in its
+// table; the table says whether the key is known, which field it spells,
+// and how its value is read and applied.
 
 // fieldSpec is one field of a mapping. T is what the field is applied to.
 type fieldSpec[T any] struct {
@@ -87,33 +87,33 @@ func decoded[V any](f field, v V, bad string) (V, bool) {
 	return v, true
 }
 
-func (f field) str() (string, bool) {
+func (f field) asString() (string, bool) {
 	v, bad := scalarString(f.kv.v)
 	return decoded(f, v, bad)
 }
 
-func (f field) int() (int, bool) {
+func (f field) asInt() (int, bool) {
 	v, bad := scalarInt(f.kv.v)
 	return decoded(f, v, bad)
 }
 
-func (f field) float() (float64, bool) {
+func (f field) asFloat() (float64, bool) {
 	v, bad := scalarFloat(f.kv.v)
 	return decoded(f, v, bad)
 }
 
-func (f field) bool() (bool, bool) {
+func (f field) asBool() (bool, bool) {
 	v, bad := scalarBool(f.kv.v)
 	return decoded(f, v, bad)
 }
 
-func (f field) list() ([]string, bool) {
+func (f field) asList() ([]string, bool) {
 	v, bad := stringList(f.kv.v)
 	return decoded(f, v, bad)
 }
 
-// mapping decodes a mapping to JSON values.
-func (f field) mapping() (map[string]any, bool) {
+// asMapping decodes a mapping to JSON values.
+func (f field) asMapping() (map[string]any, bool) {
 	if resolve(f.kv.v).Kind != yaml.MappingNode {
 		f.errf("must be a mapping, got %s", describe(f.kv.v))
 		return nil, false
@@ -133,7 +133,7 @@ func (f field) mapping() (map[string]any, bool) {
 
 func text[T any](set func(*T, string)) func(*T, field) {
 	return func(dst *T, f field) {
-		if v, ok := f.str(); ok {
+		if v, ok := f.asString(); ok {
 			set(dst, v)
 		}
 	}
@@ -141,7 +141,7 @@ func text[T any](set func(*T, string)) func(*T, field) {
 
 func integer[T any](check func(int) string, set func(*T, int)) func(*T, field) {
 	return func(dst *T, f field) {
-		if v, ok := f.int(); ok {
+		if v, ok := f.asInt(); ok {
 			report(f, check, v)
 			set(dst, v)
 		}
@@ -150,7 +150,7 @@ func integer[T any](check func(int) string, set func(*T, int)) func(*T, field) {
 
 func number[T any](check func(float64) string, set func(*T, float64)) func(*T, field) {
 	return func(dst *T, f field) {
-		if v, ok := f.float(); ok {
+		if v, ok := f.asFloat(); ok {
 			report(f, check, v)
 			set(dst, v)
 		}
@@ -160,7 +160,7 @@ func number[T any](check func(float64) string, set func(*T, float64)) func(*T, f
 // textList accepts one string or a list of strings.
 func textList[T any](set func(*T, []string)) func(*T, field) {
 	return func(dst *T, f field) {
-		if v, ok := f.list(); ok {
+		if v, ok := f.asList(); ok {
 			set(dst, v)
 		}
 	}
@@ -168,7 +168,7 @@ func textList[T any](set func(*T, []string)) func(*T, field) {
 
 func boolean[T any](set func(*T, bool)) func(*T, field) {
 	return func(dst *T, f field) {
-		if v, ok := f.bool(); ok {
+		if v, ok := f.asBool(); ok {
 			set(dst, v)
 		}
 	}
@@ -249,7 +249,7 @@ var stepFields = newFieldTable(
 	fieldSpec[stepBuild]{name: "depends_on", aliases: []string{"depends_on_step", "depends_on_steps"}, merge: true,
 		apply: (*stepBuild).dependsOn},
 	fieldSpec[stepBuild]{name: "config", aliases: []string{"handler_config"}, apply: func(b *stepBuild, f field) {
-		if v, ok := f.mapping(); ok {
+		if v, ok := f.asMapping(); ok {
 			b.m.config = v
 		}
 	}},
@@ -257,12 +257,12 @@ var stepFields = newFieldTable(
 	// Rails: default_retryable: false means one attempt; default_retry_limit
 	// is retry.max_attempts (0 meaning one attempt). See stepBuild.finishRetry.
 	fieldSpec[stepBuild]{name: "default_retryable", apply: func(b *stepBuild, f field) {
-		if v, ok := f.bool(); ok {
+		if v, ok := f.asBool(); ok {
 			b.retryable, b.retryableLine = &v, f.line()
 		}
 	}},
 	fieldSpec[stepBuild]{name: "default_retry_limit", apply: func(b *stepBuild, f field) {
-		if v, ok := f.int(); ok {
+		if v, ok := f.asInt(); ok {
 			b.retryLimit, b.retryLimitLine = &v, f.line()
 		}
 	}},
@@ -281,7 +281,7 @@ var stepFields = newFieldTable(
 var retryFields = newFieldTable(
 	fieldSpec[stepBuild]{name: "max_attempts", apply: func(b *stepBuild, f field) {
 		// Checked by finishRetry, once default_retry_limit is known.
-		if v, ok := f.int(); ok {
+		if v, ok := f.asInt(); ok {
 			b.maxAttempts, b.maxAttemptsField = &v, f.name
 			b.m.fields["max_attempts"] = spelled{f.name, f.line()}
 		}
@@ -290,7 +290,7 @@ var retryFields = newFieldTable(
 		b.s.Retry.BackoffBase, b.backoffSet = seconds(v), true
 	})},
 	fieldSpec[stepBuild]{name: "max_backoff_seconds", apply: func(b *stepBuild, f field) {
-		if v, ok := f.float(); ok {
+		if v, ok := f.asFloat(); ok {
 			report(f, positive, v)
 			b.s.Retry.MaxBackoff, b.maxSet = seconds(v), true
 			b.m.fields["max_backoff"] = spelled{f.name, f.line()}

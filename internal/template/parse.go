@@ -166,12 +166,9 @@ func (p *parser) parse(data []byte) *Template {
 
 	t := &Template{Source: p.file}
 	given := p.topFields(t, root)
-	nsKV, descKV, envKV := given["namespace"], given["description"], given["environments"]
-	p.identity(t, nsKV, given["name"], given["version"])
-	if descKV != nil {
-		if s, bad := scalarString(descKV.v); bad != "" {
-			p.errf(descKV.v.Line, "", descKV.key, "%s", bad)
-		} else {
+	p.identity(t, given["namespace"], given["name"], given["version"])
+	if kv := given["description"]; kv != nil {
+		if s, ok := (field{p: p, kv: *kv, name: kv.key}).asString(); ok {
 			t.Description = s
 		}
 	}
@@ -183,8 +180,8 @@ func (p *parser) parse(data []byte) *Template {
 			index[s.Name] = i
 		}
 	}
-	if envKV != nil {
-		p.environments(t, envKV, index, metas)
+	if kv := given["environments"]; kv != nil {
+		p.environments(t, kv, index, metas)
 	}
 	for i := range t.Steps {
 		p.finishConfig(&t.Steps[i], metas[i])
@@ -390,7 +387,7 @@ func (b *stepBuild) claim(spec *fieldSpec[stepBuild], kv pair) bool {
 // dependsOn adds the steps listed to the step's dependencies. The Rails
 // engine takes the union of depends_on_step and depends_on_steps.
 func (b *stepBuild) dependsOn(f field) {
-	list, ok := f.list()
+	list, ok := f.asList()
 	if !ok {
 		return
 	}
