@@ -16,42 +16,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Fields with no meaning in this engine that Rails Tasker templates carry.
-// They are accepted and listed in Template.Ignored.
-var ignoredTopFields = map[string]bool{
-	"task_handler_class":       true,
-	"module_namespace":         true,
-	"class_name":               true,
-	"concurrent":               true,
-	"named_steps":              true,
-	"default_dependent_system": true,
-	"retry_strategies":         true,
-	"monitoring":               true,
-	"handler_config":           true,
-	"custom_events":            true,
-}
-
-var ignoredStepFields = map[string]bool{
-	"custom_events":    true,
-	"dependent_system": true,
-}
-
-var knownTopFields = []string{
-	"namespace", "namespace_name", "name", "version", "description",
-	"context_schema", "schema", "steps", "step_templates", "triggers", "environments",
-}
-
-var knownStepFields = []string{
-	"name", "description", "handler", "handler_class",
-	"depends_on", "depends_on_step", "depends_on_steps", "config", "handler_config",
-	"retry", "default_retryable", "default_retry_limit",
-	"timeout_seconds", "concurrency", "skippable",
-}
-
-var knownRetryFields = []string{"max_attempts", "backoff_base_seconds", "max_backoff_seconds", "jitter"}
-
-var knownTriggerFields = []string{"type", "bucket", "prefix", "suffix", "source", "detail_type", "detail", "context"}
-
 // Parse reads one template from YAML. source names it in errors and becomes
 // Template.Source. Every problem found is reported, as Errors.
 func Parse(source string, data []byte, opts Options) (*Template, error) {
@@ -201,77 +165,32 @@ func (p *parser) parse(data []byte) *Template {
 	}
 
 	t := &Template{Source: p.file}
-	var nsKV, nameKV, versionKV, descKV, schemaKV, stepsKV, triggersKV, envKV *pair
-	set := func(slot **pair, kv pair) {
-		if *slot != nil {
-			p.errf(kv.k.Line, "", kv.key, "conflicts with %q (two spellings of one field; keep one)", (*slot).key)
-			return
-		}
-		*slot = &kv
-	}
-	for _, kv := range mapPairs(root, p.dupKey("", "")) {
-		if ignoredTopFields[kv.key] {
-			t.Ignored = append(t.Ignored, kv.key)
-			continue
-		}
-		if strings.HasPrefix(kv.key, "x-") {
-			continue // extension field, e.g. a home for YAML anchors
-		}
-		if isNull(kv.v) {
-			if !slices.Contains(knownTopFields, kv.key) {
-				p.unknownField(kv.k.Line, "", kv.key, kv.key, knownTopFields)
-			}
-			continue
-		}
-		switch kv.key {
-		case "namespace", "namespace_name":
-			set(&nsKV, kv)
-		case "name":
-			set(&nameKV, kv)
-		case "version":
-			set(&versionKV, kv)
-		case "description":
-			set(&descKV, kv)
-		case "context_schema", "schema":
-			set(&schemaKV, kv)
-		case "steps", "step_templates":
-			set(&stepsKV, kv)
-		case "triggers":
-			set(&triggersKV, kv)
-		case "environments":
-			set(&envKV, kv)
-		default:
-			p.unknownField(kv.k.Line, "", kv.key, kv.key, knownTopFields)
-		}
-	}
-
-	p.identity(t, nsKV, nameKV, versionKV)
-	if descKV != nil {
-		if s, bad := scalarString(descKV.v); bad != "" {
-			p.errf(descKV.v.Line, "", descKV.key, "%s", bad)
-		} else {
+	given := p.topFields(t, root)
+	p.identity(t, given["namespace"], given["name"], given["version"])
+	if kv := given["description"]; kv != nil {
+		if s, ok := (field{p: p, kv: *kv, name: kv.key}).asString(); ok {
 			t.Description = s
 		}
 	}
 
-	metas := p.steps(t, stepsKV)
+	metas := p.steps(t, given["steps"])
 	index := map[string]int{}
 	for i, s := range t.Steps {
 		if _, dup := index[s.Name]; !dup && s.Name != "" {
 			index[s.Name] = i
 		}
 	}
-	if envKV != nil {
-		p.environments(t, envKV, index, metas)
+	if kv := given["environments"]; kv != nil {
+		p.environments(t, kv, index, metas)
 	}
 	for i := range t.Steps {
 		p.finishConfig(&t.Steps[i], metas[i])
 	}
-	if schemaKV != nil {
-		p.contextSchema(t, schemaKV)
+	if kv := given["context_schema"]; kv != nil {
+		p.contextSchema(t, kv)
 	}
-	if triggersKV != nil {
-		p.triggers(t, triggersKV)
+	if kv := given["triggers"]; kv != nil {
+		p.triggers(t, kv)
 	}
 	p.graph(t, metas)
 	p.handlers(t, metas)
@@ -282,6 +201,34 @@ func (p *parser) parse(data []byte) *Template {
 	t.index = index
 	t.levels, _ = computeLevels(t.Steps)
 	return t
+}
+
+// topFields reads the keys of a template, in document order, and returns
+// the value of each field given, by canonical name.
+func (p *parser) topFields(t *Template, root *yaml.Node) map[string]*pair {
+	given := map[string]*pair{}
+	for _, kv := range mapPairs(root, p.dupKey("", "")) {
+		spec, known := topFields.lookup(kv.key)
+		switch {
+		case known && spec.ignored:
+			t.Ignored = append(t.Ignored, kv.key)
+		case strings.HasPrefix(kv.key, "x-"):
+			// extension field, e.g. a home for YAML anchors
+		case !known:
+			p.unknownField(kv.k.Line, "", kv.key, kv.key, topFields.known)
+		case isNull(kv.v):
+		case given[spec.name] != nil:
+			p.conflict(kv, "", given[spec.name].key)
+		default:
+			given[spec.name] = &kv
+		}
+	}
+	return given
+}
+
+// conflict reports kv as a second spelling of a field given as first.
+func (p *parser) conflict(kv pair, step, first string) {
+	p.errf(kv.k.Line, step, kv.key, "conflicts with %q (two spellings of one field; keep one)", first)
 }
 
 // identity sets namespace, name and version, applying the Rails rules:
@@ -368,12 +315,32 @@ func (p *parser) step(t *Template, listKey string, i int, n *yaml.Node) (Step, *
 		return s, m
 	}
 	pairs := mapPairs(n, func(key string, line int) { p.errf(line, m.label, key, "given more than once") })
-	nameFound := false
+	p.stepName(&s, m, n, pairs)
+	b := &stepBuild{p: p, s: &s, m: m}
+	for _, kv := range pairs {
+		spec, known := stepFields.lookup(kv.key)
+		switch {
+		case known && spec.ignored:
+			t.Ignored = append(t.Ignored, "steps."+m.label+"."+kv.key)
+		case known && spec.apply == nil:
+			// read before the loop
+		case !known:
+			p.unknownField(kv.k.Line, m.label, kv.key, kv.key, stepFields.known)
+		case isNull(kv.v):
+		case b.claim(spec, kv):
+			spec.apply(b, field{p: p, kv: kv, step: m.label, name: kv.key})
+		}
+	}
+	b.finishRetry()
+	return s, m
+}
+
+// stepName reads the name of a step, which then labels the step in errors.
+func (p *parser) stepName(s *Step, m *stepMeta, n *yaml.Node, pairs []pair) {
 	for _, kv := range pairs {
 		if kv.key != "name" {
 			continue
 		}
-		nameFound = true
 		if name, bad := scalarString(kv.v); bad != "" || isNull(kv.v) {
 			p.errf(kv.v.Line, m.label, "name", "step name must be a string, got %s", describe(kv.v))
 		} else if !ValidName(name) {
@@ -382,228 +349,115 @@ func (p *parser) step(t *Template, listKey string, i int, n *yaml.Node) (Step, *
 		} else {
 			s.Name, m.label = name, name
 		}
+		return
 	}
-	if !nameFound {
-		p.errf(n.Line, m.label, "name", "the step has no name")
-	}
-	step := m.label
-	claim := func(canon string, kv pair) bool {
-		if prev, ok := m.fields[canon]; ok {
-			p.errf(kv.k.Line, step, kv.key, "conflicts with %q (two spellings of one field; keep one)", prev.key)
-			return false
-		}
-		m.fields[canon] = spelled{kv.key, kv.k.Line}
-		return true
-	}
-	var (
-		maxAttempts        *int
-		maxAttemptsField   string
-		retryLimit         *int
-		retryLimitLine     int
-		retryable          *bool
-		retryableLine      int
-		backoffSet, maxSet bool
-	)
-	for _, kv := range pairs {
-		if ignoredStepFields[kv.key] {
-			t.Ignored = append(t.Ignored, "steps."+step+"."+kv.key)
-			continue
-		}
-		if kv.key == "name" {
-			continue
-		}
-		if isNull(kv.v) {
-			if !slices.Contains(knownStepFields, kv.key) {
-				p.unknownField(kv.k.Line, step, kv.key, kv.key, knownStepFields)
-			}
-			continue
-		}
-		line := kv.v.Line
-		switch kv.key {
-		case "description":
-			if v, bad := scalarString(kv.v); bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-			} else {
-				s.Description = v
-			}
-		case "handler", "handler_class":
-			if !claim("handler", kv) {
-				continue
-			}
-			if v, bad := scalarString(kv.v); bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-			} else {
-				s.Handler = strings.TrimSpace(v)
-			}
-		case "depends_on", "depends_on_step", "depends_on_steps":
-			if _, ok := m.fields["depends_on"]; !ok {
-				m.fields["depends_on"] = spelled{kv.key, kv.k.Line}
-			}
-			list, bad := stringList(kv.v)
-			if bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-				continue
-			}
-			// The Rails engine takes the union of depends_on_step and depends_on_steps.
-			for _, d := range list {
-				d = strings.TrimSpace(d)
-				if !slices.Contains(s.DependsOn, d) {
-					s.DependsOn = append(s.DependsOn, d)
-					m.deps = append(m.deps, depRef{name: d, field: kv.key, line: line})
-				}
-			}
-		case "config", "handler_config":
-			if !claim("config", kv) {
-				continue
-			}
-			if resolve(kv.v).Kind != yaml.MappingNode {
-				p.errf(line, step, kv.key, "must be a mapping, got %s", describe(kv.v))
-				continue
-			}
-			v, err := toJSON(kv.v, 0)
-			if err != nil {
-				p.errf(line, step, kv.key, "%v", err)
-				continue
-			}
-			m.config = v.(map[string]any)
-		case "retry":
-			rn := resolve(kv.v)
-			if rn.Kind != yaml.MappingNode {
-				p.errf(line, step, "retry", "must be a mapping with %s, got %s", strings.Join(knownRetryFields, ", "), describe(rn))
-				continue
-			}
-			for _, rkv := range mapPairs(rn, p.dupKey(step, "retry.")) {
-				field := "retry." + rkv.key
-				if isNull(rkv.v) {
-					continue
-				}
-				rl := rkv.v.Line
-				switch rkv.key {
-				case "max_attempts":
-					v, bad := scalarInt(rkv.v)
-					if bad != "" {
-						p.errf(rl, step, field, "%s", bad)
-						continue
-					}
-					maxAttempts, maxAttemptsField = &v, field
-					m.fields["max_attempts"] = spelled{field, rl}
-				case "backoff_base_seconds":
-					v, bad := scalarFloat(rkv.v)
-					if bad != "" {
-						p.errf(rl, step, field, "%s", bad)
-						continue
-					}
-					if v <= 0 {
-						p.errf(rl, step, field, "must be greater than 0, got %v", v)
-					}
-					s.Retry.BackoffBase, backoffSet = seconds(v), true
-					m.fields["backoff_base"] = spelled{field, rl}
-				case "max_backoff_seconds":
-					v, bad := scalarFloat(rkv.v)
-					if bad != "" {
-						p.errf(rl, step, field, "%s", bad)
-						continue
-					}
-					if v <= 0 {
-						p.errf(rl, step, field, "must be greater than 0, got %v", v)
-					}
-					s.Retry.MaxBackoff, maxSet = seconds(v), true
-					m.fields["max_backoff"] = spelled{field, rl}
-				case "jitter":
-					v, bad := scalarFloat(rkv.v)
-					if bad != "" {
-						p.errf(rl, step, field, "%s", bad)
-						continue
-					}
-					if v < 0 || v > 1 {
-						p.errf(rl, step, field, "must be between 0 and 1, got %v", v)
-					}
-					s.Retry.Jitter = v
-				default:
-					p.unknownField(rkv.k.Line, step, field, rkv.key, knownRetryFields)
-				}
-			}
-		case "default_retryable":
-			v, bad := scalarBool(kv.v)
-			if bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-				continue
-			}
-			retryable, retryableLine = &v, line
-		case "default_retry_limit":
-			v, bad := scalarInt(kv.v)
-			if bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-				continue
-			}
-			retryLimit, retryLimitLine = &v, line
-		case "timeout_seconds":
-			v, bad := scalarInt(kv.v)
-			if bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-				continue
-			}
-			if v < 1 || v > MaxTimeoutSeconds {
-				p.errf(line, step, kv.key, "must be between 1 and %d, got %d", MaxTimeoutSeconds, v)
-			}
-			s.TimeoutSeconds = v
-		case "concurrency":
-			v, bad := scalarInt(kv.v)
-			if bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-				continue
-			}
-			if v < 0 {
-				p.errf(line, step, kv.key, "must be 0 (unlimited) or more, got %d", v)
-			}
-			s.Concurrency = v
-		case "skippable":
-			v, bad := scalarBool(kv.v)
-			if bad != "" {
-				p.errf(line, step, kv.key, "%s", bad)
-				continue
-			}
-			s.Skippable = v
-		default:
-			p.unknownField(kv.k.Line, step, kv.key, kv.key, knownStepFields)
-		}
-	}
+	p.errf(n.Line, m.label, "name", "the step has no name")
+}
 
-	// Retry: native retry.max_attempts, or Rails default_retry_limit
-	// (0 meaning "no retries"), and default_retryable: false => one attempt.
-	if retryLimit != nil {
-		if maxAttempts != nil {
-			p.errf(retryLimitLine, step, "default_retry_limit", "conflicts with %q (keep one)", maxAttemptsField)
+// stepBuild is a step being read: stepFields and retryFields apply to it.
+type stepBuild struct {
+	p *parser
+	s *Step
+	m *stepMeta
+
+	// Retry as given, reconciled by finishRetry.
+	maxAttempts        *int
+	maxAttemptsField   string
+	retryLimit         *int
+	retryLimitLine     int
+	retryable          *bool
+	retryableLine      int
+	backoffSet, maxSet bool
+}
+
+// claim records the spelling a field of the step was given under. A second
+// spelling of a field that does not merge is reported, and not applied.
+func (b *stepBuild) claim(spec *fieldSpec[stepBuild], kv pair) bool {
+	prev, given := b.m.fields[spec.name]
+	switch {
+	case !given:
+		b.m.fields[spec.name] = spelled{kv.key, kv.k.Line}
+	case !spec.merge:
+		b.p.conflict(kv, b.m.label, prev.key)
+		return false
+	}
+	return true
+}
+
+// dependsOn adds the steps listed to the step's dependencies. The Rails
+// engine takes the union of depends_on_step and depends_on_steps.
+func (b *stepBuild) dependsOn(f field) {
+	list, ok := f.asList()
+	if !ok {
+		return
+	}
+	for _, d := range list {
+		d = strings.TrimSpace(d)
+		if !slices.Contains(b.s.DependsOn, d) {
+			b.s.DependsOn = append(b.s.DependsOn, d)
+			b.m.deps = append(b.m.deps, depRef{name: d, field: f.name, line: f.line()})
+		}
+	}
+}
+
+// retry reads the native retry mapping.
+func (b *stepBuild) retry(f field) {
+	rn := resolve(f.kv.v)
+	if rn.Kind != yaml.MappingNode {
+		f.errf("must be a mapping with %s, got %s", strings.Join(retryFields.known, ", "), describe(rn))
+		return
+	}
+	for _, kv := range mapPairs(rn, b.p.dupKey(f.step, "retry.")) {
+		name := "retry." + kv.key
+		if isNull(kv.v) {
+			continue
+		}
+		spec, known := retryFields.lookup(kv.key)
+		if !known {
+			b.p.unknownField(kv.k.Line, f.step, name, kv.key, retryFields.known)
+			continue
+		}
+		spec.apply(b, field{p: b.p, kv: kv, step: f.step, name: name})
+	}
+}
+
+// finishRetry settles the number of attempts: native retry.max_attempts,
+// or Rails default_retry_limit (0 meaning "no retries"), and
+// default_retryable: false => one attempt. It then checks the backoff.
+func (b *stepBuild) finishRetry() {
+	p, s, m, step := b.p, b.s, b.m, b.m.label
+	if b.retryLimit != nil {
+		if b.maxAttempts != nil {
+			p.errf(b.retryLimitLine, step, "default_retry_limit", "conflicts with %q (keep one)", b.maxAttemptsField)
 		} else {
-			v := *retryLimit
+			v := *b.retryLimit
 			if v == 0 {
 				v = 1
 			}
-			maxAttempts, maxAttemptsField = &v, "default_retry_limit"
-			m.fields["max_attempts"] = spelled{"default_retry_limit", retryLimitLine}
+			b.maxAttempts, b.maxAttemptsField = &v, "default_retry_limit"
+			m.fields["max_attempts"] = spelled{"default_retry_limit", b.retryLimitLine}
 		}
 	}
-	if maxAttempts != nil {
-		if *maxAttempts < 1 || *maxAttempts > MaxMaxAttempts {
-			p.errf(m.fieldLine("max_attempts"), step, maxAttemptsField, "must be between 1 and %d, got %d", MaxMaxAttempts, *maxAttempts)
+	if b.maxAttempts != nil {
+		if *b.maxAttempts < 1 || *b.maxAttempts > MaxMaxAttempts {
+			p.errf(m.fieldLine("max_attempts"), step, b.maxAttemptsField, "must be between 1 and %d, got %d", MaxMaxAttempts, *b.maxAttempts)
 		}
-		s.Retry.MaxAttempts = *maxAttempts
+		s.Retry.MaxAttempts = *b.maxAttempts
 	}
-	if retryable != nil && !*retryable {
-		if maxAttempts != nil && maxAttemptsField != "default_retry_limit" && *maxAttempts > 1 {
-			p.errf(retryableLine, step, "default_retryable", "is false but %s is %d (keep one)", maxAttemptsField, *maxAttempts)
+	if b.retryable != nil && !*b.retryable {
+		if b.maxAttempts != nil && b.maxAttemptsField != "default_retry_limit" && *b.maxAttempts > 1 {
+			p.errf(b.retryableLine, step, "default_retryable", "is false but %s is %d (keep one)", b.maxAttemptsField, *b.maxAttempts)
 		}
 		s.Retry.MaxAttempts = 1
 	}
-	if (backoffSet || maxSet) && s.Retry.BackoffBase > 0 && s.Retry.MaxBackoff > 0 && s.Retry.MaxBackoff < s.Retry.BackoffBase {
+	if (b.backoffSet || b.maxSet) && s.Retry.BackoffBase > 0 && s.Retry.MaxBackoff > 0 && s.Retry.MaxBackoff < s.Retry.BackoffBase {
 		f := "retry.max_backoff_seconds"
-		if !maxSet {
+		if !b.maxSet {
 			f = "retry.backoff_base_seconds"
 		}
 		p.errf(m.fieldLine("max_backoff"), step, f, "max_backoff_seconds (%v) must not be less than backoff_base_seconds (%v)",
 			s.Retry.MaxBackoff.Seconds(), s.Retry.BackoffBase.Seconds())
 	}
-	return s, m
 }
 
 // environments validates every `environments:` entry and merges the
@@ -784,111 +638,94 @@ func (p *parser) triggers(t *Template, kv *pair) {
 		}
 		var tr Trigger
 		fieldLine := map[string]int{}
-		for _, f := range mapPairs(tn, p.dupKey("", prefix+".")) {
-			field := prefix + "." + f.key
-			if isNull(f.v) {
-				if !slices.Contains(knownTriggerFields, f.key) {
-					p.unknownField(f.k.Line, "", field, f.key, knownTriggerFields)
-				}
-				continue
-			}
-			fieldLine[f.key] = f.v.Line
-			str := func(dst *string) {
-				v, bad := scalarString(f.v)
-				if bad != "" {
-					p.errf(f.v.Line, "", field, "%s", bad)
-				}
-				*dst = v
-			}
-			list := func(dst *[]string) {
-				v, bad := stringList(f.v)
-				if bad != "" {
-					p.errf(f.v.Line, "", field, "%s", bad)
-				}
-				*dst = v
-			}
-			switch f.key {
-			case "type":
-				str(&tr.Type)
-				tr.Type = strings.ToLower(tr.Type)
-			case "bucket":
-				str(&tr.Bucket)
-			case "prefix":
-				str(&tr.Prefix)
-			case "suffix":
-				str(&tr.Suffix)
-			case "source":
-				list(&tr.Source)
-			case "detail_type":
-				list(&tr.DetailType)
-			case "detail":
-				if resolve(f.v).Kind != yaml.MappingNode {
-					p.errf(f.v.Line, "", field, "must be a mapping (an EventBridge pattern on the event's detail), got %s", describe(f.v))
-					continue
-				}
-				v, err := toJSON(f.v, 0)
-				if err != nil {
-					p.errf(f.v.Line, "", field, "%v", err)
-					continue
-				}
-				// Round-trip through JSON so numbers are float64, as in decoded events.
-				b, err := json.Marshal(v)
-				if err == nil {
-					err = json.Unmarshal(b, &tr.Detail)
-				}
-				if err != nil {
-					p.errf(f.v.Line, "", field, "%v", err)
-				}
-			case "context":
-				cn := resolve(f.v)
-				if cn.Kind != yaml.MappingNode {
-					p.errf(cn.Line, "", field, "must map context fields to event paths like \"$.detail.order_id\", got %s", describe(cn))
-					continue
-				}
-				tr.Context = map[string]string{}
-				for _, c := range mapPairs(cn, p.dupKey("", field+".")) {
-					cf := field + "." + c.key
-					v, bad := scalarString(c.v)
-					switch {
-					case bad != "" || isNull(c.v):
-						p.errf(c.v.Line, "", cf, "must be a path into the event like \"$.detail.order_id\", got %s", describe(c.v))
-					case !strings.HasPrefix(v, "$"):
-						p.errf(c.v.Line, "", cf, "event path %q must start with \"$\" (e.g. \"$.detail.order_id\", \"$.bucket\", \"$.key\")", v)
-					case c.key == "":
-						p.errf(c.k.Line, "", cf, "context field name must not be empty")
-					default:
-						tr.Context[c.key] = v
-					}
-				}
+		for _, kv := range mapPairs(tn, p.dupKey("", prefix+".")) {
+			name := prefix + "." + kv.key
+			spec, known := triggerFields.lookup(kv.key)
+			switch {
+			case !known:
+				p.unknownField(kv.k.Line, "", name, kv.key, triggerFields.known)
+			case isNull(kv.v):
 			default:
-				p.unknownField(f.k.Line, "", field, f.key, knownTriggerFields)
+				fieldLine[kv.key] = kv.v.Line
+				spec.apply(&tr, field{p: p, kv: kv, name: name})
 			}
 		}
-		switch tr.Type {
-		case "":
-			p.errf(tn.Line, "", prefix+".type", "a trigger needs a type: %q or %q", TriggerS3, TriggerEventBridge)
-		case TriggerS3:
-			if tr.Bucket == "" {
-				p.errf(tn.Line, "", prefix+".bucket", "an s3 trigger needs a bucket")
-			}
-			for _, f := range []string{"source", "detail_type", "detail"} {
-				if l, ok := fieldLine[f]; ok {
-					p.errf(l, "", prefix+"."+f, "only valid for eventbridge triggers")
-				}
-			}
-		case TriggerEventBridge:
-			if len(tr.Source) == 0 && len(tr.DetailType) == 0 {
-				p.errf(tn.Line, "", prefix+".source", "an eventbridge trigger needs a source or a detail_type to match")
-			}
-			for _, f := range []string{"bucket", "prefix", "suffix"} {
-				if l, ok := fieldLine[f]; ok {
-					p.errf(l, "", prefix+"."+f, "only valid for s3 triggers")
-				}
-			}
-		default:
-			p.errf(fieldLine["type"], "", prefix+".type", "unknown trigger type %q: want %q or %q", tr.Type, TriggerS3, TriggerEventBridge)
-		}
+		p.checkTrigger(prefix, tn.Line, tr, fieldLine)
 		t.Triggers = append(t.Triggers, tr)
+	}
+}
+
+// checkTrigger checks that a trigger has the fields its type needs, and
+// none of the other type's. fieldLine has the line of each field given.
+func (p *parser) checkTrigger(prefix string, line int, tr Trigger, fieldLine map[string]int) {
+	switch tr.Type {
+	case "":
+		p.errf(line, "", prefix+".type", "a trigger needs a type: %q or %q", TriggerS3, TriggerEventBridge)
+	case TriggerS3:
+		if tr.Bucket == "" {
+			p.errf(line, "", prefix+".bucket", "an s3 trigger needs a bucket")
+		}
+		for _, f := range []string{"source", "detail_type", "detail"} {
+			if l, ok := fieldLine[f]; ok {
+				p.errf(l, "", prefix+"."+f, "only valid for eventbridge triggers")
+			}
+		}
+	case TriggerEventBridge:
+		if len(tr.Source) == 0 && len(tr.DetailType) == 0 {
+			p.errf(line, "", prefix+".source", "an eventbridge trigger needs a source or a detail_type to match")
+		}
+		for _, f := range []string{"bucket", "prefix", "suffix"} {
+			if l, ok := fieldLine[f]; ok {
+				p.errf(l, "", prefix+"."+f, "only valid for s3 triggers")
+			}
+		}
+	default:
+		p.errf(fieldLine["type"], "", prefix+".type", "unknown trigger type %q: want %q or %q", tr.Type, TriggerS3, TriggerEventBridge)
+	}
+}
+
+// triggerDetail reads an EventBridge pattern on the event's detail.
+func triggerDetail(tr *Trigger, f field) {
+	if resolve(f.kv.v).Kind != yaml.MappingNode {
+		f.errf("must be a mapping (an EventBridge pattern on the event's detail), got %s", describe(f.kv.v))
+		return
+	}
+	v, err := toJSON(f.kv.v, 0)
+	if err != nil {
+		f.errf("%v", err)
+		return
+	}
+	// Round-trip through JSON so numbers are float64, as in decoded events.
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(b, &tr.Detail)
+	}
+	if err != nil {
+		f.errf("%v", err)
+	}
+}
+
+// triggerContext reads the map from context fields to event paths.
+func triggerContext(tr *Trigger, f field) {
+	cn := resolve(f.kv.v)
+	if cn.Kind != yaml.MappingNode {
+		f.p.errf(cn.Line, "", f.name, "must map context fields to event paths like \"$.detail.order_id\", got %s", describe(cn))
+		return
+	}
+	tr.Context = map[string]string{}
+	for _, c := range mapPairs(cn, f.p.dupKey("", f.name+".")) {
+		cf := f.name + "." + c.key
+		v, bad := scalarString(c.v)
+		switch {
+		case bad != "" || isNull(c.v):
+			f.p.errf(c.v.Line, "", cf, "must be a path into the event like \"$.detail.order_id\", got %s", describe(c.v))
+		case !strings.HasPrefix(v, "$"):
+			f.p.errf(c.v.Line, "", cf, "event path %q must start with \"$\" (e.g. \"$.detail.order_id\", \"$.bucket\", \"$.key\")", v)
+		case c.key == "":
+			f.p.errf(c.k.Line, "", cf, "context field name must not be empty")
+		default:
+			tr.Context[c.key] = v
+		}
 	}
 }
 
