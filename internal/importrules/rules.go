@@ -52,7 +52,7 @@ var Rules = []Rule{
 	},
 	{
 		Why: "leaf packages import nothing of the module",
-		Pkgs: []string{"internal/contract", "internal/jsonb", "internal/graph", "internal/service",
+		Pkgs: []string{"internal/contract", "internal/domain", "internal/jsonb", "internal/graph", "internal/service",
 			"internal/auth", "internal/dbconfig", "internal/embeddedpg", "internal/template",
 			"internal/store/dbgen", "internal/wire", "sql", "templates"},
 		Only: []string{},
