@@ -146,7 +146,7 @@ func states(t *testing.T, s *store.Store, id uuid.UUID) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, st := range getTask(t, s, id).Steps {
-		out[st.Name] = st.State
+		out[st.Name] = string(st.State)
 	}
 	return out
 }
@@ -172,7 +172,7 @@ func wantStates(t *testing.T, s *store.Store, id uuid.UUID, want map[string]stri
 
 func wantStatus(t *testing.T, s *store.Store, id uuid.UUID, want string) {
 	t.Helper()
-	if got := getTask(t, s, id).Status; got != want {
+	if got := getTask(t, s, id).Status; string(got) != want {
 		t.Fatalf("task status = %s, want %s", got, want)
 	}
 }
