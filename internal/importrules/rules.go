@@ -101,7 +101,7 @@ var Rules = []Rule{
 	{
 		Why:  "the handler SDK is what handler code imports; it knows only the wire contract",
 		Pkgs: []string{"internal/stephandler"},
-		Only: []string{"internal/contract", "internal/telemetry"},
+		Only: []string{"internal/contract", "internal/domain", "internal/telemetry"},
 	},
 	{
 		Why:  "handlers are user code: they see the SDK only",
