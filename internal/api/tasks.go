@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
@@ -28,7 +29,7 @@ const (
 	maxTags         = 32
 	maxTagLen       = 128
 	maxIdemKeyLen   = 255
-	maxResolveBytes = 256 << 10 // a resolved step's result, like a handler result
+	maxResolveBytes = domain.MaxPayloadBytes // a resolved step's result, like a handler result
 )
 
 // List paging.
@@ -234,8 +235,8 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 	for _, v := range q["status"] {
 		for _, st := range strings.Split(v, ",") {
 			st = strings.TrimSpace(st)
-			if !contains(store.TaskStatuses, st) {
-				s.fail(w, r, badParam("status", fmt.Sprintf("unknown status %q; one of %s", st, strings.Join(store.TaskStatuses, ", "))))
+			if !domain.TaskStatus(st).Valid() {
+				s.fail(w, r, badParam("status", fmt.Sprintf("unknown status %q; one of %s", st, taskStatusList)))
 				return
 			}
 			if !contains(f.Statuses, st) {
@@ -282,6 +283,15 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	writeBody(w, http.StatusOK, body)
 }
+
+// taskStatusList is every task status, for error messages.
+var taskStatusList = func() string {
+	names := make([]string, len(domain.AllTaskStatuses))
+	for i, s := range domain.AllTaskStatuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}()
 
 func contains(list []string, v string) bool {
 	for _, x := range list {
@@ -506,7 +516,7 @@ func (s *server) resolveErr(r *http.Request, id uuid.UUID, name string, err erro
 		if st.Name != name {
 			continue
 		}
-		if st.State != "error" {
+		if st.State != domain.StepError {
 			return conflict(fmt.Sprintf("step %q is %s; only a step in error can be resolved", name, st.State))
 		}
 		return conflict(fmt.Sprintf("task %s is %s; its steps can no longer be resolved", id, t.Status))

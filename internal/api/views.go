@@ -51,7 +51,7 @@ func taskView(t store.TaskView, withSteps bool) Task {
 		tags = []string{}
 	}
 	out := Task{
-		ID: t.ID.String(), Namespace: t.Namespace, Name: t.Name, Version: t.Version, Status: t.Status,
+		ID: t.ID.String(), Namespace: t.Namespace, Name: t.Name, Version: t.Version, Status: string(t.Status),
 		Context: t.Context, Initiator: t.Initiator, SourceSystem: t.SourceSystem, Reason: t.Reason, Tags: tags,
 		IdempotencyKey: t.IdempotencyKey, CorrelationID: t.CorrelationID,
 		CreatedAt: ts(t.CreatedAt), UpdatedAt: ts(t.UpdatedAt), CompletedAt: tsp(t.CompletedAt),
@@ -71,7 +71,7 @@ func stepView(s store.StepView) Step {
 		deps = []string{}
 	}
 	return Step{
-		Name: s.Name, Status: s.State, Handler: s.Handler, DependsOn: deps, Attempts: s.Attempts,
+		Name: s.Name, Status: string(s.State), Handler: s.Handler, DependsOn: deps, Attempts: s.Attempts,
 		MaxAttempts: s.MaxAttempts, Result: s.Result, LastError: s.LastError, NextRetryAt: tsp(s.NextRetryAt),
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
 	}
@@ -89,7 +89,7 @@ func stepDetailView(s store.StepView, trs []store.TransitionView) StepDetail {
 func taskGraph(t store.TaskView) *graph.Graph {
 	steps := make([]graph.Step, len(t.Steps))
 	for i, s := range t.Steps {
-		steps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, State: s.State, Handler: s.Handler,
+		steps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, State: string(s.State), Handler: s.Handler,
 			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts}
 	}
 	return graph.New(t.Namespace+"/"+t.Name+"@"+t.Version+" · "+t.ID.String(), steps)

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/jsonb"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
@@ -172,7 +173,7 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	}
 	events := []Event{{
 		Name: TaskCreated, Time: now, TaskID: taskID, Namespace: tpl.Namespace, Workflow: tpl.Name,
-		CorrelationID: req.CorrelationID, To: "pending", Reason: req.Reason,
+		CorrelationID: req.CorrelationID, To: string(domain.TaskPending), Reason: req.Reason,
 	}}
 	e.pub.Publish(ctx, events)
 	spans := taskSpans{taskID: {ctx: ctx, span: span}}

@@ -58,12 +58,12 @@ func (e *Engine) publishOperator(ctx context.Context, now time.Time, res store.O
 	events := make([]Event, 0, len(res.Steps)+1)
 	if taskEvent != "" {
 		ev := base
-		ev.Name, ev.From, ev.To = taskEvent, res.From, res.Task.Status
+		ev.Name, ev.From, ev.To = taskEvent, string(res.From), string(res.Task.Status)
 		events = append(events, ev)
 	}
 	for _, s := range res.Steps {
 		ev := base
-		ev.Name, ev.StepID, ev.Step, ev.Attempt, ev.From, ev.To = stepEvent, s.StepID, s.Step, s.Attempt, s.From, s.To
+		ev.Name, ev.StepID, ev.Step, ev.Attempt, ev.From, ev.To = stepEvent, s.StepID, s.Step, s.Attempt, string(s.From), string(s.To)
 		events = append(events, ev)
 	}
 	e.pub.Publish(ctx, events)

@@ -48,6 +48,11 @@ type Invocation struct {
 // never be accepted; the step fails permanently instead of being retried.
 var ErrPayloadTooLarge = errors.New("invocation payload too large")
 
+// ErrThrottled is returned (wrapped) by an Invoker that refuses an
+// invocation for lack of capacity (Lambda throttling, a full local
+// backlog); the caller should try again later.
+var ErrThrottled = errors.New("invoke throttled")
+
 // Clock tells the time; tests use a manual clock.
 type Clock interface {
 	Now() time.Time

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/jsonb"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
@@ -169,7 +170,7 @@ func (e *Engine) checkResult(out json.RawMessage) *contract.HandlerError {
 	return nil
 }
 
-func (e *Engine) maxResultBytes() int { return 256 << 10 }
+func (e *Engine) maxResultBytes() int { return domain.MaxPayloadBytes }
 
 // failure is the StepResult of a failed attempt. The handler's text is made
 // storable first: PostgreSQL's text and jsonb refuse NUL characters and
@@ -226,18 +227,18 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	events := make([]Event, 0, len(out.Recorded)+len(out.Finalized)+len(out.Claims))
 	wakes := map[uuid.UUID]time.Duration{}
 	for _, t := range out.Recorded {
-		e.health.observe(t.To == "complete")
+		e.health.observe(t.To == domain.StepComplete)
 		ev := Event{Time: now, TaskID: t.TaskID, CorrelationID: t.CorrelationID, StepID: t.StepID, Step: t.Step,
-			Attempt: t.Attempt, From: t.From, To: t.To, Reason: t.Reason}
+			Attempt: t.Attempt, From: string(t.From), To: string(t.To), Reason: t.Reason}
 		if t.Reason == reasonTimedOut {
 			to := ev
 			to.Name = StepTimedOut
 			events = append(events, to)
 		}
 		switch t.To {
-		case "complete":
+		case domain.StepComplete:
 			ev.Name = StepCompleted
-		case "waiting_for_retry":
+		case domain.StepWaitingForRetry:
 			ev.Name = StepRetryScheduled
 			if t.NextRetryAt != nil {
 				d := t.NextRetryAt.Sub(now)
@@ -255,11 +256,11 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	}
 	for _, f := range out.Finalized {
 		ev := Event{Time: now, TaskID: f.TaskID, Namespace: f.Namespace, Workflow: f.Workflow,
-			CorrelationID: f.CorrelationID, From: f.From, To: f.To}
+			CorrelationID: f.CorrelationID, From: string(f.From), To: string(f.To)}
 		switch f.To {
-		case "complete":
+		case domain.TaskComplete:
 			ev.Name = TaskCompleted
-		case "resolved_manually":
+		case domain.TaskResolvedManually:
 			ev.Name = TaskResolved
 		default:
 			ev.Name = TaskFailed
@@ -269,11 +270,11 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	for _, c := range out.Claims {
 		if c.TaskStarted {
 			events = append(events, Event{Name: TaskStarted, Time: now, TaskID: c.TaskID, Namespace: c.Namespace,
-				Workflow: c.Workflow, CorrelationID: c.CorrelationID, From: "pending", To: "in_progress"})
+				Workflow: c.Workflow, CorrelationID: c.CorrelationID, From: string(domain.TaskPending), To: string(domain.TaskInProgress)})
 		}
 		events = append(events, Event{Name: StepClaimed, Time: now, TaskID: c.TaskID, Namespace: c.Namespace,
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
-			Attempt: c.Attempt, From: c.From, To: "in_progress", Handler: c.Handler})
+			Attempt: c.Attempt, From: string(c.From), To: string(domain.StepInProgress), Handler: c.Handler})
 	}
 	if globalCap > 0 {
 		e.wakeWaiting(taskIDs, out, wakes)

@@ -9,6 +9,8 @@ package graph
 import (
 	"slices"
 	"strconv"
+
+	"github.com/taskerhq/tasker/internal/domain"
 )
 
 // Step is one input node: a step name, its parents, and (for a task) its
@@ -121,24 +123,35 @@ type Style struct {
 	Dashed             bool
 }
 
-// States lists the step states in lifecycle order, as drawn in legends.
-var States = []string{"pending", "in_progress", "waiting_for_retry", "complete", "error", "cancelled", "resolved_manually"}
+// drawn are the step states with a style of their own, in lifecycle order;
+// the others (waiting, skipped) are drawn plain and left out of legends.
+var drawn = []domain.StepState{domain.StepPending, domain.StepInProgress, domain.StepWaitingForRetry,
+	domain.StepComplete, domain.StepError, domain.StepCancelled, domain.StepResolvedManually}
 
-var styles = map[string]Style{
-	"pending":           {Fill: "#f3f4f6", Stroke: "#6b7280", Text: "#111827"},
-	"in_progress":       {Fill: "#dbeafe", Stroke: "#2563eb", Text: "#1e3a8a"},
-	"waiting_for_retry": {Fill: "#fef3c7", Stroke: "#d97706", Text: "#78350f"},
-	"complete":          {Fill: "#dcfce7", Stroke: "#16a34a", Text: "#14532d"},
-	"error":             {Fill: "#fee2e2", Stroke: "#dc2626", Text: "#7f1d1d"},
-	"cancelled":         {Fill: "#e5e7eb", Stroke: "#4b5563", Text: "#374151", Dashed: true},
-	"resolved_manually": {Fill: "#ede9fe", Stroke: "#7c3aed", Text: "#4c1d95"},
+// States lists the step states in lifecycle order, as drawn in legends.
+var States = func() []string {
+	out := make([]string, len(drawn))
+	for i, s := range drawn {
+		out[i] = string(s)
+	}
+	return out
+}()
+
+var styles = map[domain.StepState]Style{
+	domain.StepPending:          {Fill: "#f3f4f6", Stroke: "#6b7280", Text: "#111827"},
+	domain.StepInProgress:       {Fill: "#dbeafe", Stroke: "#2563eb", Text: "#1e3a8a"},
+	domain.StepWaitingForRetry:  {Fill: "#fef3c7", Stroke: "#d97706", Text: "#78350f"},
+	domain.StepComplete:         {Fill: "#dcfce7", Stroke: "#16a34a", Text: "#14532d"},
+	domain.StepError:            {Fill: "#fee2e2", Stroke: "#dc2626", Text: "#7f1d1d"},
+	domain.StepCancelled:        {Fill: "#e5e7eb", Stroke: "#4b5563", Text: "#374151", Dashed: true},
+	domain.StepResolvedManually: {Fill: "#ede9fe", Stroke: "#7c3aed", Text: "#4c1d95"},
 }
 
 var plain = Style{Fill: "#ffffff", Stroke: "#374151", Text: "#111827"}
 
 // StyleOf returns the style of a state; unknown states and "" are plain.
 func StyleOf(state string) Style {
-	if s, ok := styles[state]; ok {
+	if s, ok := styles[domain.StepState(state)]; ok {
 		return s
 	}
 	return plain

@@ -17,14 +17,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 // DefaultMaxResultBytes is the default limit on an encoded step result. A
 // destination record carries the result and the request payload, and SQS
 // and Lambda bound their sizes, so results are kept small; store large
-// data elsewhere and return a reference.
-const DefaultMaxResultBytes = 256 << 10
+// data elsewhere and return a reference. It is the payload limit,
+// domain.MaxPayloadBytes.
+const DefaultMaxResultBytes = domain.MaxPayloadBytes
 
 // Option configures Run and LambdaHandler.
 type Option func(*runConfig)

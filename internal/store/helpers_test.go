@@ -8,6 +8,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -17,8 +18,43 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store"
 )
+
+// checkTransitions fails t if tasker_transitions records a state change
+// internal/domain does not allow: every test's scenario checks the
+// transition map against what the SQL really does.
+func checkTransitions(t *testing.T, s *store.Store) {
+	t.Helper()
+	if t.Failed() {
+		return
+	}
+	rows, err := s.Pool().Query(context.Background(),
+		`SELECT DISTINCT step_id IS NOT NULL, from_state, to_state FROM tasker_transitions WHERE from_state IS NOT NULL`)
+	if err != nil {
+		t.Errorf("read transitions: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var step bool
+		var from, to string
+		if err := rows.Scan(&step, &from, &to); err != nil {
+			t.Errorf("read transitions: %v", err)
+			return
+		}
+		if step && !domain.StepState(from).CanTransition(domain.StepState(to)) {
+			t.Errorf("recorded step transition %s → %s is not in domain.StepTransitions", from, to)
+		}
+		if !step && !domain.TaskStatus(from).CanTransition(domain.TaskStatus(to)) {
+			t.Errorf("recorded task transition %s → %s is not in domain.TaskTransitions", from, to)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Errorf("read transitions: %v", err)
+	}
+}
 
 const (
 	sched = "sched-1" // the scheduler instance of most passes
@@ -146,7 +182,7 @@ func states(t *testing.T, s *store.Store, id uuid.UUID) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, st := range getTask(t, s, id).Steps {
-		out[st.Name] = st.State
+		out[st.Name] = string(st.State)
 	}
 	return out
 }
@@ -172,7 +208,7 @@ func wantStates(t *testing.T, s *store.Store, id uuid.UUID, want map[string]stri
 
 func wantStatus(t *testing.T, s *store.Store, id uuid.UUID, want string) {
 	t.Helper()
-	if got := getTask(t, s, id).Status; got != want {
+	if got := getTask(t, s, id).Status; string(got) != want {
 		t.Fatalf("task status = %s, want %s", got, want)
 	}
 }

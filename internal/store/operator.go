@@ -10,13 +10,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
 // TaskHeader identifies a task for events.
 type TaskHeader struct {
 	ID            uuid.UUID
-	Status        string
+	Status        domain.TaskStatus
 	Namespace     string
 	Workflow      string
 	CorrelationID string
@@ -27,14 +28,14 @@ type StepChange struct {
 	StepID  uuid.UUID
 	Step    string
 	Attempt int
-	From    string
-	To      string
+	From    domain.StepState
+	To      domain.StepState
 }
 
 // OperatorResult is what an operator action changed.
 type OperatorResult struct {
 	Task  TaskHeader
-	From  string // task status before
+	From  domain.TaskStatus // task status before
 	Steps []StepChange
 }
 
@@ -50,13 +51,13 @@ func (s *Store) inTaskTx(ctx context.Context, id uuid.UUID, fn func(tx pgx.Tx, h
 		if err != nil {
 			return err
 		}
-		h := TaskHeader{ID: id, Status: r.Status, Namespace: r.Namespace, Workflow: r.Name, CorrelationID: r.CorrelationID}
+		h := TaskHeader{ID: id, Status: domain.TaskStatus(r.Status), Namespace: r.Namespace, Workflow: r.Name, CorrelationID: r.CorrelationID}
 		return fn(tx, &h)
 	})
 }
 
-func setTaskStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, status string, now time.Time, reason, actor string) error {
-	return dbq.SetTaskStatus(ctx, tx, dbgen.SetTaskStatusParams{TaskID: id, Status: status, Now: now, Reason: reason, Actor: actor})
+func setTaskStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, status domain.TaskStatus, now time.Time, reason, actor string) error {
+	return dbq.SetTaskStatus(ctx, tx, dbgen.SetTaskStatusParams{TaskID: id, Status: string(status), Now: now, Reason: reason, Actor: actor})
 }
 
 // CancelTask cancels a live task and its unfinished steps. Results of
@@ -68,7 +69,7 @@ func (s *Store) CancelTask(ctx context.Context, id uuid.UUID, now time.Time, act
 	}
 	err := s.inTaskTx(ctx, id, func(tx pgx.Tx, h *TaskHeader) error {
 		res.Task, res.From = *h, h.Status
-		if h.Status != "pending" && h.Status != "in_progress" && h.Status != "error" {
+		if !h.Status.CanTransition(domain.TaskCancelled) {
 			return fmt.Errorf("task %s is %s and cannot be cancelled: %w", id, h.Status, ErrConflict)
 		}
 		rows, err := dbq.CancelSteps(ctx, tx, dbgen.CancelStepsParams{TaskID: id, Now: now, Reason: reason, Actor: actor})
@@ -77,10 +78,10 @@ func (s *Store) CancelTask(ctx context.Context, id uuid.UUID, now time.Time, act
 		}
 		res.Steps = make([]StepChange, len(rows))
 		for i, r := range rows {
-			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: r.FromState, To: "cancelled"}
+			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepState(r.FromState), To: domain.StepCancelled}
 		}
-		res.Task.Status = "cancelled"
-		return setTaskStatus(ctx, tx, id, "cancelled", now, reason, actor)
+		res.Task.Status = domain.TaskCancelled
+		return setTaskStatus(ctx, tx, id, domain.TaskCancelled, now, reason, actor)
 	})
 	if err != nil {
 		return OperatorResult{}, fmt.Errorf("cancel task: %w", err)
@@ -97,7 +98,7 @@ func (s *Store) RetryTask(ctx context.Context, id uuid.UUID, now time.Time, acto
 	}
 	err := s.inTaskTx(ctx, id, func(tx pgx.Tx, h *TaskHeader) error {
 		res.Task, res.From = *h, h.Status
-		if h.Status != "error" {
+		if h.Status != domain.TaskError {
 			return fmt.Errorf("task %s is %s; only a task in error can be retried: %w", id, h.Status, ErrConflict)
 		}
 		rows, err := dbq.RetryFailedSteps(ctx, tx, dbgen.RetryFailedStepsParams{TaskID: id, Now: now, Reason: reason, Actor: actor})
@@ -106,10 +107,10 @@ func (s *Store) RetryTask(ctx context.Context, id uuid.UUID, now time.Time, acto
 		}
 		res.Steps = make([]StepChange, len(rows))
 		for i, r := range rows {
-			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: "error", To: "pending"}
+			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepPending}
 		}
-		res.Task.Status = "in_progress"
-		return setTaskStatus(ctx, tx, id, "in_progress", now, reason, actor)
+		res.Task.Status = domain.TaskInProgress
+		return setTaskStatus(ctx, tx, id, domain.TaskInProgress, now, reason, actor)
 	})
 	if err != nil {
 		return OperatorResult{}, fmt.Errorf("retry task: %w", err)
@@ -130,7 +131,7 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 	}
 	err := s.inTaskTx(ctx, id, func(tx pgx.Tx, h *TaskHeader) error {
 		res.Task, res.From = *h, h.Status
-		if h.Status != "in_progress" && h.Status != "error" && h.Status != "pending" {
+		if h.Status != domain.TaskInProgress && h.Status != domain.TaskError && h.Status != domain.TaskPending {
 			return fmt.Errorf("task %s is %s: %w", id, h.Status, ErrConflict)
 		}
 		r, err := dbq.ResolveStep(ctx, tx, dbgen.ResolveStepParams{
@@ -145,10 +146,10 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 		if !r.Resolved {
 			return fmt.Errorf("step %q is %s; only a step in error can be resolved: %w", step, r.State, ErrConflict)
 		}
-		res.Steps = []StepChange{{StepID: r.ID, Step: step, Attempt: int(r.Attempts), From: "error", To: "resolved_manually"}}
-		if h.Status == "error" {
-			res.Task.Status = "in_progress"
-			return setTaskStatus(ctx, tx, id, "in_progress", now, "step "+step+" resolved", actor)
+		res.Steps = []StepChange{{StepID: r.ID, Step: step, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepResolvedManually}}
+		if h.Status == domain.TaskError {
+			res.Task.Status = domain.TaskInProgress
+			return setTaskStatus(ctx, tx, id, domain.TaskInProgress, now, "step "+step+" resolved", actor)
 		}
 		return nil
 	})

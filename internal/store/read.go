@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
@@ -24,7 +25,7 @@ type TaskView struct {
 	Namespace      string
 	Name           string
 	Version        string
-	Status         string
+	Status         domain.TaskStatus
 	Context        json.RawMessage
 	Initiator      string
 	SourceSystem   string
@@ -44,7 +45,7 @@ type TaskView struct {
 type StepView struct {
 	ID             uuid.UUID
 	Name           string
-	State          string
+	State          domain.StepState
 	Handler        string
 	DependsOn      []string // parents, in template order
 	Attempts       int
@@ -71,7 +72,7 @@ type TransitionView struct {
 
 func taskView(r dbgen.ReadTaskRow) TaskView {
 	return TaskView{
-		ID: r.ID, Namespace: r.Namespace, Name: r.Name, Version: r.Version, Status: r.Status,
+		ID: r.ID, Namespace: r.Namespace, Name: r.Name, Version: r.Version, Status: domain.TaskStatus(r.Status),
 		Context: r.Context, Initiator: r.Initiator, SourceSystem: r.SourceSystem, Reason: r.Reason,
 		Tags: r.Tags, IdempotencyKey: r.IdempotencyKey, CorrelationID: r.CorrelationID,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
@@ -84,7 +85,7 @@ func stepView(r dbgen.ReadStepRow) StepView {
 		deps = []string{}
 	}
 	return StepView{
-		ID: r.ID, Name: r.Name, State: r.State, Handler: r.Handler, DependsOn: deps,
+		ID: r.ID, Name: r.Name, State: domain.StepState(r.State), Handler: r.Handler, DependsOn: deps,
 		Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), Result: r.Result, LastError: r.LastError,
 		NextRetryAt: r.NextRetryAt, DeadlineAt: r.DeadlineAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
 		TimeoutSeconds: int(r.TimeoutSeconds),
@@ -321,14 +322,6 @@ type SystemStatus struct {
 // StatusCountCap is where the counts of Status stop.
 const StatusCountCap = 10000
 
-// TaskStatuses and StepStates are every status and state, in lifecycle order.
-var (
-	TaskStatuses = []string{"pending", "in_progress", "complete", "error", "cancelled", "resolved_manually"}
-	StepStates   = []string{"pending", "in_progress", "waiting_for_retry", "waiting", "complete", "skipped", "error", "cancelled", "resolved_manually"}
-	// LiveStepStates are the states of steps that may still run.
-	LiveStepStates = []string{"pending", "in_progress", "waiting_for_retry", "waiting"}
-)
-
 // Status counts tasks and live steps and the step outcomes recorded since
 // since, in one round trip.
 func (s *Store) Status(ctx context.Context, since time.Time) (SystemStatus, error) {
@@ -357,14 +350,14 @@ func (s *Store) Status(ctx context.Context, since time.Time) (SystemStatus, erro
 	if err != nil {
 		return SystemStatus{}, fmt.Errorf("system status: %w", err)
 	}
-	for _, k := range TaskStatuses {
-		st.Tasks[k] = 0
+	for _, k := range domain.AllTaskStatuses {
+		st.Tasks[string(k)] = 0
 	}
 	for _, r := range tasks {
 		st.Tasks[r.Status] = r.N
 	}
-	for _, k := range LiveStepStates {
-		st.LiveSteps[k] = 0
+	for _, k := range domain.LiveStepStates {
+		st.LiveSteps[string(k)] = 0
 	}
 	for _, r := range steps {
 		st.LiveSteps[r.State] = r.N

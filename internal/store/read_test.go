@@ -27,6 +27,8 @@ func newStore(t *testing.T) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Runs before the pool closes (cleanups run last first).
+	t.Cleanup(func() { checkTransitions(t, s) })
 	return s
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
 
@@ -221,7 +222,7 @@ type Transition struct {
 	StepID      uuid.UUID
 	Step        string
 	Attempt     int
-	From, To    string
+	From, To    domain.StepState
 	NextRetryAt *time.Time
 	Reason      string
 	// CorrelationID and TraceParent are the task's (set by Process).
@@ -232,7 +233,7 @@ type Transition struct {
 // TaskChange is a task status change made by a scheduler pass.
 type TaskChange struct {
 	TaskID        uuid.UUID
-	From, To      string
+	From, To      domain.TaskStatus
 	Namespace     string
 	Workflow      string
 	CorrelationID string
@@ -255,7 +256,7 @@ type Claim struct {
 	Version       string
 	CorrelationID string
 	Results       json.RawMessage
-	From          string
+	From          domain.StepState
 	TaskStarted   bool
 	TraceParent   string
 }
@@ -312,8 +313,8 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 		switch r.Kind {
 		case "recorded":
 			out.Recorded = append(out.Recorded, Transition{
-				TaskID: r.TaskID, StepID: *r.StepID, Step: *r.StepName, Attempt: int(*r.Attempt), From: r.FromState,
-				To: r.ToState, NextRetryAt: r.NextRetryAt, Reason: *r.Reason, CorrelationID: r.CorrelationID,
+				TaskID: r.TaskID, StepID: *r.StepID, Step: *r.StepName, Attempt: int(*r.Attempt), From: domain.StepState(r.FromState),
+				To: domain.StepState(r.ToState), NextRetryAt: r.NextRetryAt, Reason: *r.Reason, CorrelationID: r.CorrelationID,
 				TraceParent: trace,
 			})
 		case "claimed":
@@ -321,11 +322,11 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				StepID: *r.StepID, TaskID: r.TaskID, Step: *r.StepName, Handler: *r.Handler, Attempt: int(*r.Attempt),
 				MaxAttempts: int(*r.MaxAttempts), Deadline: *r.DeadlineAt, Config: r.Config, Context: r.Context,
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
-				Results: r.Results, From: r.FromState, TaskStarted: *r.TaskStarted, TraceParent: trace,
+				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{
-				TaskID: r.TaskID, From: r.FromState, To: r.ToState, Namespace: r.Namespace, Workflow: r.Workflow,
+				TaskID: r.TaskID, From: domain.TaskStatus(r.FromState), To: domain.TaskStatus(r.ToState), Namespace: r.Namespace, Workflow: r.Workflow,
 				CorrelationID: r.CorrelationID, TraceParent: trace,
 			})
 		default:
@@ -369,7 +370,7 @@ func (s *Store) ReleaseClaims(ctx context.Context, now time.Time, actor string, 
 	for _, r := range rows {
 		out = append(out, Transition{
 			TaskID: r.TaskID, StepID: r.StepID, Step: r.StepName, Attempt: int(r.Attempt),
-			From: "in_progress", To: "waiting_for_retry", NextRetryAt: &r.NextRetryAt, Reason: "dispatch failed",
+			From: domain.StepInProgress, To: domain.StepWaitingForRetry, NextRetryAt: &r.NextRetryAt, Reason: "dispatch failed",
 		})
 	}
 	return out, nil

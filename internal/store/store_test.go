@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store"
 )
 
@@ -584,8 +585,8 @@ func TestRetryPolicy(t *testing.T) {
 	type outcome struct {
 		permanent  bool
 		retryAfter *time.Duration
-		state      string        // step state after the result
-		delay      time.Duration // next_retry_at - now when waiting
+		state      domain.StepState // step state after the result
+		delay      time.Duration    // next_retry_at - now when waiting
 	}
 	tests := []struct {
 		name       string
@@ -741,7 +742,7 @@ func TestFinalisation(t *testing.T) {
 		run func(t *testing.T, s *store.Store, tk task) store.ProcessOutput
 		// want is the task status after run; the last pass finalised the
 		// task iff it is not in_progress.
-		want string
+		want domain.TaskStatus
 	}{
 		{"all complete", diamond, completeAll, "complete"},
 		{"a step resolved by an operator", func() []store.NewStep { return []store.NewStep{retries(step("a"), 1), step("b"), step("c", "a")} },
@@ -829,7 +830,7 @@ func TestFinalisation(t *testing.T) {
 			}
 			var taskRows []auditRow
 			for _, r := range audit(t, s, tk) {
-				if r.Step == "" && r.To == tc.want {
+				if r.Step == "" && r.To == string(tc.want) {
 					taskRows = append(taskRows, r)
 				}
 			}
@@ -947,7 +948,7 @@ func TestReleaseClaims(t *testing.T) {
 			}
 		}
 		out := record(t, s, now.Add(time.Second), tk.ID, failResult(tk.Steps["a"], attempt, false))
-		want := "waiting_for_retry"
+		want := domain.StepWaitingForRetry
 		if attempt == 4 {
 			want = "error"
 		}

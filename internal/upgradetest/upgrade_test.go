@@ -539,7 +539,7 @@ func TestUpgradeFromFirstRelease(t *testing.T) {
 		tasks[c.key] = k
 		s := r1.read(k)
 		before[c.key] = s
-		if s.task.Status != c.status || s.step("a").State != c.a || s.step("b").State != c.b {
+		if string(s.task.Status) != c.status || string(s.step("a").State) != c.a || string(s.step("b").State) != c.b {
 			t.Fatalf("fixture %s: release 1 left task %s with steps a=%s b=%s; the case says %s, a=%s b=%s",
 				c.key, s.task.Status, s.step("a").State, s.step("b").State, c.status, c.a, c.b)
 		}
@@ -916,7 +916,7 @@ func checkList(t *testing.T, st *store.Store, cases []upgradeCase, tasks map[str
 		}
 		var ids []uuid.UUID
 		for _, tv := range ts {
-			if tv.Status != s {
+			if string(tv.Status) != s {
 				t.Errorf("HEAD store: listing %s tasks returned %s as %s", s, tv.ID, tv.Status)
 			}
 			ids = append(ids, tv.ID)

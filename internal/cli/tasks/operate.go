@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/taskerhq/tasker/internal/cli"
+	"github.com/taskerhq/tasker/internal/domain"
 )
 
 const cancelUsage = `usage: tasker cancel ID [--reason TEXT]
@@ -71,7 +72,7 @@ func operate(ctx context.Context, cmd, usage string, args []string, stdout, stde
 	case "retry":
 		var again []string
 		for _, s := range t.Steps {
-			if s.Status == "pending" || s.Status == "in_progress" || s.Status == "waiting_for_retry" {
+			if st := domain.StepState(s.Status); st == domain.StepPending || st == domain.StepInProgress || st == domain.StepWaitingForRetry {
 				again = append(again, s.Name)
 			}
 		}

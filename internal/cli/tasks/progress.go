@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/wire"
 )
 
@@ -68,7 +69,7 @@ func (p *progress) update(t wire.Task) {
 			continue
 		}
 		p.seen[s.Name] = key
-		if prev == "" && s.Status == "pending" {
+		if prev == "" && domain.StepState(s.Status) == domain.StepPending {
 			continue // nothing to say yet
 		}
 		if stepDone(s.Status) && !stepDone(p.stateOf(prev)) {
@@ -78,7 +79,7 @@ func (p *progress) update(t wire.Task) {
 	}
 	if t.Status != p.status {
 		p.status = t.Status
-		if t.Status == "pending" || t.Status == "in_progress" {
+		if domain.TaskStatus(t.Status).Live() {
 			fmt.Fprintf(p.w, "[%d/%d] task %s\n", done, len(t.Steps), t.Status)
 		}
 	}
@@ -126,33 +127,31 @@ func bar(done, total, width int) string {
 
 // stepSymbol is a one-character picture of a step state.
 func stepSymbol(state string) string {
-	switch state {
-	case "complete":
+	switch domain.StepState(state) {
+	case domain.StepComplete, domain.StepResolvedManually:
 		return "✓"
-	case "resolved_manually":
-		return "✓"
-	case "error":
+	case domain.StepError:
 		return "✗"
-	case "in_progress":
+	case domain.StepInProgress:
 		return "▶"
-	case "waiting_for_retry":
+	case domain.StepWaitingForRetry:
 		return "↻"
-	case "cancelled":
+	case domain.StepCancelled:
 		return "-"
 	}
 	return "·"
 }
 
-var stateColors = map[string]string{
-	"complete": "32", "resolved_manually": "32", "error": "31", "cancelled": "90",
-	"in_progress": "36", "waiting_for_retry": "33",
+var stateColors = map[domain.StepState]string{
+	domain.StepComplete: "32", domain.StepResolvedManually: "32", domain.StepError: "31", domain.StepCancelled: "90",
+	domain.StepInProgress: "36", domain.StepWaitingForRetry: "33",
 }
 
 func (p *progress) paint(state, text string) string {
 	if !p.color {
 		return text
 	}
-	if c, ok := stateColors[state]; ok {
+	if c, ok := stateColors[domain.StepState(state)]; ok {
 		return "\x1b[" + c + "m" + text + "\x1b[0m"
 	}
 	return text
@@ -181,12 +180,13 @@ func stepLine(s wire.Step, padded bool, width int) string {
 	if d := stepDuration(s); d != "" {
 		parts = append(parts, d)
 	}
-	if s.Status == "waiting_for_retry" && s.NextRetryAt != nil {
+	st := domain.StepState(s.Status)
+	if st == domain.StepWaitingForRetry && s.NextRetryAt != nil {
 		if at, err := time.Parse(time.RFC3339Nano, *s.NextRetryAt); err == nil {
 			parts = append(parts, "retry in "+fmtDuration(time.Until(at)))
 		}
 	}
-	if s.Status == "error" || s.Status == "waiting_for_retry" {
+	if st == domain.StepError || st == domain.StepWaitingForRetry {
 		if e := errorText(s.LastError); e != "" {
 			parts = append(parts, truncate(e, 100))
 		}
@@ -209,7 +209,7 @@ func stepDuration(s wire.Step) string {
 		if t, err := time.Parse(time.RFC3339Nano, *s.CompletedAt); err == nil {
 			end = t
 		}
-	} else if s.Status != "in_progress" {
+	} else if domain.StepState(s.Status) != domain.StepInProgress {
 		return ""
 	}
 	return fmtDuration(end.Sub(start))

@@ -3,7 +3,10 @@
 // server only through internal/apiclient.
 package tasks
 
-import "github.com/taskerhq/tasker/internal/wire"
+import (
+	"github.com/taskerhq/tasker/internal/domain"
+	"github.com/taskerhq/tasker/internal/wire"
+)
 
 func workflowOf(t *wire.Task) string {
 	return t.Namespace + "/" + t.Name + "@" + t.Version
@@ -11,17 +14,12 @@ func workflowOf(t *wire.Task) string {
 
 // Task statuses that end a task (error may be retried by an operator, but
 // nothing moves it on by itself).
-func taskFinished(status string) bool {
-	switch status {
-	case "complete", "error", "cancelled", "resolved_manually":
-		return true
-	}
-	return false
-}
+func taskFinished(status string) bool { return domain.TaskStatus(status).Terminal() }
 
-func taskSucceeded(status string) bool { return status == "complete" || status == "resolved_manually" }
+func taskSucceeded(status string) bool { return domain.TaskStatus(status).Succeeded() }
 
 // stepDone reports whether a step counts as done for the progress bar.
 func stepDone(status string) bool {
-	return status == "complete" || status == "resolved_manually"
+	st := domain.StepState(status)
+	return st == domain.StepComplete || st == domain.StepResolvedManually
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/apiclient"
 	"github.com/taskerhq/tasker/internal/cli"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/wire"
 )
 
@@ -74,13 +75,13 @@ func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	var notRun []string
 	for _, s := range task.Steps {
 		msg := errorText(s.LastError)
-		switch {
-		case s.Status == "error":
+		switch st := domain.StepState(s.Status); {
+		case st == domain.StepError:
 			if msg == "" {
 				msg = "(no error recorded)"
 			}
 			fmt.Fprintf(stderr, "  step %s failed after %d/%d attempts: %s\n", s.Name, s.Attempts, s.MaxAttempts, msg)
-		case s.Status == "complete" || s.Status == "resolved_manually":
+		case st == domain.StepComplete || st == domain.StepResolvedManually:
 		case msg != "":
 			fmt.Fprintf(stderr, "  step %s %s after %d/%d attempts; last error: %s\n", s.Name, s.Status, s.Attempts, s.MaxAttempts, msg)
 		default:
@@ -90,7 +91,7 @@ func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	if len(notRun) > 0 {
 		fmt.Fprintf(stderr, "  not run: %s\n", strings.Join(notRun, ", "))
 	}
-	if task.Status == "error" {
+	if domain.TaskStatus(task.Status) == domain.TaskError {
 		fmt.Fprintf(stderr, "  next: tasker retry %s, or tasker resolve %s STEP [--result JSON]\n", task.ID, task.ID)
 	}
 }

@@ -17,12 +17,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
 )
 
 // DefaultMaxPayloadBytes is the asynchronous invocation payload limit the
 // suite assumes unless the harness says otherwise.
-const DefaultMaxPayloadBytes = 256 << 10
+const DefaultMaxPayloadBytes = domain.MaxPayloadBytes
 
 // Delivery is one invocation as it reached the handler side.
 type Delivery struct {

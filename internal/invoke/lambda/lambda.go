@@ -61,14 +61,15 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
 )
 
 // Defaults.
 const (
 	// DefaultMaxPayloadBytes is the classic asynchronous invocation
-	// payload limit (256 KiB).
-	DefaultMaxPayloadBytes = 256 << 10
+	// payload limit: the payload limit (domain.MaxPayloadBytes).
+	DefaultMaxPayloadBytes = domain.MaxPayloadBytes
 	DefaultMaxAttempts     = 2
 	DefaultTimeout         = 10 * time.Second
 	maxBackoff             = 200 * time.Millisecond
@@ -84,8 +85,9 @@ const (
 const TraceHeaderHTTP = "X-Amzn-Trace-Id"
 
 var (
-	// ErrThrottled marks invocations Lambda refused for lack of capacity.
-	ErrThrottled = errors.New("lambda invoke throttled")
+	// ErrThrottled marks invocations Lambda refused for lack of capacity;
+	// it is engine.ErrThrottled.
+	ErrThrottled = engine.ErrThrottled
 	// ErrUnavailable marks transient service-side failures.
 	ErrUnavailable = errors.New("lambda invoke failed transiently")
 	// ErrFunctionNotFound marks invocations of a function that does not

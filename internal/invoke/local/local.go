@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/stephandler"
@@ -32,8 +33,8 @@ const (
 	DefaultWorkers = 64
 	DefaultBacklog = 1024
 	// MaxPayloadBytes is the Lambda limit on an asynchronous invocation
-	// payload that local mode mirrors.
-	MaxPayloadBytes = 256 << 10
+	// payload that local mode mirrors (domain.MaxPayloadBytes).
+	MaxPayloadBytes = domain.MaxPayloadBytes
 	// DefaultAbandonGrace is how long past its deadline a handler may run
 	// before its worker reports a timeout and moves on without it.
 	DefaultAbandonGrace = 2 * time.Second
@@ -53,8 +54,9 @@ const CodeNotLocal = "not_runnable_locally"
 
 var (
 	// ErrThrottled is returned (wrapped) by Invoke when the backlog is
-	// full; like Lambda throttling, the caller should try again later.
-	ErrThrottled = errors.New("invoker throttled: backlog full")
+	// full; like Lambda throttling, the caller should try again later. It
+	// is engine.ErrThrottled.
+	ErrThrottled = engine.ErrThrottled
 	// ErrAbandoned is returned (wrapped) by Invoke while
 	// WithMaxAbandoned handlers ignore their deadline and still run; like
 	// throttling, the caller should try again later.
@@ -270,7 +272,7 @@ func (i *Invoker) Invoke(ctx context.Context, inv engine.Invocation) error {
 		return nil
 	default:
 		i.inFlight.Add(-1)
-		return fmt.Errorf("invoke %s for step %q: %w (%d workers, backlog %d)", inv.Handler, inv.Step, ErrThrottled, i.workers, i.backlog)
+		return fmt.Errorf("invoke %s for step %q: %w: backlog full (%d workers, backlog %d)", inv.Handler, inv.Step, ErrThrottled, i.workers, i.backlog)
 	}
 }
 
