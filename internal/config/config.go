@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// MaxInFlightLimit bounds TASKER_MAX_IN_FLIGHT (and tasker dev's
+// -max-in-flight), in Lambda and local mode alike: from 0 (no cap) to it.
+const MaxInFlightLimit = 100000
+
 // Getenv reads one variable (os.Getenv, or a map in tests).
 type Getenv func(string) string
 
