@@ -72,7 +72,7 @@ func Duration(getenv Getenv, name string, def, lo, hi time.Duration) (time.Durat
 // CheckDuration checks a duration already parsed (a flag's).
 func CheckDuration(name string, d, lo, hi time.Duration) error {
 	if d < lo || d > hi {
-		return durationError(name, d.String(), lo, hi)
+		return durationError(name, FormatDuration(d), lo, hi)
 	}
 	return nil
 }
