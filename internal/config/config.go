@@ -93,6 +93,19 @@ func FormatDuration(d time.Duration) string {
 	return s
 }
 
+// Float reads name as a decimal number from lo to hi; unset, it is def.
+func Float(getenv Getenv, name string, def, lo, hi float64) (float64, error) {
+	v := get(getenv, name)
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < lo || f > hi {
+		return 0, fmt.Errorf("%s=%q: want a number from %g to %g", name, v, lo, hi)
+	}
+	return f, nil
+}
+
 // Bool reads name as true or false (also 1/0, t/f, as strconv.ParseBool);
 // unset, it is def.
 func Bool(getenv Getenv, name string, def bool) (bool, error) {

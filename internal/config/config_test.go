@@ -100,6 +100,29 @@ func TestFormatDuration(t *testing.T) {
 	}
 }
 
+func TestFloat(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    string
+		want float64
+		ok   bool
+	}{
+		{"", 1, true}, {"0", 0, true}, {"0.25", 0.25, true}, {"1", 1, true},
+		{"-0.1", 0, false}, {"1.5", 0, false}, {"half", 0, false},
+	} {
+		got, err := config.Float(env("F", tc.v), "F", 1, 0, 1)
+		if !tc.ok {
+			if want := `F="` + tc.v + `": want a number from 0 to 1`; err == nil || err.Error() != want {
+				t.Errorf("Float(%q) = %v, %v; want error %q", tc.v, got, err, want)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Float(%q) = %v, %v; want %v", tc.v, got, err, tc.want)
+		}
+	}
+}
+
 func TestBool(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

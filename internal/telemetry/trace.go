@@ -68,6 +68,29 @@ var _ service.Service = (*Tracing)(nil)
 // console.
 const EnvTracesExporter = "OTEL_TRACES_EXPORTER"
 
+// The sampler variables, read by the OpenTelemetry SDK, which replaces an
+// invalid value by its default; checkSamplerEnv refuses it instead.
+const (
+	EnvTracesSampler    = "OTEL_TRACES_SAMPLER"
+	EnvTracesSamplerArg = "OTEL_TRACES_SAMPLER_ARG"
+)
+
+// checkSamplerEnv checks OTEL_TRACES_SAMPLER (the SDK's samplers) and,
+// for the ratio samplers, OTEL_TRACES_SAMPLER_ARG (0 to 1).
+func checkSamplerEnv(getenv config.Getenv) error {
+	sampler, err := config.Enum(getenv, EnvTracesSampler, "", "always_on", "always_off", "traceidratio",
+		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
+	if err != nil {
+		return err
+	}
+	if sampler == "traceidratio" || sampler == "parentbased_traceidratio" {
+		if _, err := config.Float(getenv, EnvTracesSamplerArg, 1, 0, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // tracingStopTimeout bounds the export of buffered spans at Stop.
 const tracingStopTimeout = 5 * time.Second
 
@@ -87,6 +110,9 @@ func NewTracing(ctx context.Context, serviceName string) (*Tracing, error) {
 	otel.SetTextMapPropagator(Propagator())
 	exporter, err := config.Enum(os.Getenv, EnvTracesExporter, "none", "none", "otlp", "console")
 	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if err := checkSamplerEnv(os.Getenv); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	var exp sdktrace.SpanExporter
