@@ -30,10 +30,13 @@ import (
 // handlers in-process until ctx is done.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseOptions(args, os.Getenv, stderr)
-	if err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "tasker dev: %v\n", err)
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
@@ -165,17 +168,24 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fset.SetOutput(stderr)
 	fset.StringVar(&o.addr, "addr", addr, "listen address (TASKER_ADDR)")
 	fset.StringVar(&o.tplDir, "templates", getenv("TASKER_TEMPLATES_DIR"), "template directory (TASKER_TEMPLATES_DIR; default ./templates if present, else the built-in examples)")
-	fset.StringVar(&o.dbURL, "database-url", getenv("DATABASE_URL"), "Postgres URL (DATABASE_URL; default: embedded Postgres in .tasker/)")
+	// DATABASE_URL is read after parsing so --help never prints its password.
+	fset.StringVar(&o.dbURL, "database-url", "", "Postgres URL (default $DATABASE_URL; when both are empty, embedded Postgres in .tasker/)")
 	fset.IntVar(&o.maxInFlight, "max-in-flight", envMax,
 		fmt.Sprintf("cap on in-flight steps, 0 to %d (TASKER_MAX_IN_FLIGHT; 0 = none)", config.MaxInFlightLimit))
 	fset.IntVar(&o.workers, "workers", defaultWorkers, fmt.Sprintf("handler worker pool size, 1 to %d", maxWorkers))
 	fset.DurationVar(&o.sweep, "sweep-interval", defaultSweep,
 		fmt.Sprintf("how often the sweep runs, %s to %s", config.FormatDuration(minSweep), config.FormatDuration(maxSweep)))
 	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, flag.ErrHelp
+		}
 		return o, errUsage
 	}
 	if fset.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
+	if o.dbURL == "" {
+		o.dbURL = getenv("DATABASE_URL")
 	}
 	if err := errors.Join(
 		config.CheckInt("-max-in-flight", o.maxInFlight, 0, config.MaxInFlightLimit),

@@ -29,6 +29,13 @@ func TestParseOptionsDefaults(t *testing.T) {
 	if o.addr != ":9000" || o.maxInFlight != 0 || o.workers != 8 || o.sweep != 500*time.Millisecond || o.logLevel != slog.LevelDebug {
 		t.Errorf("set: %+v", o)
 	}
+	if o, err := parseOptions(nil, envMap(map[string]string{"DATABASE_URL": "postgres://u:secret@h/d"}), io.Discard); err != nil || o.dbURL != "postgres://u:secret@h/d" {
+		t.Errorf("DATABASE_URL: %+v, %v", o, err)
+	}
+	var help bytes.Buffer
+	if _, err := parseOptions([]string{"-h"}, envMap(map[string]string{"DATABASE_URL": "postgres://u:secret@h/d"}), &help); err == nil || strings.Contains(help.String(), "secret") {
+		t.Errorf("--help shows the database password: %q", help.String())
+	}
 	if o, err := parseOptions(nil, envMap(map[string]string{"TASKER_MAX_IN_FLIGHT": "50"}), io.Discard); err != nil || o.maxInFlight != 50 {
 		t.Errorf("TASKER_MAX_IN_FLIGHT=50: %+v, %v", o, err)
 	}
