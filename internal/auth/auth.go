@@ -42,6 +42,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/taskerhq/tasker/internal/config"
 )
 
 // Environment variables read by FromEnv (docs/architecture.md, "Configuration").
@@ -63,6 +65,10 @@ const (
 
 	// DefaultMaxLifetime is used when Config.MaxLifetime is zero.
 	DefaultMaxLifetime = 24 * time.Hour
+	// MinMaxLifetime and MaxMaxLifetime bound
+	// TASKER_AUTH_MAX_TOKEN_LIFETIME.
+	MinMaxLifetime = time.Minute
+	MaxMaxLifetime = 8760 * time.Hour
 
 	defaultHTTPTimeout = 10 * time.Second
 	// jwksRefreshInterval is the background refresh period of the JWKS cache.
@@ -200,13 +206,11 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 		Issuer:      strings.TrimSpace(getenv(EnvIssuer)),
 		Audience:    strings.TrimSpace(getenv(EnvAudience)),
 	}
-	if raw := strings.TrimSpace(getenv(EnvMaxLifetime)); raw != "" {
-		d, err := time.ParseDuration(raw)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("auth: %s must be a positive duration such as 12h, got %q", EnvMaxLifetime, raw)
-		}
-		cfg.MaxLifetime = d
+	d, err := config.Duration(getenv, EnvMaxLifetime, 0, MinMaxLifetime, MaxMaxLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
 	}
+	cfg.MaxLifetime = d
 	if len(cfg.HS256Secret) == 0 && cfg.JWKSURL == "" {
 		if cfg.Issuer != "" || cfg.Audience != "" {
 			return nil, fmt.Errorf("auth: %s or %s is set but neither %s nor %s: refusing to run without auth",

@@ -508,6 +508,8 @@ func TestNewAndFromEnv(t *testing.T) {
 		{name: "max lifetime", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "12h"}},
 		{name: "max lifetime not a duration", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "a day"}, wantErr: EnvMaxLifetime},
 		{name: "max lifetime not positive", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "-1h"}, wantErr: EnvMaxLifetime},
+		{name: "max lifetime too short", env: map[string]string{EnvHS256Secret: string(testSecret), EnvMaxLifetime: "1s"},
+			wantErr: `TASKER_AUTH_MAX_TOKEN_LIFETIME="1s": want a duration (such as 30s or 5m) from 1m to 8760h`},
 		{name: "JWKS URL not absolute", env: map[string]string{EnvJWKSURL: "/jwks.json"}, wantErr: "not an absolute URL"},
 	}
 	for _, tc := range tests {

@@ -65,6 +65,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/config"
 )
 
 // Environment variables.
@@ -86,15 +88,21 @@ const (
 
 // Defaults.
 const (
-	DefaultPort              = 5432
-	DefaultSSLMode           = "require"
-	LambdaMaxConns           = 4
-	LambdaMaxConnIdleTime    = time.Minute
-	LambdaMaxConnLifetime    = 15 * time.Minute
-	LambdaHealthCheckPeriod  = 30 * time.Second
-	LambdaConnectTimeout     = 10 * time.Second
-	SecretTTL                = 10 * time.Minute
-	defaultSecretDatabase    = "postgres"
+	DefaultPort             = 5432
+	DefaultSSLMode          = "require"
+	LambdaMaxConns          = 4
+	LambdaMaxConnIdleTime   = time.Minute
+	LambdaMaxConnLifetime   = 15 * time.Minute
+	LambdaHealthCheckPeriod = 30 * time.Second
+	LambdaConnectTimeout    = 10 * time.Second
+	SecretTTL               = 10 * time.Minute
+	defaultSecretDatabase   = "postgres"
+	// MaxMaxConns bounds TASKER_DB_MAX_CONNS (from 1).
+	MaxMaxConns = 1 << 20
+	// MinMaxConnIdleTime and MaxMaxConnIdleTime bound
+	// TASKER_DB_MAX_CONN_IDLE_TIME.
+	MinMaxConnIdleTime       = time.Second
+	MaxMaxConnIdleTime       = 24 * time.Hour
 	secretManagerCallTimeout = 10 * time.Second
 )
 
@@ -150,9 +158,9 @@ func (l Loader) Load(ctx context.Context) (*pgxpool.Config, error) {
 	case env(EnvSecretARN) != "":
 		cfg, err = l.fromSecret(ctx, env)
 	case env(EnvIAM) != "":
-		on, perr := strconv.ParseBool(env(EnvIAM))
+		on, perr := config.Bool(env, EnvIAM, false)
 		if perr != nil {
-			return nil, fmt.Errorf("%s=%q: want true or false", EnvIAM, env(EnvIAM))
+			return nil, perr
 		}
 		if !on {
 			return nil, fmt.Errorf("%w: %s is false and neither %s nor %s is set", ErrNotConfigured, EnvIAM, EnvDatabaseURL, EnvSecretARN)
@@ -285,13 +293,15 @@ func (l Loader) fromSecret(ctx context.Context, env func(string) string) (*pgxpo
 	if err != nil {
 		return nil, fmt.Errorf("secret %s (%s): %w", arn, EnvSecretARN, err)
 	}
-	if p := env(EnvPort); p != "" {
-		if port, err = parsePort(p); err != nil {
-			return nil, fmt.Errorf("%s: %w", EnvPort, err)
-		}
+	if port, err = config.Int(env, EnvPort, port, 1, 65535); err != nil {
+		return nil, err
+	}
+	sslmode, err := sslMode(env)
+	if err != nil {
+		return nil, err
 	}
 	dbname := firstNonEmpty(env(EnvName), sec.DBName, defaultSecretDatabase)
-	cfg, err := parseParts(host, port, sec.Username, sec.Password, dbname, firstNonEmpty(env(EnvSSLMode), DefaultSSLMode))
+	cfg, err := parseParts(host, port, sec.Username, sec.Password, dbname, sslmode)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s (%s): %w", arn, EnvSecretARN, err)
 	}
@@ -340,12 +350,13 @@ func (l Loader) fromIAM(ctx context.Context, env func(string) string) (*pgxpool.
 		return nil, fmt.Errorf("%s=true needs %s", EnvIAM, strings.Join(missing, ", "))
 	}
 	host, user, dbname := env(EnvHost), env(EnvUser), env(EnvName)
-	port := DefaultPort
-	if p := env(EnvPort); p != "" {
-		var err error
-		if port, err = parsePort(p); err != nil {
-			return nil, fmt.Errorf("%s: %w", EnvPort, err)
-		}
+	port, err := config.Int(env, EnvPort, DefaultPort, 1, 65535)
+	if err != nil {
+		return nil, err
+	}
+	sslmode, err := sslMode(env)
+	if err != nil {
+		return nil, err
 	}
 	awsCfg, err := l.awsConfig(ctx, EnvIAM+"=true")
 	if err != nil {
@@ -365,7 +376,7 @@ func (l Loader) fromIAM(ctx context.Context, env func(string) string) (*pgxpool.
 		}
 	}
 	// The password is set per connection; parse without one.
-	cfg, err := parseParts(host, port, user, "", dbname, firstNonEmpty(env(EnvSSLMode), DefaultSSLMode))
+	cfg, err := parseParts(host, port, user, "", dbname, sslmode)
 	if err != nil {
 		return nil, fmt.Errorf("%s=true: %w", EnvIAM, err)
 	}
@@ -418,40 +429,41 @@ func tune(cfg *pgxpool.Config, env func(string) string) error {
 			cfg.ConnConfig.ConnectTimeout = LambdaConnectTimeout
 		}
 	}
-	if v := env(EnvMaxConns); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1<<20 {
-			return fmt.Errorf("%s=%q: want a positive number", EnvMaxConns, v)
+	if env(EnvMaxConns) != "" {
+		n, err := config.Int(env, EnvMaxConns, 0, 1, MaxMaxConns)
+		if err != nil {
+			return err
 		}
 		cfg.MaxConns = int32(n)
 		if cfg.MinConns > cfg.MaxConns {
 			cfg.MinConns = cfg.MaxConns
 		}
 	}
-	if v := env(EnvMaxConnIdleTime); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%s=%q: want a positive duration such as 30s", EnvMaxConnIdleTime, v)
-		}
-		cfg.MaxConnIdleTime = d
+	idle, err := config.Duration(env, EnvMaxConnIdleTime, cfg.MaxConnIdleTime, MinMaxConnIdleTime, MaxMaxConnIdleTime)
+	if err != nil {
+		return err
 	}
-	if v := env(EnvProxy); v != "" {
-		on, err := strconv.ParseBool(v)
+	cfg.MaxConnIdleTime = idle
+	proxy, err := config.Bool(env, EnvProxy, false)
+	if err != nil {
+		return err
+	}
+	if proxy {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	if env(EnvQueryExecMode) != "" {
+		name, err := config.Enum(env, EnvQueryExecMode, "", "cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol")
 		if err != nil {
-			return fmt.Errorf("%s=%q: want true or false", EnvProxy, v)
+			return err
 		}
-		if on {
-			cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-		}
-	}
-	if v := env(EnvQueryExecMode); v != "" {
-		mode, ok := execModes[v]
-		if !ok {
-			return fmt.Errorf("%s=%q: want one of cache_statement, cache_describe, describe_exec, exec, simple_protocol", EnvQueryExecMode, v)
-		}
-		cfg.ConnConfig.DefaultQueryExecMode = mode
+		cfg.ConnConfig.DefaultQueryExecMode = execModes[name]
 	}
 	return nil
+}
+
+// sslMode reads TASKER_DB_SSLMODE (default require).
+func sslMode(env func(string) string) (string, error) {
+	return config.Enum(env, EnvSSLMode, DefaultSSLMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 }
 
 var execModes = map[string]pgx.QueryExecMode{

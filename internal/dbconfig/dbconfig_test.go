@@ -455,3 +455,38 @@ func TestConnectsToPostgres(t *testing.T) {
 		t.Error("IAM: no token was built for the connection")
 	}
 }
+
+// TestInvalidValuesAreErrors: an invalid value is an error naming the
+// variable and the accepted values, never a silent default (issue 14).
+func TestInvalidValuesAreErrors(t *testing.T) {
+	t.Parallel()
+	url := map[string]string{"DATABASE_URL": "postgres://u:p@h/d"}
+	iam := map[string]string{"TASKER_DB_IAM": "true", "TASKER_DB_HOST": "h", "TASKER_DB_USER": "u", "TASKER_DB_NAME": "d"}
+	for _, tc := range []struct {
+		base       map[string]string
+		name, v    string
+		wantSubstr string
+	}{
+		{url, "TASKER_DB_MAX_CONNS", "-3", `TASKER_DB_MAX_CONNS="-3": want an integer from 1 to 1048576`},
+		{url, "TASKER_DB_MAX_CONNS", "0", `TASKER_DB_MAX_CONNS="0": want an integer from 1 to`},
+		{url, "TASKER_DB_MAX_CONN_IDLE_TIME", "0s", `TASKER_DB_MAX_CONN_IDLE_TIME="0s": want a duration (such as 30s or 5m) from 1s to 24h`},
+		{url, "TASKER_DB_MAX_CONN_IDLE_TIME", "30", `TASKER_DB_MAX_CONN_IDLE_TIME="30"`},
+		{url, "TASKER_DB_PROXY", "yes", `TASKER_DB_PROXY="yes": want true or false`},
+		{url, "TASKER_DB_QUERY_EXEC_MODE", "fast", `TASKER_DB_QUERY_EXEC_MODE="fast": want one of cache_statement`},
+		{iam, "TASKER_DB_IAM", "maybe", `TASKER_DB_IAM="maybe": want true or false`},
+		{iam, "TASKER_DB_PORT", "0", `TASKER_DB_PORT="0": want an integer from 1 to 65535`},
+		{iam, "TASKER_DB_PORT", "http", `TASKER_DB_PORT="http": want an integer from 1 to 65535`},
+		{iam, "TASKER_DB_SSLMODE", "on", `TASKER_DB_SSLMODE="on": want one of disable, allow, prefer, require, verify-ca, verify-full`},
+	} {
+		e := map[string]string{tc.name: tc.v}
+		for k, v := range tc.base {
+			if k != tc.name {
+				e[k] = v
+			}
+		}
+		_, err := dbconfig.Loader{Getenv: getenv(e), AWSConfig: awsCfg("us-east-1")}.Load(ctx(t))
+		if err == nil || !strings.Contains(err.Error(), tc.wantSubstr) {
+			t.Errorf("%s=%q: err = %v; want it to contain %q", tc.name, tc.v, err, tc.wantSubstr)
+		}
+	}
+}

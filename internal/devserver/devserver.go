@@ -93,6 +93,27 @@ type Options struct {
 	QueryTracer pgx.QueryTracer
 }
 
+// check refuses negative values: zero means the default, a negative
+// value is a mistake, never silently replaced (docs/DESIGN.md §11).
+func (o Options) check() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxInFlight", int64(o.MaxInFlight)}, {"Workers", int64(o.Workers)}, {"BatchSize", int64(o.BatchSize)},
+		{"Consumers", int64(o.Consumers)}, {"SweepInterval", int64(o.SweepInterval)}, {"PoolSize", int64(o.PoolSize)},
+		{"HTTP.ReadHeaderTimeout", int64(o.HTTP.ReadHeaderTimeout)}, {"HTTP.ReadTimeout", int64(o.HTTP.ReadTimeout)},
+		{"HTTP.WriteTimeout", int64(o.HTTP.WriteTimeout)}, {"HTTP.IdleTimeout", int64(o.HTTP.IdleTimeout)},
+		{"HTTP.MaxConns", int64(o.HTTP.MaxConns)}, {"HTTP.MaxHeaderBytes", int64(o.HTTP.MaxHeaderBytes)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("devserver: Options.%s is negative; want 0 (the default) or more", f.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // HTTPLimits bound the local HTTP server, so slow or idle connections
 // cannot hold it (docs/security.md).
 type HTTPLimits struct {
@@ -178,6 +199,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.Registry == nil {
 		opts.Registry = stephandler.NewRegistry()
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 64

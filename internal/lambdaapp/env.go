@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/stephandler"
@@ -14,7 +15,7 @@ import (
 // Environment variables read here (the others belong to dbconfig, auth and
 // invoke/lambda; docs/architecture.md, "Configuration").
 const (
-	EnvLogLevel          = "LOG_LEVEL"
+	EnvLogLevel          = config.EnvLogLevel
 	EnvTemplatesDir      = "TASKER_TEMPLATES_DIR"
 	EnvTemplatesEnv      = "TASKER_ENV"
 	EnvSchedulerQueueURL = "TASKER_SCHEDULER_QUEUE_URL"

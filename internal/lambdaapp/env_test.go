@@ -143,7 +143,7 @@ func TestLogger(t *testing.T) {
 	var bad logBuffer
 	log = lambdaapp.NewLogger(&bad, env{"LOG_LEVEL": "loud"}.get)
 	log.Info("still info")
-	if !strings.Contains(bad.String(), "ignoring invalid log level") || !strings.Contains(bad.String(), "still info") {
+	if !strings.Contains(bad.String(), "still info") {
 		t.Errorf("log %s", bad.String())
 	}
 	if !log.Enabled(context.Background(), slog.LevelInfo) || log.Enabled(context.Background(), slog.LevelDebug) {
@@ -204,5 +204,54 @@ func TestHandlersFunction(t *testing.T) {
 	}
 	if !emf {
 		t.Errorf("no EMF line with the handler metrics:\n%s", logs.String())
+	}
+}
+
+// TestInvalidConfigurationIsASetupError: an invalid value is a start-up
+// error naming the variable and the accepted values, never a silent
+// default (issue 14); the migrator reports it to CloudFormation.
+func TestInvalidConfigurationIsASetupError(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := ctxFor(t)
+	for _, tc := range []struct {
+		fn         lambdaapp.Function
+		name, v    string
+		wantSubstr string
+	}{
+		{lambdaapp.Scheduler, "LOG_LEVEL", "loud", `LOG_LEVEL="loud": want one of debug, info, warn, error`},
+		{lambdaapp.Trigger, "LOG_LEVEL", "warning", `LOG_LEVEL="warning": want one of debug, info, warn, error`},
+		{lambdaapp.API, "LOG_LEVEL", "info+4", `LOG_LEVEL="info+4"`},
+		{lambdaapp.Handlers(examples.Register), "LOG_LEVEL", "verbose", `LOG_LEVEL="verbose"`},
+		{lambdaapp.Scheduler, "TASKER_MAX_IN_FLIGHT", "-3", `TASKER_MAX_IN_FLIGHT="-3": want an integer from 0 to 100000`},
+		{lambdaapp.Trigger, "TASKER_MAX_IN_FLIGHT", "1e6", `TASKER_MAX_IN_FLIGHT="1e6": want an integer from 0 to 100000`},
+		{lambdaapp.Scheduler, "TASKER_INVOKE_MAX_PAYLOAD_BYTES", "0", `TASKER_INVOKE_MAX_PAYLOAD_BYTES="0": want an integer from 1 to 6291456`},
+		{lambdaapp.Scheduler, "TASKER_DB_MAX_CONNS", "-1", `TASKER_DB_MAX_CONNS="-1": want an integer from 1 to`},
+		{lambdaapp.Scheduler, "TASKER_DB_MAX_CONN_IDLE_TIME", "forever", `TASKER_DB_MAX_CONN_IDLE_TIME="forever": want a duration`},
+		{lambdaapp.API, "TASKER_AUTH_DISABLED", "yes", `TASKER_AUTH_DISABLED="yes": want true or false`},
+		{lambdaapp.API, "TASKER_AUTH_MAX_TOKEN_LIFETIME", "0", `TASKER_AUTH_MAX_TOKEN_LIFETIME="0": want a duration`},
+		{lambdaapp.Handlers(examples.Register), "TASKER_HTTP_DENY_PRIVATE", "no", `TASKER_HTTP_DENY_PRIVATE="no": want true or false`},
+	} {
+		e := w.env()
+		if tc.fn.Name == "api" && tc.name != "TASKER_AUTH_DISABLED" {
+			e["TASKER_AUTH_HS256_SECRET"] = hsSecret
+		}
+		e[tc.name] = tc.v
+		_, err := tc.fn.Handler(ctx, w.deps(e))
+		if err == nil || !strings.Contains(err.Error(), tc.wantSubstr) {
+			t.Errorf("%s with %s=%q: err = %v; want it to contain %q", tc.fn.Name, tc.name, tc.v, err, tc.wantSubstr)
+		}
+	}
+
+	// The migrator answers CloudFormation with the error.
+	srv := lambdatest.NewCFNServer(t)
+	e := w.env()
+	e["LOG_LEVEL"] = "loud"
+	cr := handlerOf[cfnHandler](t, lambdaapp.Migrate, w.deps(e))
+	if _, err := cr(ctx, cfnEvent(t, "Create", srv.URL, "")); err != nil {
+		t.Fatal(err)
+	}
+	if b := lastResponse(t, srv); b["Status"] != "FAILED" || !strings.Contains(b["Reason"].(string), `LOG_LEVEL="loud"`) {
+		t.Errorf("migrate with LOG_LEVEL=loud answered %v", b)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/engine"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/migrate"
@@ -34,7 +34,7 @@ var (
 
 	Trigger = Function{Name: "trigger", Env: join(logEnv, dbEnv, engineEnv), setup: setupTrigger}
 
-	Migrate = Function{Name: "migrate", Env: join(logEnv, dbEnv), setup: setupMigrate}
+	Migrate = Function{Name: "migrate", Env: join(logEnv, dbEnv), setup: setupMigrate, reportsConfigErrors: true}
 )
 
 // Handlers is the handlers function hosting the Go step handlers that
@@ -163,7 +163,11 @@ func (s *setup) verifier(ctx context.Context) (*auth.Verifier, error) {
 	if v != nil {
 		return v, nil
 	}
-	if off, _ := strconv.ParseBool(s.env(EnvAuthDisabled)); off {
+	off, err := config.Bool(s.getenv, EnvAuthDisabled, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	if off {
 		s.log.WarnContext(ctx, "AUTHENTICATION IS DISABLED: every API route is open to anyone who can reach it ("+EnvAuthDisabled+"=true)")
 		return nil, nil
 	}
@@ -178,6 +182,9 @@ func setupMigrate(ctx context.Context, s *setup) (any, error) {
 		Client: s.deps.HTTPClient,
 		Logger: s.log,
 		Apply: func(ctx context.Context) (migrate.Result, error) {
+			if s.configErr != nil {
+				return migrate.Result{}, s.configErr
+			}
 			cfg, err := s.poolConfig(ctx)
 			if err != nil {
 				return migrate.Result{}, err

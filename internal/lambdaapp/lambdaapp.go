@@ -45,7 +45,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +59,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	tconfig "github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/engine"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
@@ -103,6 +103,11 @@ type Function struct {
 	// Env lists the environment variables the function reads.
 	Env   []EnvVar
 	setup func(ctx context.Context, s *setup) (any, error)
+	// reportsConfigErrors marks the migrator, a CloudFormation custom
+	// resource: its invalid configuration is reported to CloudFormation
+	// by the handler (setup.configErr) rather than failing the cold
+	// start, which would leave the stack waiting for a response.
+	reportsConfigErrors bool
 }
 
 // Handler runs the function's setup and returns its handler, a value for
@@ -118,6 +123,9 @@ func (f Function) Handler(ctx context.Context, d Deps) (any, error) {
 // started; on error, none is left running.
 func (f Function) build(ctx context.Context, d Deps) (any, service.Group, error) {
 	s := newSetup(f, d)
+	if s.configErr != nil && !f.reportsConfigErrors {
+		return nil, nil, s.configErr
+	}
 	h, err := f.setup(ctx, s)
 	if err != nil {
 		s.services.Stop()
@@ -146,6 +154,9 @@ type setup struct {
 	deps   Deps
 	getenv func(string) string
 	log    *slog.Logger
+	// configErr reports an invalid variable read for every function
+	// (LOG_LEVEL).
+	configErr error
 	// services are the long-running parts the setup started, in order.
 	services service.Group
 
@@ -167,7 +178,11 @@ func newSetup(f Function, d Deps) *setup {
 	if d.HTTPClient == nil {
 		d.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &setup{fn: f, deps: d, getenv: d.Getenv, log: NewLogger(d.Logs, d.Getenv)}
+	s := &setup{fn: f, deps: d, getenv: d.Getenv, log: NewLogger(d.Logs, d.Getenv)}
+	if _, err := tconfig.LogLevel(d.Getenv); err != nil {
+		s.configErr = fmt.Errorf("%s function: %w", f.Name, err)
+	}
+	return s
 }
 
 func (s *setup) env(name string) string { return strings.TrimSpace(s.getenv(name)) }
@@ -243,11 +258,9 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 	if err != nil {
 		return nil, err
 	}
-	maxInFlight := 0
-	if v := s.env(EnvMaxInFlight); v != "" {
-		if maxInFlight, err = strconv.Atoi(v); err != nil || maxInFlight < 0 {
-			return nil, fmt.Errorf("%s=%q: want a number of steps (0: no cap)", EnvMaxInFlight, v)
-		}
+	maxInFlight, err := tconfig.Int(s.getenv, EnvMaxInFlight, 0, 0, tconfig.MaxInFlightLimit)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w (0: no cap)", s.fn.Name, err)
 	}
 	invCfg, err := lambdainvoke.ConfigFromEnv(s.getenv)
 	if err != nil {

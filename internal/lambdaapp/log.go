@@ -2,32 +2,23 @@ package lambdaapp
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/taskerhq/tasker/internal/config"
 )
 
 // NewLogger returns the JSON logger of a function: slog's JSON handler on
-// w at the level LOG_LEVEL names (debug, info, warn or error; default
-// info), adding the Lambda request id ("aws_request_id") to every record
-// logged with an invocation's context. An unknown level is reported in the
-// first record and info is used.
+// w at the level LOG_LEVEL names (config.LogLevel: debug, info, warn or
+// error, case-insensitive; default info), adding the Lambda request id
+// ("aws_request_id") to every record logged with an invocation's context.
+// An invalid level logs at info: it is a setup error (Function.Handler),
+// which this logger reports.
 func NewLogger(w io.Writer, getenv func(string) string) *slog.Logger {
-	level := slog.LevelInfo
-	var bad error
-	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
-		if err := level.UnmarshalText([]byte(v)); err != nil {
-			level, bad = slog.LevelInfo, fmt.Errorf("%s=%q: %w; using info", EnvLogLevel, v, err)
-		}
-	}
-	log := slog.New(requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
-	if bad != nil {
-		log.Warn("ignoring invalid log level", "error", bad.Error())
-	}
-	return log
+	level, _ := config.LogLevel(getenv)
+	return slog.New(requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
 }
 
 // requestIDHandler adds the Lambda request id of the record's context.

@@ -6,10 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/taskerhq/tasker/internal/config"
 )
 
 // Environment variables of the tasker.http outbound policy, read where the
@@ -51,13 +52,10 @@ type HTTPPolicy struct {
 // denyPrivateDefault applies when the latter is unset (on in Lambda, off
 // for tasker dev). Invalid values are an error naming the variable.
 func HTTPPolicyFromEnv(getenv func(string) string, denyPrivateDefault bool) (HTTPPolicy, error) {
-	p := HTTPPolicy{DenyPrivate: denyPrivateDefault}
-	if v := strings.TrimSpace(getenv(EnvHTTPDenyPrivate)); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return HTTPPolicy{}, fmt.Errorf("%s=%q: want true or false", EnvHTTPDenyPrivate, v)
-		}
-		p.DenyPrivate = b
+	p := HTTPPolicy{}
+	var err error
+	if p.DenyPrivate, err = config.Bool(getenv, EnvHTTPDenyPrivate, denyPrivateDefault); err != nil {
+		return HTTPPolicy{}, err
 	}
 	if v := strings.TrimSpace(getenv(EnvHTTPAllowedHosts)); v != "" {
 		for _, h := range strings.Split(v, ",") {

@@ -162,3 +162,25 @@ func TestMessagePropagation(t *testing.T) {
 		t.Fatal("traceparent round trip")
 	}
 }
+
+// TestNewTracingRefusesInvalidSampler: an invalid sampler or ratio is an
+// error naming the variable, not the SDK's silent default (issue 14).
+func TestNewTracingRefusesInvalidSampler(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	for _, tc := range []struct{ sampler, arg, want string }{
+		{"sometimes", "", `OTEL_TRACES_SAMPLER="sometimes": want one of always_on`},
+		{"traceidratio", "2", `OTEL_TRACES_SAMPLER_ARG="2": want a number from 0 to 1`},
+		{"parentbased_traceidratio", "half", `OTEL_TRACES_SAMPLER_ARG="half": want a number from 0 to 1`},
+	} {
+		t.Setenv("OTEL_TRACES_SAMPLER", tc.sampler)
+		t.Setenv("OTEL_TRACES_SAMPLER_ARG", tc.arg)
+		if _, err := telemetry.NewTracing(context.Background(), "test"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: err = %v; want it to contain %q", tc.sampler, tc.arg, err, tc.want)
+		}
+	}
+	t.Setenv("OTEL_TRACES_SAMPLER", "ParentBased_TraceIDRatio")
+	t.Setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+	if _, err := telemetry.NewTracing(context.Background(), "test"); err != nil {
+		t.Errorf("valid sampler: %v", err)
+	}
+}

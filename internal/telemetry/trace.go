@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/service"
 )
 
@@ -64,6 +64,33 @@ type Tracing struct {
 
 var _ service.Service = (*Tracing)(nil)
 
+// EnvTracesExporter picks the span exporter: none (default), otlp or
+// console.
+const EnvTracesExporter = "OTEL_TRACES_EXPORTER"
+
+// The sampler variables, read by the OpenTelemetry SDK, which replaces an
+// invalid value by its default; checkSamplerEnv refuses it instead.
+const (
+	EnvTracesSampler    = "OTEL_TRACES_SAMPLER"
+	EnvTracesSamplerArg = "OTEL_TRACES_SAMPLER_ARG"
+)
+
+// checkSamplerEnv checks OTEL_TRACES_SAMPLER (the SDK's samplers) and,
+// for the ratio samplers, OTEL_TRACES_SAMPLER_ARG (0 to 1).
+func checkSamplerEnv(getenv config.Getenv) error {
+	sampler, err := config.Enum(getenv, EnvTracesSampler, "", "always_on", "always_off", "traceidratio",
+		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
+	if err != nil {
+		return err
+	}
+	if sampler == "traceidratio" || sampler == "parentbased_traceidratio" {
+		if _, err := config.Float(getenv, EnvTracesSamplerArg, 1, 0, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // tracingStopTimeout bounds the export of buffered spans at Stop.
 const tracingStopTimeout = 5 * time.Second
 
@@ -81,10 +108,16 @@ const tracingStopTimeout = 5 * time.Second
 // globals.
 func NewTracing(ctx context.Context, serviceName string) (*Tracing, error) {
 	otel.SetTextMapPropagator(Propagator())
-	exporter := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")))
+	exporter, err := config.Enum(os.Getenv, EnvTracesExporter, "none", "none", "otlp", "console")
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if err := checkSamplerEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
 	var exp sdktrace.SpanExporter
 	switch exporter {
-	case "", "none":
+	case "none":
 		tp := noop.NewTracerProvider()
 		otel.SetTracerProvider(tp)
 		return &Tracing{tp: tp}, nil
@@ -100,8 +133,6 @@ func NewTracing(ctx context.Context, serviceName string) (*Tracing, error) {
 			return nil, fmt.Errorf("telemetry: console exporter: %w", err)
 		}
 		exp = e
-	default:
-		return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q is not supported (none, otlp, console)", exporter)
 	}
 	res, err := resource.Merge(
 		resource.NewSchemaless(attribute.String("service.name", serviceName)),

@@ -4,19 +4,21 @@ package dev
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/taskerhq/tasker/handlers"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/cli/devdb"
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/stephandler"
@@ -27,20 +29,19 @@ import (
 // Run is `tasker dev`: it serves the API with the scheduler, sweeper and
 // handlers in-process until ctx is done.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("tasker dev", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	addr := fset.String("addr", envOr("TASKER_ADDR", "127.0.0.1:8080"), "listen address (TASKER_ADDR)")
-	tplDir := fset.String("templates", os.Getenv("TASKER_TEMPLATES_DIR"), "template directory (TASKER_TEMPLATES_DIR; default ./templates if present, else the built-in examples)")
-	dbURL := fset.String("database-url", os.Getenv("DATABASE_URL"), "Postgres URL (DATABASE_URL; default: embedded Postgres in .tasker/)")
-	maxInFlight := fset.Int("max-in-flight", envInt("TASKER_MAX_IN_FLIGHT", 1000), "cap on in-flight steps (TASKER_MAX_IN_FLIGHT; 0 = none)")
-	workers := fset.Int("workers", 64, "handler worker pool size")
-	sweep := fset.Duration("sweep-interval", 2*time.Second, "how often the sweep runs")
-	if err := fset.Parse(args); err != nil {
+	o, err := parseOptions(args, os.Getenv, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 2
 	}
-	logger := newLogger(stderr)
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
 
-	tfs, tsrc, err := templateSource(*tplDir)
+	tfs, tsrc, err := templateSource(o.tplDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
@@ -77,16 +78,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
-	url, stopDB, err := devdb.Open(ctx, *dbURL, logger)
+	url, stopDB, err := devdb.Open(ctx, o.dbURL, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
 	defer stopDB()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: *addr, Auth: verifier, Logger: logger,
+		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: o.addr, Auth: verifier, Logger: logger,
 		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
-		MaxInFlight:  *maxInFlight, Workers: *workers, SweepInterval: *sweep, Tracing: tracing,
+		MaxInFlight:  o.maxInFlight, Workers: o.workers, SweepInterval: o.sweep, Tracing: tracing,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
@@ -125,24 +126,73 @@ func templateSource(dir string) (fs.FS, string, error) {
 	return os.DirFS(dir), dir, nil
 }
 
-func newLogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if err := level.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
-		level = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+// Ranges of the flags.
+const (
+	defaultMaxInFlight = 1000
+	defaultWorkers     = 64
+	maxWorkers         = 4096
+	defaultSweep       = 2 * time.Second
+	minSweep           = 10 * time.Millisecond
+	maxSweep           = time.Hour
+)
+
+// options are tasker dev's flags and variables, checked.
+type options struct {
+	addr, tplDir, dbURL string
+	maxInFlight         int
+	workers             int
+	sweep               time.Duration
+	logLevel            slog.Level
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+// errUsage is a flag error the flag package has reported already.
+var errUsage = errors.New("usage")
 
-func envInt(key string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
-		return n
+// parseOptions reads the flags and the environment. An invalid value is an
+// error naming the flag or variable and the accepted range, never a
+// silent default (docs/DESIGN.md §11).
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	envMax, err := config.Int(getenv, "TASKER_MAX_IN_FLIGHT", defaultMaxInFlight, 0, config.MaxInFlightLimit)
+	if err != nil {
+		return o, err
 	}
-	return def
+	if o.logLevel, err = config.LogLevel(getenv); err != nil {
+		return o, err
+	}
+	addr := strings.TrimSpace(getenv("TASKER_ADDR"))
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	fset := flag.NewFlagSet("tasker dev", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.StringVar(&o.addr, "addr", addr, "listen address (TASKER_ADDR)")
+	fset.StringVar(&o.tplDir, "templates", getenv("TASKER_TEMPLATES_DIR"), "template directory (TASKER_TEMPLATES_DIR; default ./templates if present, else the built-in examples)")
+	// DATABASE_URL is read after parsing so --help never prints its password.
+	fset.StringVar(&o.dbURL, "database-url", "", "Postgres URL (default $DATABASE_URL; when both are empty, embedded Postgres in .tasker/)")
+	fset.IntVar(&o.maxInFlight, "max-in-flight", envMax,
+		fmt.Sprintf("cap on in-flight steps, 0 to %d (TASKER_MAX_IN_FLIGHT; 0 = none)", config.MaxInFlightLimit))
+	fset.IntVar(&o.workers, "workers", defaultWorkers, fmt.Sprintf("handler worker pool size, 1 to %d", maxWorkers))
+	fset.DurationVar(&o.sweep, "sweep-interval", defaultSweep,
+		fmt.Sprintf("how often the sweep runs, %s to %s", config.FormatDuration(minSweep), config.FormatDuration(maxSweep)))
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, flag.ErrHelp
+		}
+		return o, errUsage
+	}
+	if fset.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
+	if o.dbURL == "" {
+		o.dbURL = getenv("DATABASE_URL")
+	}
+	if err := errors.Join(
+		config.CheckInt("-max-in-flight", o.maxInFlight, 0, config.MaxInFlightLimit),
+		config.CheckInt("-workers", o.workers, 1, maxWorkers),
+		config.CheckDuration("-sweep-interval", o.sweep, minSweep, maxSweep),
+	); err != nil {
+		return o, err
+	}
+	return o, nil
 }

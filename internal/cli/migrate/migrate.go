@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/taskerhq/tasker/internal/cli/devdb"
+	"github.com/taskerhq/tasker/internal/config"
 	dbmigrate "github.com/taskerhq/tasker/internal/migrate"
 )
 
@@ -46,7 +47,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		*databaseURL = os.Getenv("DATABASE_URL")
 	}
 
-	logger := newLogger(stderr)
+	level, err := config.LogLevel(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "tasker migrate:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	url, stop, err := devdb.Open(ctx, *databaseURL, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "tasker migrate:", err)
@@ -95,16 +101,4 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "database is at version %s\n", res.Current)
 	}
 	return 0
-}
-
-// newLogger logs text to w at the level named by LOG_LEVEL (debug, info,
-// warn, error; default info).
-func newLogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if v := os.Getenv("LOG_LEVEL"); v != "" {
-		if err := level.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
-			fmt.Fprintf(w, "ignoring LOG_LEVEL=%q: %v\n", v, err)
-		}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

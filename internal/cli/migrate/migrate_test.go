@@ -65,3 +65,15 @@ func TestMigrateRejectsArguments(t *testing.T) {
 		t.Errorf("exit %d, want 2", code)
 	}
 }
+
+// TestMigrateRefusesInvalidLogLevel: an invalid LOG_LEVEL is a start-up
+// error naming it, before any database is touched (issue 14).
+func TestMigrateRefusesInvalidLogLevel(t *testing.T) {
+	t.Setenv("LOG_LEVEL", "loud")
+	t.Setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:1/d?connect_timeout=1")
+	var stdout, stderr bytes.Buffer
+	if code := Run(context.Background(), nil, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), `LOG_LEVEL="loud": want one of debug, info, warn, error`) {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/taskerhq/tasker/internal/cli"
+	"github.com/taskerhq/tasker/internal/config"
 )
 
 const runUsage = `usage: tasker run NAMESPACE/NAME [--version V] [--context JSON|@file] [--idempotency-key K] [--watch]
@@ -34,11 +35,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var tags stringList
 	fs.Var(&tags, "tag", "tag the task (repeatable)")
 	watch := fs.Bool("watch", false, "follow the task until it finishes, showing step progress")
-	interval := fs.Duration("interval", 250*time.Millisecond, "how often --watch polls")
+	interval := fs.Duration("interval", 250*time.Millisecond, "how often --watch polls (10ms to 1m)")
 	fs.Usage = cli.UsageFunc(fs, runUsage)
 	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
+	}
+	if err := config.CheckDuration("--interval", *interval, 10*time.Millisecond, time.Minute); err != nil {
+		fmt.Fprintln(stderr, "tasker run:", err)
+		return 2
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "tasker run: want exactly one workflow, NAMESPACE/NAME")

@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +60,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
 )
@@ -70,9 +70,12 @@ const (
 	// DefaultMaxPayloadBytes is the classic asynchronous invocation
 	// payload limit: the payload limit (domain.MaxPayloadBytes).
 	DefaultMaxPayloadBytes = domain.MaxPayloadBytes
-	DefaultMaxAttempts     = 2
-	DefaultTimeout         = 10 * time.Second
-	maxBackoff             = 200 * time.Millisecond
+	// MaxMaxPayloadBytes bounds TASKER_INVOKE_MAX_PAYLOAD_BYTES: 6 MiB,
+	// Lambda's largest request payload.
+	MaxMaxPayloadBytes = 6 << 20
+	DefaultMaxAttempts = 2
+	DefaultTimeout     = 10 * time.Second
+	maxBackoff         = 200 * time.Millisecond
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -116,13 +119,11 @@ type Config struct {
 // TASKER_INVOKE_MAX_PAYLOAD_BYTES.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg := Config{HandlersFunction: strings.TrimSpace(getenv(EnvHandlersFunction))}
-	if v := strings.TrimSpace(getenv(EnvMaxPayloadBytes)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return Config{}, fmt.Errorf("%s=%q: want a positive number of bytes", EnvMaxPayloadBytes, v)
-		}
-		cfg.MaxPayloadBytes = n
+	n, err := config.Int(getenv, EnvMaxPayloadBytes, 0, 1, MaxMaxPayloadBytes)
+	if err != nil {
+		return Config{}, err
 	}
+	cfg.MaxPayloadBytes = n
 	return cfg, nil
 }
 

@@ -355,6 +355,12 @@ func TestConfigFromEnv(t *testing.T) {
 		!strings.Contains(err.Error(), "TASKER_INVOKE_MAX_PAYLOAD_BYTES") {
 		t.Errorf("bad size: %v", err)
 	}
+	for _, v := range []string{"-1", "0", "7000000"} {
+		_, err := lambda.ConfigFromEnv(env(map[string]string{"TASKER_INVOKE_MAX_PAYLOAD_BYTES": v}))
+		if want := `TASKER_INVOKE_MAX_PAYLOAD_BYTES="` + v + `": want an integer from 1 to 6291456`; err == nil || err.Error() != want {
+			t.Errorf("ConfigFromEnv(%s) = %v, want %q", v, err, want)
+		}
+	}
 	if cfg, err := lambda.ConfigFromEnv(env(nil)); err != nil || cfg.HandlersFunction != "" || cfg.MaxPayloadBytes != 0 {
 		t.Errorf("empty env: %+v, %v", cfg, err)
 	}
