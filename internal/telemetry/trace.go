@@ -211,16 +211,6 @@ type keepOpen struct{ sdktrace.SpanExporter }
 
 func (keepOpen) Shutdown(context.Context) error { return nil }
 
-// ForceFlush exports the spans tp has buffered, when it buffers any (an
-// SDK provider does; a no-op provider does not). Lambda functions call it
-// before an invocation returns: the runtime freezes background exports.
-func ForceFlush(ctx context.Context, tp trace.TracerProvider) error {
-	if f, ok := tp.(interface{ ForceFlush(context.Context) error }); ok {
-		return f.ForceFlush(ctx)
-	}
-	return nil
-}
-
 // TraceParent returns the W3C traceparent of the span in ctx, or "" when
 // ctx holds no valid (recording or remote) span context.
 func TraceParent(ctx context.Context) string {
