@@ -118,6 +118,12 @@ const (
 	ConditionEventAgeExceeded = "EventAgeExceeded"
 )
 
+// CodeEventExpired is the code of the retryable failure recorded for an
+// invocation that was too old to matter when it could have run: Lambda
+// dropped it from its queue (EventAgeExceeded), or the handler refused it
+// because its deadline had passed (docs/deploy.md, "Throttling").
+const CodeEventExpired = "event_expired"
+
 // DestinationRecord is the record Lambda sends to an OnSuccess/OnFailure
 // destination of an asynchronous invocation.
 type DestinationRecord struct {
@@ -233,7 +239,9 @@ func ParseDestinationRecord(body []byte) (Result, error) {
 			res.Output = json.RawMessage("null")
 		}
 	case rec.RequestContext.Condition == ConditionEventAgeExceeded:
-		res.Err = &HandlerError{Message: "invocation expired in the Lambda async queue (EventAgeExceeded)", Code: "event_age_exceeded"}
+		// Never a success, whatever the payload: the handler did not run.
+		res.Output = nil
+		res.Err = &HandlerError{Message: "invocation expired in the Lambda async queue (EventAgeExceeded) before the handler ran", Code: CodeEventExpired}
 	default:
 		var le LambdaError
 		_ = json.Unmarshal(rec.ResponsePayload, &le) // best effort: any payload is an unhandled error

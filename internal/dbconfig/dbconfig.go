@@ -35,17 +35,20 @@
 // Lambda default. Outside Lambda pgx's defaults apply.
 //
 // RDS Proxy. The proxy pins a client session to one database connection
-// when it sees a named prepared statement, which pgx uses by default (its
-// statement cache). TASKER_DB_PROXY=true therefore sets
-// DefaultQueryExecMode to QueryExecModeExec: every query runs as the
-// unnamed statement of the extended protocol, keeping binary parameters
-// and server-side type checks while leaving nothing prepared in the
-// session. This is not automatic in Lambda because a direct connection
-// (no proxy) profits from the statement cache. If the proxy still reports
-// pinning (DatabaseConnectionsCurrentlySessionPinned), set
-// TASKER_DB_QUERY_EXEC_MODE=simple_protocol; that variable accepts pgx's
-// names (cache_statement, cache_describe, describe_exec, exec,
-// simple_protocol) and wins over TASKER_DB_PROXY.
+// when it sees a prepared statement: named ones (pgx's default statement
+// cache) and, as other drivers report, the extended protocol's unnamed
+// statement too (Parse/Bind/Execute, pgx's exec and describe_exec modes).
+// A pinned session stops the proxy from multiplexing, which is the point of
+// it. TASKER_DB_PROXY=true therefore sets DefaultQueryExecMode to
+// QueryExecModeSimpleProtocol: every query is one simple-protocol Query
+// message with the arguments interpolated by pgx (safely, as literals, with
+// standard_conforming_strings on), which the proxy never pins. This is not
+// automatic in Lambda because a direct connection (no proxy) profits from
+// the statement cache. The proxy's DatabaseConnectionsCurrentlySessionPinned
+// metric (alarmed on in template.yaml) tells whether sessions still pin;
+// TASKER_DB_QUERY_EXEC_MODE accepts pgx's names (cache_statement,
+// cache_describe, describe_exec, exec, simple_protocol) and wins over
+// TASKER_DB_PROXY, for measuring another mode.
 package dbconfig
 
 import (
@@ -63,7 +66,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/config"
@@ -449,7 +454,7 @@ func tune(cfg *pgxpool.Config, env func(string) string) error {
 		return err
 	}
 	if proxy {
-		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	}
 	if env(EnvQueryExecMode) != "" {
 		name, err := config.Enum(env, EnvQueryExecMode, "", "cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol")
@@ -458,7 +463,26 @@ func tune(cfg *pgxpool.Config, env func(string) string) error {
 		}
 		cfg.ConnConfig.DefaultQueryExecMode = execModes[name]
 	}
+	if cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+		after := cfg.AfterConnect
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			registerSimpleProtocolTypes(c.TypeMap())
+			if after != nil {
+				return after(ctx, c)
+			}
+			return nil
+		}
+	}
 	return nil
+}
+
+// registerSimpleProtocolTypes names the PostgreSQL types of the Go values
+// pgx cannot encode without the server's parameter description, which the
+// simple protocol never asks for: github.com/google/uuid's UUID and its
+// slices (the engine passes step ids as uuid[]).
+func registerSimpleProtocolTypes(m *pgtype.Map) {
+	m.RegisterDefaultPgType(uuid.UUID{}, "uuid")
+	m.RegisterDefaultPgType([]uuid.UUID(nil), "_uuid")
 }
 
 // sslMode reads TASKER_DB_SSLMODE (default require).

@@ -368,7 +368,8 @@ func TestProxyExecMode(t *testing.T) {
 		env  map[string]string
 		want pgx.QueryExecMode
 	}{
-		{map[string]string{"TASKER_DB_PROXY": "true"}, pgx.QueryExecModeExec},
+		{map[string]string{"TASKER_DB_PROXY": "true"}, pgx.QueryExecModeSimpleProtocol},
+		{map[string]string{"TASKER_DB_PROXY": "true", "TASKER_DB_QUERY_EXEC_MODE": "exec"}, pgx.QueryExecModeExec},
 		{map[string]string{"TASKER_DB_PROXY": "false"}, pgx.QueryExecModeCacheStatement},
 		{map[string]string{"TASKER_DB_PROXY": "true", "TASKER_DB_QUERY_EXEC_MODE": "simple_protocol"}, pgx.QueryExecModeSimpleProtocol},
 		{map[string]string{"TASKER_DB_QUERY_EXEC_MODE": "describe_exec"}, pgx.QueryExecModeDescribeExec},

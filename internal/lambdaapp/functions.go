@@ -2,17 +2,22 @@ package lambdaapp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/config"
+	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/migrate"
@@ -75,9 +80,38 @@ func Handlers(register func(*stephandler.Registry) error) Function {
 				return nil, err
 			}
 			s.log.InfoContext(ctx, "step handlers ready", "handlers", reg.Names())
-			return wrap(o, stephandler.LambdaHandler(reg, stephandler.WithLogger(s.log),
-				stephandler.WithTracerProvider(o.tp), stephandler.WithEMF(s.deps.Logs))), nil
+			h := stephandler.LambdaHandler(reg, stephandler.WithLogger(s.log),
+				stephandler.WithTracerProvider(o.tp), stephandler.WithEMF(s.deps.Logs))
+			return wrap(o, refuseExpired(h, s.now, s.log)), nil
 		},
+	}
+}
+
+// refuseExpired answers an invocation whose attempt deadline has already
+// passed (it waited in Lambda's queue, e.g. while the function was
+// throttled) with a retryable event_expired failure instead of running the
+// handler: the engine has timed that attempt out or is about to, so its
+// work would be done twice (docs/deploy.md, "Throttling").
+func refuseExpired(h func(context.Context, json.RawMessage) (json.RawMessage, error), now func() time.Time, log *slog.Logger) func(context.Context, json.RawMessage) (json.RawMessage, error) {
+	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+		var p struct {
+			Tasker struct {
+				Deadline time.Time `json:"deadline"`
+				Step     string    `json:"step"`
+				Attempt  int       `json:"attempt"`
+			} `json:"tasker"`
+		}
+		// An undecodable payload is the handler's to report.
+		if json.Unmarshal(payload, &p) == nil && !p.Tasker.Deadline.IsZero() {
+			if late := now().Sub(p.Tasker.Deadline); late >= 0 {
+				log.WarnContext(ctx, "invocation arrived after its attempt's deadline; not run",
+					"step", p.Tasker.Step, "attempt", p.Tasker.Attempt, "late_by", late.String())
+				err := fmt.Errorf("invocation arrived %s after the attempt's deadline %s; the handler did not run",
+					late.Round(time.Millisecond), p.Tasker.Deadline.Format(time.RFC3339))
+				return stephandler.ErrorResponse(stephandler.WithCode(err, contract.CodeEventExpired)), nil
+			}
+		}
+		return h(ctx, payload)
 	}
 }
 
@@ -86,7 +120,12 @@ func setupScheduler(ctx context.Context, s *setup) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &SchedulerHandler{Engine: eng, Logger: s.log}
+	awsCfg, err := s.aws(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &SchedulerHandler{Engine: eng, Logger: s.log,
+		Visibility: awssqs.NewFromConfig(awsCfg), QueueURL: s.env(EnvSchedulerQueueURL)}
 	return wrap(o, h.Handle), nil
 }
 
@@ -175,6 +214,40 @@ func (s *setup) verifier(ctx context.Context) (*auth.Verifier, error) {
 		errAuthOff, auth.EnvJWKSURL, auth.EnvHS256Secret, EnvAuthSecretARN, EnvAuthDisabled)
 }
 
+// Connection retries of the migrator: a database created in the same
+// deploy (an RDS Proxy's target in particular) accepts connections some
+// minutes after CloudFormation reports it complete.
+const (
+	ConnectPatience   = 5 * time.Minute
+	connectFirstPause = time.Second
+	connectMaxPause   = 30 * time.Second
+)
+
+// waitForDatabase pings until the database answers, pausing 1 s, 2 s, 4 s
+// … (at most 30 s) between attempts, and gives up once the pauses add up
+// to ConnectPatience or ctx ends, with the last error.
+func waitForDatabase(ctx context.Context, ping func(context.Context) error, sleep func(context.Context, time.Duration) error, log *slog.Logger) error {
+	pause, waited := connectFirstPause, time.Duration(0)
+	for attempt := 1; ; attempt++ {
+		err := ping(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.InfoContext(ctx, "database reachable", "attempts", attempt, "waited", waited.String())
+			}
+			return nil
+		}
+		if ctx.Err() != nil || waited >= ConnectPatience {
+			return fmt.Errorf("database not reachable after %d attempts over %s: %w", attempt, waited, err)
+		}
+		log.WarnContext(ctx, "database not reachable yet; retrying", "attempt", attempt, "pause", pause.String(), "error", err)
+		if serr := sleep(ctx, pause); serr != nil {
+			return fmt.Errorf("database not reachable after %d attempts (%w): %w", attempt, serr, err)
+		}
+		waited += pause
+		pause = min(2*pause, connectMaxPause)
+	}
+}
+
 func setupMigrate(ctx context.Context, s *setup) (any, error) {
 	// Nothing fallible happens here: whatever goes wrong is reported to
 	// CloudFormation by the handler.
@@ -195,6 +268,9 @@ func setupMigrate(ctx context.Context, s *setup) (any, error) {
 				return migrate.Result{}, fmt.Errorf("database pool: %w", err)
 			}
 			defer pool.Close()
+			if err := waitForDatabase(ctx, pool.Ping, s.sleep, s.log); err != nil {
+				return migrate.Result{}, err
+			}
 			return migrate.Up(ctx, pool)
 		},
 	}

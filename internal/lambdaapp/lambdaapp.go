@@ -94,6 +94,11 @@ type Deps struct {
 	// SpanExporter, when set, receives the function's spans instead of
 	// the exporter OTEL_TRACES_EXPORTER names (tests).
 	SpanExporter sdktrace.SpanExporter
+	// Now is the clock (default time.Now); tests pass a fixed one.
+	Now func() time.Time
+	// Sleep waits between the migrator's connection attempts (default: a
+	// timer that stops when ctx ends); tests pass one that only records.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Function is one Lambda function of the deployment.
@@ -183,6 +188,27 @@ func newSetup(f Function, d Deps) *setup {
 		s.configErr = fmt.Errorf("%s function: %w", f.Name, err)
 	}
 	return s
+}
+
+func (s *setup) now() time.Time {
+	if s.deps.Now != nil {
+		return s.deps.Now()
+	}
+	return time.Now()
+}
+
+func (s *setup) sleep(ctx context.Context, d time.Duration) error {
+	if s.deps.Sleep != nil {
+		return s.deps.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (s *setup) env(name string) string { return strings.TrimSpace(s.getenv(name)) }

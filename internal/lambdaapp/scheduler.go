@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/telemetry"
@@ -20,10 +22,40 @@ type SchedulerEngine interface {
 	Sweep(ctx context.Context) (engine.SweepReport, error)
 }
 
+// VisibilityChanger is the part of the SQS client that returns a failed
+// message to the queue early.
+type VisibilityChanger interface {
+	ChangeMessageVisibility(ctx context.Context, in *awssqs.ChangeMessageVisibilityInput, opts ...func(*awssqs.Options)) (*awssqs.ChangeMessageVisibilityOutput, error)
+}
+
+// Retry pauses of a failed scheduler message: the first, doubling with
+// each receive, at most the last.
+const (
+	FailedVisibilityFirst = 5 * time.Second
+	FailedVisibilityMax   = 5 * time.Minute
+)
+
 // SchedulerHandler handles the scheduler function's events.
 type SchedulerHandler struct {
 	Engine SchedulerEngine
 	Logger *slog.Logger
+	// Visibility, with QueueURL, makes a message reported failed visible
+	// again after FailedVisibility(receive count) instead of the queue's
+	// visibility timeout (sized for Lambda, minutes), so a result in a
+	// failed batch is recorded before its step's deadline times it out.
+	Visibility VisibilityChanger
+	QueueURL   string
+}
+
+// FailedVisibility is how long a message that failed on its n-th receive
+// stays invisible: 5 s, 10 s, 20 s … at most 5 minutes, so that a
+// database outage does not burn the queue's receive limit in seconds.
+func FailedVisibility(receiveCount int) time.Duration {
+	d := FailedVisibilityFirst
+	for i := 1; i < receiveCount && d < FailedVisibilityMax; i++ {
+		d *= 2
+	}
+	return min(d, FailedVisibilityMax)
 }
 
 // SweepResponse is the scheduler's answer to a Scheduled Event.
@@ -95,8 +127,36 @@ func (s *SchedulerHandler) batch(ctx context.Context, log *slog.Logger, batch ev
 	for _, id := range failed {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 	}
+	s.shortenVisibility(ctx, log, batch, failed)
 	log.InfoContext(ctx, "scheduler batch done", "messages", len(msgs), "failed", len(failed))
 	return resp
+}
+
+// shortenVisibility sets the visibility of the failed messages. It is
+// best effort: a message it cannot change returns after the queue's
+// visibility timeout, as without it.
+func (s *SchedulerHandler) shortenVisibility(ctx context.Context, log *slog.Logger, batch events.SQSEvent, failed []string) {
+	if s.Visibility == nil || s.QueueURL == "" || len(failed) == 0 {
+		return
+	}
+	isFailed := make(map[string]bool, len(failed))
+	for _, id := range failed {
+		isFailed[id] = true
+	}
+	for _, r := range batch.Records {
+		if !isFailed[r.MessageId] || r.ReceiptHandle == "" {
+			continue
+		}
+		n, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+		vis := FailedVisibility(n)
+		_, err := s.Visibility.ChangeMessageVisibility(ctx, &awssqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(s.QueueURL), ReceiptHandle: aws.String(r.ReceiptHandle), VisibilityTimeout: int32(vis / time.Second),
+		})
+		if err != nil {
+			log.WarnContext(ctx, "could not shorten a failed message's visibility; it returns after the queue's visibility timeout",
+				"message_id", r.MessageId, "error", err)
+		}
+	}
 }
 
 // inMessage converts an SQS record: its String and Number message

@@ -275,7 +275,7 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 		// Planned for these very parameters, so the "no filter" branches
 		// fold away and the right index is chosen, instead of one generic
 		// plan for every filter combination.
-		rows, err := dbq.ListTasks(ctx, describeExec{s.pool}, p)
+		rows, err := dbq.ListTasks(ctx, newDescribeExec(s.pool), p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("list tasks: %w", err)
 		}
