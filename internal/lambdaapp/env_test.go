@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
@@ -54,6 +55,8 @@ func TestFunctionsReadOnlyDeclaredEnvironment(t *testing.T) {
 			d := w.deps(e)
 			d.Getenv = rec.get
 			d.GetSecret = func(context.Context, string) (string, error) { return secret, nil }
+			// The migrator retries the unreachable database: no real pauses.
+			d.Sleep = func(context.Context, time.Duration) error { return nil }
 			h, err := f.Handler(context.Background(), d)
 			if err != nil {
 				t.Fatalf("%s with %s: %v", f.Name, name, err)
