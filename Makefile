@@ -53,11 +53,18 @@ dev:
 generate:
 	$(SQLC) -f $(CURDIR)/sqlc.yaml generate
 
-## lint: fail on unformatted files, stale generated code or a forbidden import, then go vet
+## lint: fail on unformatted files, stale generated code or a forbidden import, then go vet,
+## cfn-lint on template.yaml, infra/database.yaml and template.yaml's SAM translation
 # The generated-code check runs sqlc on a copy of sqlc.yaml and sql/ and
 # compares the whole output directory, so a missing, edited or leftover file
 # in internal/store/dbgen fails it. internal/importrules fails on an import
-# that breaks a rule of docs/architecture.md, "Import rules".
+# that breaks a rule of docs/architecture.md, "Import rules". The SAM
+# translation is what CloudFormation deploys (scripts/sam-translate, offline);
+# functions/transformed_test.go asserts its resources. cfn-lint and the SAM
+# translator are Python tools (pip install cfn-lint aws-sam-translator).
+# W1031 is ignored on the translation for the reason template.yaml ignores
+# it on the functions: cfn-lint resolves DatabaseSecretArn to its empty
+# default, which the conditions around the generated policies rule out.
 lint:
 	@unformatted="$$(find . -name '*.go' -not -path './.*' -not -path './bin/*' -print0 | xargs -0 gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
@@ -67,5 +74,12 @@ lint:
 	{ echo "internal/store/dbgen is stale or sqlc failed: run make generate"; exit 1; }
 	$(GO) test -count=1 ./internal/importrules/
 	$(GO) vet ./...
+	@command -v cfn-lint >/dev/null 2>&1 || { echo "cfn-lint is not installed: pip install cfn-lint"; exit 1; }
+	@python3 -c 'import samtranslator' 2>/dev/null || { echo "the SAM translator is not installed: pip install aws-sam-translator"; exit 1; }
+	cfn-lint template.yaml infra/database.yaml
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	python3 scripts/sam-translate/sam-translate.py template.yaml > "$$tmp/template.json" && \
+	cfn-lint --ignore-checks W1031 -- "$$tmp/template.json" || { echo "the SAM translation of template.yaml fails cfn-lint"; exit 1; }
+	$(GO) test -count=1 -run 'TestTransformedTemplate|TestTemplate$$' ./functions/
 
 include functions/build.mk

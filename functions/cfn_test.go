@@ -1,8 +1,10 @@
 package functions_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -388,4 +390,71 @@ func (rc *refChecker) walk(where string, v any, active map[string]bool) {
 			rc.walk(where+"."+k, x[k], active)
 		}
 	}
+}
+
+// samTranslate returns template.yaml as CloudFormation deploys it: expanded
+// by the SAM translator (scripts/sam-translate, which `make lint` runs too)
+// with the given parameter values (Name=Value).
+func samTranslate(t *testing.T, params ...string) cfnTemplate {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{filepath.Join(root, "scripts", "sam-translate", "sam-translate.py"), filepath.Join(root, "template.yaml")}, params...)
+	cmd := exec.Command("python3", args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sam-translate: %v\n%s(the SAM translator: pip install aws-sam-translator)", err, stderr.String())
+	}
+	var tpl map[string]any
+	if err := json.Unmarshal(out, &tpl); err != nil {
+		t.Fatalf("sam-translate output: %v", err)
+	}
+	return normalizeJSON(tpl).(map[string]any)
+}
+
+// normalizeJSON turns JSON numbers that are integers into int, as the YAML
+// decoder gives them, so the same helpers read both forms.
+func normalizeJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeJSON(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeJSON(e)
+		}
+	case float64:
+		if x == float64(int(x)) {
+			return int(x)
+		}
+	}
+	return v
+}
+
+// TestCfnLint runs cfn-lint, as `make lint` does, on both templates.
+func TestCfnLint(t *testing.T) {
+	t.Parallel()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("cfn-lint"); err != nil {
+		t.Fatal("cfn-lint is not installed: pip install cfn-lint")
+	}
+	cmd := exec.Command("cfn-lint", "template.yaml", "infra/database.yaml")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("cfn-lint: %v\n%s", err, out)
+	}
+}
+
+// jsonText is v as JSON, for "mentions" checks.
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

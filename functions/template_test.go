@@ -195,31 +195,34 @@ func TestTemplate(t *testing.T) {
 		if s["RecursiveLoop"] != "Allow" || fns["HandlersFunction"]["RecursiveLoop"] != "Allow" {
 			t.Error("scheduler and handlers must set RecursiveLoop: Allow")
 		}
-		var queue, sweep bool
+		var sweep bool
 		for name, e := range path(s, "Events").(map[string]any) {
 			ev := e.(map[string]any)
 			p := ev["Properties"].(map[string]any)
 			switch ev["Type"] {
-			case "SQS":
-				queue = true
-				if !isGetAtt(p["Queue"], "SchedulerQueue", "Arn") {
-					t.Errorf("event %s reads %v, want the scheduler queue", name, p["Queue"])
-				}
-				if rt, _ := p["FunctionResponseTypes"].([]any); len(rt) != 1 || rt[0] != "ReportBatchItemFailures" {
-					t.Errorf("event %s: FunctionResponseTypes %v, want [ReportBatchItemFailures]", name, p["FunctionResponseTypes"])
-				}
-				if !isRef(path(p, "ScalingConfig", "MaximumConcurrency"), "SchedulerMaxConcurrency") {
-					t.Errorf("event %s: ScalingConfig.MaximumConcurrency %v", name, path(p, "ScalingConfig", "MaximumConcurrency"))
-				}
-				if n, _ := p["BatchSize"].(int); n < 1 || n > 10 {
-					t.Errorf("event %s: BatchSize %v (1-10 without a batching window)", name, p["BatchSize"])
-				}
 			case "Schedule":
 				sweep = p["Schedule"] == "rate(1 minute)"
+			default:
+				t.Errorf("scheduler event %s of type %v; the queue is read by SchedulerQueueMapping", name, ev["Type"])
 			}
 		}
-		if !queue || !sweep {
-			t.Errorf("scheduler events: SQS %v, rate(1 minute) schedule %v", queue, sweep)
+		if !sweep {
+			t.Error("scheduler has no rate(1 minute) schedule")
+		}
+		// The queue's event source mapping is written out (not a SAM SQS
+		// event) so that its permissions are scoped to the queue.
+		m := props(tpl.resource(t, "SchedulerQueueMapping"))
+		if !isGetAtt(m["EventSourceArn"], "SchedulerQueue", "Arn") || !isRef(m["FunctionName"], "SchedulerFunction") {
+			t.Errorf("SchedulerQueueMapping reads %v into %v, want the scheduler queue into the scheduler", m["EventSourceArn"], m["FunctionName"])
+		}
+		if rt, _ := m["FunctionResponseTypes"].([]any); len(rt) != 1 || rt[0] != "ReportBatchItemFailures" {
+			t.Errorf("SchedulerQueueMapping: FunctionResponseTypes %v, want [ReportBatchItemFailures]", m["FunctionResponseTypes"])
+		}
+		if !isRef(path(m, "ScalingConfig", "MaximumConcurrency"), "SchedulerMaxConcurrency") {
+			t.Errorf("SchedulerQueueMapping: ScalingConfig.MaximumConcurrency %v", path(m, "ScalingConfig", "MaximumConcurrency"))
+		}
+		if n, _ := m["BatchSize"].(int); n < 1 || n > 10 {
+			t.Errorf("SchedulerQueueMapping: BatchSize %v (1-10 without a batching window)", m["BatchSize"])
 		}
 		timeout, _ := s["Timeout"].(int)
 		vis, _ := path(tpl.resource(t, "SchedulerQueue"), "Properties", "VisibilityTimeout").(int)
@@ -327,22 +330,37 @@ func TestTemplate(t *testing.T) {
 	})
 
 	t.Run("migration", func(t *testing.T) {
-		m := tpl.resource(t, "DatabaseMigration")
+		m := tpl.resource(t, "DatabaseSchema")
 		p := props(m)
-		if m["Type"] != "Custom::TaskerMigration" || !isRef(p["ServiceToken"], "MigrateFunction.Alias") {
-			t.Errorf("migration resource %v", m)
+		// The function itself, not a version frozen with old settings.
+		if m["Type"] != "Custom::TaskerMigration" || !isGetAtt(p["ServiceToken"], "MigrateFunction", "Arn") {
+			t.Errorf("schema resource %v, want ServiceToken !GetAtt MigrateFunction.Arn", m)
 		}
-		// A property that changes on every deploy that changes the code.
+		if _, old := tpl.section("Resources")["DatabaseMigration"]; old {
+			t.Error("DatabaseMigration is back; its ServiceToken cannot change in place, which is why DatabaseSchema replaced it")
+		}
+		// Properties that change with the code, the deploy id and the
+		// database the functions use.
 		if !isRef(p["CodeVersion"], "MigrateFunction.Version") || !isRef(p["DeployId"], "DeployId") {
-			t.Errorf("migration properties %v", p)
+			t.Errorf("schema properties %v", p)
+		}
+		db, _ := p["Database"].(map[string]any)
+		for _, k := range []string{"CreateDatabase", "Url", "SecretArn", "Host", "Proxy", "SubnetIds", "SecurityGroupIds"} {
+			if db[k] == nil {
+				t.Errorf("DatabaseSchema.Database lacks %s: changing it would not migrate the new database", k)
+			}
 		}
 		for _, id := range []string{"ApiFunction", "SchedulerFunction", "TriggerFunction"} {
-			if tpl.resource(t, id)["DependsOn"] != "DatabaseMigration" {
+			if tpl.resource(t, id)["DependsOn"] != "DatabaseSchema" {
 				t.Errorf("%s does not wait for the migration", id)
 			}
 		}
-		if to, _ := fns["MigrateFunction"]["Timeout"].(int); to < 60 {
-			t.Errorf("migrate timeout %d", to)
+		to, _ := fns["MigrateFunction"]["Timeout"].(int)
+		st, _ := p["ServiceTimeout"].(int)
+		// Connection retries (about 5 minutes) and the migrations fit the
+		// function's timeout; CloudFormation stops waiting soon after it.
+		if to < 360 || st < to || st > to+120 {
+			t.Errorf("migrate timeout %d, ServiceTimeout %d; want a timeout of at least 360 s and a ServiceTimeout just above it", to, st)
 		}
 	})
 

@@ -1,0 +1,233 @@
+package functions_test
+
+import (
+	"sort"
+	"strings"
+	"testing"
+)
+
+// resourcesOf returns the logical ids of a template's resources of a type.
+func resourcesOf(tpl cfnTemplate, typ string) []string {
+	var ids []string
+	for id, r := range tpl.section("Resources") {
+		if r.(map[string]any)["Type"] == typ {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func isIfNoValue(v any, cond string, then func(any) bool) bool {
+	l, ok := path(v, "Fn::If").([]any)
+	return ok && len(l) == 3 && l[0] == cond && then(l[1]) && isRef(l[2], "AWS::NoValue")
+}
+
+// TestTransformedTemplate checks template.yaml as CloudFormation receives
+// it, after the SAM translator, for what issue 16 requires of the
+// deployment.
+func TestTransformedTemplate(t *testing.T) {
+	t.Parallel()
+	tpl := samTranslate(t)
+	res := tpl.section("Resources")
+	params := tpl.section("Parameters")
+	fn := func(id string) map[string]any { return props(tpl.resource(t, id)) }
+
+	t.Run("schema custom resource", func(t *testing.T) {
+		p := fn("DatabaseSchema")
+		if !isGetAtt(p["ServiceToken"], "MigrateFunction", "Arn") {
+			t.Errorf("ServiceToken %v, want the function's ARN (its current configuration)", p["ServiceToken"])
+		}
+		versions := resourcesOf(tpl, "AWS::Lambda::Version")
+		if len(versions) != 1 || !strings.HasPrefix(versions[0], "MigrateFunctionVersion") || !isRef(p["CodeVersion"], versions[0]) {
+			t.Errorf("versions %v, CodeVersion %v; want only the migrate function's, named by CodeVersion", versions, p["CodeVersion"])
+		}
+		if st, _ := p["ServiceTimeout"].(int); st < 60 || st > 900 {
+			t.Errorf("ServiceTimeout %v, want minutes, not CloudFormation's hour", p["ServiceTimeout"])
+		}
+		if v, _ := path(p, "VpcEndpoints", "Fn::If").([]any); len(v) != 3 || v[0] != "VpcEndpoints" {
+			t.Errorf("DatabaseSchema does not wait for the VPC endpoints: %v", p["VpcEndpoints"])
+		}
+	})
+
+	t.Run("vpc endpoints", func(t *testing.T) {
+		services := map[string]string{}
+		for _, id := range resourcesOf(tpl, "AWS::EC2::VPCEndpoint") {
+			r := tpl.resource(t, id)
+			if r["Condition"] != "VpcEndpoints" {
+				t.Errorf("%s is not conditional on VpcEndpoints", id)
+			}
+			sub, _ := path(props(r), "ServiceName", "Fn::Sub").(string)
+			svc := strings.TrimPrefix(sub, "com.amazonaws.${AWS::Region}.")
+			services[svc] = props(r)["VpcEndpointType"].(string)
+		}
+		want := map[string]string{"s3": "Gateway", "secretsmanager": "Interface", "sqs": "Interface", "lambda": "Interface", "events": "Interface"}
+		for svc, typ := range want {
+			if services[svc] != typ {
+				t.Errorf("endpoint for %s: %q, want %s", svc, services[svc], typ)
+			}
+		}
+		if c := path(tpl.section("Conditions"), "VpcEndpoints"); c == nil {
+			t.Error("no VpcEndpoints condition")
+		}
+		if path(params, "CreateVpcEndpoints", "Default") != "false" {
+			t.Error("CreateVpcEndpoints is not an opt-in switch")
+		}
+		rule := tpl.section("Rules")["SubnetsNeedSecurityGroups"]
+		if !strings.Contains(jsonText(rule), "SecurityGroupIds") {
+			t.Errorf("no rule refusing subnets without security groups: %v", rule)
+		}
+	})
+
+	t.Run("throttling and event age", func(t *testing.T) {
+		h := fn("HandlersFunction")
+		cfg := fn("HandlersFunctionEventInvokeConfig")
+		timeout, _ := h["Timeout"].(int)
+		// The engine's deadline grace (engine.Config.DeadlineGrace default).
+		const grace = 30
+		if age, _ := cfg["MaximumEventAgeInSeconds"].(int); age != timeout+grace {
+			t.Errorf("handlers MaximumEventAgeInSeconds %v, want the longest step timeout %d + %d s grace", cfg["MaximumEventAgeInSeconds"], timeout, grace)
+		}
+		if !isIfNoValue(h["ReservedConcurrentExecutions"], "HasHandlersReserved", func(v any) bool { return isRef(v, "HandlersReservedConcurrency") }) {
+			t.Errorf("handlers ReservedConcurrentExecutions %v", h["ReservedConcurrentExecutions"])
+		}
+		if !isIfNoValue(fn("TriggerFunction")["ReservedConcurrentExecutions"], "HasTriggerReserved", func(v any) bool { return isRef(v, "TriggerReservedConcurrency") }) {
+			t.Errorf("trigger ReservedConcurrentExecutions %v", fn("TriggerFunction")["ReservedConcurrentExecutions"])
+		}
+		mif, _ := path(params, "MaxInFlight", "Default").(int)
+		hrc, _ := path(params, "HandlersReservedConcurrency", "Default").(int)
+		if mif == 0 || mif != hrc {
+			t.Errorf("MaxInFlight default %d, HandlersReservedConcurrency default %d; want equal and non-zero", mif, hrc)
+		}
+	})
+
+	t.Run("scheduler queue", func(t *testing.T) {
+		m := fn("SchedulerQueueMapping")
+		if !isGetAtt(m["EventSourceArn"], "SchedulerQueue", "Arn") {
+			t.Errorf("mapping %v", m)
+		}
+		role := fn("SchedulerFunctionRole")
+		for _, arn := range role["ManagedPolicyArns"].([]any) {
+			if s, _ := arn.(string); strings.Contains(s, "SQSQueueExecutionRole") {
+				t.Errorf("the scheduler role has %s (every queue); want a statement on the scheduler queue", s)
+			}
+		}
+		if !strings.Contains(jsonText(role["Policies"]), "sqs:ChangeMessageVisibility") {
+			t.Error("the scheduler cannot change a failed message's visibility")
+		}
+	})
+
+	t.Run("log groups", func(t *testing.T) {
+		fns := resourcesOf(tpl, "AWS::Lambda::Function")
+		if len(fns) != 5 {
+			t.Errorf("functions %v", fns)
+		}
+		for _, id := range fns {
+			lg, _ := path(fn(id), "LoggingConfig", "LogGroup", "Ref").(string)
+			r, ok := res[lg].(map[string]any)
+			if !ok || r["Type"] != "AWS::Logs::LogGroup" || !isRef(props(r)["RetentionInDays"], "LogRetentionDays") {
+				t.Errorf("%s logs to %q, want a log group of this stack with RetentionInDays !Ref LogRetentionDays", id, lg)
+			}
+			if !isRef(path(fn(id), "TracingConfig", "Mode"), "Tracing") {
+				t.Errorf("%s tracing %v, want !Ref Tracing", id, path(fn(id), "TracingConfig", "Mode"))
+			}
+		}
+		if path(params, "Tracing", "Default") != "PassThrough" {
+			t.Error("X-Ray tracing is on by default")
+		}
+	})
+
+	t.Run("alarms", func(t *testing.T) {
+		want := map[string]string{
+			"SchedulerDeadLetterAlarm":         "AWS/SQS ApproximateNumberOfMessagesVisible SchedulerDeadLetterQueue",
+			"TriggerFailedEventsAlarm":         "AWS/SQS ApproximateNumberOfMessagesVisible TriggerFailedEventsQueue",
+			"DestinationDeliveryFailuresAlarm": "AWS/Lambda DestinationDeliveryFailures HandlersFunction",
+			"HandlersEventsDroppedAlarm":       "AWS/Lambda AsyncEventsDropped HandlersFunction",
+			"HandlersEventAgeAlarm":            "AWS/Lambda AsyncEventAge HandlersFunction",
+			"SchedulerErrorsAlarm":             "AWS/Lambda Errors SchedulerFunction",
+			"ApiErrorsAlarm":                   "AWS/Lambda Errors ApiFunction",
+			"TriggerErrorsAlarm":               "AWS/Lambda Errors TriggerFunction",
+			"HandlersErrorsAlarm":              "AWS/Lambda Errors HandlersFunction",
+			"MigrateErrorsAlarm":               "AWS/Lambda Errors MigrateFunction",
+			"SchedulerThrottlesAlarm":          "AWS/Lambda Throttles SchedulerFunction",
+			"ApiThrottlesAlarm":                "AWS/Lambda Throttles ApiFunction",
+			"TriggerThrottlesAlarm":            "AWS/Lambda Throttles TriggerFunction",
+			"HandlersThrottlesAlarm":           "AWS/Lambda Throttles HandlersFunction",
+			"ProxyPinningAlarm":                "AWS/RDS DatabaseConnectionsCurrentlySessionPinned Database",
+		}
+		got := resourcesOf(tpl, "AWS::CloudWatch::Alarm")
+		if len(got) != len(want) {
+			t.Errorf("alarms %v", got)
+		}
+		for id, w := range want {
+			r, ok := res[id].(map[string]any)
+			if !ok {
+				t.Errorf("no alarm %s", id)
+				continue
+			}
+			p := props(r)
+			dims, _ := p["Dimensions"].([]any)
+			var target string
+			if len(dims) == 1 {
+				v := path(dims[0], "Value")
+				if s, ok := path(v, "Ref").(string); ok {
+					target = s
+				} else if l, ok := path(v, "Fn::GetAtt").([]any); ok {
+					target = l[0].(string)
+				}
+			}
+			if g := p["Namespace"].(string) + " " + p["MetricName"].(string) + " " + target; g != w {
+				t.Errorf("%s watches %q, want %q", id, g, w)
+			}
+			for _, k := range []string{"AlarmActions", "OKActions"} {
+				if !isIfNoValue(p[k], "HasAlarmTopic", func(v any) bool { l, _ := v.([]any); return len(l) == 1 && isRef(l[0], "AlarmTopicArn") }) {
+					t.Errorf("%s %s %v, want the optional topic", id, k, p[k])
+				}
+			}
+			if d, _ := p["AlarmDescription"].(string); !strings.Contains(d, "docs/operating.md") {
+				t.Errorf("%s description does not point to docs/operating.md", id)
+			}
+		}
+		if r, _ := res["ProxyPinningAlarm"].(map[string]any); r["Condition"] != "CreateDatabaseStack" {
+			t.Error("ProxyPinningAlarm exists without the proxy")
+		}
+	})
+
+	t.Run("database stack", func(t *testing.T) {
+		r := tpl.resource(t, "Database")
+		if r["Type"] != "AWS::CloudFormation::Stack" {
+			t.Fatalf("Database is a %v", r["Type"])
+		}
+		pass, _ := path(props(r), "Parameters").(map[string]any)
+		for k, from := range map[string]string{"EngineVersion": "DatabaseEngineVersion", "MinCapacity": "DatabaseMinCapacity",
+			"MaxCapacity": "DatabaseMaxCapacity", "DeletionProtection": "DatabaseDeletionProtection"} {
+			if !isRef(pass[k], from) {
+				t.Errorf("Database.Parameters.%s is %v, want !Ref %s", k, pass[k], from)
+			}
+		}
+		if path(params, "DatabaseDeletionProtection", "Default") != "false" {
+			t.Error("deletion protection on by default: a failed first deploy cannot roll back")
+		}
+		if mn, _ := path(params, "DatabaseMinCapacity", "MinValue").(float64); mn < 0.5 {
+			if mi, _ := path(params, "DatabaseMinCapacity", "MinValue").(int); mi < 1 {
+				t.Errorf("DatabaseMinCapacity MinValue %v: 0 (pause) would never pause with the one-minute sweep", path(params, "DatabaseMinCapacity", "MinValue"))
+			}
+		}
+		db := loadTemplate(t, "infra/database.yaml")
+		if path(db.resource(t, "DatabaseInstance"), "Properties", "PubliclyAccessible") != false {
+			t.Error("DatabaseInstance PubliclyAccessible is not false")
+		}
+		if db.resource(t, "DatabaseCluster")["DeletionPolicy"] != "Snapshot" || path(db.section("Parameters"), "DeletionProtection", "Default") != "false" {
+			t.Error("the cluster must snapshot on delete, with deletion protection off by default")
+		}
+	})
+
+	t.Run("permissions", func(t *testing.T) {
+		for _, id := range resourcesOf(tpl, "AWS::Lambda::Permission") {
+			p := fn(id)
+			if p["SourceArn"] == nil {
+				t.Errorf("%s lets %v invoke without a SourceArn", id, p["Principal"])
+			}
+		}
+	})
+}
