@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,17 +31,20 @@ import (
 	"github.com/taskerhq/tasker/internal/stephandler"
 )
 
-// TestEventExpired feeds the scheduler, connected the way RDS Proxy needs
-// (TASKER_DB_PROXY=true: simple protocol), Lambda's EventAgeExceeded
-// OnFailure record for a dispatched attempt: the attempt fails retryably
-// with code event_expired and is never recorded as a success, even when
-// the same record arrives twice.
+// TestEventExpired runs the order workflow with the functions connected
+// the way RDS Proxy needs (TASKER_DB_PROXY=true: the simple protocol, no
+// prepared statements): a real success record is recorded with its output,
+// then Lambda's EventAgeExceeded OnFailure record for the next attempt
+// fails it retryably with code event_expired, never as a success, even
+// when the record arrives twice; the API lists the task in that mode too.
 func TestEventExpired(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t)
 	e := w.env()
 	e["TASKER_DB_PROXY"] = "true"
+	e["TASKER_AUTH_HS256_SECRET"] = hsSecret
+	batch := batchOf(t)
 	trig := handlerOf[triggerHandler](t, lambdaapp.Trigger, w.deps(e))
 	sum, err := trig(ctx, lambdatest.Event(t, "eventbridge-order-placed.json", nil))
 	if err != nil || len(sum.Tasks) != 1 || !sum.Tasks[0].Created {
@@ -48,7 +52,7 @@ func TestEventExpired(t *testing.T) {
 	}
 	taskID := uuid.MustParse(sum.Tasks[0].TaskID)
 	sched := handlerOf[rawHandler](t, lambdaapp.Scheduler, w.deps(e))
-	resp := batchOf(t)(sched(ctx, lambdatest.SQSEvent(t, lambdatest.Message{ID: "wake-1", Body: string(contract.NewWake(taskID))})))
+	resp := batch(sched(ctx, lambdatest.SQSEvent(t, lambdatest.Message{ID: "wake-1", Body: string(contract.NewWake(taskID))})))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("wake failed: %s", failedIDs(resp))
 	}
@@ -57,23 +61,53 @@ func TestEventExpired(t *testing.T) {
 		t.Fatalf("first invocation %+v", m)
 	}
 
-	expired := string(lambdatest.Event(t, "destination-event-age-exceeded.json", map[string]string{"REQUEST_PAYLOAD": string(first.Payload)}))
+	// A real success, output included.
+	reg := stephandler.NewRegistry()
+	if err := examples.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	result := stephandler.Run(ctx, reg, first.Payload)
+	resp = batch(sched(ctx, lambdatest.SQSEvent(t, lambdatest.Message{ID: "dest-ok", Body: lambdatest.DestinationSuccess(t, first.Payload, result)})))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Errorf("success record failed: %s", failedIDs(resp))
+	}
+	if st, n, _ := w.step(t, taskID, "validate_order"); st != "complete" || n != 1 {
+		t.Fatalf("validate_order %s after %d attempts", st, n)
+	}
+	var stored json.RawMessage
+	if err := w.pool.QueryRow(ctx, `SELECT result FROM tasker_steps WHERE task_id = $1 AND name = 'validate_order'`, taskID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	var want, got any
+	if json.Unmarshal(result, &want) != nil || json.Unmarshal(stored, &got) != nil || !reflect.DeepEqual(want, got) {
+		t.Errorf("stored result %s, handler answered %s", stored, result)
+	}
+
+	var payment []byte
+	for _, inv := range w.lambda.WaitFor(t, 3, 10*time.Second)[1:] {
+		if stepOf(t, inv.Payload).Step == "process_payment" {
+			payment = inv.Payload
+		}
+	}
+	if payment == nil {
+		t.Fatal("process_payment was not invoked")
+	}
+	expired := string(lambdatest.Event(t, "destination-event-age-exceeded.json", map[string]string{"REQUEST_PAYLOAD": string(payment)}))
 	for i, id := range []string{"expired-1", "expired-again"} {
-		resp = batchOf(t)(sched(ctx, lambdatest.SQSEvent(t, lambdatest.Message{ID: id, Body: expired})))
+		resp = batch(sched(ctx, lambdatest.SQSEvent(t, lambdatest.Message{ID: id, Body: expired})))
 		if len(resp.BatchItemFailures) != 0 {
 			t.Errorf("delivery %d: failures %s", i, failedIDs(resp))
 		}
-		st, n, lastErr := w.step(t, taskID, "validate_order")
+		st, n, lastErr := w.step(t, taskID, "process_payment")
 		if st != "waiting_for_retry" || n != 1 || !strings.Contains(lastErr, contract.CodeEventExpired) || !strings.Contains(lastErr, "EventAgeExceeded") {
-			t.Errorf("delivery %d: validate_order %s after %d attempts, last error %s; want waiting_for_retry with event_expired", i, st, n, lastErr)
+			t.Errorf("delivery %d: process_payment %s after %d attempts, last error %s; want waiting_for_retry with event_expired", i, st, n, lastErr)
 		}
 	}
-	var completed int
-	if err := w.pool.QueryRow(ctx, `SELECT count(*) FROM tasker_steps WHERE task_id = $1 AND state = 'complete'`, taskID).Scan(&completed); err != nil {
-		t.Fatal(err)
-	}
-	if completed != 0 {
-		t.Errorf("%d steps complete after an expired invocation", completed)
+
+	api := handlerOf[apiHandler](t, lambdaapp.API, w.deps(e))
+	list, err := api(ctx, getRequest(t, token(t, "tasks:list"), "/v1/tasks", "namespace=ecommerce&status=in_progress"))
+	if err != nil || list.StatusCode != 200 || !strings.Contains(list.Body, taskID.String()) {
+		t.Errorf("list in the simple protocol: %v %d %s", err, list.StatusCode, list.Body)
 	}
 }
 
