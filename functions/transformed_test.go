@@ -128,12 +128,29 @@ func TestTransformedTemplate(t *testing.T) {
 			if !ok || r["Type"] != "AWS::Logs::LogGroup" || !isRef(props(r)["RetentionInDays"], "LogRetentionDays") {
 				t.Errorf("%s logs to %q, want a log group of this stack with RetentionInDays !Ref LogRetentionDays", id, lg)
 			}
-			if !isRef(path(fn(id), "TracingConfig", "Mode"), "Tracing") {
-				t.Errorf("%s tracing %v, want !Ref Tracing", id, path(fn(id), "TracingConfig", "Mode"))
+			// Tracing defaults to Disabled: no tracing configuration and
+			// no X-Ray policy (on Resource *) on the role.
+			if tc := fn(id)["TracingConfig"]; tc != nil {
+				t.Errorf("%s has TracingConfig %v by default", id, tc)
+			}
+			if p := jsonText(fn(id + "Role")["ManagedPolicyArns"]); strings.Contains(p, "Xray") {
+				t.Errorf("%s's role has an X-Ray policy by default: %s", id, p)
 			}
 		}
-		if path(params, "Tracing", "Default") != "PassThrough" {
+		if path(params, "Tracing", "Default") != "Disabled" {
 			t.Error("X-Ray tracing is on by default")
+		}
+	})
+
+	t.Run("tracing on request", func(t *testing.T) {
+		traced := samTranslate(t, "Tracing=Active")
+		for _, id := range resourcesOf(traced, "AWS::Lambda::Function") {
+			if !isRef(path(props(traced.resource(t, id)), "TracingConfig", "Mode"), "Tracing") {
+				t.Errorf("%s with Tracing=Active: TracingConfig %v", id, path(props(traced.resource(t, id)), "TracingConfig"))
+			}
+			if p := jsonText(path(props(traced.resource(t, id+"Role")), "ManagedPolicyArns")); !strings.Contains(p, "AWSXrayWriteOnlyAccess") {
+				t.Errorf("%s with Tracing=Active cannot write traces: %s", id, p)
+			}
 		}
 	})
 
