@@ -3,6 +3,7 @@ package functions_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -352,12 +353,15 @@ func testMigrate(t *testing.T, bootstrap string) {
 
 // testAWSPath runs Tasker as deployed, on local stand-ins: the migrate
 // function creates the schema through a CloudFormation request; the API,
-// scheduler, handlers and trigger functions run under the emulator; goaws
+// scheduler, handlers and trigger functions run under the emulator; moto
 // is the scheduler queue, fed to the scheduler by an event source mapping
-// stand-in; a fake Lambda service runs asynchronous invocations of the
-// handlers function and delivers their destination records to the queue.
-// A task created through the API and one started by an EventBridge event
-// both complete.
+// stand-in, and holds the secrets in Secrets Manager (the scheduler's
+// database secret, the API's token key); a fake Lambda service runs
+// asynchronous invocations of the handlers function and delivers their
+// destination records to the queue. A task created through the API, whose
+// payment step fails once and is retried after a delay, and one started
+// by an EventBridge event both complete, through the parallel payment and
+// fraud check and their join.
 func testAWSPath(t *testing.T, bins map[string]string) {
 	dbURL := pgtest.EmptyURL(t)
 	srv := lambdatest.NewCFNServer(t)
@@ -390,15 +394,28 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 		}
 	})
 	env := w.engineEnv(fake.URL)
-	env["TASKER_AUTH_HS256_SECRET"] = hsSecret
-	api := startRIE(t, "api", bins["api"], env)
-	sched := startRIE(t, "scheduler", bins["scheduler"], env)
+	apiEnv := maps.Clone(env)
+	apiEnv["TASKER_AUTH_HS256_SECRET_ARN"] = lambdatest.Secret(t, w.moto, "tasker-api-token", hsSecret)
+	api := startRIE(t, "api", bins["api"], apiEnv)
+	// The scheduler reads its database from an RDS-shaped secret.
+	schedEnv := maps.Clone(env)
+	delete(schedEnv, "DATABASE_URL")
+	schedEnv["TASKER_DB_SECRET_ARN"] = lambdatest.DBSecret(t, w.moto, dbURL)
+	schedEnv["TASKER_DB_SSLMODE"] = "disable"
+	sched := startRIE(t, "scheduler", bins["scheduler"], schedEnv)
 	trig := startRIE(t, "trigger", bins["trigger"], env)
 	esm := eventSourceMapping(ctx, t, w, sched, 3*time.Second)
 	defer func() { cancel(); <-esm }()
 
 	tok := token(t, "tasks:create tasks:read")
-	created := api.http(t, apiCreate(t, tok, "aws-path-1", map[string]any{"namespace": "ecommerce", "name": "process_order", "context": orderContext(t)}))
+	// The first payment attempt fails (a retryable gateway timeout); the
+	// retry waits out its backoff as a delayed queue message.
+	var order map[string]any
+	if err := json.Unmarshal(orderContext(t), &order); err != nil {
+		t.Fatal(err)
+	}
+	order["simulate_payment_failures"] = 1
+	created := api.http(t, apiCreate(t, tok, "aws-path-1", map[string]any{"namespace": "ecommerce", "name": "process_order", "context": order}))
 	if created.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d %s", created.StatusCode, created.Body)
 	}
@@ -440,10 +457,13 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 			if s.Status != "complete" || s.Attempts < 1 || len(s.Result) == 0 || string(s.Result) == "null" {
 				t.Errorf("task %s step %s: %s after %d attempts, result %s", id, s.Name, s.Status, s.Attempts, s.Result)
 			}
+			if id == viaAPI.ID && s.Name == "process_payment" && s.Attempts != 2 {
+				t.Errorf("process_payment ran %d times, want 2 (one simulated failure, one retry)", s.Attempts)
+			}
 		}
 	}
 	// Every step ran in the handlers function through the fake Lambda.
-	if n := len(fake.Invocations()); n < 12 {
-		t.Errorf("%d handler invocations for two six-step tasks", n)
+	if n := len(fake.Invocations()); n < 13 {
+		t.Errorf("%d handler invocations for two six-step tasks and a retry", n)
 	}
 }
