@@ -106,35 +106,6 @@ func TestTraceHeaderRoundTrips(t *testing.T) {
 	}
 }
 
-// TestBatchEntryDelays: entries of one SendMessageBatch keep their own
-// delays.
-func TestBatchEntryDelays(t *testing.T) {
-	t.Parallel()
-	q, _ := motoQueue(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := q.Send(ctx, []engine.Message{{Body: []byte(`"now"`)}, {Body: []byte(`"later"`), Delay: 2 * time.Second}}); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]time.Duration{}
-	for len(seen) < 2 && ctx.Err() == nil {
-		ds, err := q.Receive(ctx, 10, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range ds {
-			seen[string(d.Body)] = time.Since(start)
-			if err := q.Delete(ctx, d.Receipt); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if seen[`"now"`] == 0 || seen[`"later"`] < 2*time.Second-100*time.Millisecond || seen[`"now"`] >= seen[`"later"`] {
-		t.Errorf("arrivals %v; want \"now\" at once and \"later\" after 2 s", seen)
-	}
-}
-
 // TestRedriveToDeadLetterQueue: a message received maxReceiveCount times
 // without being deleted moves to the dead-letter queue, as the template's
 // scheduler queue is configured (docs/architecture.md, "Flow").
