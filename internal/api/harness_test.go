@@ -89,7 +89,7 @@ type envOptions struct {
 	maxResponse int
 	hosts       []string // api.Config.AllowedHosts
 	metrics     http.Handler
-	maxPayload  int // engine.Config.MaxPayloadBytes
+	maxPayload  int      // engine.Config.MaxPayloadBytes
 	templates   []string // more templates (YAML) beside the shared ones
 }
 
