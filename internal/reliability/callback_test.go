@@ -97,3 +97,46 @@ steps:
 		t.Fatalf("reused token: %d, want 409", res.code)
 	}
 }
+
+// A short tasker.wait on the local stack: parked without an invocation,
+// woken by its delayed wake-up, then its dependent runs.
+func TestLocalTimerWait(t *testing.T) {
+	t.Parallel()
+	ran := make(chan string, 4)
+	r := newRig(t, rigOptions{
+		templates: []string{`
+namespace: rel
+name: pause
+version: 1.0.0
+steps:
+  - {name: pause, handler: tasker.wait, config: {seconds: 1}}
+  - {name: after, handler: rel.after, depends_on: [pause]}
+`},
+		handlers: map[string]stephandler.Handler{
+			"rel.after": func(_ context.Context, in stephandler.Input) (any, error) {
+				var w struct {
+					WaitedUntil string `json:"waited_until"`
+				}
+				if err := in.Result("pause", &w); err != nil || w.WaitedUntil == "" {
+					t.Errorf("pause result: %+v %v", w, err)
+				}
+				ran <- in.Step()
+				return map[string]any{}, nil
+			},
+		},
+		sweep: time.Hour, // the delayed wake-up alone must do it
+	})
+	start := time.Now()
+	id := r.create("rel", "pause", map[string]any{})
+	waitFinished(t, r.pool, 20*time.Second)
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the task finished after %s, before its 1 s wait", took)
+	}
+	var status string
+	if err := r.pool.QueryRow(t.Context(), `SELECT status FROM tasker_tasks WHERE id = $1`, id).Scan(&status); err != nil || status != "complete" {
+		t.Fatalf("task = %s %v", status, err)
+	}
+	if len(ran) != 1 {
+		t.Fatalf("handlers ran %d times, want only after's", len(ran))
+	}
+}
