@@ -3,7 +3,11 @@ package functions_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/taskerhq/tasker/internal/lambdaapp/lambdatest"
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
+	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/testenv"
 	"github.com/taskerhq/tasker/internal/trigger"
 )
@@ -352,12 +357,15 @@ func testMigrate(t *testing.T, bootstrap string) {
 
 // testAWSPath runs Tasker as deployed, on local stand-ins: the migrate
 // function creates the schema through a CloudFormation request; the API,
-// scheduler, handlers and trigger functions run under the emulator; goaws
+// scheduler, handlers and trigger functions run under the emulator; moto
 // is the scheduler queue, fed to the scheduler by an event source mapping
-// stand-in; a fake Lambda service runs asynchronous invocations of the
-// handlers function and delivers their destination records to the queue.
-// A task created through the API and one started by an EventBridge event
-// both complete.
+// stand-in, and holds the secrets in Secrets Manager (the scheduler's
+// database secret, the API's token key); a fake Lambda service runs
+// asynchronous invocations of the handlers function and delivers their
+// destination records to the queue. A task created through the API, whose
+// payment step fails once and is retried after a delay, and one started
+// by an EventBridge event both complete, through the parallel payment and
+// fraud check and their join.
 func testAWSPath(t *testing.T, bins map[string]string) {
 	dbURL := pgtest.EmptyURL(t)
 	srv := lambdatest.NewCFNServer(t)
@@ -371,7 +379,8 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 	}
 
 	w := newWorld(t, dbURL)
-	handlers := startRIE(t, "handlers", bins["handlers"], nil)
+	// The callback's notify request goes to a local server.
+	handlers := startRIE(t, "handlers", bins["handlers"], map[string]string{"TASKER_HTTP_DENY_PRIVATE": "false"})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fake := lambdatest.NewFakeLambda(t, func(inv lambdatest.Invocation) {
@@ -389,16 +398,36 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 			t.Errorf("destination: %v", err)
 		}
 	})
+	notified := make(chan string, 4) // callback tokens
+	notify := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		notified <- r.Header.Get(stephandler.CallbackTokenHeader)
+		rw.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(notify.Close)
 	env := w.engineEnv(fake.URL)
-	env["TASKER_AUTH_HS256_SECRET"] = hsSecret
-	api := startRIE(t, "api", bins["api"], env)
-	sched := startRIE(t, "scheduler", bins["scheduler"], env)
+	env["TASKER_TEMPLATES_DIR"] = templatesWith(t, "awspath_wait_callback.yaml", waitCallbackTemplate(notify.URL))
+	apiEnv := maps.Clone(env)
+	apiEnv["TASKER_AUTH_HS256_SECRET_ARN"] = lambdatest.Secret(t, w.moto, "tasker-api-token", hsSecret)
+	api := startRIE(t, "api", bins["api"], apiEnv)
+	// The scheduler reads its database from an RDS-shaped secret.
+	schedEnv := maps.Clone(env)
+	delete(schedEnv, "DATABASE_URL")
+	schedEnv["TASKER_DB_SECRET_ARN"] = lambdatest.DBSecret(t, w.moto, dbURL)
+	schedEnv["TASKER_DB_SSLMODE"] = "disable"
+	sched := startRIE(t, "scheduler", bins["scheduler"], schedEnv)
 	trig := startRIE(t, "trigger", bins["trigger"], env)
 	esm := eventSourceMapping(ctx, t, w, sched, 3*time.Second)
 	defer func() { cancel(); <-esm }()
 
 	tok := token(t, "tasks:create tasks:read")
-	created := api.http(t, apiCreate(t, tok, "aws-path-1", map[string]any{"namespace": "ecommerce", "name": "process_order", "context": orderContext(t)}))
+	// The first payment attempt fails (a retryable gateway timeout); the
+	// retry waits out its backoff as a delayed queue message.
+	var order map[string]any
+	if err := json.Unmarshal(orderContext(t), &order); err != nil {
+		t.Fatal(err)
+	}
+	order["simulate_payment_failures"] = 1
+	created := api.http(t, apiCreate(t, tok, "aws-path-1", map[string]any{"namespace": "ecommerce", "name": "process_order", "context": order}))
 	if created.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d %s", created.StatusCode, created.Body)
 	}
@@ -409,6 +438,13 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 	if len(viaEvent.Tasks) != 1 {
 		t.Fatalf("trigger: %+v", viaEvent)
 	}
+	waitStart := time.Now()
+	created = api.http(t, apiCreate(t, tok, "aws-path-wait", map[string]any{"namespace": "awspath", "name": "wait_callback", "context": map[string]any{}}))
+	if created.StatusCode != http.StatusCreated {
+		t.Fatalf("create the wait task: %d %s", created.StatusCode, created.Body)
+	}
+	var waiting struct{ ID string }
+	_ = json.Unmarshal([]byte(created.Body), &waiting)
 
 	for _, id := range []string{viaAPI.ID, viaEvent.Tasks[0].TaskID} {
 		var task struct {
@@ -440,10 +476,147 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 			if s.Status != "complete" || s.Attempts < 1 || len(s.Result) == 0 || string(s.Result) == "null" {
 				t.Errorf("task %s step %s: %s after %d attempts, result %s", id, s.Name, s.Status, s.Attempts, s.Result)
 			}
+			if id == viaAPI.ID && s.Name == "process_payment" && s.Attempts != 2 {
+				t.Errorf("process_payment ran %d times, want 2 (one simulated failure, one retry)", s.Attempts)
+			}
 		}
 	}
 	// Every step ran in the handlers function through the fake Lambda.
-	if n := len(fake.Invocations()); n < 12 {
-		t.Errorf("%d handler invocations for two six-step tasks", n)
+	if n := len(fake.Invocations()); n < 13 {
+		t.Errorf("%d handler invocations for two six-step tasks and a retry", n)
 	}
+
+	// The wait task: the tasker.wait step parks for 2 s, then the callback
+	// step's notify request carries the token, and POST
+	// /v1/callbacks/{token}/success through the API function completes the
+	// step with the posted result.
+	var cbToken string
+	select {
+	case cbToken = <-notified:
+	case <-ctx.Done():
+		t.Fatal("the callback step sent no notify request")
+	}
+	if since := time.Since(waitStart); since < 2*time.Second {
+		t.Errorf("the callback was notified %v after the task was created, before the 2 s wait ended", since)
+	}
+	if cbToken == "" {
+		t.Fatal("notify request without a callback token")
+	}
+	const approval = `{"approved_by":"ops@example.com"}`
+	done := api.http(t, apiPost(t, "/v1/callbacks/"+cbToken+"/success", approval))
+	if done.StatusCode/100 != 2 {
+		t.Fatalf("callback success: %d %s", done.StatusCode, done.Body)
+	}
+	var task struct {
+		Status string
+		Steps  []struct {
+			Name, Status string
+			Result       json.RawMessage
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := api.http(t, apiGet(t, tok, "/v1/tasks/"+waiting.ID))
+		if err := json.Unmarshal([]byte(got.Body), &task); err != nil {
+			t.Fatalf("get %s: %d %s", waiting.ID, got.StatusCode, got.Body)
+		}
+		if task.Status == "complete" || task.Status == "error" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if task.Status != "complete" {
+		t.Fatalf("wait task %s is %s: %+v", waiting.ID, task.Status, task.Steps)
+	}
+	for _, s := range task.Steps {
+		if s.Status != "complete" {
+			t.Errorf("wait task step %s: %s", s.Name, s.Status)
+		}
+		if s.Name == "approve" && !jsonEqual(s.Result, []byte(approval)) {
+			t.Errorf("approve step result %s, want the callback's %s", s.Result, approval)
+		}
+	}
+	// The token is spent.
+	if again := api.http(t, apiPost(t, "/v1/callbacks/"+cbToken+"/success", approval)); again.StatusCode/100 == 2 {
+		t.Errorf("a used callback token was accepted again: %d %s", again.StatusCode, again.Body)
+	}
+}
+
+// waitCallbackTemplate is a workflow with a durable wait and a callback
+// whose notify request goes to notifyURL.
+func waitCallbackTemplate(notifyURL string) string {
+	return `namespace: awspath
+name: wait_callback
+version: 1.0.0
+steps:
+  - name: start
+    handler: tasker.noop
+  - name: pause
+    handler: tasker.wait
+    depends_on: [start]
+    config: {seconds: 2}
+  - name: approve
+    handler: tasker.callback
+    depends_on: [pause]
+    config:
+      timeout_seconds: 300
+      notify: {method: POST, url: "` + notifyURL + `/approvals"}
+`
+}
+
+// templatesWith returns a directory holding the shipped templates and one
+// more, for TASKER_TEMPLATES_DIR.
+func templatesWith(t *testing.T, name, yaml string) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	shipped, err := filepath.Glob(filepath.Join(root, "templates", "*.yaml"))
+	if err != nil || len(shipped) == 0 {
+		t.Fatalf("shipped templates: %v %v", shipped, err)
+	}
+	for _, p := range shipped {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// apiPost is an API Gateway v2 POST of body to path, without credentials.
+func apiPost(t *testing.T, path, body string) []byte {
+	t.Helper()
+	var ev map[string]any
+	if err := json.Unmarshal(apiCreate(t, "", "", json.RawMessage(body)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev["rawPath"] = path
+	ev["requestContext"].(map[string]any)["http"].(map[string]any)["path"] = path
+	headers := ev["headers"].(map[string]any)
+	delete(headers, "authorization")
+	delete(headers, "idempotency-key")
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return string(xb) == string(yb)
 }

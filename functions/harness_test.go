@@ -1,7 +1,7 @@
 // Tests of the Lambda functions as deployed: each functions/* binary is
 // built once per test binary, booted under the AWS Lambda Runtime
 // Interface Emulator and fed real-shaped events (functions/testdata); the
-// AWS path runs a task end to end with goaws as the queue. The template
+// AWS path runs tasks end to end with moto as the queue. The template
 // test checks template.yaml against the code.
 package functions_test
 
@@ -127,21 +127,19 @@ func (r *rie) invokeOK(t *testing.T, event []byte, out any) {
 	}
 }
 
-// world is goaws with a scheduler queue (reachable through the goaws
-// corrections), a database and a fake Lambda.
+// world is moto with a scheduler queue, a database and a fake Lambda.
 type world struct {
-	goaws, proxy, queueURL, dbURL string
-	queue                         *sqs.Queue
-	pool                          *pgxpool.Pool
+	moto, queueURL, dbURL string
+	queue                 *sqs.Queue
+	pool                  *pgxpool.Pool
 }
 
 func newWorld(t *testing.T, dbURL string) *world {
 	t.Helper()
 	w := &world{dbURL: dbURL}
-	w.goaws = testenv.StartGoaws(t)
-	w.proxy = lambdatest.GoawsProxy(t, w.goaws)
-	w.queueURL = lambdatest.CreateQueue(t, w.goaws, "tasker-scheduler")
-	w.queue = sqs.New(awssqs.NewFromConfig(testenv.GoawsConfig(w.goaws)), w.queueURL)
+	w.moto = testenv.Moto(t)
+	w.queueURL = lambdatest.CreateQueue(t, w.moto, "tasker-scheduler")
+	w.queue = sqs.New(awssqs.NewFromConfig(testenv.AWSConfig(w.moto)), w.queueURL)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +152,9 @@ func newWorld(t *testing.T, dbURL string) *world {
 // engineEnv is what the API, scheduler and trigger functions need.
 func (w *world) engineEnv(lambdaURL string) map[string]string {
 	e := map[string]string{
-		"DATABASE_URL": w.dbURL, "TASKER_SCHEDULER_QUEUE_URL": w.queueURL, "AWS_ENDPOINT_URL_SQS": w.proxy,
-		"TASKER_HANDLERS_FUNCTION": "tasker-handlers",
+		"DATABASE_URL": w.dbURL, "TASKER_SCHEDULER_QUEUE_URL": w.queueURL, "AWS_ENDPOINT_URL_SQS": w.moto,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": w.moto,
+		"TASKER_HANDLERS_FUNCTION":         "tasker-handlers",
 	}
 	if lambdaURL != "" {
 		e["AWS_ENDPOINT_URL_LAMBDA"] = lambdaURL

@@ -74,6 +74,7 @@ func stepView(s store.StepView) Step {
 		Name: s.Name, Status: string(s.State), Handler: s.Handler, DependsOn: deps, Attempts: s.Attempts,
 		MaxAttempts: s.MaxAttempts, Result: s.Result, LastError: s.LastError, NextRetryAt: tsp(s.NextRetryAt),
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
+		WaitingUntil: tsp(s.WaitingUntil), WaitKind: s.WaitKind,
 	}
 }
 

@@ -32,6 +32,9 @@ const (
 	StepResolved         EventName = "step.resolved"
 	StepCancelled        EventName = "step.cancelled"
 	StepRetryRequested   EventName = "step.retry_requested"
+	StepWaiting          EventName = "step.waiting"
+	StepCallbackReceived EventName = "step.callback_received"
+	StepCallbackTimedOut EventName = "step.callback_timed_out"
 
 	BatchProcessed EventName = "scheduler.batch_processed"
 	SweepCompleted EventName = "scheduler.sweep_completed"
@@ -60,6 +63,9 @@ var Catalogue = []struct {
 	{StepResolved, "an operator resolved a failed step"},
 	{StepCancelled, "a step was cancelled with its task"},
 	{StepRetryRequested, "an operator retry reset a failed step to pending"},
+	{StepWaiting, "a step attempt was parked in waiting: a tasker.wait timer, a tasker.callback, or a handler that answered tasker_pending"},
+	{StepCallbackReceived, "a callback (or an operator's steps/complete) completed or failed a step attempt"},
+	{StepCallbackTimedOut, "a callback wait expired; the attempt failed as retryable with code callback_timeout"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -17,7 +16,7 @@ import (
 	"github.com/taskerhq/tasker/internal/testenv"
 )
 
-// TestTraceCrossesSQS sends the engine's wake-up through SQS (goaws) and
+// TestTraceCrossesSQS sends the engine's wake-up through SQS (moto) and
 // feeds the received message back: its trace context survives the round
 // trip, links the scheduler.batch span to the task's trace, and the step
 // dispatched from it joins that trace.
@@ -28,12 +27,8 @@ func TestTraceCrossesSQS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := awssqs.NewFromConfig(testenv.GoawsConfig(testenv.StartGoaws(t)))
-	out, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("tasker-trace-test")})
-	if err != nil {
-		t.Fatalf("CreateQueue on goaws: %v", err)
-	}
-	q := sqs.New(client, aws.ToString(out.QueueUrl))
+	endpoint := testenv.Moto(t)
+	q := sqs.New(awssqs.NewFromConfig(testenv.AWSConfig(endpoint)), testenv.CreateQueue(t, endpoint, "tasker-trace-test", nil).URL)
 
 	rootCtx, root := tp.Tracer("test").Start(ctx, "request")
 	if _, err := h.eng.CreateTask(rootCtx, engine.CreateRequest{Namespace: "test", Name: "linear"}); err != nil {
@@ -55,12 +50,11 @@ func TestTraceCrossesSQS(t *testing.T) {
 	if got.TraceID() != root.SpanContext().TraceID() || !got.IsRemote() {
 		t.Fatalf("received attributes %v: trace context %v, want trace %s", ds[0].Attributes, got, root.SpanContext().TraceID())
 	}
-	// goaws drops the AWSTraceHeader system attribute (see package sqs); on
-	// SQS it arrives too and names the same trace.
-	if th := ds[0].Attributes[telemetry.AttrAWSTraceHeader]; th != "" {
-		if sc := telemetry.ExtractMessage(map[string]string{telemetry.AttrAWSTraceHeader: th}); sc.TraceID() != root.SpanContext().TraceID() {
-			t.Fatalf("AWSTraceHeader %q names another trace", th)
-		}
+	// The AWSTraceHeader system attribute arrives too and names the same
+	// trace.
+	th := ds[0].Attributes[telemetry.AttrAWSTraceHeader]
+	if sc := telemetry.ExtractMessage(map[string]string{telemetry.AttrAWSTraceHeader: th}); sc.TraceID() != root.SpanContext().TraceID() {
+		t.Fatalf("AWSTraceHeader %q names another trace, want %s", th, root.SpanContext().TraceID())
 	}
 
 	failed, err := h.eng.HandleMessages(ctx, []engine.InMessage{{ID: ds[0].ID, Body: ds[0].Body, Attributes: ds[0].Attributes}})

@@ -116,7 +116,8 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 				m.duration.Observe(e.Time.Sub(d.at).Seconds(), handler)
 			}
 			m.attempts.Inc(handler, outcome(e.Name))
-		case engine.StepCancelled:
+		case engine.StepCancelled, engine.StepWaiting:
+			// A waiting step is no longer in flight.
 			m.finish(e)
 		case engine.BatchProcessed:
 			m.batch.Observe(e.DurationMS / 1000)

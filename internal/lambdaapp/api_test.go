@@ -96,7 +96,7 @@ func TestAPIFunction(t *testing.T) {
 	}
 
 	// The wake-up went to the scheduler queue.
-	q := sqs.New(awssqs.NewFromConfig(testenv.GoawsConfig(w.goaws)), w.queueURL)
+	q := sqs.New(awssqs.NewFromConfig(testenv.AWSConfig(w.moto)), w.queueURL)
 	ds, err := q.Receive(ctx, 10, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

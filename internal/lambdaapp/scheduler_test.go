@@ -29,22 +29,23 @@ type (
 	triggerHandler = func(context.Context, json.RawMessage) (trigger.Summary, error)
 )
 
-// awsWorld is goaws with a scheduler queue, a fake Lambda and a database.
+// awsWorld is moto with a scheduler queue and a lifecycle event bus routed
+// to a queue, a fake Lambda and a database.
 type awsWorld struct {
-	goaws, queueURL, dbURL string
-	lambda                 *lambdatest.FakeLambda
-	bus                    *lambdatest.FakeEventBridge
-	pool                   *pgxpool.Pool
-	logs                   *logBuffer
+	moto, queueURL, dbURL string
+	lambda                *lambdatest.FakeLambda
+	bus                   *lambdatest.EventRoute
+	pool                  *pgxpool.Pool
+	logs                  *logBuffer
 }
 
 func newWorld(t *testing.T) *awsWorld {
 	t.Helper()
 	w := &awsWorld{dbURL: pgtest.URL(t), logs: &logBuffer{}}
-	w.goaws = testenv.StartGoaws(t)
-	w.queueURL = lambdatest.CreateQueue(t, w.goaws, "tasker-scheduler")
+	w.moto = testenv.Moto(t)
+	w.queueURL = lambdatest.CreateQueue(t, w.moto, "tasker-scheduler")
 	w.lambda = lambdatest.NewFakeLambda(t, nil)
-	w.bus = lambdatest.NewFakeEventBridge(t)
+	w.bus = lambdatest.RouteEvents(t, w.moto, testenv.UniqueName("tasker-lifecycle"), `{"source":["tasker"]}`)
 	pool, err := pgxpool.New(context.Background(), w.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func (w *awsWorld) env() env {
 
 func (w *awsWorld) deps(e env) lambdaapp.Deps {
 	return lambdaapp.Deps{Getenv: e.get, Logs: w.logs, AWSConfig: func(context.Context) (aws.Config, error) {
-		return lambdatest.AWSConfig(w.goaws, map[string]string{"Lambda": w.lambda.URL, "EventBridge": w.bus.URL}), nil
+		return lambdatest.AWSConfig(w.moto, map[string]string{"Lambda": w.lambda.URL}), nil
 	}}
 }
 

@@ -25,7 +25,7 @@ func TestTriggerFunction(t *testing.T) {
 	w := newWorld(t)
 	ctx := ctxFor(t)
 	e := w.env()
-	e["TASKER_EVENT_BUS"] = "tasker-lifecycle"
+	e["TASKER_EVENT_BUS"] = w.bus.Bus
 	trig := handlerOf[triggerHandler](t, lambdaapp.Trigger, w.deps(e))
 
 	s3, err := trig(ctx, lambdatest.Event(t, "s3-event.json", nil))
@@ -67,13 +67,14 @@ func TestTriggerFunction(t *testing.T) {
 	}
 
 	created := 0
-	for _, en := range w.bus.Entries() {
-		if en.DetailType == string(engine.TaskCreated) && en.Source == "tasker" && en.EventBusName == "tasker-lifecycle" {
+	evs := w.bus.Receive(t, 3, 5*time.Second)
+	for _, ev := range evs {
+		if ev.DetailType == string(engine.TaskCreated) && ev.Source == "tasker" {
 			created++
 		}
 	}
 	if created != 3 {
-		t.Errorf("%d task.created events on the bus, want 3: %+v", created, w.bus.Entries())
+		t.Errorf("%d task.created events delivered from the bus, want 3: %+v", created, evs)
 	}
 	emf := false
 	for _, rec := range w.logs.records(t) {

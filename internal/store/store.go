@@ -259,6 +259,9 @@ type Claim struct {
 	From          domain.StepState
 	TaskStarted   bool
 	TraceParent   string
+	// CallbackSecret is the secret of the attempt's callback token; the
+	// database keeps only its SHA-256 (docs/architecture.md, "Callbacks").
+	CallbackSecret []byte
 }
 
 // ProcessOutput is what a scheduler pass changed and claimed.
@@ -323,6 +326,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				MaxAttempts: int(*r.MaxAttempts), Deadline: *r.DeadlineAt, Config: r.Config, Context: r.Context,
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
+				CallbackSecret: r.CallbackSecret,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{

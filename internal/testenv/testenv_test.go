@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,14 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/taskerhq/tasker/internal/testenv"
 )
 
 func TestEnvVar(t *testing.T) {
 	t.Parallel()
-	if got := testenv.Goaws.EnvVar(); got != "TASKER_GOAWS_BIN" {
-		t.Errorf("goaws: %s", got)
-	}
 	if got := testenv.RIE.EnvVar(); got != "TASKER_AWS_LAMBDA_RIE_BIN" {
 		t.Errorf("rie: %s", got)
 	}
@@ -38,30 +39,54 @@ func TestRepoRoot(t *testing.T) {
 	}
 }
 
-func TestGoawsStarts(t *testing.T) {
+func TestMotoIsSharedAndServesSQS(t *testing.T) {
 	t.Parallel()
-	endpoint := testenv.StartGoawsWith(t, testenv.GoawsOptions{Queues: []string{"preset"}})
+	endpoint := testenv.Moto(t)
 	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") {
 		t.Errorf("endpoint %s is not on loopback", endpoint)
 	}
-	// The preset queue exists: ask for its URL over the query protocol.
-	resp, err := http.PostForm(endpoint, map[string][]string{"Action": {"GetQueueUrl"}, "QueueName": {"preset"}})
-	if err != nil {
-		t.Fatal(err)
+	if again := testenv.Moto(t); again != endpoint {
+		t.Errorf("second Moto call started another server: %s, then %s", endpoint, again)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	want := endpoint + "/" + testenv.GoawsAccountID + "/preset"
-	if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-		t.Errorf("GetQueueUrl: %s %s; want the URL %s", resp.Status, body, want)
+	a := testenv.CreateQueue(t, endpoint, "testenv", nil)
+	b := testenv.CreateQueue(t, endpoint, "testenv", nil)
+	if a.URL == b.URL || a.Name == b.Name {
+		t.Errorf("two CreateQueue calls gave one queue: %+v", a)
+	}
+	want := endpoint + "/" + testenv.MotoAccountID + "/" + a.Name
+	if a.URL != want || a.ARN != "arn:aws:sqs:us-east-1:"+testenv.MotoAccountID+":"+a.Name {
+		t.Errorf("queue %+v; want URL %s", a, want)
+	}
+	out, err := awssqs.NewFromConfig(testenv.AWSConfig(endpoint)).GetQueueUrl(context.Background(), &awssqs.GetQueueUrlInput{QueueName: aws.String(a.Name)})
+	if err != nil || aws.ToString(out.QueueUrl) != want {
+		t.Errorf("GetQueueUrl %s: %v, %v; want %s", a.Name, out, err, want)
 	}
 }
 
-func TestTwoGoawsInParallel(t *testing.T) {
+// TestMotoBinaryMissing: without moto_server the error says how to install
+// it.
+func TestMotoBinaryMissing(t *testing.T) {
+	t.Setenv(testenv.MotoEnvVar, "")
+	t.Setenv("PATH", t.TempDir())
+	_, err := testenv.MotoBinary()
+	if err == nil || !strings.Contains(err.Error(), "pip install 'moto[server]==5.2.1'") || !strings.Contains(err.Error(), testenv.MotoEnvVar) {
+		t.Errorf("MotoBinary without moto_server: %v", err)
+	}
+	t.Setenv(testenv.MotoEnvVar, filepath.Join(t.TempDir(), "nothing"))
+	if _, err := testenv.MotoBinary(); err == nil || !strings.Contains(err.Error(), testenv.MotoEnvVar+"=") {
+		t.Errorf("MotoBinary with a wrong %s: %v", testenv.MotoEnvVar, err)
+	}
+}
+
+func TestUniqueName(t *testing.T) {
 	t.Parallel()
-	a, b := testenv.StartGoaws(t), testenv.StartGoaws(t)
-	if a == b {
-		t.Fatalf("two servers on one endpoint %s", a)
+	seen := map[string]bool{}
+	for range 100 {
+		n := testenv.UniqueName("tasker-scheduler-dead-letter-queue-of-a-long-test")
+		if seen[n] || len(n) > 80 {
+			t.Fatalf("UniqueName: %q (duplicate or over 80 characters)", n)
+		}
+		seen[n] = true
 	}
 }
 

@@ -27,18 +27,13 @@ type Tool struct {
 
 // Pinned tools.
 var (
-	Goaws = Tool{
-		Name:    "goaws",
-		Package: "github.com/Admiral-Piett/goaws/app/cmd",
-		Version: "v0.5.4",
-	}
 	RIE = Tool{
 		Name:    "aws-lambda-rie",
 		Package: "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie",
 		Version: "v0.0.0-20261030222936-bef5c4ba774d",
 	}
 	// Tools lists every pinned tool, for `testtools`.
-	Tools = []Tool{Goaws, RIE}
+	Tools = []Tool{RIE}
 )
 
 // buildTimeout bounds one go install (downloads included).
@@ -80,7 +75,7 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// Binary returns the path of the named tool ("goaws", "aws-lambda-rie"):
+// Binary returns the path of the named tool ("aws-lambda-rie"):
 // $TASKER_<NAME>_BIN if set, else bin/<name> at the repository root, built
 // there first if it is missing or was built from another version. It fails
 // the test if the binary cannot be found or built.
@@ -88,7 +83,7 @@ func Binary(t testing.TB, name string) string {
 	t.Helper()
 	tl, ok := Lookup(name)
 	if !ok {
-		t.Fatalf("testenv: unknown tool %q (known: goaws, aws-lambda-rie)", name)
+		t.Fatalf("testenv: unknown tool %q (known: aws-lambda-rie)", name)
 	}
 	path, err := Install(context.Background(), tl)
 	if err != nil {

@@ -45,6 +45,21 @@ type Step struct {
 	NextRetryAt *string         `json:"next_retry_at"`
 	StartedAt   *string         `json:"started_at"`
 	CompletedAt *string         `json:"completed_at"`
+	// WaitingUntil and WaitKind are set while the step is waiting: when its
+	// timer is due or its callback expires, and "timer" or "callback".
+	WaitingUntil *string `json:"waiting_until,omitempty"`
+	WaitKind     string  `json:"wait_kind,omitempty"`
+}
+
+// CallbackAccepted answers an accepted callback (202): the step attempt it
+// applied to, the step's state after it, and after a heartbeat when the
+// wait now ends.
+type CallbackAccepted struct {
+	TaskID       string  `json:"task_id"`
+	Step         string  `json:"step"`
+	Attempt      int     `json:"attempt"`
+	Status       string  `json:"status"`
+	WaitingUntil *string `json:"waiting_until,omitempty"`
 }
 
 // StepDetail is a step with its transition history, oldest first.

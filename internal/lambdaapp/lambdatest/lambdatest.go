@@ -1,8 +1,8 @@
 // Package lambdatest holds what the Lambda function tests share: the
 // real-shaped event samples of functions/testdata with their placeholders
 // filled in, a fake Lambda service, a recorder of CloudFormation custom
-// resource responses, and a proxy that puts testenv's goaws corrections in
-// front of goaws for processes that cannot use testenv.GoawsConfig.
+// resource responses, and helpers for SQS queues, EventBridge buses and
+// secrets on moto (internal/testenv).
 package lambdatest
 
 import (
@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,8 +23,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/taskerhq/tasker/internal/testenv"
 )
@@ -263,27 +266,6 @@ func (c *CFNServer) Hits() int {
 	return c.hits
 }
 
-// GoawsProxy starts a reverse proxy to a goaws endpoint through the HTTP
-// client of testenv.GoawsConfig, which makes goaws's SendMessageBatch
-// behave like SQS's, and returns its URL: point AWS_ENDPOINT_URL_SQS of a
-// process (a function under the emulator) at it.
-func GoawsProxy(t testing.TB, endpoint string) string {
-	t.Helper()
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, ok := testenv.GoawsConfig(endpoint).HTTPClient.(*http.Client)
-	if !ok || client.Transport == nil {
-		t.Fatal("lambdatest: testenv.GoawsConfig has no *http.Client with a Transport")
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = client.Transport
-	srv := httptest.NewServer(proxy)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // Post sends body to url and returns the status, headers and body.
 func Post(t testing.TB, url string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
@@ -300,13 +282,11 @@ func Post(t testing.TB, url string, body []byte) (int, http.Header, []byte) {
 }
 
 // AWSConfig is an SDK configuration for in-process tests: static dummy
-// credentials, region us-east-1, SQS at goaws (through testenv's goaws
-// corrections) and the other services at the endpoints given by SDK id
-// ("Lambda", "EventBridge").
-func AWSConfig(goaws string, others map[string]string) aws.Config {
-	cfg := testenv.GoawsConfig(goaws)
-	cfg.BaseEndpoint = nil
-	eps := serviceEndpoints{"SQS": goaws}
+// credentials, region us-east-1, every service at the moto endpoint
+// except those given by SDK id in others (e.g. "Lambda": a FakeLambda).
+func AWSConfig(moto string, others map[string]string) aws.Config {
+	cfg := testenv.AWSConfig(moto)
+	eps := serviceEndpoints{}
 	for k, v := range others {
 		eps[k] = v
 	}
@@ -323,62 +303,145 @@ func (s serviceEndpoints) GetServiceBaseEndpoint(_ context.Context, sdkID string
 	return v, v != "", nil
 }
 
-// CreateQueue creates a queue on a goaws endpoint and returns its URL.
-func CreateQueue(t testing.TB, goaws, name string) string {
+// CreateQueue creates a queue named after prefix (testenv.UniqueName) on
+// the moto server at endpoint and returns its URL; it is deleted when t
+// ends.
+func CreateQueue(t testing.TB, moto, prefix string) string {
+	t.Helper()
+	return testenv.CreateQueue(t, moto, prefix, nil).URL
+}
+
+// EventRoute routes events of an EventBridge bus on moto to a new SQS
+// queue through a rule with an SQS target, as a deployment would route
+// them to a consumer. Bus is the bus name ("default" or a fresh name,
+// which EventRoute creates).
+type EventRoute struct {
+	Bus   string
+	Queue testenv.Queue
+	moto  string
+}
+
+// RouteEvents creates the bus (unless it is "default"), a queue and a
+// rule matching pattern (an EventBridge event pattern) whose target is the
+// queue, all removed when t ends.
+func RouteEvents(t testing.TB, moto, bus, pattern string) *EventRoute {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := awssqs.NewFromConfig(testenv.GoawsConfig(goaws)).CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(name)})
-	if err != nil {
-		t.Fatalf("CreateQueue %s on goaws: %v", name, err)
+	eb := eventbridge.NewFromConfig(testenv.AWSConfig(moto))
+	if bus != "default" {
+		if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(bus)}); err != nil {
+			t.Fatalf("CreateEventBus %s on moto: %v", bus, err)
+		}
 	}
-	return aws.ToString(out.QueueUrl)
+	r := &EventRoute{Bus: bus, Queue: testenv.CreateQueue(t, moto, "events", nil), moto: moto}
+	rule := testenv.UniqueName("to-queue")
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(rule), EventBusName: aws.String(bus), EventPattern: aws.String(pattern)}); err != nil {
+		t.Fatalf("PutRule %s on moto: %v", rule, err)
+	}
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{
+		Rule: aws.String(rule), EventBusName: aws.String(bus),
+		Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: aws.String(r.Queue.ARN)}},
+	}); err != nil {
+		t.Fatalf("PutTargets %s on moto: %v", rule, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = eb.RemoveTargets(ctx, &eventbridge.RemoveTargetsInput{Rule: aws.String(rule), EventBusName: aws.String(bus), Ids: []string{"queue"}})
+		_, _ = eb.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String(rule), EventBusName: aws.String(bus)})
+		if bus != "default" {
+			_, _ = eb.DeleteEventBus(ctx, &eventbridge.DeleteEventBusInput{Name: aws.String(bus)})
+		}
+	})
+	return r
 }
 
-// BusEntry is one entry a FakeEventBridge received.
-type BusEntry struct {
-	EventBusName string
-	Source       string
-	DetailType   string
-	Detail       string
+// BusEvent is an EventBridge event as a rule delivers it to a target.
+type BusEvent struct {
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Detail     json.RawMessage `json:"detail"`
+	Raw        json.RawMessage `json:"-"`
 }
 
-// FakeEventBridge is EventBridge's PutEvents on a local server.
-type FakeEventBridge struct {
-	URL string
-
-	mu      sync.Mutex
-	entries []BusEntry
-}
-
-// NewFakeEventBridge starts a fake EventBridge, stopped when t ends.
-func NewFakeEventBridge(t testing.TB) *FakeEventBridge {
+// Receive returns the events delivered to the route's queue, deleting
+// them, until at least n arrived or wait passed (then it returns what it
+// has).
+func (r *EventRoute) Receive(t testing.TB, n int, wait time.Duration) []BusEvent {
 	t.Helper()
-	f := &FakeEventBridge{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in struct{ Entries []BusEntry }
-		if r.Header.Get("X-Amz-Target") != "AWSEvents.PutEvents" || json.NewDecoder(r.Body).Decode(&in) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
+	var out []BusEvent
+	for _, body := range ReceiveBodies(t, r.moto, r.Queue.URL, n, wait) {
+		var ev BusEvent
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Fatalf("event on %s: %v: %s", r.Queue.Name, err, body)
 		}
-		f.mu.Lock()
-		f.entries = append(f.entries, in.Entries...)
-		f.mu.Unlock()
-		out := map[string]any{"FailedEntryCount": 0, "Entries": make([]map[string]string, len(in.Entries))}
-		for i := range in.Entries {
-			out["Entries"].([]map[string]string)[i] = map[string]string{"EventId": uuid.NewString()}
-		}
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
-	return f
+		ev.Raw = body
+		out = append(out, ev)
+	}
+	return out
 }
 
-// Entries returns the entries received so far.
-func (f *FakeEventBridge) Entries() []BusEntry {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]BusEntry(nil), f.entries...)
+// ReceiveBodies receives and deletes messages from the queue at url on
+// moto until at least n arrived or wait passed, and returns their bodies.
+func ReceiveBodies(t testing.TB, moto, url string, n int, wait time.Duration) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
+	defer cancel()
+	client := awssqs.NewFromConfig(testenv.AWSConfig(moto))
+	var out [][]byte
+	for deadline := time.Now().Add(wait); len(out) < n && time.Now().Before(deadline); {
+		resp, err := client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+		})
+		if err != nil {
+			t.Fatalf("ReceiveMessage %s: %v", url, err)
+		}
+		for _, m := range resp.Messages {
+			out = append(out, []byte(aws.ToString(m.Body)))
+			if _, err := client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatalf("DeleteMessage %s: %v", url, err)
+			}
+		}
+	}
+	return out
+}
+
+// Secret creates a Secrets Manager secret named after prefix on moto
+// holding value, and returns its ARN; it is deleted when t ends.
+func Secret(t testing.TB, moto, prefix, value string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := secretsmanager.NewFromConfig(testenv.AWSConfig(moto))
+	out, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(testenv.UniqueName(prefix)), SecretString: aws.String(value)})
+	if err != nil {
+		t.Fatalf("CreateSecret on moto: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: out.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
+	})
+	return aws.ToString(out.ARN)
+}
+
+// DBSecret creates a secret in the shape RDS writes
+// ({"username","password","host","port","dbname","engine"}) for the
+// database at dbURL on moto, and returns its ARN.
+func DBSecret(t testing.TB, moto, dbURL string) string {
+	t.Helper()
+	cc, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatalf("DBSecret: %v", err)
+	}
+	b, err := json.Marshal(map[string]any{
+		"username": cc.User, "password": cc.Password, "host": cc.Host, "port": cc.Port,
+		"dbname": cc.Database, "engine": "postgres",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Secret(t, moto, "tasker-db", string(b))
 }

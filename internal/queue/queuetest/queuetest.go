@@ -1,6 +1,6 @@
 // Package queuetest is the conformance suite for scheduler queue adapters
 // (engine.Queue plus a way to receive and delete): the in-process queue
-// runs it in its tests, the SQS adapter runs it against goaws.
+// runs it in its tests, the SQS adapter runs it against moto.
 package queuetest
 
 import (

@@ -20,18 +20,18 @@
 // to Lambda in the record's attributes, and Receive reports it under the
 // same key). SQS allows 10 message attributes; Send refuses more (without
 // counting AWSTraceHeader) rather than fail a whole batch. Empty values
-// are dropped: SQS rejects them. goaws v0.5.4 accepts the system attribute
-// but drops it, so against goaws it does not round-trip.
+// are dropped: SQS rejects them.
 //
 // Receive and Delete are for tests and tools (on AWS the scheduler Lambda
 // is fed by an event source mapping): long-poll ReceiveMessage with all
 // message attributes, and DeleteMessageBatch.
 //
-// Tests run against goaws v0.5.4 through testenv.GoawsConfig, whose HTTP
-// client corrects goaws's SendMessageBatch (it ignores entry delays and
-// names the successful entries wrongly); the adapter has no emulator
-// switches. An entry a batch response lists neither as successful nor as
-// failed counts as failed (and is retried once).
+// Tests run against moto (internal/testenv), which behaves as SQS for
+// batches, entry delays, limits and redrive; batch-failure handling is
+// tested against an in-process fake because moto encodes SenderFault in a
+// way the SDK cannot decode. The adapter has no emulator switches. An
+// entry a batch response lists neither as successful nor as failed counts
+// as failed (and is retried once).
 package sqs
 
 import (

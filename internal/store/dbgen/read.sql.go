@@ -126,7 +126,7 @@ func (q *Queries) ListTasks(ctx context.Context, db DBTX, arg ListTasksParams) (
 const ReadStep = `-- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds
+       s.timeout_seconds, s.wake_at, s.wait_kind
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -157,6 +157,8 @@ type ReadStepRow struct {
 	StartedAt      *time.Time
 	CompletedAt    *time.Time
 	TimeoutSeconds int32
+	WakeAt         *time.Time
+	WaitKind       *string
 }
 
 func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (ReadStepRow, error) {
@@ -177,6 +179,8 @@ func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (Re
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.TimeoutSeconds,
+		&i.WakeAt,
+		&i.WaitKind,
 	)
 	return i, err
 }
@@ -296,7 +300,7 @@ func (q *Queries) ReadTaskExists(ctx context.Context, db DBTX, id uuid.UUID) (bo
 const ReadTaskSteps = `-- name: ReadTaskSteps :many
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds
+       s.timeout_seconds, s.wake_at, s.wait_kind
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -323,6 +327,8 @@ type ReadTaskStepsRow struct {
 	StartedAt      *time.Time
 	CompletedAt    *time.Time
 	TimeoutSeconds int32
+	WakeAt         *time.Time
+	WaitKind       *string
 }
 
 // Parents come from the materialised edges (primary key (to_step_id, ...)),
@@ -351,6 +357,8 @@ func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) 
 			&i.StartedAt,
 			&i.CompletedAt,
 			&i.TimeoutSeconds,
+			&i.WakeAt,
+			&i.WaitKind,
 		); err != nil {
 			return nil, err
 		}

@@ -1,9 +1,9 @@
-// Command testtools builds the pinned test servers (goaws, the Lambda
-// Runtime Interface Emulator) into bin/ at the repository root, as tests
-// would on first use:
+// Command testtools builds the pinned test servers (the Lambda Runtime
+// Interface Emulator) into bin/ at the repository root, as tests would on
+// first use:
 //
-//	go run ./internal/testenv/cmd/testtools        # all tools
-//	go run ./internal/testenv/cmd/testtools goaws  # some
+//	go run ./internal/testenv/cmd/testtools                 # all tools
+//	go run ./internal/testenv/cmd/testtools aws-lambda-rie  # some
 package main
 
 import (
