@@ -169,7 +169,7 @@ func TestFailedSchedulerMessagesReturnSoon(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t)
-	cfg := lambdatest.AWSConfig(w.goaws, nil)
+	cfg := lambdatest.AWSConfig(w.moto, nil)
 	client := awssqs.NewFromConfig(cfg)
 	if _, err := client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(w.queueURL),
 		Attributes: map[string]string{"VisibilityTimeout": "360"}}); err != nil {

@@ -35,7 +35,7 @@
 // Lambda layer, /opt/templates), else from the templates embedded in the
 // binary. AWS clients use the SDK's standard configuration, so the
 // standard AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_LAMBDA variables
-// redirect them (tests point them at goaws and a fake Lambda).
+// redirect them (tests point them at moto_server and a fake Lambda).
 package lambdaapp
 
 import (
