@@ -21,7 +21,7 @@ import (
 	"github.com/taskerhq/tasker/internal/lambdaapp/lambdatest"
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/testenv"
 	"github.com/taskerhq/tasker/internal/trigger"
 )
@@ -400,7 +400,7 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 	})
 	notified := make(chan string, 4) // callback tokens
 	notify := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		notified <- r.Header.Get(stephandler.CallbackTokenHeader)
+		notified <- r.Header.Get(sdk.CallbackTokenHeader)
 		rw.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(notify.Close)

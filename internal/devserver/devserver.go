@@ -34,7 +34,7 @@ import (
 	"github.com/taskerhq/tasker/internal/migrate"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
 	"github.com/taskerhq/tasker/internal/service"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
@@ -48,7 +48,7 @@ type Options struct {
 	// the embedded templates.FS).
 	Templates fs.FS
 	// Registry holds the Go step handlers (built-ins are always there).
-	Registry *stephandler.Registry
+	Registry *sdk.Registry
 	// Addr to listen on; empty means no HTTP server (engine only).
 	Addr string
 	// AllowedHosts are Host values the API answers besides its own
@@ -181,7 +181,7 @@ type Server struct {
 	Invoker *invlocal.Invoker
 	Handler http.Handler
 	// Metrics holds the server's metrics (events.Metrics and the handler
-	// metrics of stephandler.WithMetrics).
+	// metrics of sdk.WithMetrics).
 	Metrics *telemetry.Registry
 	// Addr is the listening address when an HTTP server runs.
 	Addr string
@@ -198,7 +198,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Registry == nil {
-		opts.Registry = stephandler.NewRegistry()
+		opts.Registry = sdk.NewRegistry()
 	}
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -266,12 +266,12 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		return nil, err
 	}
 	// One registry for the scheduler-side metrics (events.Metrics) and the
-	// handler SDK's (stephandler.WithMetrics), served at /v1/metrics.
+	// handler SDK's (telemetry.HandlerMetrics), served at /v1/metrics.
 	reg := telemetry.NewRegistry()
 	q := qlocal.New(qlocal.WithLogger(log))
 	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log),
-		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider),
-			stephandler.WithMetrics(reg)))
+		invlocal.WithRunOptions(sdk.WithLogger(log), sdk.WithTracerProvider(opts.TracerProvider),
+			sdk.WithObserver(telemetry.NewHandlerMetrics(reg))))
 	var pub engine.Publisher = events.Log{Logger: log}
 	if opts.Publisher != nil {
 		pub = opts.Publisher

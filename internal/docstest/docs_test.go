@@ -27,7 +27,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
@@ -80,7 +80,7 @@ func (b Block) where() string { return fmt.Sprintf("%s:%d", b.File, b.Line) }
 func TestDocs(t *testing.T) {
 	root := repoRoot(t)
 	blocks := docBlocks(t, root)
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func requireQuickStart(t *testing.T, sh []Block) {
 // checkYAML parses a yaml block; one with steps: or step_templates: must
 // load as a template. With `<!-- docstest: invalid -->` it must fail, and
 // every line of the text block after it must appear in the error.
-func checkYAML(t *testing.T, b Block, next *Block, reg *stephandler.Registry) {
+func checkYAML(t *testing.T, b Block, next *Block, reg *sdk.Registry) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(b.Text), &doc); err != nil {
@@ -212,7 +212,7 @@ var knownImports = map[string]string{
 	"context": "context", "errors": "errors", "fmt": "fmt", "time": "time", "os": "os", "io": "io",
 	"strings": "strings", "json": "encoding/json", "http": "net/http", "slog": "log/slog",
 	"testing": "testing", "uuid": "github.com/google/uuid",
-	"stephandler": "github.com/taskerhq/tasker/internal/stephandler",
+	"stephandler": "github.com/taskerhq/tasker/sdk",
 	"examples":    "github.com/taskerhq/tasker/internal/examples",
 	"contract":    "github.com/taskerhq/tasker/internal/contract",
 	"template":    "github.com/taskerhq/tasker/internal/template",

@@ -101,7 +101,7 @@ func TestWorkflowsComplete(t *testing.T) {
 					t.Errorf("%s ran twice", p.Tasker.Step)
 				}
 				done[p.Tasker.Step] = true
-				if want := contract.IdempotencyKey(id, p.Tasker.Step, 1); p.Tasker.IdempotencyKey != want {
+				if want := contract.IdempotencyKey(id, p.Tasker.Step, 0); p.Tasker.IdempotencyKey != want {
 					t.Errorf("idempotency key = %s, want %s", p.Tasker.IdempotencyKey, want)
 				}
 			}

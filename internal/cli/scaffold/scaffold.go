@@ -31,8 +31,8 @@ Scaffolds a workflow whose steps run one after another (a -> b -> c):
 
   templates/NAMESPACE_NAME.yaml      the template, with a context_schema stub
   handlers/NAMESPACE/STEP.go         one Go handler per step ("NAMESPACE.STEP")
-  handlers/NAMESPACE/STEP_test.go    a test per step, through stephandler.Run
-  handlers/NAMESPACE/register.go     func Register(reg *stephandler.Registry) error
+  handlers/NAMESPACE/STEP_test.go    a test per step, through sdk.Run
+  handlers/NAMESPACE/register.go     func Register(reg *sdk.Registry) error
   handlers/registry_gen.go           (re)generated: registers every handlers/* package;
                                      tasker dev calls it
 
@@ -546,7 +546,7 @@ Next steps%s:
   4. On AWS, the handlers function (functions/handlers) hosts registered Go handlers
      and templates/ is embedded at build time. Register the generated packages in
      functions/handlers/main.go:
-       lambdaapp.Main(lambdaapp.Handlers(func(reg *stephandler.Registry) error {
+       lambdaapp.Main(lambdaapp.Handlers(func(reg *sdk.Registry) error {
            if err := examples.Register(reg); err != nil {
                return err
            }

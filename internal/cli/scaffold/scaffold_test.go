@@ -132,13 +132,13 @@ func TestNewScaffold(t *testing.T) {
 import (
 	"testing"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/scaffoldtest/handlers"
 )
 
 func TestTemplateHandlersRegistered(t *testing.T) {
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := handlers.Register(reg); err != nil {
 		t.Fatal(err)
 	}

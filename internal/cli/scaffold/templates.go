@@ -51,15 +51,15 @@ package {{.Package}}
 import (
 	"fmt"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Register adds the {{.Namespace}} handlers to reg. handlers/registry_gen.go
 // calls it, so ` + "`tasker dev`" + ` hosts them.
-func Register(reg *stephandler.Registry) error {
+func Register(reg *sdk.Registry) error {
 	for _, h := range []struct {
 		name string
-		fn   stephandler.Handler
+		fn   sdk.Handler
 	}{
 {{- range .Steps}}
 		{ {{quote .Handler}}, {{.Func}} },
@@ -79,7 +79,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // {{.Step.Result}} is the result of the {{.Step.Name}} step. Steps that depend
@@ -95,26 +95,26 @@ type {{.Step.Result}} struct {
 // It gets the task context, the step's config from the template and the
 // results of the steps it depends on. Whatever it returns (JSON-encodable)
 // is the step's result. A returned error is retried with backoff unless it
-// is wrapped with stephandler.Permanent; stephandler.RetryAfter asks for a
+// is wrapped with sdk.Permanent; sdk.RetryAfter asks for a
 // delay. A step runs at least once, possibly more: make side effects
 // idempotent with in.IdempotencyKey().
-func {{.Step.Func}}(ctx context.Context, in stephandler.Input) (any, error) {
+func {{.Step.Func}}(ctx context.Context, in sdk.Input) (any, error) {
 	var task struct {
 		ID string ` + "`json:\"id\"`" + `
 	}
 	if err := in.Context(&task); err != nil {
-		return nil, stephandler.Permanent(err)
+		return nil, sdk.Permanent(err)
 	}
 	if task.ID == "" {
-		return nil, stephandler.Permanent(errors.New("the task context has no \"id\""))
+		return nil, sdk.Permanent(errors.New("the task context has no \"id\""))
 	}
 {{- if .Step.Parent}}
 	var prev {{.Step.Parent.Result}}
 	if err := in.Result({{quote .Step.Parent.Name}}, &prev); err != nil {
-		return nil, stephandler.Permanent(err)
+		return nil, sdk.Permanent(err)
 	}
 	if !prev.Done {
-		return nil, stephandler.Permanent(errors.New("{{.Step.Parent.Name}} did not finish its work"))
+		return nil, sdk.Permanent(errors.New("{{.Step.Parent.Name}} did not finish its work"))
 	}
 {{- end}}
 	if err := ctx.Err(); err != nil {
@@ -139,16 +139,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
-// {{.Step.Func}} through stephandler.Run, with the invocation payload Tasker sends.
+// {{.Step.Func}} through sdk.Run, with the invocation payload Tasker sends.
 func Test{{.Step.Func}}(t *testing.T) {
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := reg.Register({{quote .Step.Handler}}, {{.Step.Func}}); err != nil {
 		t.Fatal(err)
 	}
-	quiet := stephandler.WithLogger(slog.New(slog.DiscardHandler))
+	quiet := sdk.WithLogger(slog.New(slog.DiscardHandler))
 	payload := func(taskContext string) []byte {
 		return []byte(` + "`" + `{
 			"tasker": {"version": 1, "step": {{quote .Step.Name}}, "handler": {{quote .Step.Handler}},
@@ -162,7 +162,7 @@ func Test{{.Step.Func}}(t *testing.T) {
 		}` + "`" + `)
 	}
 
-	out := stephandler.Run(context.Background(), reg, payload(` + "`" + `{"id": "demo-1"}` + "`" + `), quiet)
+	out := sdk.Run(context.Background(), reg, payload(` + "`" + `{"id": "demo-1"}` + "`" + `), quiet)
 	var got {{.Step.Result}}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("result %s: %v", out, err)
@@ -172,7 +172,7 @@ func Test{{.Step.Func}}(t *testing.T) {
 	}
 
 	// A context without an id fails permanently.
-	out = stephandler.Run(context.Background(), reg, payload(` + "`{}`" + `), quiet)
+	out = sdk.Run(context.Background(), reg, payload(` + "`{}`" + `), quiet)
 	if !strings.Contains(string(out), ` + "`\"permanent\":true`" + `) {
 		t.Errorf("without an id: %s, want a permanent error", out)
 	}
@@ -190,12 +190,12 @@ import (
 {{- range .Packages}}
 	"{{$.Import}}/{{.}}"
 {{- end}}
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Register adds the handlers of every package under handlers/ to reg.
-func Register(reg *stephandler.Registry) error {
-	for _, register := range []func(*stephandler.Registry) error{
+func Register(reg *sdk.Registry) error {
+	for _, register := range []func(*sdk.Registry) error{
 {{- range .Packages}}
 		{{.}}.Register,
 {{- end}}

@@ -1,4 +1,4 @@
-// Package stephandler is the Go SDK for step handlers (docs/handlers.md).
+// Package sdk is the Go SDK for step handlers (docs/handlers.md).
 //
 // A Handler receives an Input — the invocation payload with typed
 // accessors for the task context, the step config and the parents' results
@@ -23,4 +23,4 @@
 // logger through Logger(ctx) (WithLogger); and counts executions and their
 // duration by handler (WithMetrics), written as CloudWatch EMF lines after
 // each Lambda invocation with WithEMF.
-package stephandler
+package sdk

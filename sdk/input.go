@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // Input is what a Handler receives: the decoded invocation payload

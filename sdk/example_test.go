@@ -1,4 +1,4 @@
-package stephandler_test
+package sdk_test
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/contract"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 func ExampleRegistry_Register() {
-	reg := stephandler.NewRegistry()
-	err := reg.Register("ecommerce.validate_order", func(ctx context.Context, in stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	err := reg.Register("ecommerce.validate_order", func(ctx context.Context, in sdk.Input) (any, error) {
 		var order struct {
 			Items []struct {
 				SKU      string  `json:"sku"`
@@ -22,7 +22,7 @@ func ExampleRegistry_Register() {
 			} `json:"items"`
 		}
 		if err := in.Context(&order); err != nil {
-			return nil, stephandler.Permanent(err)
+			return nil, sdk.Permanent(err)
 		}
 		total := 0.0
 		for _, it := range order.Items {
@@ -39,7 +39,7 @@ func ExampleRegistry_Register() {
 		Tasker:  contract.Meta{Handler: "ecommerce.validate_order", Step: "validate_order", Attempt: 1},
 		Context: json.RawMessage(`{"items":[{"sku":"A","quantity":2,"price":9.5}]}`),
 	})
-	fmt.Println(string(stephandler.Run(context.Background(), reg, payload)))
+	fmt.Println(string(sdk.Run(context.Background(), reg, payload)))
 	fmt.Println(reg.Register("ecommerce.validate_order", nil) != nil)
 	// Output:
 	// {"items":1,"total":19}
@@ -47,19 +47,19 @@ func ExampleRegistry_Register() {
 }
 
 func ExamplePermanent() {
-	reg := stephandler.NewRegistry()
-	_ = reg.Register("payments.charge", func(ctx context.Context, in stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	_ = reg.Register("payments.charge", func(ctx context.Context, in sdk.Input) (any, error) {
 		if in.ConfigString("mode", "") == "declined" {
-			return nil, stephandler.Permanent(stephandler.WithCode(errors.New("card declined"), "card_declined"))
+			return nil, sdk.Permanent(sdk.WithCode(errors.New("card declined"), "card_declined"))
 		}
-		return nil, stephandler.RetryAfter(errors.New("gateway busy"), 30*time.Second)
+		return nil, sdk.RetryAfter(errors.New("gateway busy"), 30*time.Second)
 	})
 	for _, mode := range []string{"declined", "busy"} {
 		payload, _ := json.Marshal(contract.Payload{
 			Tasker: contract.Meta{Handler: "payments.charge", Attempt: 1},
 			Config: json.RawMessage(`{"mode":"` + mode + `"}`),
 		})
-		fmt.Println(string(stephandler.Run(context.Background(), reg, payload)))
+		fmt.Println(string(sdk.Run(context.Background(), reg, payload)))
 	}
 	// Output:
 	// {"tasker_error":{"message":"card declined","permanent":true,"retry_after_seconds":0,"code":"card_declined"}}
