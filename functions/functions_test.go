@@ -21,9 +21,9 @@ import (
 	"github.com/taskerhq/tasker/internal/lambdaapp/lambdatest"
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/testenv"
 	"github.com/taskerhq/tasker/internal/trigger"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // TestFunctions builds every function once and runs each under the Lambda

@@ -14,8 +14,8 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/wire"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 

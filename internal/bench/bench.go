@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/taskerhq/tasker/internal/migrate"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Options configure Run.

@@ -20,9 +20,9 @@ import (
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 type env struct {

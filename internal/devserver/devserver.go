@@ -34,11 +34,11 @@ import (
 	"github.com/taskerhq/tasker/internal/migrate"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
 	"github.com/taskerhq/tasker/internal/service"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Options configure a local server.

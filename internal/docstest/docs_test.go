@@ -27,8 +27,8 @@ import (
 
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const tracedYAML = `

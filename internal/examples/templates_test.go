@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/taskerhq/tasker/internal/examples"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 

@@ -99,7 +99,7 @@ var Rules = []Rule{
 		Deny: cat([]string{"internal/migrate", "sdk", "internal/webui"}, portAdapters, wiring),
 	},
 	{
-		Why: "the public handler SDK is imported by other modules: it must not drag the engine in, so it imports only itself and config (a stdlib-only leaf whose types it never exposes)",
+		Why:  "the public handler SDK is imported by other modules: it must not drag the engine in, so it imports only itself and config (a stdlib-only leaf whose types it never exposes)",
 		Pkgs: []string{"sdk/..."},
 		Only: []string{"sdk", "sdk/contract", "internal/config"},
 	},

@@ -18,8 +18,8 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 func oneStep(name, handler, extra string) string {

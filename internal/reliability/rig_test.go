@@ -26,9 +26,9 @@ import (
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // rigOptions configure an in-process Tasker built from the same pieces as

@@ -31,8 +31,8 @@ import (
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/graph"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 

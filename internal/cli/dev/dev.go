@@ -21,8 +21,8 @@ import (
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
-	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
