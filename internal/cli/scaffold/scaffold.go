@@ -36,8 +36,9 @@ Scaffolds a workflow whose steps run one after another (a -> b -> c):
   handlers/registry_gen.go           (re)generated: registers every handlers/* package;
                                      tasker dev calls it
 
-DIR (default .) must be inside the Tasker module (the handlers import
-github.com/taskerhq/tasker/internal/stephandler). Existing files are never
+DIR (default .) must be the Tasker repository (or a directory inside its
+module): the handlers function and tasker dev host the packages
+handlers/registry_gen.go registers. Existing files are never
 overwritten. Names are lower-case letters, digits and single underscores,
 starting with a letter.
 `
@@ -301,7 +302,7 @@ func handlersImportPath(dir string) (string, error) {
 		return "", err
 	}
 	if modPath != scaffoldModule && !strings.HasPrefix(modPath, scaffoldModule+"/") {
-		return "", fmt.Errorf("%s is in module %s, but generated handlers import %s/internal/stephandler, which Go allows only inside %s: generate into the Tasker repository",
+		return "", fmt.Errorf("%s is in module %s, but the handlers function and tasker dev host only the handlers of %s (handlers/registry_gen.go): generate into the Tasker repository, or write your own Lambda with the public SDK (%s/sdk, docs/handlers.md)",
 			dir, modPath, scaffoldModule, scaffoldModule)
 	}
 	rel, err := filepath.Rel(modRoot, filepath.Join(abs, "handlers"))
@@ -543,18 +544,9 @@ Next steps%s:
      and loads templates/, so a fresh build picks the workflow up (restart it):
        go run ./cmd/tasker dev
        go run ./cmd/tasker run %s/%s --context '{"id":"demo-1"}' --watch
-  4. On AWS, the handlers function (functions/handlers) hosts registered Go handlers
-     and templates/ is embedded at build time. Register the generated packages in
-     functions/handlers/main.go:
-       lambdaapp.Main(lambdaapp.Handlers(func(reg *sdk.Registry) error {
-           if err := examples.Register(reg); err != nil {
-               return err
-           }
-           return handlers.Register(reg) // %s
-       }))
-     template.yaml already builds HandlersFunction from functions/handlers and points the
-     scheduler at it (TASKER_HANDLERS_FUNCTION), so the %s.* steps run there. Give it
-     what your handlers need, e.g.:
+  4. On AWS, the handlers function (functions/handlers) hosts the same packages
+     (handlers/registry_gen.go) and templates/ is embedded at build time, so the
+     %s.* steps run there with no further edit. Give it what your handlers need, e.g.:
        HandlersFunction:
          Properties:
            Environment:
@@ -563,7 +555,7 @@ Next steps%s:
            Policies:
              - DynamoDBCrudPolicy: {TableName: !Ref ShopTable}
      then: sam build && sam deploy
-`, in, pkg, sc.Package, tpl, sc.Namespace, sc.Name, r.imports, sc.Namespace)
+`, in, pkg, sc.Package, tpl, sc.Namespace, sc.Name, sc.Namespace)
 }
 
 func stepChain(sc *scaffold) string {

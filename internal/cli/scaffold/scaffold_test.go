@@ -96,7 +96,7 @@ func TestNewScaffold(t *testing.T) {
 		filepath.Join(dir, "templates", "shop_refund.yaml"),
 		filepath.Join(dir, "handlers", "shop", "refund_test.go"),
 		"registers: shop", "go run ./cmd/tasker dev", "go run ./cmd/tasker run shop/refund",
-		"functions/handlers/main.go", "return handlers.Register(reg)", "HandlersFunction:",
+		"handlers/registry_gen.go", "with no further edit", "HandlersFunction:",
 	}, nil)
 	for _, f := range []string{"register.go", "check.go", "check_test.go", "refund.go", "refund_test.go", "notify.go", "notify_test.go"} {
 		if _, err := os.Stat(filepath.Join(dir, "handlers", "shop", f)); err != nil {
@@ -185,7 +185,7 @@ func TestTemplateHandlersRegistered(t *testing.T) {
 func TestNewScaffoldOutsideTasker(t *testing.T) {
 	t.Parallel()
 	other := scaffoldModuleDir(t, "example.com/app")
-	runNew(t, "new", "shop/refund", "--steps", "a", "--dir", other).want(t, 1, nil, []string{"module example.com/app", "only inside github.com/taskerhq/tasker"})
+	runNew(t, "new", "shop/refund", "--steps", "a", "--dir", other).want(t, 1, nil, []string{"module example.com/app", "host only the handlers of github.com/taskerhq/tasker"})
 	runNew(t, "new", "shop/refund", "--steps", "a", "--dir", filepath.Join(other, "missing")).want(t, 1, nil, []string{"not a directory"})
 	if entries, _ := os.ReadDir(other); len(entries) != 2 {
 		t.Errorf("files were written: %v", entries)
