@@ -115,7 +115,7 @@ func newRunConfig(opts []Option) *runConfig {
 // unknown handler, an undecodable payload, a result that cannot be encoded
 // or is over the size limit yield permanent errors. Run never fails.
 func Run(ctx context.Context, reg *Registry, payload []byte, opts ...Option) []byte {
-	return run(ctx, reg, payload, newRunConfig(opts))
+	return run(ctx, reg.Lookup, payload, newRunConfig(opts))
 }
 
 // LambdaHandler adapts a registry to lambda.Start: the handler Lambda
@@ -123,9 +123,24 @@ func Run(ctx context.Context, reg *Registry, payload []byte, opts ...Option) []b
 // failures reach the OnSuccess destination as error envelopes, exactly as
 // for handlers written in any other runtime. It never returns an error.
 func LambdaHandler(reg *Registry, opts ...Option) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-	cfg := newRunConfig(opts)
+	return lambdaHandler(reg.Lookup, newRunConfig(opts))
+}
+
+// HandlerFunction adapts one handler to lambda.Start, for a Go handler
+// deployed as a Lambda function of its own, which template steps name as
+// "lambda:<function name>" or by ARN (docs/handlers.md): it runs h
+// whatever handler name the payload carries, and answers exactly as
+// LambdaHandler does.
+//
+//	func main() { lambda.Start(sdk.HandlerFunction(charge)) }
+func HandlerFunction(h Handler, opts ...Option) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+	lookup := func(string) (Handler, bool) { return h, h != nil }
+	return lambdaHandler(lookup, newRunConfig(opts))
+}
+
+func lambdaHandler(lookup func(string) (Handler, bool), cfg *runConfig) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-		out := run(ctx, reg, payload, cfg)
+		out := run(ctx, lookup, payload, cfg)
 		if cfg.after != nil {
 			cfg.after(ctx)
 		}
@@ -133,7 +148,7 @@ func LambdaHandler(reg *Registry, opts ...Option) func(ctx context.Context, payl
 	}
 }
 
-func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []byte {
+func run(ctx context.Context, lookup func(string) (Handler, bool), payload []byte, cfg *runConfig) []byte {
 	p := new(contract.Payload)
 	if err := json.Unmarshal(payload, p); err != nil {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("invalid invocation payload: %v", err), CodeInvalidPayload)))
@@ -142,7 +157,7 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 	if name == "" {
 		return ErrorResponse(Permanent(WithCode(errors.New("invalid invocation payload: tasker.handler is empty"), CodeInvalidPayload)))
 	}
-	h, ok := reg.Lookup(name)
+	h, ok := lookup(name)
 	if !ok {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("no handler registered under %q", name), CodeUnknownHandler)))
 	}
