@@ -48,8 +48,21 @@ var (
 // tasker.http). At setup it warns about template steps naming a Go
 // handler that is not registered.
 func Handlers(register func(*sdk.Registry) error) Function {
+	return handlersFunction("handlers", register, nil)
+}
+
+// HandlerFunction is a function hosting one Go handler, deployed as a
+// Lambda function of its own (`tasker new --function`): template steps name
+// it "lambda:<function name>", and it runs h whatever the payload's handler
+// name (sdk.HandlerFunction), with the handlers function's logging,
+// tracing, metrics and refusal of expired invocations.
+func HandlerFunction(h sdk.Handler) Function {
+	return handlersFunction("handler", nil, h)
+}
+
+func handlersFunction(name string, register func(*sdk.Registry) error, single sdk.Handler) Function {
 	return Function{
-		Name: "handlers",
+		Name: name,
 		Env:  join(logEnv, templatesEnv, httpEnv),
 		setup: func(ctx context.Context, s *setup) (any, error) {
 			// tasker.http refuses private and loopback addresses here
@@ -64,7 +77,9 @@ func Handlers(register func(*sdk.Registry) error) Function {
 					return nil, fmt.Errorf("register step handlers: %w", err)
 				}
 			}
-			if set, err := LoadTemplates(s.getenv); err != nil {
+			if single != nil {
+				// One handler, named by its function: nothing to check.
+			} else if set, err := LoadTemplates(s.getenv); err != nil {
 				s.log.WarnContext(ctx, "templates not loaded; handler names not checked", "error", err)
 			} else {
 				for _, t := range set.List() {
@@ -85,13 +100,17 @@ func Handlers(register func(*sdk.Registry) error) Function {
 			// invocation: CloudWatch turns them into metrics with no API call.
 			metrics := telemetry.NewRegistry()
 			emf := &telemetry.EMF{Registry: metrics, W: s.deps.Logs}
-			h := sdk.LambdaHandler(reg, sdk.WithLogger(s.log), sdk.WithTracerProvider(o.tp),
+			opts := []sdk.Option{sdk.WithLogger(s.log), sdk.WithTracerProvider(o.tp),
 				sdk.WithObserver(telemetry.NewHandlerMetrics(metrics)),
 				sdk.WithAfterInvoke(func(ctx context.Context) {
 					if err := emf.Flush(time.Now()); err != nil {
 						s.log.WarnContext(ctx, "write EMF metrics", "error", err)
 					}
-				}))
+				})}
+			h := sdk.LambdaHandler(reg, opts...)
+			if single != nil {
+				h = sdk.HandlerFunction(single, opts...)
+			}
 			return wrap(o, refuseExpired(h, s.now, s.log)), nil
 		},
 	}

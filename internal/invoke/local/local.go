@@ -339,7 +339,9 @@ func (i *Invoker) execute(ctx context.Context, inv engine.Invocation) {
 		RequestPayload:  inv.Payload,
 		ResponseContext: contract.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
 	}
-	if sdk.IsLambdaName(inv.Handler) {
+	// A Go handler deployed as its own function (sdk.RegisterFunction)
+	// runs here like any registered handler.
+	if sdk.IsLambdaName(inv.Handler) && !i.reg.Has(inv.Handler) {
 		rec.ResponsePayload = sdk.ErrorResponse(sdk.Permanent(sdk.WithCode(
 			fmt.Errorf("handler %s is a Lambda function; local mode runs only registered Go handlers", inv.Handler),
 			CodeNotLocal)))

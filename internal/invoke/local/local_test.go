@@ -80,6 +80,8 @@ func newInvoker(t *testing.T, opts ...Option) (*Invoker, *capture, *sdk.Registry
 		return nil, sdk.RetryAfter(errors.New("busy"), 42*time.Second)
 	}))
 	must(reg.Register("test.panic", func(context.Context, sdk.Input) (any, error) { panic("kaboom") }))
+	// A Go handler deployed as its own function runs locally too.
+	must(reg.RegisterFunction("lambda:go-function", func(context.Context, sdk.Input) (any, error) { return "own function", nil }))
 	dest := newCapture()
 	inv := New(reg, dest, append([]Option{WithLogger(quiet()), WithRunOptions(sdk.WithLogger(quiet()))}, opts...)...)
 	if err := inv.Start(context.Background()); err != nil {
@@ -196,6 +198,7 @@ func TestRecords(t *testing.T) {
 		{handler: "arn:aws:lambda:us-east-1:123456789012:function:charge", condition: "Success", permanent: true, code: CodeNotLocal,
 			msg: "handler arn:aws:lambda:us-east-1:123456789012:function:charge is a Lambda function; local mode runs only registered Go handlers"},
 		{handler: "lambda:charge", condition: "Success", permanent: true, code: CodeNotLocal, msg: "is a Lambda function"},
+		{handler: "lambda:go-function", output: `"own function"`, condition: "Success"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.handler, func(t *testing.T) {
