@@ -217,7 +217,7 @@ func TestNewNames(t *testing.T) {
 		r := runNew(t, "new", tc.workflow, "--steps", tc.steps, "--dir", t.TempDir())
 		r.want(t, 2, nil, []string{tc.err})
 	}
-	if _, err := newScaffold("shop/refund", []string{"check_stock", "x2", "notify"}); err != nil {
+	if _, err := newScaffold("shop/refund", []string{"check_stock", "x2", "notify"}, false); err != nil {
 		t.Error(err)
 	}
 }

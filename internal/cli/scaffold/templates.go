@@ -2,6 +2,7 @@ package scaffold
 
 import (
 	"fmt"
+	"strings"
 	texttemplate "text/template"
 )
 
@@ -9,13 +10,26 @@ import (
 
 var funcs = texttemplate.FuncMap{
 	"quote": func(s string) string { return fmt.Sprintf("%q", s) },
+	// register is the Registry method for a handler name: a step deployed
+	// as its own function is named "lambda:<function>".
+	"register": func(handler string) string {
+		if strings.HasPrefix(handler, "lambda:") {
+			return "RegisterFunction"
+		}
+		return "Register"
+	},
 }
 
 var yamlTemplate = texttemplate.Must(texttemplate.New("template.yaml").Funcs(funcs).Parse(`# {{.Namespace}}/{{.Name}}, scaffolded by ` + "`tasker new`" + `.
 #
 #   {{range $i, $s := .Steps}}{{if $i}} ─ {{end}}{{$s.Name}}{{end}}
 #
+{{- if .Function}}
+# Each step runs its Go handler in handlers/{{.Package}}/ in a Lambda function
+# of its own, lambda:tasker-{{.Namespace}}-<step> (template.yaml, functions/).
+{{- else}}
 # Each step runs the Go handler "{{.Namespace}}.<step>" in handlers/{{.Package}}/.
+{{- end}}
 # Describe the task context in context_schema: tasks whose context does not
 # match are refused when they are created.
 namespace: {{.Namespace}}
@@ -65,7 +79,7 @@ func Register(reg *sdk.Registry) error {
 		{ {{quote .Handler}}, {{.Func}} },
 {{- end}}
 	} {
-		if err := reg.Register(h.name, h.fn); err != nil {
+		if err := reg.{{if .Function}}RegisterFunction{{else}}Register{{end}}(h.name, h.fn); err != nil {
 			return fmt.Errorf("{{.Package}}: %w", err)
 		}
 	}
@@ -145,7 +159,7 @@ import (
 // {{.Step.Func}} through sdk.Run, with the invocation payload Tasker sends.
 func Test{{.Step.Func}}(t *testing.T) {
 	reg := sdk.NewRegistry()
-	if err := reg.Register({{quote .Step.Handler}}, {{.Step.Func}}); err != nil {
+	if err := reg.{{register .Step.Handler}}({{quote .Step.Handler}}, {{.Step.Func}}); err != nil {
 		t.Fatal(err)
 	}
 	quiet := sdk.WithLogger(slog.New(slog.DiscardHandler))
@@ -206,4 +220,71 @@ func Register(reg *sdk.Registry) error {
 	}
 	return nil
 }
+`))
+
+// functionMainTemplate is functions/<dir>/main.go of a step deployed as
+// its own Lambda function (tasker new --function).
+var functionMainTemplate = texttemplate.Must(texttemplate.New("function main.go").Funcs(funcs).Parse(`// Command {{.Step.FunctionDir}} is the Lambda function {{.Step.FunctionName}}, which runs the
+// {{.Step.Name}} step of {{.Namespace}}/{{.Name}} (template.yaml: {{.Step.LogicalID}}; template steps
+// name it {{quote .Step.Handler}}). Scaffolded by ` + "`tasker new --function`" + `; edit freely.
+package main
+
+import (
+	"{{.HandlersImport}}/{{.Package}}"
+
+	"github.com/taskerhq/tasker/internal/lambdaapp"
+)
+
+func main() { lambdaapp.Main(lambdaapp.HandlerFunction({{.Package}}.{{.Step.Func}})) }
+`))
+
+// functionResourceTemplate is what template.yaml gains for a step
+// deployed as its own function: the function, invoked asynchronously by the
+// scheduler with both destinations on the scheduler queue like
+// HandlersFunction, and the scheduler's permission to invoke it.
+var functionResourceTemplate = texttemplate.Must(texttemplate.New("function resources").Funcs(funcs).Parse(`
+  # ---- {{.Step.Handler}}: step {{.Step.Name}} of {{.Namespace}}/{{.Name}} (tasker new --function) ----
+  {{.Step.LogicalID}}:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: makefile
+    Properties:
+      FunctionName: {{.Step.FunctionName}}
+      Description: Tasker step handler {{.Namespace}}.{{.Step.Name}}, invoked asynchronously by the scheduler
+      Timeout: 900 # a step's timeout_seconds is at most 900
+      RecursiveLoop: Allow # SQS -> scheduler -> this function -> SQS is the intended loop
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0 # Tasker owns retries
+        MaximumEventAgeInSeconds: 930 # the longest step timeout plus the engine's grace
+        DestinationConfig:
+          OnSuccess:
+            Type: SQS
+            Destination: !GetAtt SchedulerQueue.Arn
+          OnFailure:
+            Type: SQS
+            Destination: !GetAtt SchedulerQueue.Arn
+      Policies:
+        - SQSSendMessagePolicy:
+            QueueName: !GetAtt SchedulerQueue.QueueName
+
+  {{.Step.LogicalID}}InvokePolicy:
+    Type: AWS::IAM::Policy
+    Properties:
+      PolicyName: !Sub "${AWS::StackName}-invoke-{{.Step.FunctionName}}"
+      Roles: [!Ref SchedulerFunctionRole]
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Action: lambda:InvokeFunction
+            Resource: !GetAtt {{.Step.LogicalID}}.Arn
+`))
+
+// functionBuildTemplate is the functions/build.mk target sam build runs for
+// the function.
+var functionBuildTemplate = texttemplate.Must(texttemplate.New("build target").Parse(`
+# {{.Step.Handler}} (tasker new --function)
+.PHONY: build-{{.Step.LogicalID}}
+build-{{.Step.LogicalID}}:
+	$(call lambda-build,{{.Step.FunctionDir}})
 `))
