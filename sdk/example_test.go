@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/sdk/contract"
 )
@@ -64,4 +66,39 @@ func ExamplePermanent() {
 	// Output:
 	// {"tasker_error":{"message":"card declined","permanent":true,"retry_after_seconds":0,"code":"card_declined"}}
 	// {"tasker_error":{"message":"gateway busy","permanent":false,"retry_after_seconds":30,"code":""}}
+}
+
+func ExamplePending() {
+	// The step waits (holding no in-flight slot) until its callback token
+	// is used, or an hour passes.
+	h := sdk.HandlerFunction(func(ctx context.Context, in sdk.Input) (any, error) {
+		fmt.Println("notify the approver with token", in.CallbackToken())
+		return sdk.Pending(time.Hour), nil
+	})
+	payload, _ := json.Marshal(contract.Payload{Tasker: contract.Meta{Handler: "lambda:approvals", Attempt: 1, CallbackToken: "tok"}})
+	out, _ := h(context.Background(), payload)
+	fmt.Println(string(out))
+	// Output:
+	// notify the approver with token tok
+	// {"tasker_pending":{"timeout_seconds":3600}}
+}
+
+func ExampleInput_IdempotencyKey() {
+	reg := sdk.NewRegistry()
+	_ = reg.Register("payments.charge", func(ctx context.Context, in sdk.Input) (any, error) {
+		// Send the key with the request: the payment API answers a retry of a
+		// request whose answer was lost without charging twice.
+		return map[string]any{"key": in.IdempotencyKey(), "attempt": in.Attempt()}, nil
+	})
+	taskID := uuid.MustParse("0190a9b2-7c1d-7a3e-9f10-2b3c4d5e6f70")
+	for attempt := 1; attempt <= 2; attempt++ {
+		payload, _ := json.Marshal(contract.Payload{Tasker: contract.Meta{
+			Handler: "payments.charge", TaskID: taskID, Step: "charge", Attempt: attempt,
+			IdempotencyKey: contract.IdempotencyKey(taskID, "charge", 0),
+		}})
+		fmt.Println(string(sdk.Run(context.Background(), reg, payload)))
+	}
+	// Output:
+	// {"attempt":1,"key":"0190a9b2-7c1d-7a3e-9f10-2b3c4d5e6f70/charge"}
+	// {"attempt":2,"key":"0190a9b2-7c1d-7a3e-9f10-2b3c4d5e6f70/charge"}
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,7 +213,9 @@ var knownImports = map[string]string{
 	"context": "context", "errors": "errors", "fmt": "fmt", "time": "time", "os": "os", "io": "io",
 	"strings": "strings", "json": "encoding/json", "http": "net/http", "slog": "log/slog",
 	"testing": "testing", "uuid": "github.com/google/uuid",
-	"stephandler": "github.com/taskerhq/tasker/sdk",
+	"sdk":         "github.com/taskerhq/tasker/sdk",
+	"sdktest":     "github.com/taskerhq/tasker/sdk/sdktest",
+	"sdkcontract": "github.com/taskerhq/tasker/sdk/contract",
 	"examples":    "github.com/taskerhq/tasker/internal/examples",
 	"contract":    "github.com/taskerhq/tasker/internal/contract",
 	"template":    "github.com/taskerhq/tasker/internal/template",
@@ -241,12 +244,14 @@ func goSource(b Block) (src []byte, testFile bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// Each import is named as the fragment uses it (sdkcontract is
+	// sdk/contract, whose package name is contract).
 	seen := map[string]bool{}
 	var paths []string
 	for _, id := range f.Unresolved {
 		if p, ok := knownImports[id.Name]; ok && !seen[p] {
 			seen[p] = true
-			paths = append(paths, p)
+			paths = append(paths, id.Name+" "+strconv.Quote(p))
 			testFile = testFile || p == "testing"
 		}
 	}
@@ -256,7 +261,7 @@ func goSource(b Block) (src []byte, testFile bool, err error) {
 	if len(paths) > 0 {
 		buf.WriteString("import (\n")
 		for _, p := range paths {
-			fmt.Fprintf(&buf, "\t%q\n", p)
+			fmt.Fprintf(&buf, "\t%s\n", p)
 		}
 		buf.WriteString(")\n\n")
 	}
