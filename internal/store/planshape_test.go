@@ -248,7 +248,7 @@ func planCases(f planFixture) map[string]planCase {
 		g := 1 + i*(f.live/n) // spread over the live tasks
 		batch[i] = fid("task", g)
 		stepIDs[i], attempts[i], oks[i], reasons[i] = fid("step", g*4+1), 1, i%5 != 0, "succeeded"
-		perm[i] = i%10 == 0 // failed for good: its dependents are skipped or run by their trigger rule
+		perm[i] = i%10 == 0  // failed for good: its dependents are skipped or run by their trigger rule
 		skips[i] = i%10 == 3 // its when was false
 		if oks[i] {
 			results[i] = json.RawMessage(`{"done":true}`)
