@@ -45,6 +45,12 @@ type Step struct {
 	NextRetryAt *string         `json:"next_retry_at"`
 	StartedAt   *string         `json:"started_at"`
 	CompletedAt *string         `json:"completed_at"`
+	// TriggerRule, When and SkipReason: the step's control flow
+	// (docs/architecture.md, "States"). When is nil without a condition;
+	// SkipReason is nil unless the step was skipped.
+	TriggerRule string  `json:"trigger_rule"`
+	When        *string `json:"when"`
+	SkipReason  *string `json:"skip_reason"`
 }
 
 // StepDetail is a step with its transition history, oldest first.
