@@ -23,6 +23,8 @@ func TestConditionLoadErrors(t *testing.T) {
 		{"empty", `when: " "`, []string{`field "when"`, "empty expression"}},
 		{"not a string", `when: [a]`, []string{`field "when"`}},
 		{"too long", `when: "` + strings.Repeat("true && ", 600) + `true"`, []string{`field "when"`, "over the limit of 4096"}},
+		{"results of a non-parent", `when: "results.a.ok && results.zzz.ok"`, []string{`step "b"`, `field "when"`, `reads results.zzz, but "zzz" is not a parent of this step (depends_on: [a])`}},
+		{"results of a non-parent, indexed", `when: "results['zzz'] == null"`, []string{`field "when"`, `reads results.zzz`}},
 		{"unknown trigger rule", `trigger_rule: one_success`, []string{`step "b"`, `field "trigger_rule"`, `unknown trigger rule "one_success": want one of all_success, all_done, one_failed`}},
 	}
 	for _, tc := range cases {
