@@ -3,6 +3,7 @@ package template_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -164,4 +165,22 @@ func FuzzCondition(f *testing.F) {
 			t.Fatalf("%q: error %v does not wrap ErrCondition", expr, err)
 		}
 	})
+}
+
+func ExampleCompileCondition() {
+	c, err := template.CompileCondition("context.amount > 100 && results.fraud_check.score < 0.5")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	run, err := c.Eval(json.RawMessage(`{"amount": 250}`), json.RawMessage(`{"fraud_check": {"score": 0.1}}`))
+	fmt.Println(run, err)
+	_, err = c.Eval(json.RawMessage(`{}`), json.RawMessage(`{"fraud_check": {"score": 0.1}}`))
+	fmt.Println(err)
+	_, err = template.CompileCondition("context.amount + 1")
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// condition "context.amount > 100 && results.fraud_check.score < 0.5": no such key: amount
+	// must be a boolean expression, but "context.amount + 1" is of type int
 }
