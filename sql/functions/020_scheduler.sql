@@ -195,6 +195,7 @@ BEGIN
     v_full := ARRAY(SELECT b.id FROM unnest(v_live) AS b(id)
                     WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rows) r WHERE r.task_id = b.id));
     LOOP
+        EXIT WHEN cardinality(v_front) = 0 AND cardinality(v_full) = 0;
         WITH full_cand AS (
             SELECT s.id, s.task_id, s.trigger_rule, ps.failed, ps.blocked
             FROM unnest(v_full) AS b(id)
