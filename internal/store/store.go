@@ -350,7 +350,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
 				CallbackSecret: r.CallbackSecret,
-				When: deref(r.WhenExpr),
+				When:           deref(r.WhenExpr),
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{
