@@ -174,7 +174,7 @@ steps:
 	cases := []struct{ in, want string }{
 		{`{"user":{"email":"a@b.c"}}`, `{"big":12345678901234567890,"plan":"free","prefs":{"theme":"dark"},"source":"web","tags":["#data"],"user":{"email":"a@b.c","marketing":false}}`},
 		{`{"user":{"marketing":true},"plan":"pro","prefs":{"theme":"light"},"tags":[],"big":1,"source":"api"}`, ``}, // nothing to fill: unchanged bytes
-		{`[1]`, ``},       // not an object: left to ValidateContext
+		{`[1]`, ``}, // not an object: left to ValidateContext
 		{`{"user":1}`, `{"big":12345678901234567890,"plan":"free","prefs":{"theme":"dark"},"source":"web","tags":["#data"],"user":1}`},
 	}
 	for _, c := range cases {
