@@ -46,3 +46,7 @@ def returns_none(event, context):
 
 
 not_callable = 42
+
+
+def over_result_limit(event, context):
+    return "y" * (300 << 10)  # under Lambda's 6 MiB, over Tasker's result limit
