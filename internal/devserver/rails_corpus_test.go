@@ -32,9 +32,9 @@ var railsContexts = map[string]string{
 	"blog_examples/monitored_checkout@1.0.0":   `{}`,
 	"ecommerce/process_order@1.0.0": `{"cart_items":[{"product_id":1,"quantity":2,"price":9.5}],` +
 		`"payment_info":{"token":"tok","amount":19,"method":"credit_card","currency":"EUR"},"customer_info":{"email":"a@b.example","name":"Ada"}}`,
-	"payments/process_refund@2.1.0":          `{"payment_id":"pay_1","refund_amount":500}`,
-	"default/simple_dummy_task@0.1.0":        `{"input_data":"x"}`,
-	"blog_examples/user_registration@1.0.0":  `{"user_info":{"email":"a@b.example","name":"Ada"}}`,
+	"payments/process_refund@2.1.0":         `{"payment_id":"pay_1","refund_amount":500}`,
+	"default/simple_dummy_task@0.1.0":       `{"input_data":"x"}`,
+	"blog_examples/user_registration@1.0.0": `{"user_info":{"email":"a@b.example","name":"Ada"}}`,
 }
 
 // railsDefaults are context values the schemas' defaults must have
