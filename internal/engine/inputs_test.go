@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/taskerhq/tasker/internal/contract"
@@ -101,5 +103,44 @@ steps:
 	if _, err := h.eng.CreateTask(h.ctx, engine.CreateRequest{Namespace: "test", Name: "defaults",
 		Context: json.RawMessage(`{"id":"x"}`)}); err == nil {
 		t.Fatal("an invalid context was accepted")
+	}
+}
+
+// Inputs count towards the payload limit: a step whose ancestors' results
+// make its payload too large fails for good with payload_too_large, and
+// the same step without inputs: all would have fit.
+func TestStepInputsWithinPayloadBudget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, `
+namespace: test
+name: budget
+steps:
+  - {name: a, handler: x.a}
+  - {name: b, handler: x.b, depends_on: a}
+  - {name: c, handler: x.c, depends_on: b, inputs: all}
+`)
+	const limit = 4000
+	h.inv.Fail = func(inv engine.Invocation) error {
+		if len(inv.Payload) > limit {
+			return fmt.Errorf("%w: %d bytes", engine.ErrPayloadTooLarge, len(inv.Payload))
+		}
+		return nil
+	}
+	id := h.create("budget", `{}`)
+	big := strings.Repeat("x", limit/2)
+	h.drain(func(p contract.Payload) outcome { return ok(map[string]string{"blob": big}) })
+	if got := h.taskStatus(id); got != "error" {
+		t.Fatalf("task %s, want error", got)
+	}
+	var state string
+	var lastErr json.RawMessage
+	if err := h.pool.QueryRow(h.ctx, `SELECT state, last_error FROM tasker_steps WHERE task_id = $1 AND name = 'c'`, id).Scan(&state, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if state != "error" || !strings.Contains(string(lastErr), "payload_too_large") {
+		t.Fatalf("step c: %s %s, want failed with payload_too_large", state, lastErr)
+	}
+	if b := h.step(id, "b"); b.State != "complete" {
+		t.Fatalf("step b %s: with its parent's result only, it fits", b.State)
 	}
 }
