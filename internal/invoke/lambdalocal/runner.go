@@ -241,6 +241,9 @@ func (r *Runner) Run(ctx context.Context, fn Function, event []byte, deadline ti
 		_, _ = io.Copy(io.Discard, outR)
 	}()
 	waitErr := cmd.Wait()
+	// Lambda freezes the sandbox when the handler returns; here the
+	// handler's leftover children are killed, so none holds fd 3 open.
+	killGroup(cmd)
 	<-done
 	outR.Close()
 	logs.flush()

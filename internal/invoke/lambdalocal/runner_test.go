@@ -33,7 +33,7 @@ func testFunctions(t *testing.T) lambdalocal.Functions {
 	fns := lambdalocal.Functions{}
 	for lang, rt := range map[string]string{"python": "python3.11", "node": "nodejs20.x"} {
 		for _, h := range []string{"ok", "handled", "raises", "sleeps", "crashes", "not_json", "notJson", "huge", "returns_none",
-			"returnsUndefined", "callback", "callbackError", "sync", "not_callable", "notAFunction", "missing"} {
+			"returnsUndefined", "callback", "callbackError", "sync", "not_callable", "notAFunction", "missing", "leaves_child"} {
 			fns[lang+"-"+h] = lambdalocal.Function{Name: lang + "-" + h, Runtime: rt, Language: map[string]string{"python": lambdalocal.Python, "node": lambdalocal.Node}[lang],
 				Dir: filepath.Join(dir, lang), Handler: "cases." + h, MemoryMB: 256, Environment: map[string]string{"GREETING": "hi"}}
 		}
@@ -64,6 +64,7 @@ func TestRunOutcomes(t *testing.T) {
 		{fn: "python-handled", wantRes: `"tasker_error"`},
 		{fn: "node-handled", wantRes: `"tasker_error"`},
 		{fn: "python-returns_none", wantRes: `null`},
+		{fn: "python-leaves_child", deadline: 20 * time.Second, wantRes: `"done"`},
 		{fn: "node-returnsUndefined", wantRes: `null`},
 		{fn: "python-raises", wantType: "PaymentDeclined", wantInMsg: "card declined"},
 		{fn: "node-raises", wantType: "PaymentDeclined", wantInMsg: "card declined"},

@@ -50,3 +50,9 @@ not_callable = 42
 
 def over_result_limit(event, context):
     return "y" * (300 << 10)  # under Lambda's 6 MiB, over Tasker's result limit
+
+
+def leaves_child(event, context):
+    import subprocess
+    subprocess.Popen(["sleep", "30"])  # inherits fd 3; must not hold the answer back
+    return "done"
