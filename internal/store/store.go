@@ -488,3 +488,33 @@ func (s *Store) InFlight(ctx context.Context) (int, error) {
 	}
 	return int(n), nil
 }
+
+// StepRef names one step of a task.
+type StepRef struct {
+	TaskID uuid.UUID
+	Step   string
+}
+
+// StepResults returns the results of the named steps (nil for a step with
+// none yet), keyed by task and step: the inputs of claimed steps beyond
+// their direct parents (docs/templates.md, "Inputs"). Unknown steps are
+// absent.
+func (s *Store) StepResults(ctx context.Context, refs []StepRef) (map[StepRef]json.RawMessage, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	ids := make([]uuid.UUID, len(refs))
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i], names[i] = r.TaskID, r.Step
+	}
+	rows, err := dbq.StepResults(ctx, s.pool, dbgen.StepResultsParams{TaskIds: ids, Names: names})
+	if err != nil {
+		return nil, fmt.Errorf("step results: %w", err)
+	}
+	out := make(map[StepRef]json.RawMessage, len(rows))
+	for _, r := range rows {
+		out[StepRef{TaskID: r.TaskID, Step: r.Name}] = r.Result
+	}
+	return out, nil
+}

@@ -186,6 +186,43 @@ func (q *Queries) SchedulerPass(ctx context.Context, db DBTX, arg SchedulerPassP
 	return items, nil
 }
 
+const StepResults = `-- name: StepResults :many
+SELECT r.task_id::uuid AS task_id, r.name::text AS name, r.result::jsonb AS result
+FROM tasker_step_results($1::uuid[], $2::text[]) r
+`
+
+type StepResultsParams struct {
+	TaskIds []uuid.UUID
+	Names   []string
+}
+
+type StepResultsRow struct {
+	TaskID uuid.UUID
+	Name   string
+	Result json.RawMessage
+}
+
+// The results of named steps of claimed tasks (sql/functions/040_inputs.sql).
+func (q *Queries) StepResults(ctx context.Context, db DBTX, arg StepResultsParams) ([]StepResultsRow, error) {
+	rows, err := db.Query(ctx, StepResults, arg.TaskIds, arg.Names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StepResultsRow
+	for rows.Next() {
+		var i StepResultsRow
+		if err := rows.Scan(&i.TaskID, &i.Name, &i.Result); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const SweepScan = `-- name: SweepScan :many
 SELECT kind, task_id, step_id, attempt, timeout_seconds, claimed_by
 FROM tasker_sweep_scan($1, $2, $3, $4, $5, $6)
