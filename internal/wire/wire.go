@@ -45,6 +45,14 @@ type Step struct {
 	NextRetryAt *string         `json:"next_retry_at"`
 	StartedAt   *string         `json:"started_at"`
 	CompletedAt *string         `json:"completed_at"`
+	// The control-flow fields (docs/control-flow.md) are left out until
+	// the API fills them. WakeAt is when a waiting step moves on by itself: a timer's due
+	// time or a callback's expiry; null unless waiting.
+	WakeAt *string `json:"wake_at,omitzero"`
+	// WaitKind is what a waiting step waits for: "timer" or "callback".
+	WaitKind *string `json:"wait_kind,omitzero"`
+	// SkipReason says why a skipped step was skipped.
+	SkipReason *string `json:"skip_reason,omitzero"`
 }
 
 // StepDetail is a step with its transition history, oldest first.

@@ -72,10 +72,16 @@ func watchTask(ctx context.Context, c *apiclient.Client, task wire.Task, raw []b
 // reportFailedSteps names the failing steps of a task that did not complete.
 func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	fmt.Fprintf(stderr, "tasker %s: task %s ended %s\n", cmd, task.ID, task.Status)
-	var notRun []string
+	var notRun, skipped []string
 	for _, s := range task.Steps {
 		msg := errorText(s.LastError)
 		switch st := domain.StepState(s.Status); {
+		case st == domain.StepSkipped:
+			if s.SkipReason != nil && *s.SkipReason != "" {
+				skipped = append(skipped, s.Name+" ("+*s.SkipReason+")")
+			} else {
+				skipped = append(skipped, s.Name)
+			}
 		case st == domain.StepError:
 			if msg == "" {
 				msg = "(no error recorded)"
@@ -87,6 +93,9 @@ func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 		default:
 			notRun = append(notRun, s.Name)
 		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(stderr, "  skipped: %s\n", strings.Join(skipped, ", "))
 	}
 	if len(notRun) > 0 {
 		fmt.Fprintf(stderr, "  not run: %s\n", strings.Join(notRun, ", "))
