@@ -1,0 +1,88 @@
+package webui_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// startApproval starts payments/refund_with_approval for the large refund
+// example (over the approval threshold) and waits until manager_approval
+// waits for a decision. bearer authorises the API calls ("" when open).
+func startApproval(t *testing.T, s *stack, bearer string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "examples", "refund_large.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, task := s.callAs(t, bearer, "POST", "/v1/tasks", map[string]any{
+		"namespace": "payments", "name": "refund_with_approval", "context": json.RawMessage(raw), "initiator": "browser-test",
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("create task: %d %v", code, task)
+	}
+	id := task["id"].(string)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, st := s.callAs(t, bearer, "GET", "/v1/tasks/"+id+"/steps/manager_approval", nil)
+		if st["status"] == "waiting" {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("manager_approval is %v, never waiting", st["status"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// callAs is stack.call with a bearer token.
+func (s *stack) callAs(t *testing.T, bearer, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: %d, not JSON: %v", method, path, res.StatusCode, err)
+	}
+	return res.StatusCode, out
+}
+
+// Clicking a step in the graph opens its detail (and proves the CDP
+// client's clicks land where a user's would).
+func TestBrowserClickGraphNode(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	s := startStack(t, stackOptions{})
+	id := s.createOrder(t)
+	c := openCDP(t, bin, s.url+"/#/tasks/"+id)
+	c.waitFor("the graph", `document.querySelector('g.node[data-step="fraud_check"]')`, 20*time.Second)
+	c.click(`g.node[data-step="fraud_check"] rect`)
+	c.waitFor("the step card", `document.querySelector('.step-card[data-step="fraud_check"]')`, 10*time.Second)
+	var hash string
+	c.eval(`location.hash`, &hash)
+	if hash != "#/tasks/"+id+"/steps/fraud_check" {
+		t.Errorf("location.hash = %q", hash)
+	}
+}
