@@ -32,6 +32,7 @@ const (
 	StepResolved         EventName = "step.resolved"
 	StepCancelled        EventName = "step.cancelled"
 	StepRetryRequested   EventName = "step.retry_requested"
+	StepSkipped          EventName = "step.skipped"
 
 	BatchProcessed EventName = "scheduler.batch_processed"
 	SweepCompleted EventName = "scheduler.sweep_completed"
@@ -60,6 +61,7 @@ var Catalogue = []struct {
 	{StepResolved, "an operator resolved a failed step"},
 	{StepCancelled, "a step was cancelled with its task"},
 	{StepRetryRequested, "an operator retry reset a failed step to pending"},
+	{StepSkipped, "a step was skipped without running: its when was false (from in_progress), or its trigger rule cannot hold (from pending); reason says which"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},
 }

@@ -30,7 +30,9 @@ END
 $$;
 
 -- Steps of the given tasks that can be claimed now: pending or due for a
--- retry, every parent satisfied (complete, resolved or skipped), and a free
+-- retry, their trigger rule holding (all_success: every parent complete,
+-- resolved or skipped other than by a failure upstream; all_done: every
+-- parent ended; one_failed: a parent in error), and a free
 -- slot under their concurrency key if they have one; in template order, at
 -- most p_limit per task and in all. Steps whose key is full are left out
 -- before the limit, so they never crowd out others. The caller has locked
@@ -49,13 +51,31 @@ LANGUAGE sql STABLE AS $$
         WHERE s.task_id = b.task_id
           AND s.state IN ('pending', 'waiting_for_retry')
           AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
-          AND NOT EXISTS (
-              SELECT 1
-              FROM tasker_step_edges e
-              JOIN tasker_steps p ON p.id = e.from_step_id
-              WHERE e.to_step_id = s.id
-                AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')
-              OFFSET 0)
+          -- The trigger rule (docs/architecture.md, "States"), each a
+          -- primary-key probe per edge.
+          AND CASE s.trigger_rule
+              WHEN 'all_done' THEN NOT EXISTS (
+                  SELECT 1
+                  FROM tasker_step_edges e
+                  JOIN tasker_steps p ON p.id = e.from_step_id
+                  WHERE e.to_step_id = s.id
+                    AND p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')
+                  OFFSET 0)
+              WHEN 'one_failed' THEN EXISTS (
+                  SELECT 1
+                  FROM tasker_step_edges e
+                  JOIN tasker_steps p ON p.id = e.from_step_id
+                  WHERE e.to_step_id = s.id AND p.state = 'error'
+                  OFFSET 0)
+              ELSE NOT EXISTS (
+                  SELECT 1
+                  FROM tasker_step_edges e
+                  JOIN tasker_steps p ON p.id = e.from_step_id
+                  WHERE e.to_step_id = s.id
+                    AND (p.state NOT IN ('complete', 'resolved_manually', 'skipped')
+                         OR p.skip_kind = 'upstream_failed')
+                  OFFSET 0)
+              END
           AND (s.concurrency_key IS NULL OR (
               SELECT count(*)
               FROM (SELECT 1 FROM tasker_steps x
@@ -78,7 +98,7 @@ CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_now timestamptz, p_actor text, p_task_ids uuid[],
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
     p_permanent boolean[], p_retry_after_ms bigint[], p_reasons text[],
-    p_claim_limit int, p_global_cap int, p_grace_seconds int)
+    p_claim_limit int, p_global_cap int, p_grace_seconds int, p_skip boolean[])
 RETURNS SETOF tasker_scheduler_pass_row
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -96,12 +116,15 @@ BEGIN
         RETURN QUERY
         WITH input AS (
             SELECT *
-            FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons)
-                AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason)
+            FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons, p_skip)
+                AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason, skip)
         ),
         decided AS (
             SELECT s.id, i.attempt, i.ok, i.result, i.err, i.reason, s.state AS from_state,
                    CASE
+                       -- The step's when was false (evaluated by the engine
+                       -- on the claim): skipped, its dependents satisfied.
+                       WHEN i.skip THEN 'skipped'
                        WHEN i.ok THEN 'complete'
                        WHEN NOT i.permanent AND s.attempts < s.max_attempts THEN 'waiting_for_retry'
                        ELSE 'error'
@@ -118,13 +141,15 @@ BEGIN
         updated AS (
             UPDATE tasker_steps s
             SET state = d.to_state,
-                result = CASE WHEN d.ok THEN d.result ELSE s.result END,
-                last_error = CASE WHEN d.ok THEN s.last_error ELSE d.err END,
+                result = CASE WHEN d.to_state = 'complete' THEN d.result ELSE s.result END,
+                last_error = CASE WHEN d.ok OR d.to_state = 'skipped' THEN s.last_error ELSE d.err END,
+                skip_kind = CASE WHEN d.to_state = 'skipped' THEN 'condition' END,
+                skip_reason = CASE WHEN d.to_state = 'skipped' THEN d.reason END,
                 next_retry_at = CASE WHEN d.to_state = 'waiting_for_retry'
                                      THEN p_now + make_interval(secs => d.delay_ms / 1000.0) END,
                 deadline_at = NULL,
                 claimed_by = NULL,
-                completed_at = CASE WHEN d.to_state IN ('complete', 'error') THEN p_now END,
+                completed_at = CASE WHEN d.to_state IN ('complete', 'error', 'skipped') THEN p_now END,
                 updated_at = p_now
             FROM decided d
             -- The fence again, for a concurrent release; compared with the
@@ -136,12 +161,12 @@ BEGIN
         tr AS (
             INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, metadata, created_at)
             SELECT u.task_id, u.id, 'in_progress', u.state, u.attempt, u.reason, p_actor,
-                   CASE WHEN u.state <> 'complete' THEN jsonb_build_object('error', u.err) END, p_now
+                   CASE WHEN u.state NOT IN ('complete', 'skipped') THEN jsonb_build_object('error', u.err) END, p_now
             FROM updated u
         )
         SELECT 'recorded'::text, u.task_id, u.id, u.name, u.attempt, 'in_progress'::text, u.state, u.next_retry_at,
                u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::text
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
     END IF;
@@ -149,6 +174,63 @@ BEGIN
     IF v_live IS NULL THEN
         RETURN;
     END IF;
+
+    -- Skip the pending steps whose trigger rule can never hold: an
+    -- all_success step with a parent in error, cancelled, or skipped after
+    -- a failure upstream (skip_kind upstream_failed, which its own
+    -- dependents then see), and a one_failed step whose parents all ended
+    -- without one in error (no_failure). One round per level of the graph
+    -- that a failure reaches; each round walks the batch's pending steps
+    -- (tasker_steps_runnable_position) and probes their parents by key.
+    LOOP
+        RETURN QUERY
+        WITH cand AS (
+            SELECT s.id, s.task_id, s.trigger_rule, ps.failed, ps.blocked
+            FROM unnest(v_live) AS b(id)
+            CROSS JOIN LATERAL (
+                SELECT s.id, s.task_id, s.trigger_rule FROM tasker_steps s
+                WHERE s.task_id = b.id AND s.state = 'pending'
+                OFFSET 0) s
+            CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')) AS live,
+                       min(p.name) FILTER (WHERE p.state = 'error') AS failed,
+                       min(p.name) FILTER (WHERE p.state = 'cancelled'
+                                              OR (p.state = 'skipped' AND p.skip_kind = 'upstream_failed')) AS blocked
+                FROM tasker_step_edges e
+                JOIN tasker_steps p ON p.id = e.from_step_id
+                WHERE e.to_step_id = s.id
+            ) ps
+            WHERE (s.trigger_rule = 'all_success' AND (ps.failed IS NOT NULL OR ps.blocked IS NOT NULL))
+               OR (s.trigger_rule = 'one_failed' AND ps.live = 0 AND ps.failed IS NULL)
+        ),
+        skipped AS (
+            UPDATE tasker_steps s
+            SET state = 'skipped',
+                skip_kind = CASE WHEN c.trigger_rule = 'one_failed' THEN 'no_failure' ELSE 'upstream_failed' END,
+                skip_reason = CASE
+                    WHEN c.trigger_rule = 'one_failed' THEN 'trigger rule one_failed: no parent failed'
+                    WHEN c.failed IS NOT NULL THEN 'trigger rule all_success cannot hold: parent ' || c.failed || ' failed'
+                    ELSE 'trigger rule all_success cannot hold: parent ' || c.blocked || ' did not run after a failure'
+                END,
+                next_retry_at = NULL,
+                completed_at = p_now,
+                updated_at = p_now
+            FROM cand c
+            WHERE s.id = c.id AND s.state = 'pending'
+            RETURNING s.task_id, s.id, s.name, s.attempts, s.skip_reason
+        ),
+        tr AS (
+            INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
+            SELECT k.task_id, k.id, 'pending', 'skipped', k.attempts, k.skip_reason, p_actor, p_now
+            FROM skipped k
+        )
+        SELECT 'recorded'::text, k.task_id, k.id, k.name, k.attempts, 'pending'::text, 'skipped'::text,
+               NULL::timestamptz, k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::text
+        FROM skipped k
+        CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
+        EXIT WHEN NOT FOUND;
+    END LOOP;
 
     IF p_claim_limit > 0 THEN
         -- Caps are checked and taken under one lock, so concurrent passes
@@ -199,7 +281,7 @@ BEGIN
                 FROM allowed a
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
-                          s.config, a.state AS from_state
+                          s.config, s.when_expr, a.state AS from_state
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -224,7 +306,8 @@ BEGIN
                    coalesce(pr.results, '{}'::jsonb),
                    -- The task's first claim of this pass reports that it started.
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
-                       AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1
+                       AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1,
+                   c.when_expr
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
@@ -236,9 +319,11 @@ BEGIN
         END IF;
     END IF;
 
-    -- A live task is finished when nothing of it is in flight, waiting or
-    -- ready (a ready step the caps held back keeps it open); what is left
-    -- pending is blocked by a failure.
+    -- A live task is finished when none of its steps is live: after the
+    -- skip rounds above, a pending step is ready (perhaps held back by a
+    -- cap) or waits for a live parent. It ends error when a step in error
+    -- has no one_failed dependent that completed (caught it), else
+    -- resolved_manually when an operator resolved a step, else complete.
     RETURN QUERY
     -- OFFSET 0 keeps each lookup a probe keyed by its task: the planner
     -- may neither turn it into a join over every live step nor move the
@@ -250,18 +335,7 @@ BEGIN
         WHERE t.status IN ('pending', 'in_progress')
           AND NOT EXISTS (
               SELECT 1 FROM tasker_steps s
-              WHERE s.task_id = t.id AND s.state IN ('in_progress', 'waiting_for_retry', 'waiting')
-              OFFSET 0)
-          AND NOT EXISTS (
-              SELECT 1 FROM tasker_steps s
-              WHERE s.task_id = t.id AND s.state = 'pending'
-                AND NOT EXISTS (
-                    SELECT 1
-                    FROM tasker_step_edges e
-                    JOIN tasker_steps p ON p.id = e.from_step_id
-                    WHERE e.to_step_id = s.id
-                      AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')
-                    OFFSET 0)
+              WHERE s.task_id = t.id AND s.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')
               OFFSET 0)
     ),
     decided AS (
@@ -273,7 +347,14 @@ BEGIN
                END AS to_state
         FROM done d
         CROSS JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE s.state NOT IN ('complete', 'resolved_manually', 'skipped')) AS unfinished,
+            SELECT count(*) FILTER (
+                       WHERE s.state NOT IN ('complete', 'resolved_manually', 'skipped', 'error')
+                          OR (s.state = 'error' AND NOT EXISTS (
+                                  SELECT 1
+                                  FROM tasker_step_edges e
+                                  JOIN tasker_steps c ON c.id = e.to_step_id
+                                  WHERE e.from_step_id = s.id AND c.trigger_rule = 'one_failed'
+                                    AND c.state IN ('complete', 'resolved_manually')))) AS unfinished,
                    count(*) FILTER (WHERE s.state = 'resolved_manually') AS resolved
             FROM tasker_steps s
             WHERE s.task_id = d.id
@@ -295,7 +376,7 @@ BEGIN
     )
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
-           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean
+           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::text
     FROM updated u;
 END
 $$;
@@ -374,7 +455,9 @@ BEGIN
         (SELECT b.id
          FROM unnest(v_scanned) AS b(id)
          -- LATERAL … LIMIT 1 rather than EXISTS: a probe per task, never a
-         -- hashed subplan over every pending step.
+         -- hashed subplan over every pending step. A pending step whose
+         -- parents all ended is ready or to be skipped: either way the
+         -- task has work for a pass.
          CROSS JOIN LATERAL (
              SELECT 1 FROM tasker_steps s
              WHERE s.task_id = b.id AND s.state = 'pending'
@@ -383,7 +466,7 @@ BEGIN
                    FROM tasker_step_edges e
                    JOIN tasker_steps p ON p.id = e.from_step_id
                    WHERE e.to_step_id = s.id
-                     AND p.state NOT IN ('complete', 'resolved_manually', 'skipped'))
+                     AND p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting'))
              LIMIT 1) ready
          LIMIT p_limit)
         UNION
@@ -450,7 +533,7 @@ $$;
 -- cost five times what running them does; the shape of that generic plan is
 -- what the plan-shape tests check. (Function SET clauses scope all this to
 -- the call; no session state changes.)
-ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int)
+ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int, boolean[])
     SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_release_claims(timestamptz, uuid[], int[], text[], int, text)

@@ -33,6 +33,7 @@ type TaskerSchedulerPassRow struct {
 	Context       json.RawMessage
 	Results       json.RawMessage
 	TaskStarted   *bool
+	WhenExpr      *string
 }
 
 type TaskerSweepScanRow struct {
