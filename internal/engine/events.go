@@ -60,7 +60,7 @@ var Catalogue = []struct {
 	{StepTimedOut, "a step attempt passed its deadline without a result"},
 	{StepResolved, "an operator resolved a failed step"},
 	{StepCancelled, "a step was cancelled with its task"},
-	{StepRetryRequested, "an operator retry reset a failed step to pending"},
+	{StepRetryRequested, "an operator retry reset a failed step to pending; or a step skipped below a retried or resolved step went back to pending (from skipped)"},
 	{StepSkipped, "a step was skipped without running: its when was false (from in_progress), or its trigger rule cannot hold (from pending); reason says which"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},

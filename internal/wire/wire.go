@@ -45,14 +45,17 @@ type Step struct {
 	NextRetryAt *string         `json:"next_retry_at"`
 	StartedAt   *string         `json:"started_at"`
 	CompletedAt *string         `json:"completed_at"`
-	// The control-flow fields (docs/control-flow.md) are left out until
-	// the API fills them. WakeAt is when a waiting step moves on by itself: a timer's due
-	// time or a callback's expiry; null unless waiting.
-	WakeAt *string `json:"wake_at,omitzero"`
-	// WaitKind is what a waiting step waits for: "timer" or "callback".
+	// TriggerRule, When and SkipReason: the step's control flow
+	// (docs/architecture.md, "States"). When is nil without a condition;
+	// SkipReason is nil unless the step was skipped.
+	TriggerRule string  `json:"trigger_rule"`
+	When        *string `json:"when"`
+	SkipReason  *string `json:"skip_reason"`
+	// WakeAt is when a waiting step moves on by itself (a timer's due time
+	// or a callback's expiry) and WaitKind what it waits for ("timer" or
+	// "callback"); left out until the API fills them (docs/control-flow.md).
+	WakeAt   *string `json:"wake_at,omitzero"`
 	WaitKind *string `json:"wait_kind,omitzero"`
-	// SkipReason says why a skipped step was skipped.
-	SkipReason *string `json:"skip_reason,omitzero"`
 }
 
 // StepDetail is a step with its transition history, oldest first.
