@@ -142,4 +142,7 @@ func TestBrowserSagaView(t *testing.T) {
 		t.Errorf("screenshot has %d pixels of the compensation edge colour", n)
 	}
 	copyFile(t, shot, filepath.Join(os.TempDir(), "tasker-webui", "saga.png"))
+	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
+		copyFile(t, shot, filepath.Join("..", "..", "docs", "img", "saga.png")) // docs/control-flow.md
+	}
 }
