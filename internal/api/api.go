@@ -176,6 +176,11 @@ func New(cfg Config) (http.Handler, error) {
 		{"GET", "/v1/tasks/{id}/graph", auth.TasksRead, s.taskGraph},
 		{"GET", "/v1/tasks/{id}/steps/{step}", auth.StepsRead, s.getStep},
 		{"POST", "/v1/tasks/{id}/steps/{step}/resolve", auth.StepsResolve, s.resolveStep},
+		{"POST", "/v1/tasks/{id}/steps/{step}/complete", auth.StepsComplete, s.completeStep},
+		// Authorised by the callback token alone (callbacks.go).
+		{"POST", "/v1/callbacks/{token}/success", "", s.callbackSuccess},
+		{"POST", "/v1/callbacks/{token}/failure", "", s.callbackFailure},
+		{"POST", "/v1/callbacks/{token}/heartbeat", "", s.callbackHeartbeat},
 		{"GET", "/v1/templates", auth.TemplatesRead, s.listTemplates},
 		{"GET", "/v1/templates/{namespace}/{name}", auth.TemplatesRead, s.getTemplate},
 		{"GET", "/v1/health/live", "", s.live},
@@ -210,7 +215,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v)
 			}
 			s.log.ErrorContext(ctx, "panic serving request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()),
-				"method", r.Method, "path", r.URL.Path, "correlation_id", cid)
+				"method", r.Method, "path", redactPath(r.URL.Path), "correlation_id", cid)
 			if !rec.wrote {
 				s.writeProblem(rec, r, newProblem(http.StatusInternalServerError, TypeInternal,
 					"the server could not complete the request; quote the correlation id when reporting this"))
@@ -220,7 +225,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.Log(ctx, level, "http request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		s.log.Log(ctx, level, "http request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rec.status,
 			"duration_ms", time.Since(start).Milliseconds(), "correlation_id", cid)
 		if span != nil {
 			span.SetAttributes(attribute.Int("http.response.status_code", rec.status))
@@ -248,7 +253,7 @@ func (s *server) startSpan(ctx context.Context, r *http.Request, cid string) (co
 	ctx = telemetry.Propagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
 	name := r.Method
 	attrs := []attribute.KeyValue{attribute.String("http.request.method", r.Method),
-		attribute.String("url.path", r.URL.Path), attribute.String("tasker.correlation_id", cid)}
+		attribute.String("url.path", redactPath(r.URL.Path)), attribute.String("tasker.correlation_id", cid)}
 	if _, pattern := s.mux.Handler(r); pattern != "" {
 		name = pattern
 		if _, route, ok := strings.Cut(pattern, " "); ok {

@@ -22,6 +22,10 @@ type Engine interface {
 	CancelTask(ctx context.Context, id uuid.UUID, actor, reason string) error
 	RetryTask(ctx context.Context, id uuid.UUID, actor, reason string) error
 	ResolveStep(ctx context.Context, id uuid.UUID, step string, result json.RawMessage, actor, reason string) error
+	// Callback and CompleteStep also report engine.ErrCallbackExpired and
+	// engine.ErrInvalidResult (callbacks.go).
+	Callback(ctx context.Context, token string, req engine.CallbackRequest) (engine.CallbackOutcome, error)
+	CompleteStep(ctx context.Context, id uuid.UUID, step string, result json.RawMessage, actor string) (engine.CallbackOutcome, error)
 	Health() (engine.HealthState, int)
 	InstanceID() string
 	Templates() *template.Set

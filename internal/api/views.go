@@ -75,6 +75,7 @@ func stepView(s store.StepView) Step {
 		MaxAttempts: s.MaxAttempts, Result: s.Result, LastError: s.LastError, NextRetryAt: tsp(s.NextRetryAt),
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
 		TriggerRule: s.TriggerRule, When: nonEmpty(s.When), SkipReason: nonEmpty(s.SkipReason),
+		WaitingUntil: tsp(s.WaitingUntil), WaitKind: s.WaitKind,
 	}
 }
 

@@ -17,6 +17,7 @@ const (
 	TasksRetry    = "tasks:retry"
 	StepsRead     = "steps:read"
 	StepsResolve  = "steps:resolve"
+	StepsComplete = "steps:complete"
 	TemplatesRead = "templates:read"
 	SystemRead    = "system:read"
 )
@@ -24,7 +25,7 @@ const (
 // AllPermissions lists every permission, e.g. for `tasker token --all`.
 var AllPermissions = []string{
 	TasksCreate, TasksRead, TasksList, TasksCancel, TasksRetry,
-	StepsRead, StepsResolve,
+	StepsRead, StepsResolve, StepsComplete,
 	TemplatesRead,
 	SystemRead,
 }

@@ -36,6 +36,10 @@ type Meta struct {
 	Deadline        time.Time `json:"deadline"`
 	// TraceParent carries W3C trace context into the handler.
 	TraceParent string `json:"traceparent,omitempty"`
+	// CallbackToken completes, fails or extends this attempt through the
+	// callback routes (POST /v1/callbacks/{token}/success|failure|heartbeat);
+	// opaque, bound to the task, step and attempt.
+	CallbackToken string `json:"callback_token,omitempty"`
 }
 
 // Payload is what a handler Lambda receives.
@@ -99,16 +103,71 @@ const (
 	KindWake = "wake"
 )
 
-// Wake asks the scheduler to evaluate a task.
+// Wake asks the scheduler to evaluate a task. A wake-up sent for a
+// waiting step's due time also names the step and attempt (older
+// schedulers ignore those fields and the sweep moves the wait on).
 type Wake struct {
-	Kind   string    `json:"kind"`
-	TaskID uuid.UUID `json:"task_id"`
+	Kind    string    `json:"kind"`
+	TaskID  uuid.UUID `json:"task_id"`
+	StepID  uuid.UUID `json:"step_id,omitzero"`
+	Attempt int       `json:"attempt,omitempty"`
+}
+
+// NewWaitWake returns the encoded wake-up for the due time of a waiting
+// step attempt.
+func NewWaitWake(taskID, stepID uuid.UUID, attempt int) []byte {
+	b, _ := json.Marshal(Wake{Kind: KindWake, TaskID: taskID, StepID: stepID, Attempt: attempt}) // cannot fail
+	return b
 }
 
 // NewWake returns the encoded wake-up for a task.
 func NewWake(taskID uuid.UUID) []byte {
 	b, _ := json.Marshal(Wake{Kind: KindWake, TaskID: taskID}) // cannot fail
 	return b
+}
+
+// DefaultPendingTimeoutSeconds is how long a step whose handler answered
+// tasker_pending waits for its callback unless the answer says otherwise.
+const DefaultPendingTimeoutSeconds = 86400
+
+// MaxWaitSeconds bounds a callback's timeout (365 days).
+const MaxWaitSeconds = 31_536_000
+
+// Pending is the body of a tasker_pending answer.
+type Pending struct {
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// AsPending reports whether a handler response is a tasker_pending answer
+// (a JSON object with a "tasker_pending" member): the step waits for its
+// callback for the returned number of seconds. A malformed one (not an
+// object, a timeout outside 1..MaxWaitSeconds) is reported as a retryable
+// failure with code "malformed_pending".
+func AsPending(resp json.RawMessage) (timeoutSeconds int, failure *HandlerError, ok bool) {
+	if len(resp) == 0 || resp[0] != '{' {
+		return 0, nil, false
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(resp, &probe); err != nil {
+		return 0, nil, false
+	}
+	raw, found := probe["tasker_pending"]
+	if !found || string(raw) == "null" {
+		return 0, nil, false
+	}
+	var p Pending
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return 0, &HandlerError{Message: fmt.Sprintf("handler returned a malformed tasker_pending (%v): %.200s", err, raw),
+			Code: "malformed_pending"}, true
+	}
+	switch {
+	case p.TimeoutSeconds == 0:
+		return DefaultPendingTimeoutSeconds, nil, true
+	case p.TimeoutSeconds < 0 || p.TimeoutSeconds > MaxWaitSeconds:
+		return 0, &HandlerError{Message: fmt.Sprintf("handler returned tasker_pending.timeout_seconds %d: want 1 to %d",
+			p.TimeoutSeconds, MaxWaitSeconds), Code: "malformed_pending"}, true
+	}
+	return p.TimeoutSeconds, nil, true
 }
 
 // Destination conditions Lambda writes into requestContext.condition.

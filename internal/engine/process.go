@@ -54,6 +54,8 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 	}()
 	tasks := map[uuid.UUID]struct{}{}
 	var results []store.StepResult
+	var parks []store.Park
+	var due []store.DueWait
 	seen := map[stepAttempt]bool{}
 	var ok []string
 	for _, m := range msgs {
@@ -67,6 +69,9 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 		switch {
 		case msg.Wake != nil:
 			tasks[msg.Wake.TaskID] = struct{}{}
+			if msg.Wake.StepID != uuid.Nil {
+				due = append(due, store.DueWait{StepID: msg.Wake.StepID, Attempt: msg.Wake.Attempt})
+			}
 		case msg.Result != nil:
 			r := msg.Result
 			tasks[r.TaskID] = struct{}{}
@@ -75,10 +80,31 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 				continue // a duplicate in the same batch; the fence would ignore it anyway
 			}
 			seen[k] = true
+			if r.Err == nil {
+				if secs, herr, pending := contract.AsPending(r.Output); pending {
+					if herr == nil {
+						parks = append(parks, pendingPark(r, secs, e.clock.Now()))
+						continue
+					}
+					r.Err = herr
+				}
+			}
 			results = append(results, e.toStepResult(r))
 		}
 	}
 	start := time.Now()
+	// Waits first: parking frees slots the pass can use, and a fired wait
+	// makes its dependents ready for it.
+	if len(parks) > 0 {
+		if err := e.park(ctx, e.clock.Now(), parks, nil); err != nil {
+			return append(failed, ok...), err
+		}
+	}
+	if len(due) > 0 {
+		if _, err := e.fireWaits(ctx, due, 0); err != nil {
+			return append(failed, ok...), err
+		}
+	}
 	if err := e.pass(ctx, keys(tasks), results); err != nil {
 		return append(failed, ok...), err
 	}
@@ -390,6 +416,10 @@ const maxDispatchWarnings = 10
 // error never burns an attempt: the claim is released and retried shortly.
 // A payload that can never be accepted fails the step permanently.
 func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskSpans) error {
+	claims, err := e.parkClaims(ctx, claims, spans)
+	if err != nil {
+		return err
+	}
 	if len(claims) == 0 {
 		return nil
 	}
@@ -482,6 +512,10 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 }
 
 func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
+	token := ""
+	if len(c.CallbackSecret) > 0 {
+		token = callbackToken(c.StepID, c.Attempt, c.CallbackSecret)
+	}
 	var results map[string]json.RawMessage
 	if len(c.Results) > 0 {
 		if err := json.Unmarshal(c.Results, &results); err != nil {
@@ -494,6 +528,7 @@ func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Namespace: c.Namespace, Workflow: c.Workflow,
 			WorkflowVersion: c.Version, IdempotencyKey: contract.IdempotencyKey(c.TaskID, c.Step, c.Attempt),
 			CorrelationID: c.CorrelationID, Deadline: c.Deadline.UTC(), TraceParent: traceParent,
+			CallbackToken: token,
 		},
 		Context: c.Context, Config: c.Config, Results: results,
 	})

@@ -19,6 +19,7 @@ import (
 type SweepReport struct {
 	Tasks       int // tasks evaluated (due retries, ready steps, finalisation)
 	TimedOut    int // attempts past their deadline, failed as retryable
+	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
 }
 
@@ -51,6 +52,15 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	for _, id := range tasks {
 		set[id] = struct{}{}
 	}
+	// Due waits beyond the reach of a delayed wake-up (or whose wake-up
+	// was lost), soonest first.
+	waited, err := e.fireWaits(ctx, nil, sweepLimit)
+	if err != nil {
+		return SweepReport{}, err
+	}
+	for _, id := range waited {
+		set[id] = struct{}{}
+	}
 	var results []store.StepResult
 	for _, o := range expired {
 		set[o.TaskID] = struct{}{}
@@ -66,13 +76,14 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 			Code:    "interrupted",
 		}, reasonInterrupted))
 	}
-	report := SweepReport{Tasks: len(set), TimedOut: len(expired), Interrupted: len(interrupted)}
+	report := SweepReport{Tasks: len(set), TimedOut: len(expired), Interrupted: len(interrupted), Waits: len(waited)}
 	if err := e.pass(ctx, keys(set), results); err != nil {
 		return report, err
 	}
 	if report.Tasks > 0 {
 		e.pub.Publish(ctx, []Event{{Name: SweepCompleted, Time: now,
-			Data: mustJSON(map[string]int{"tasks": report.Tasks, "timed_out": report.TimedOut, "interrupted": report.Interrupted})}})
+			Data: mustJSON(map[string]int{"tasks": report.Tasks, "timed_out": report.TimedOut, "interrupted": report.Interrupted,
+				"waits": report.Waits})}})
 	}
 	return report, nil
 }

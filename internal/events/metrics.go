@@ -121,7 +121,8 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 				m.duration.Observe(e.Time.Sub(d.at).Seconds(), handler)
 			}
 			m.attempts.Inc(handler, outcome(e.Name))
-		case engine.StepCancelled:
+		case engine.StepCancelled, engine.StepWaiting:
+			// A waiting step is no longer in flight.
 			m.finish(e)
 		case engine.StepSkipped:
 			// A condition is evaluated on a claim (from in_progress); a

@@ -19,6 +19,9 @@ type Handler func(ctx context.Context, in Input) (any, error)
 const (
 	BuiltinNoop = "tasker.noop"
 	BuiltinHTTP = "tasker.http"
+	// BuiltinCallback notifies (config.notify) and answers tasker_pending;
+	// tasker.wait never reaches a handler (the engine parks it).
+	BuiltinCallback = "tasker.callback"
 )
 
 // ReservedPrefix is the name prefix of built-in handlers; Register refuses it.
@@ -64,8 +67,8 @@ func WithHTTPPolicy(p HTTPPolicy) RegistryOption {
 	return func(rc *registryConfig) { rc.httpPolicy = p }
 }
 
-// NewRegistry returns a registry holding the built-ins tasker.noop and
-// tasker.http.
+// NewRegistry returns a registry holding the built-ins tasker.noop,
+// tasker.http and tasker.callback.
 func NewRegistry(opts ...RegistryOption) *Registry {
 	var rc registryConfig
 	for _, o := range opts {
@@ -74,6 +77,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	r := &Registry{handlers: map[string]Handler{}}
 	r.handlers[BuiltinNoop] = noop
 	r.handlers[BuiltinHTTP] = NewHTTPHandler(rc.httpClient, rc.httpPolicy)
+	r.handlers[BuiltinCallback] = newCallbackHandler(rc.httpClient, rc.httpPolicy)
 	return r
 }
 

@@ -355,7 +355,7 @@ func TestRegistry(t *testing.T) {
 		t.Error("Lookup failed")
 	}
 	names := reg.Names()
-	want := []string{"Ecommerce::StepHandlers::ValidateCart", "a", "ecommerce.validate_order", "ns/step-1", "tasker.http", "tasker.noop"}
+	want := []string{"Ecommerce::StepHandlers::ValidateCart", "a", "ecommerce.validate_order", "ns/step-1", "tasker.callback", "tasker.http", "tasker.noop"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("Names = %v, want %v", names, want)
 	}

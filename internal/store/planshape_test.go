@@ -109,6 +109,15 @@ INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt,
 SELECT s.task_id, s.id, 'pending', s.state, s.attempts, 'seeded', 'plan', $1::timestamptz - interval '1 day'
 FROM tasker_steps s;
 
+INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
+                          backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, wake_at, wait_kind,
+                          wait_timeout_seconds, created_at, updated_at)
+SELECT pg_temp.fid('wait', g), pg_temp.fid('task', g), 'w', 4, 'tasker.callback', '{}', 'waiting', 1, 3, 3, 1000, 300000, 0,
+       300, $4::timestamptz + CASE WHEN g % 100 = 0 THEN -interval '1 minute' ELSE g * interval '1 minute' END,
+       CASE WHEN g % 2 = 0 THEN 'timer' ELSE 'callback' END, 3600, $4, $4
+FROM generate_series(1, $1::int) g
+WHERE $2::int >= 0 AND $3::int >= 0;
+
 INSERT INTO tasker_instances (id, local, started_at, heartbeat_at)
 VALUES ('plan-instance', true, $1::timestamptz, $1::timestamptz),
        ('plan-dead', true, $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day')`
@@ -261,6 +270,11 @@ func planCases(f planFixture) map[string]planCase {
 		batch = append(batch, fid("task", f.live+1+i*(f.pending/(n/5))))
 	}
 	liveTask := fid("task", 7)
+	waitIDs, waitAttempts := make([]uuid.UUID, n), make([]int32, n)
+	for i := range waitIDs {
+		waitIDs[i], waitAttempts[i] = fid("wait", 100*(i+1)), 1 // due
+	}
+	fireRuns := 0
 	doneTask := fid("task", f.live+f.pending+3)
 	return map[string]planCase{
 		// The engine's queries run without IndexPlans: the functions they
@@ -290,6 +304,29 @@ func planCases(f planFixture) map[string]planCase {
 				[]int32{3, 3}, []int32{1000, 1000}, []int32{300000, 300000}, []float32{0.1, 0.1}, []int32{300, 300},
 				[]*string{nil, nil}, []*int32{nil, nil}, []uuid.UUID{s1}, []uuid.UUID{s2},
 				[]string{"all_success", "one_failed"}, []*string{nil, &cond}}
+		}},
+		// Waits (sql/functions/030_waits.sql). Every live task has a waiting
+		// step; 1 % of them are due. FireWaits alternates between the
+		// sweep's scan (soonest due first, by tasker_steps_waiting_due) and
+		// a wake-up's named attempts, so both shapes are checked.
+		"ParkSteps": {sql: dbgen.ParkSteps, args: func() []any {
+			kinds, wakes, timeouts := make([]string, n), make([]time.Time, n), make([]int32, n)
+			for i := range kinds {
+				kinds[i], wakes[i], timeouts[i] = "callback", now.Add(time.Hour), 3600
+			}
+			return []any{now, "plan-actor", stepIDs, attempts, kinds, wakes, timeouts, reasons}
+		}},
+		"FireWaits": {sql: dbgen.FireWaits, args: func() []any {
+			fireRuns++
+			if fireRuns%2 == 0 {
+				return []any{now, "plan-actor", nil, nil, int32(100)}
+			}
+			return []any{now, "plan-actor", waitIDs, waitAttempts, int32(0)}
+		}},
+		"Callback": {sql: dbgen.Callback, args: func() []any {
+			step := "w"
+			return []any{now, "plan-actor", nil, &liveTask, &step, nil, nil, "success", json.RawMessage(`{"ok":1}`),
+				nil, nil, nil, "callback", int32(30)}
 		}},
 		"SetTraceParent": {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 

@@ -65,6 +65,10 @@ type StepView struct {
 	When        string
 	SkipKind    string
 	SkipReason  string
+	// WaitingUntil is, for a waiting step, when its timer is due or its
+	// callback expires; WaitKind is "timer" or "callback" then.
+	WaitingUntil *time.Time
+	WaitKind     string
 }
 
 // TransitionView is one recorded state change of a step.
@@ -92,13 +96,17 @@ func stepView(r dbgen.ReadStepRow) StepView {
 	if deps == nil {
 		deps = []string{}
 	}
-	return StepView{
+	v := StepView{
 		ID: r.ID, Name: r.Name, State: domain.StepState(r.State), Handler: r.Handler, DependsOn: deps,
 		Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), Result: r.Result, LastError: r.LastError,
 		NextRetryAt: r.NextRetryAt, DeadlineAt: r.DeadlineAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
 		TimeoutSeconds: int(r.TimeoutSeconds), TriggerRule: r.TriggerRule, When: deref(r.WhenExpr),
 		SkipKind: deref(r.SkipKind), SkipReason: deref(r.SkipReason),
 	}
+	if v.State == domain.StepWaiting {
+		v.WaitingUntil, v.WaitKind = r.WakeAt, deref(r.WaitKind)
+	}
+	return v
 }
 
 func transitionView(r dbgen.ReadStepTransitionsRow) TransitionView {

@@ -280,6 +280,9 @@ type Claim struct {
 	// When is the step's condition, "" for none: the engine evaluates it
 	// before dispatching and records a skip when it is false.
 	When string
+	// CallbackSecret is the secret of the attempt's callback token; the
+	// database keeps only its SHA-256 (docs/architecture.md, "Callbacks").
+	CallbackSecret []byte
 }
 
 // ProcessOutput is what a scheduler pass changed and claimed.
@@ -347,6 +350,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
 				When: deref(r.WhenExpr),
+				CallbackSecret: r.CallbackSecret,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{

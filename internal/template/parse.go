@@ -597,6 +597,16 @@ func (p *parser) finishConfig(s *Step, m *stepMeta) {
 			p.errf(m.fieldLine("config"), m.label, m.field("config")+"."+pr.field, "%s", pr.msg)
 		}
 	}
+	var waitProblems []problem
+	switch s.Handler {
+	case HandlerWait:
+		waitProblems = waitConfigProblems(m.config)
+	case HandlerCallback:
+		waitProblems = callbackConfigProblems(m.config)
+	}
+	for _, pr := range waitProblems {
+		p.errf(m.fieldLine("config"), m.label, m.field("config")+"."+pr.field, "%s", pr.msg)
+	}
 }
 
 func (p *parser) contextSchema(t *Template, kv *pair) {
@@ -858,7 +868,7 @@ func (p *parser) handlers(t *Template, metas []*stepMeta) {
 			}
 		case IsBuiltin(h):
 		case strings.HasPrefix(h, "tasker."):
-			p.errf(line, m.label, field, "unknown built-in handler %q: the built-ins are %s and %s", h, HandlerNoop, HandlerHTTP)
+			p.errf(line, m.label, field, "unknown built-in handler %q: the built-ins are %s, %s, %s and %s", h, HandlerNoop, HandlerHTTP, HandlerWait, HandlerCallback)
 		case p.opts.Handlers != nil && !p.opts.Handlers.Has(h):
 			p.errf(line, m.label, field, "unknown handler %q: it is not registered, not a built-in (%s, %s) and not a Lambda function (\"lambda:<name>\" or an ARN)", h, HandlerNoop, HandlerHTTP)
 		}

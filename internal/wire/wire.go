@@ -51,11 +51,21 @@ type Step struct {
 	TriggerRule string  `json:"trigger_rule"`
 	When        *string `json:"when"`
 	SkipReason  *string `json:"skip_reason"`
-	// WakeAt is when a waiting step moves on by itself (a timer's due time
-	// or a callback's expiry) and WaitKind what it waits for ("timer" or
-	// "callback"); left out until the API fills them (docs/control-flow.md).
-	WakeAt   *string `json:"wake_at,omitzero"`
-	WaitKind *string `json:"wait_kind,omitzero"`
+	// WaitingUntil and WaitKind are set while the step is waiting: when its
+	// timer is due or its callback expires, and "timer" or "callback".
+	WaitingUntil *string `json:"waiting_until,omitempty"`
+	WaitKind     string  `json:"wait_kind,omitempty"`
+}
+
+// CallbackAccepted answers an accepted callback (202): the step attempt it
+// applied to, the step's state after it, and after a heartbeat when the
+// wait now ends.
+type CallbackAccepted struct {
+	TaskID       string  `json:"task_id"`
+	Step         string  `json:"step"`
+	Attempt      int     `json:"attempt"`
+	Status       string  `json:"status"`
+	WaitingUntil *string `json:"waiting_until,omitempty"`
 }
 
 // StepDetail is a step with its transition history, oldest first.

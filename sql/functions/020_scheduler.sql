@@ -166,7 +166,7 @@ BEGIN
         )
         SELECT 'recorded'::text, u.task_id, u.id, u.name, u.attempt, 'in_progress'::text, u.state, u.next_retry_at,
                u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::text
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
     END IF;
@@ -226,7 +226,7 @@ BEGIN
         )
         SELECT 'recorded'::text, k.task_id, k.id, k.name, k.attempts, 'pending'::text, 'skipped'::text,
                NULL::timestamptz, k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::text
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
         FROM skipped k
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
         EXIT WHEN NOT FOUND;
@@ -258,7 +258,9 @@ BEGIN
                 FROM tasker_ready_steps(v_live, p_claim_limit, p_now) r
             ),
             allowed AS (
-                SELECT r.step_id, r.state
+                -- k1, k2: the secret of the attempt's callback token
+                -- (docs/architecture.md, "Callbacks"), random per row.
+                SELECT r.step_id, r.state, gen_random_uuid() AS k1, gen_random_uuid() AS k2
                 FROM ranked r
                 WHERE r.concurrency_key IS NULL
                    OR r.rn + (SELECT count(*)
@@ -277,11 +279,12 @@ BEGIN
                     claimed_by = p_actor,
                     started_at = p_now,
                     completed_at = NULL,
-                    updated_at = p_now
+                    updated_at = p_now,
+                    callback_token_hash = sha256(uuid_send(a.k1) || uuid_send(a.k2))
                 FROM allowed a
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
-                          s.config, s.when_expr, a.state AS from_state
+                          s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -307,6 +310,7 @@ BEGIN
                    -- The task's first claim of this pass reports that it started.
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
                        AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1,
+                   c.secret,
                    c.when_expr
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
@@ -376,7 +380,7 @@ BEGIN
     )
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
-           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::text
+           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
     FROM updated u;
 END
 $$;

@@ -209,18 +209,15 @@ func stepLine(s wire.Step, padded bool, width int) string {
 // docs/control-flow.md) and when it moves on by itself: the timer's due
 // time or the callback's expiry, as a UTC time and from now.
 func waitText(s wire.Step, now time.Time) string {
-	callback := s.Handler == "tasker.callback" || (s.WaitKind != nil && *s.WaitKind == "callback")
-	if s.Handler == "tasker.wait" || (s.WaitKind != nil && *s.WaitKind == "timer") {
-		callback = false
-	}
+	callback := s.WaitKind == "callback" || (s.WaitKind == "" && s.Handler != "tasker.wait")
 	what, due := "timer", "due"
 	if callback {
 		what, due = "callback", "expires"
 	}
-	if s.WakeAt == nil {
+	if s.WaitingUntil == nil {
 		return "waiting for " + what
 	}
-	at, err := time.Parse(time.RFC3339Nano, *s.WakeAt)
+	at, err := time.Parse(time.RFC3339Nano, *s.WaitingUntil)
 	if err != nil {
 		return "waiting for " + what
 	}

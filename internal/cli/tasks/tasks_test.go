@@ -43,11 +43,11 @@ func TestProgressControlFlow(t *testing.T) {
 		step wire.Step
 		want []string
 	}{
-		{"timer", wire.Step{Name: "cool_off", Status: "waiting", Handler: "tasker.wait", WakeAt: str("2026-12-06T08:30:00Z"), WaitKind: str("timer")},
+		{"timer", wire.Step{Name: "cool_off", Status: "waiting", Handler: "tasker.wait", WaitingUntil: str("2026-12-06T08:30:00Z"), WaitKind: "timer"},
 			[]string{"⏸ cool_off", "waiting", "timer: due 2026-12-06 08:30:00Z (in 30m0s)"}},
-		{"callback", wire.Step{Name: "approve", Status: "waiting", Handler: "tasker.callback", WakeAt: str("2026-12-07T08:00:00Z")},
+		{"callback", wire.Step{Name: "approve", Status: "waiting", Handler: "tasker.callback", WaitingUntil: str("2026-12-07T08:00:00Z")},
 			[]string{"⏸ approve", "callback: expires 2026-12-07 08:00:00Z (in 24h0m0s)"}},
-		{"pending result", wire.Step{Name: "job", Status: "waiting", Handler: "media.start", WaitKind: str("callback"), WakeAt: str("2026-12-06T07:59:00Z")},
+		{"pending result", wire.Step{Name: "job", Status: "waiting", Handler: "media.start", WaitKind: "callback", WaitingUntil: str("2026-12-06T07:59:00Z")},
 			[]string{"callback: expires 2026-12-06 07:59:00Z (now)"}},
 		{"no due time", wire.Step{Name: "hold", Status: "waiting", Handler: "tasker.wait"}, []string{"waiting for timer"}},
 		{"skipped", wire.Step{Name: "ship", Status: "skipped", SkipReason: str("when: context.amount > 100 was false")},
@@ -73,7 +73,7 @@ func TestProgressControlFlow(t *testing.T) {
 	task := wire.Task{ID: "t1", Namespace: "n", Name: "w", Version: "1.0.0", Status: "in_progress", Steps: []wire.Step{
 		{Name: "a", Status: "complete", Attempts: 1, MaxAttempts: 3},
 		{Name: "b", Status: "skipped", SkipReason: str("condition false")},
-		{Name: "c", Status: "waiting", Handler: "tasker.callback", Attempts: 1, MaxAttempts: 1, WakeAt: str("2999-01-01T00:00:00Z")},
+		{Name: "c", Status: "waiting", Handler: "tasker.callback", Attempts: 1, MaxAttempts: 1, WaitingUntil: str("2999-01-01T00:00:00Z")},
 	}}
 	p := &progress{w: &b, seen: map[string]string{}, start: time.Now()}
 	p.update(task)

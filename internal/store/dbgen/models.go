@@ -12,28 +12,29 @@ import (
 )
 
 type TaskerSchedulerPassRow struct {
-	Kind          string
-	TaskID        uuid.UUID
-	StepID        *uuid.UUID
-	StepName      *string
-	Attempt       *int32
-	FromState     string
-	ToState       string
-	NextRetryAt   *time.Time
-	Reason        *string
-	Namespace     string
-	Workflow      string
-	Version       string
-	CorrelationID string
-	TraceParent   *string
-	Handler       *string
-	MaxAttempts   *int32
-	DeadlineAt    *time.Time
-	Config        json.RawMessage
-	Context       json.RawMessage
-	Results       json.RawMessage
-	TaskStarted   *bool
-	WhenExpr      *string
+	Kind           string
+	TaskID         uuid.UUID
+	StepID         *uuid.UUID
+	StepName       *string
+	Attempt        *int32
+	FromState      string
+	ToState        string
+	NextRetryAt    *time.Time
+	Reason         *string
+	Namespace      string
+	Workflow       string
+	Version        string
+	CorrelationID  string
+	TraceParent    *string
+	Handler        *string
+	MaxAttempts    *int32
+	DeadlineAt     *time.Time
+	Config         json.RawMessage
+	Context        json.RawMessage
+	Results        json.RawMessage
+	TaskStarted    *bool
+	CallbackSecret []byte
+	WhenExpr       *string
 }
 
 type TaskerSweepScanRow struct {
@@ -43,4 +44,22 @@ type TaskerSweepScanRow struct {
 	Attempt        *int32
 	TimeoutSeconds *int32
 	ClaimedBy      *string
+}
+
+type TaskerWaitRow struct {
+	Kind          string
+	TaskID        *uuid.UUID
+	StepID        *uuid.UUID
+	StepName      *string
+	Attempt       *int32
+	FromState     *string
+	ToState       *string
+	NextRetryAt   *time.Time
+	WakeAt        *time.Time
+	WaitKind      *string
+	Reason        *string
+	Namespace     *string
+	Workflow      *string
+	CorrelationID *string
+	TraceParent   *string
 }

@@ -126,7 +126,7 @@ func (q *Queries) ListTasks(ctx context.Context, db DBTX, arg ListTasksParams) (
 const ReadStep = `-- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
+       s.timeout_seconds, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason, s.wake_at, s.wait_kind
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -161,6 +161,8 @@ type ReadStepRow struct {
 	WhenExpr       *string
 	SkipKind       *string
 	SkipReason     *string
+	WakeAt         *time.Time
+	WaitKind       *string
 }
 
 func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (ReadStepRow, error) {
@@ -185,6 +187,8 @@ func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (Re
 		&i.WhenExpr,
 		&i.SkipKind,
 		&i.SkipReason,
+		&i.WakeAt,
+		&i.WaitKind,
 	)
 	return i, err
 }
@@ -304,7 +308,7 @@ func (q *Queries) ReadTaskExists(ctx context.Context, db DBTX, id uuid.UUID) (bo
 const ReadTaskSteps = `-- name: ReadTaskSteps :many
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
+       s.timeout_seconds, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason, s.wake_at, s.wait_kind
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -335,6 +339,8 @@ type ReadTaskStepsRow struct {
 	WhenExpr       *string
 	SkipKind       *string
 	SkipReason     *string
+	WakeAt         *time.Time
+	WaitKind       *string
 }
 
 // Parents come from the materialised edges (primary key (to_step_id, ...)),
@@ -367,6 +373,8 @@ func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) 
 			&i.WhenExpr,
 			&i.SkipKind,
 			&i.SkipReason,
+			&i.WakeAt,
+			&i.WaitKind,
 		); err != nil {
 			return nil, err
 		}

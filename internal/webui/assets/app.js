@@ -128,7 +128,7 @@ function progress(steps) {
 
 // waitUntil is when a waiting step moves on by itself: a timer's due time,
 // a callback's expiry.
-const waitUntil = (st) => (st.status === 'waiting' ? st.wake_at || null : null);
+const waitUntil = (st) => (st.status === 'waiting' ? st.waiting_until || null : null);
 
 // isTimer: a waiting step parked on a timer (tasker.wait), not a callback.
 const isTimer = (st) => (st.wait_kind ? st.wait_kind === 'timer' : st.handler === 'tasker.wait');
