@@ -349,7 +349,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				MaxAttempts: int(*r.MaxAttempts), Deadline: *r.DeadlineAt, Config: r.Config, Context: r.Context,
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
-				When: deref(r.WhenExpr),
+				When:           deref(r.WhenExpr),
 				CallbackSecret: r.CallbackSecret,
 			})
 		case "finalized":
