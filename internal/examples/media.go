@@ -46,25 +46,21 @@ func submitTranscode(ctx context.Context, in stephandler.Input) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var raw struct {
-		Tasker struct {
-			CallbackToken string `json:"callback_token"`
-		} `json:"tasker"`
-	}
-	if err := json.Unmarshal(in.Raw(), &raw); err != nil || raw.Tasker.CallbackToken == "" {
+	token := in.CallbackToken()
+	if token == "" {
 		return nil, permanent("no_callback_token", "the payload carries no tasker.callback_token")
 	}
 	job := map[string]any{
 		"job_id": stableID("job_", in, "transcode"), "video_id": d.str("video_id"), "source_url": d.str("source_url"),
-		"formats": d.list("formats"), "callback_token": raw.Tasker.CallbackToken,
+		"formats": d.list("formats"), "callback_token": token,
 	}
 	if runner := d.str("runner_url"); runner != "" {
 		if err := postJob(ctx, runner, job); err != nil {
 			return nil, err
 		}
 	}
-	timeout := int(configFloat(in, "timeout_seconds", jobTimeout.Seconds()))
-	return map[string]any{"tasker_pending": map[string]any{"timeout_seconds": timeout}}, nil
+	// {"tasker_pending": {"timeout_seconds": …}}: the step waits for the runner.
+	return stephandler.Pending(time.Duration(configFloat(in, "timeout_seconds", jobTimeout.Seconds())) * time.Second), nil
 }
 
 // postJob sends the job to the runner; any failure is retryable (the

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -47,10 +48,18 @@ func openCDP(t *testing.T, bin, url string) *cdp {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The profile is removed after the browser and its helper processes
+	// have exited (t.TempDir's cleanup would race them).
+	profile, err := os.MkdirTemp("", "tasker-cdp-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--window-size=1280,900", "--user-data-dir="+t.TempDir(), "--remote-debugging-pipe", "about:blank")
+		"--window-size=1280,900", "--user-data-dir="+profile, "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{toBrowserR, fromBrowserW} // fd 3, fd 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -62,10 +71,25 @@ func openCDP(t *testing.T, bin, url string) *cdp {
 	done := make(chan struct{})
 	go c.read(fromBrowserR, done)
 	t.Cleanup(func() {
-		toBrowserW.Close()
+		// Ask the browser to quit, give it a moment, then end its group.
+		_, _ = toBrowserW.Write([]byte(`{"id":999999,"method":"Browser.close","params":{}}` + "\x00"))
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
 		cancel()
-		_ = cmd.Wait()
+		<-exited
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers left behind, if any
+		toBrowserW.Close()
 		<-done
+		for i := 0; i < 20; i++ {
+			if err := os.RemoveAll(profile); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	var target struct {
 		TargetID string `json:"targetId"`

@@ -2,14 +2,17 @@ package webui_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/graph"
 )
 
@@ -145,4 +148,105 @@ func TestBrowserSagaView(t *testing.T) {
 	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
 		copyFile(t, shot, filepath.Join("..", "..", "docs", "img", "saga.png")) // docs/control-flow.md
 	}
+}
+
+// A user opens a refund waiting for approval, sees the waiting step (its
+// colour, its callback badge, its expiry), types a comment, clicks
+// Approve, and sees the step and the task complete; the skipped rejection
+// notice shows as skipped with its reason.
+func TestBrowserApproveCallbackStep(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	s := startStack(t, stackOptions{})
+	id := startApproval(t, s, "")
+
+	c := openCDP(t, bin, s.url+"/#/tasks/"+id+"/steps/manager_approval")
+	c.waitFor("the decision form", `document.querySelector('#decision button[data-action="approve"]')`, 20*time.Second)
+	c.waitFor("the waiting callback node",
+		`document.querySelector('g.node.st-waiting[data-kind="callback"][data-step="manager_approval"][data-state="waiting"]')`, 5*time.Second)
+	c.waitFor("the callback expiry in the steps table",
+		`document.querySelector('tr[data-step="manager_approval"] .wait-note')?.textContent.includes('callback expires')`, 5*time.Second)
+	c.waitFor("the Reject button", `document.querySelector('#decision button[data-action="reject"]')`, time.Second)
+
+	c.typeInto("#decision-comment", "approved in the browser")
+	c.click(`#decision button[data-action="approve"]`)
+
+	c.waitFor("the task complete", `document.querySelector('#task-status[data-status="complete"]')`, 30*time.Second)
+	c.waitFor("the approval node complete", `document.querySelector('g.node[data-step="manager_approval"][data-state="complete"]')`, 10*time.Second)
+	c.waitFor("the form gone", `!document.querySelector('#decision')`, 5*time.Second)
+	c.waitFor("the skipped step with its reason",
+		`document.querySelector('tr[data-step="notify_rejection"] [data-status="skipped"]') && document.querySelector('tr[data-step="notify_rejection"] .skip-note')`, 5*time.Second)
+
+	_, st := s.call(t, "GET", "/v1/tasks/"+id+"/steps/manager_approval", nil)
+	res, _ := st["result"].(map[string]any)
+	if st["status"] != "complete" || res["approved"] != true || res["comment"] != "approved in the browser" {
+		t.Errorf("manager_approval = %v, result %v", st["status"], st["result"])
+	}
+	for _, line := range c.console {
+		if strings.Contains(line, "exceptionThrown") || strings.Contains(line, `"type":"error"`) {
+			t.Errorf("browser console: %s", line)
+		}
+	}
+}
+
+// With auth on, the form is offered only to a token that grants
+// steps:complete; Reject completes the step with approved: false.
+func TestBrowserDecisionNeedsPermission(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	secret := bytes.Repeat([]byte("k"), 32)
+	v, err := auth.New(context.Background(), auth.Config{HS256Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, stackOptions{auth: v})
+	token := func(scope string) string {
+		tok, err := auth.SignHS256(secret, map[string]any{"sub": "manager", "scope": scope, "exp": time.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	reader := token("tasks:read tasks:list steps:read templates:read system:read")
+	manager := token("tasks:* steps:* templates:read system:read")
+	id := startApproval(t, s, manager)
+	page := s.url + "/#/tasks/" + id + "/steps/manager_approval"
+
+	c := openCDP(t, bin, s.url+"/")
+	c.eval(`localStorage.setItem('tasker.token', `+jsonString(reader)+`), true`, nil)
+	c.navigate(page)
+	c.waitFor("the step page", `document.querySelector('.step-card[data-step="manager_approval"] [data-status="waiting"]')`, 20*time.Second)
+	var offered bool
+	c.eval(`Boolean(document.querySelector('#decision') || document.querySelector('.decide-link'))`, &offered)
+	if offered {
+		t.Error("the decision form is offered to a token without steps:complete")
+	}
+
+	c.eval(`localStorage.setItem('tasker.token', `+jsonString(manager)+`), true`, nil)
+	c.navigate(s.url + "/#/tasks/" + id)
+	c.waitFor("the decide link", `document.querySelector('tr[data-step="manager_approval"] .decide-link')`, 20*time.Second)
+	c.click(`tr[data-step="manager_approval"] .decide-link`)
+	c.waitFor("the decision form", `document.querySelector('#decision button[data-action="reject"]')`, 20*time.Second)
+	c.click(`#decision button[data-action="reject"]`)
+	c.waitFor("the task complete", `document.querySelector('#task-status[data-status="complete"]')`, 30*time.Second)
+
+	_, task := s.callAs(t, manager, "GET", "/v1/tasks/"+id, nil)
+	got := map[string]any{}
+	for _, x := range task["steps"].([]any) {
+		st := x.(map[string]any)
+		got[st["name"].(string)] = st["status"]
+		if st["name"] == "manager_approval" {
+			if res, _ := st["result"].(map[string]any); res["approved"] != false {
+				t.Errorf("manager_approval result = %v, want approved: false", st["result"])
+			}
+		}
+	}
+	if got["process_gateway_refund"] != "skipped" || got["notify_rejection"] != "complete" {
+		t.Errorf("after Reject: %v", got)
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
