@@ -105,10 +105,15 @@ func taskGraph(t store.TaskView) *graph.Graph {
 	return graph.New(t.Namespace+"/"+t.Name+"@"+t.Version+" · "+t.ID.String(), steps)
 }
 
-// stepNote is what a graph tooltip adds to a step's state: why it was
-// skipped.
+// stepNote is what a graph tooltip adds to a step's state: when a waiting
+// step moves on by itself, why a skipped one was skipped.
 func stepNote(s store.StepView) string {
-	if s.SkipReason != "" {
+	switch {
+	case s.WaitingUntil != nil && s.WaitKind == "timer":
+		return "timer due " + ts(*s.WaitingUntil)
+	case s.WaitingUntil != nil:
+		return "callback expires " + ts(*s.WaitingUntil)
+	case s.SkipReason != "":
 		return "skipped: " + s.SkipReason
 	}
 	return ""

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,6 +50,13 @@ func TestApprovalWorkflow(t *testing.T) {
 			st := waitStep(t, h, id, "manager_approval", "waiting")
 			if st["waiting_until"] == nil || st["wait_kind"] != "callback" {
 				t.Errorf("waiting step: waiting_until %v, wait_kind %v; want a time and callback", st["waiting_until"], st["wait_kind"])
+			}
+			// The graph draws the waiting callback step with its expiry.
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/tasks/"+id+"/graph?format=svg", nil))
+			if svg := rec.Body.String(); !strings.Contains(svg, `data-step="manager_approval" data-state="waiting" data-kind="callback"`) ||
+				!strings.Contains(svg, "callback expires ") {
+				t.Errorf("graph of the waiting task:\n%s", svg)
 			}
 			body := map[string]any{"result": map[string]any{"approved": tc.decision, "comment": "checked"}}
 			path := "/v1/tasks/" + id + "/steps/manager_approval/complete"
