@@ -254,6 +254,18 @@ func (c *cdp) click(selector string) {
 	}
 }
 
+// screenshot saves the page as PNG at path.
+func (c *cdp) screenshot(path string) {
+	c.t.Helper()
+	var r struct {
+		Data []byte `json:"data"` // base64 in JSON: encoding/json decodes it
+	}
+	c.call(c.session, "Page.captureScreenshot", map[string]any{"format": "png"}, &r)
+	if err := os.WriteFile(path, r.Data, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 // typeInto focuses the element and types text into it.
 func (c *cdp) typeInto(selector, text string) {
 	c.t.Helper()

@@ -168,7 +168,20 @@ func TestBrowserApproveCallbackStep(t *testing.T) {
 		`document.querySelector('tr[data-step="manager_approval"] .wait-note')?.textContent.includes('callback expires')`, 5*time.Second)
 	c.waitFor("the Reject button", `document.querySelector('#decision button[data-action="reject"]')`, time.Second)
 
+	c.eval(`window.scrollTo(0, document.querySelector('.step-card').getBoundingClientRect().top + window.scrollY - 64), true`, nil)
+	shot := filepath.Join(t.TempDir(), "approval.png")
+	c.screenshot(shot)
+	img := checkPNG(t, shot)
+	if n := countColour(img, graph.StyleOf("waiting").Fill, 4); n < 300 {
+		t.Errorf("screenshot has %d pixels of the waiting fill; the waiting badge is not drawn", n)
+	}
+	copyFile(t, shot, filepath.Join(os.TempDir(), "tasker-webui", "approval.png"))
+	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
+		copyFile(t, shot, filepath.Join("..", "..", "docs", "img", "approval.png")) // docs/control-flow.md
+	}
+
 	c.typeInto("#decision-comment", "approved in the browser")
+
 	c.click(`#decision button[data-action="approve"]`)
 
 	c.waitFor("the task complete", `document.querySelector('#task-status[data-status="complete"]')`, 30*time.Second)

@@ -594,6 +594,9 @@ function stepsTable(id, steps, selected) {
     'steps');
 }
 
+// Attempt outcomes whose reason is an error message.
+const FAILED_OUTCOMES = new Set(['error', 'waiting_for_retry', 'cancelled']);
+
 // attemptsOf groups a step's transitions by attempt: when it started, how
 // it ended and why.
 function attemptsOf(transitions) {
@@ -602,6 +605,7 @@ function attemptsOf(transitions) {
     if (!tr.attempt) continue;
     const a = byAttempt.get(tr.attempt) || { attempt: tr.attempt };
     if (tr.to === 'in_progress' && !a.started) a.started = tr.at;
+    else if (tr.to === 'waiting') { a.outcome = tr.to; a.reason = tr.reason; } // parked: not over yet
     else if (tr.to !== 'in_progress') { a.ended = tr.at; a.outcome = tr.to; a.reason = tr.reason; a.metadata = tr.metadata; }
     byAttempt.set(tr.attempt, a);
   }
@@ -658,7 +662,7 @@ function stepDetail(v, id, task, step) {
         h('td', null, time(a.ended)),
         h('td', { class: 'num' }, a.started ? fmtDuration(between(a.started, a.ended)) : '—'),
         h('td', null, a.outcome ? badge(a.outcome) : badge('in_progress')),
-        h('td', { class: a.outcome && a.outcome !== 'complete' ? 'error-text' : null }, a.reason || '')))) : h('p', { class: 'muted' }, 'Not attempted yet.'),
+        h('td', { class: FAILED_OUTCOMES.has(a.outcome) ? 'error-text' : null }, a.reason || '')))) : h('p', { class: 'muted' }, 'Not attempted yet.'),
     h('h3', null, 'Transitions'),
     table([['At'], ['From → to'], ['Attempt', 'num'], ['Actor', 'hide-sm'], ['Reason'], ['Metadata', 'hide-md']],
       (step.transitions || []).map((tr) => h('tr', null,
