@@ -88,9 +88,10 @@ func TestProgressControlFlow(t *testing.T) {
 	var stderr bytes.Buffer
 	task.Status = "error"
 	task.Steps[2] = wire.Step{Name: "c", Status: "error", Attempts: 1, MaxAttempts: 1, LastError: json.RawMessage(`{"message":"rejected"}`)}
-	task.Steps = append(task.Steps, wire.Step{Name: "d", Status: "pending"})
+	task.Steps = append(task.Steps, wire.Step{Name: "d", Status: "pending"},
+		wire.Step{Name: "e", Status: "skipped", SkipReason: str("trigger rule all_success cannot hold: parent c failed")})
 	reportFailedSteps(&stderr, "run", task)
-	for _, w := range []string{"step c failed after 1/1 attempts: rejected", "skipped: b (condition false)", "not run: d"} {
+	for _, w := range []string{"step c failed after 1/1 attempts: rejected", "skipped: b (condition false)\n", "not run: d, e\n"} {
 		if !strings.Contains(stderr.String(), w) {
 			t.Errorf("report lacks %q:\n%s", w, stderr.String())
 		}

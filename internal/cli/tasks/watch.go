@@ -69,6 +69,10 @@ func watchTask(ctx context.Context, c *apiclient.Client, task wire.Task, raw []b
 	return 1
 }
 
+// upstreamFailed starts the skip reason of a step that could not run
+// because a parent failed (docs/control-flow.md, "Trigger rules").
+const upstreamFailed = "trigger rule all_success cannot hold"
+
 // reportFailedSteps names the failing steps of a task that did not complete.
 func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	fmt.Fprintf(stderr, "tasker %s: task %s ended %s\n", cmd, task.ID, task.Status)
@@ -76,12 +80,10 @@ func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	for _, s := range task.Steps {
 		msg := errorText(s.LastError)
 		switch st := domain.StepState(s.Status); {
+		case st == domain.StepSkipped && (s.SkipReason == nil || strings.HasPrefix(*s.SkipReason, upstreamFailed)):
+			notRun = append(notRun, s.Name) // skipped because of the failure reported above
 		case st == domain.StepSkipped:
-			if s.SkipReason != nil && *s.SkipReason != "" {
-				skipped = append(skipped, s.Name+" ("+*s.SkipReason+")")
-			} else {
-				skipped = append(skipped, s.Name)
-			}
+			skipped = append(skipped, s.Name+" ("+*s.SkipReason+")")
 		case st == domain.StepError:
 			if msg == "" {
 				msg = "(no error recorded)"
