@@ -250,3 +250,34 @@ func TestSweepFindsBlockedTask(t *testing.T) {
 	wantStates(t, s, tk.ID, map[string]string{"a": "error", "b": "skipped"})
 	wantStatus(t, s, tk.ID, "error")
 }
+
+// TestResolveRedecidesSkipped: a catch skipped by its condition goes back
+// to pending when the failure it could have caught is resolved; the next
+// pass (a wake-up, no results) finds nothing left to catch and skips it.
+func TestResolveRedecidesSkipped(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	c := retries(ruled("one_failed", "c", "a"), 1)
+	c.When = "context.order > 100"
+	tk := mk(t, s, retries(step("a"), 1), c)
+	claim(t, s, t0, tk.ID)
+	out := process(t, s, store.ProcessInput{Now: at(time.Second), TaskIDs: []uuid.UUID{tk.ID},
+		Results: []store.StepResult{failResult(tk.Steps["a"], 1, true)}, ClaimLimit: 10, Grace: grace})
+	if got := claimNames(tk, out.Claims); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("claims = %v", got)
+	}
+	record(t, s, at(2*time.Second), tk.ID, store.StepResult{StepID: tk.Steps["c"], Attempt: 1, Skip: true, Reason: "when was false"})
+	// A catch that did not run catches nothing.
+	wantStatus(t, s, tk.ID, "error")
+	res, err := s.ResolveStep(t.Context(), tk.ID, "a", nil, at(3*time.Second), "op", "")
+	if err != nil || len(res.Steps) != 2 || res.Steps[1].Step != "c" || res.Steps[1].From != "skipped" {
+		t.Fatalf("resolve = %+v, %v", res, err)
+	}
+	if cs := claim(t, s, at(4*time.Second), tk.ID); len(cs) != 0 {
+		t.Fatalf("claims = %+v", cs)
+	}
+	if got := skipState(t, s, tk.ID, "c"); got != "skipped/no_failure" {
+		t.Fatalf("c = %s", got)
+	}
+	wantStatus(t, s, tk.ID, "resolved_manually")
+}

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 )
 
@@ -50,6 +52,9 @@ type Condition struct {
 	// Expr is the expression as written.
 	Expr string
 	prg  cel.Program
+	// refs are the step names the expression reads from results
+	// (results.x, results["x"]), checked against the step's parents.
+	refs []string
 }
 
 // ErrCondition is wrapped by the errors of Condition.Eval.
@@ -94,7 +99,36 @@ func CompileCondition(expr string) (*Condition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL: %s", oneLine(err.Error()))
 	}
-	return &Condition{Expr: expr, prg: prg}, nil
+	return &Condition{Expr: expr, prg: prg, refs: resultRefs(ast.NativeRep().Expr())}, nil
+}
+
+// resultRefs returns the names read from results with a constant key, in
+// order of appearance, once each.
+func resultRefs(e celast.Expr) []string {
+	var refs []string
+	add := func(n string) {
+		if !slices.Contains(refs, n) {
+			refs = append(refs, n)
+		}
+	}
+	isResults := func(x celast.Expr) bool { return x.Kind() == celast.IdentKind && x.AsIdent() == "results" }
+	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
+		switch x.Kind() {
+		case celast.SelectKind:
+			if sel := x.AsSelect(); isResults(sel.Operand()) {
+				add(sel.FieldName())
+			}
+		case celast.CallKind:
+			c := x.AsCall()
+			if c.FunctionName() == operators.Index && len(c.Args()) == 2 && isResults(c.Args()[0]) &&
+				c.Args()[1].Kind() == celast.LiteralKind {
+				if k, ok := c.Args()[1].AsLiteral().Value().(string); ok {
+					add(k)
+				}
+			}
+		}
+	}))
+	return refs
 }
 
 // Eval evaluates the condition over a task context and the parents'
@@ -206,9 +240,19 @@ func (b *stepBuild) triggerRule(f field) {
 }
 
 // triggerRules checks that a step whose trigger rule waits for a failure
-// has parents that can fail.
+// has parents that can fail, and that a condition reads the results of the
+// step's parents only (a handler sees no other results either).
 func (p *parser) triggerRules(t *Template, metas []*stepMeta) {
 	for i, s := range t.Steps {
+		if s.When != nil {
+			m := metas[i]
+			for _, r := range s.When.refs {
+				if !slices.Contains(s.DependsOn, r) {
+					p.errf(m.fieldLine("when"), m.label, m.field("when"),
+						"reads results.%s, but %q is not a parent of this step (depends_on: [%s])", r, r, strings.Join(s.DependsOn, ", "))
+				}
+			}
+		}
 		if s.TriggerRule == TriggerOneFailed && len(s.DependsOn) == 0 {
 			m := metas[i]
 			p.errf(m.fieldLine("trigger_rule"), m.label, m.field("trigger_rule"),

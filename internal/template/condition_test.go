@@ -3,6 +3,7 @@ package template_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -23,6 +24,8 @@ func TestConditionLoadErrors(t *testing.T) {
 		{"empty", `when: " "`, []string{`field "when"`, "empty expression"}},
 		{"not a string", `when: [a]`, []string{`field "when"`}},
 		{"too long", `when: "` + strings.Repeat("true && ", 600) + `true"`, []string{`field "when"`, "over the limit of 4096"}},
+		{"results of a non-parent", `when: "results.a.ok && results.zzz.ok"`, []string{`step "b"`, `field "when"`, `reads results.zzz, but "zzz" is not a parent of this step (depends_on: [a])`}},
+		{"results of a non-parent, indexed", `when: "results['zzz'] == null"`, []string{`field "when"`, `reads results.zzz`}},
 		{"unknown trigger rule", `trigger_rule: one_success`, []string{`step "b"`, `field "trigger_rule"`, `unknown trigger rule "one_success": want one of all_success, all_done, one_failed`}},
 	}
 	for _, tc := range cases {
@@ -162,4 +165,22 @@ func FuzzCondition(f *testing.F) {
 			t.Fatalf("%q: error %v does not wrap ErrCondition", expr, err)
 		}
 	})
+}
+
+func ExampleCompileCondition() {
+	c, err := template.CompileCondition("context.amount > 100 && results.fraud_check.score < 0.5")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	run, err := c.Eval(json.RawMessage(`{"amount": 250}`), json.RawMessage(`{"fraud_check": {"score": 0.1}}`))
+	fmt.Println(run, err)
+	_, err = c.Eval(json.RawMessage(`{}`), json.RawMessage(`{"fraud_check": {"score": 0.1}}`))
+	fmt.Println(err)
+	_, err = template.CompileCondition("context.amount + 1")
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// condition "context.amount > 100 && results.fraud_check.score < 0.5": no such key: amount
+	// must be a boolean expression, but "context.amount + 1" is of type int
 }

@@ -105,6 +105,9 @@ DECLARE
     v_live    uuid[];
     v_pending uuid[];
     v_avail   int := p_claim_limit;
+    v_rows    tasker_scheduler_pass_row[];
+    v_front   uuid[] := '{}'; -- steps that ended since the last skip round
+    v_full    uuid[];         -- live tasks without results in this pass
 BEGIN
     SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress')),
            array_agg(l.id) FILTER (WHERE l.status = 'pending')
@@ -113,7 +116,6 @@ BEGIN
     CROSS JOIN LATERAL (SELECT t.id, t.status FROM tasker_tasks t WHERE t.id = b.id FOR UPDATE OFFSET 0) l;
 
     IF cardinality(p_step_ids) > 0 THEN
-        RETURN QUERY
         WITH input AS (
             SELECT *
             FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons, p_skip)
@@ -164,11 +166,14 @@ BEGIN
                    CASE WHEN u.state NOT IN ('complete', 'skipped') THEN jsonb_build_object('error', u.err) END, p_now
             FROM updated u
         )
-        SELECT 'recorded'::text, u.task_id, u.id, u.name, u.attempt, 'in_progress'::text, u.state, u.next_retry_at,
-               u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
+        SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempt, 'in_progress', u.state, u.next_retry_at,
+                             u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+        INTO v_rows
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
+        RETURN QUERY SELECT * FROM unnest(v_rows);
+        v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r WHERE r.to_state IN ('complete', 'error', 'skipped'));
     END IF;
 
     IF v_live IS NULL THEN
@@ -179,14 +184,21 @@ BEGIN
     -- all_success step with a parent in error, cancelled, or skipped after
     -- a failure upstream (skip_kind upstream_failed, which its own
     -- dependents then see), and a one_failed step whose parents all ended
-    -- without one in error (no_failure). One round per level of the graph
-    -- that a failure reaches; each round walks the batch's pending steps
-    -- (tasker_steps_runnable_position) and probes their parents by key.
+    -- without one in error (no_failure). Only what changed is examined: the
+    -- pending children of the steps that ended in this pass (an all_success
+    -- child is decided by that parent alone, so a join under a wide fan-out
+    -- costs one probe per finished parent, not one per parent each pass),
+    -- then of the steps each round skipped, one round per level a failure
+    -- reaches. A task woken without results (a wake-up, the sweep, an
+    -- operator action) has all its pending steps examined, which also
+    -- settles steps left pending by an operator action or an older version.
+    v_full := ARRAY(SELECT b.id FROM unnest(v_live) AS b(id)
+                    WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rows) r WHERE r.task_id = b.id));
     LOOP
-        RETURN QUERY
-        WITH cand AS (
+        EXIT WHEN cardinality(v_front) = 0 AND cardinality(v_full) = 0;
+        WITH full_cand AS (
             SELECT s.id, s.task_id, s.trigger_rule, ps.failed, ps.blocked
-            FROM unnest(v_live) AS b(id)
+            FROM unnest(v_full) AS b(id)
             CROSS JOIN LATERAL (
                 SELECT s.id, s.task_id, s.trigger_rule FROM tasker_steps s
                 WHERE s.task_id = b.id AND s.state = 'pending'
@@ -203,6 +215,39 @@ BEGIN
             WHERE (s.trigger_rule = 'all_success' AND (ps.failed IS NOT NULL OR ps.blocked IS NOT NULL))
                OR (s.trigger_rule = 'one_failed' AND ps.live = 0 AND ps.failed IS NULL)
         ),
+        front_cand AS (
+            SELECT c.id, c.task_id, c.trigger_rule, f.failed, f.blocked
+            FROM (SELECT p.id,
+                         CASE WHEN p.state = 'error' THEN p.name END AS failed,
+                         CASE WHEN p.state = 'cancelled' OR (p.state = 'skipped' AND p.skip_kind = 'upstream_failed')
+                              THEN p.name END AS blocked
+                  FROM unnest(v_front) AS f(id)
+                  CROSS JOIN LATERAL (SELECT p.* FROM tasker_steps p WHERE p.id = f.id OFFSET 0) p) f
+            JOIN tasker_step_edges e ON e.from_step_id = f.id
+            CROSS JOIN LATERAL (
+                SELECT c.id, c.task_id, c.trigger_rule FROM tasker_steps c
+                WHERE c.id = e.to_step_id AND c.state = 'pending'
+                OFFSET 0) c
+            WHERE c.task_id = ANY (v_live)
+              AND ((c.trigger_rule = 'all_success' AND (f.failed IS NOT NULL OR f.blocked IS NOT NULL))
+                   OR (c.trigger_rule = 'one_failed' AND NOT EXISTS (
+                           SELECT 1
+                           FROM tasker_step_edges e2
+                           JOIN tasker_steps p2 ON p2.id = e2.from_step_id
+                           WHERE e2.to_step_id = c.id
+                             AND p2.state IN ('error', 'pending', 'in_progress', 'waiting_for_retry', 'waiting')
+                           OFFSET 0)))
+        ),
+        -- MATERIALIZED keeps from_state a column, not a literal the planner
+        -- could match to a partial index over pending steps: only the
+        -- primary key leads the update in.
+        cand AS MATERIALIZED (
+            -- One row per step: a failed parent names the reason before a
+            -- blocked one.
+            SELECT DISTINCT ON (x.id) x.*, 'pending'::text AS from_state
+            FROM (SELECT * FROM full_cand UNION ALL SELECT * FROM front_cand) x
+            ORDER BY x.id, x.failed NULLS LAST, x.blocked NULLS LAST
+        ),
         skipped AS (
             UPDATE tasker_steps s
             SET state = 'skipped',
@@ -216,7 +261,7 @@ BEGIN
                 completed_at = p_now,
                 updated_at = p_now
             FROM cand c
-            WHERE s.id = c.id AND s.state = 'pending'
+            WHERE s.id = c.id AND s.state = c.from_state
             RETURNING s.task_id, s.id, s.name, s.attempts, s.skip_reason
         ),
         tr AS (
@@ -224,12 +269,16 @@ BEGIN
             SELECT k.task_id, k.id, 'pending', 'skipped', k.attempts, k.skip_reason, p_actor, p_now
             FROM skipped k
         )
-        SELECT 'recorded'::text, k.task_id, k.id, k.name, k.attempts, 'pending'::text, 'skipped'::text,
-               NULL::timestamptz, k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
+        SELECT array_agg(ROW('recorded', k.task_id, k.id, k.name, k.attempts, 'pending', 'skipped', NULL,
+                             k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+        INTO v_rows
         FROM skipped k
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
-        EXIT WHEN NOT FOUND;
+        EXIT WHEN v_rows IS NULL;
+        RETURN QUERY SELECT * FROM unnest(v_rows);
+        v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r);
+        v_full := '{}';
     END LOOP;
 
     IF p_claim_limit > 0 THEN
