@@ -361,6 +361,10 @@ func TestTemplate(t *testing.T) {
 		if route["RouteKey"] != "$default" || path(route, "AuthorizationType", "Fn::If") == nil {
 			t.Errorf("default route %v", route)
 		}
+		// Callback routes carry no JWT: the token in the path authorises them.
+		if cb := props(tpl.resource(t, "HttpApiCallbackRoute")); cb["RouteKey"] != "POST /v1/callbacks/{token}/{action}" || cb["AuthorizationType"] != "NONE" {
+			t.Errorf("callback route %v", cb)
+		}
 		if tpl.resource(t, "HttpApiAuthorizer")["Condition"] != "HasIssuer" {
 			t.Error("the JWT authorizer is not conditional on an issuer")
 		}

@@ -89,7 +89,8 @@ type envOptions struct {
 	maxResponse int
 	hosts       []string // api.Config.AllowedHosts
 	metrics     http.Handler
-	maxPayload  int // engine.Config.MaxPayloadBytes
+	maxPayload  int      // engine.Config.MaxPayloadBytes
+	templates   []string // more templates (YAML) beside the shared ones
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-tasker-api-tests")
@@ -102,7 +103,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	var ts []*template.Template
-	for i, y := range []string{orderYAML, orderV2YAML, flakyYAML} {
+	for i, y := range append([]string{orderYAML, orderV2YAML, flakyYAML}, opts.templates...) {
 		tpl, err := template.Parse(fmt.Sprintf("t%d.yaml", i), []byte(y), template.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -149,9 +149,17 @@ func (e *Engine) parkClaims(ctx context.Context, claims []store.Claim, spans tas
 // a wake-up naming each wait due within MaxQueueDelay, and hands the freed
 // in-flight slots to tasks waiting for capacity.
 func (e *Engine) park(ctx context.Context, now time.Time, parks []store.Park, spans taskSpans) error {
+	start := time.Now()
 	changes, err := e.store.ParkSteps(ctx, now, e.cfg.InstanceID, parks)
 	if err != nil {
 		return err
+	}
+	if spans == nil {
+		// Parked from handler answers: task.evaluate spans of their own.
+		for _, w := range changes {
+			e.startTaskSpan(&spans, ctx, start, w.TaskID, w.TraceParent, w.CorrelationID)
+		}
+		defer spans.end()
 	}
 	events := make([]Event, 0, len(changes))
 	var msgs []Message

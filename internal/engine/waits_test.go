@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 const waitYAML = `
@@ -504,6 +507,46 @@ func TestWaitingStepsHoldNoInFlightSlot(t *testing.T) {
 	for _, id := range []uuid.UUID{a, b} {
 		if w := h.wait(id, "job"); w.State != "waiting" {
 			t.Fatalf("job of %s = %s, want both waiting under a cap of 1", id, w.State)
+		}
+	}
+}
+
+// A wait's transitions are span events in the task's trace, like other
+// step transitions.
+func TestWaitTransitionsAreTraced(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := telemetry.NewTracerProvider(nil, nil, sdktrace.WithSyncer(exp))
+	h := newHarness(t, engine.Config{TracerProvider: tp}, pendingYAML)
+	rootCtx, root := tp.Tracer("test").Start(t.Context(), "POST /v1/tasks")
+	created, err := h.eng.CreateTask(rootCtx, engine.CreateRequest{Namespace: "test", Name: "pending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	ph := &pendingHandler{}
+	h.drain(ph.handle)
+	if _, err := h.eng.Callback(h.ctx, ph.tokens[0], engine.CallbackRequest{Action: engine.CallbackSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	h.drain(ph.handle)
+	mustStatus(t, h, created.TaskID, "complete")
+	seen := map[engine.EventName]bool{}
+	for _, s := range exp.GetSpans() {
+		if s.Name != engine.SpanTaskEvaluate {
+			continue
+		}
+		if s.SpanContext.TraceID() != root.SpanContext().TraceID() {
+			t.Errorf("task.evaluate in trace %s, want the task's", s.SpanContext.TraceID())
+		}
+		for _, ev := range []engine.EventName{engine.StepWaiting, engine.StepCallbackReceived, engine.StepCompleted} {
+			if hasEvent(s, ev) {
+				seen[ev] = true
+			}
+		}
+	}
+	for _, ev := range []engine.EventName{engine.StepWaiting, engine.StepCallbackReceived, engine.StepCompleted} {
+		if !seen[ev] {
+			t.Errorf("no task.evaluate span records %s", ev)
 		}
 	}
 }

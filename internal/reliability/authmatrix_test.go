@@ -138,6 +138,11 @@ func TestAuthMatrix(t *testing.T) {
 		if rt.perm == "" {
 			// Public: answers without a token and leaks no task data.
 			res := send("")
+			if strings.Contains(rt.path, "{token}") && (res.code == 404 || res.code == 422) {
+				// A callback route: the (unknown) token authorises it; this
+				// body is not one it takes.
+				continue
+			}
 			if res.code >= 400 && res.code != 503 {
 				t.Errorf("%s (public): %d", name, res.code)
 			}
