@@ -124,11 +124,19 @@ func TestMediaTranscodeCallback(t *testing.T) {
 	if code, out := call(t, h, "POST", "/v1/callbacks/"+token+"/success", outputs); code != http.StatusConflict {
 		t.Errorf("second success: %d %v, want 409", code, out)
 	}
+	// The durable timer waits before publish runs.
+	wst := waitStep(t, h, id, "propagate", "waiting")
+	if wst["wait_kind"] != "timer" || wst["waiting_until"] == nil {
+		t.Errorf("waiting propagate: wait_kind %v waiting_until %v", wst["wait_kind"], wst["waiting_until"])
+	}
 	task := waitDone(t, h, id)
 	if task["status"] != "complete" {
 		t.Fatalf("task ended %v", task["status"])
 	}
-	wantStates(t, task, map[string]string{"probe": "complete", "transcode": "complete", "publish": "complete"})
+	wantStates(t, task, map[string]string{"probe": "complete", "transcode": "complete", "propagate": "complete", "publish": "complete"})
+	if r, _ := steps(task)["propagate"]["result"].(map[string]any); r["waited_until"] == nil {
+		t.Errorf("propagate result = %v, want waited_until", r)
+	}
 	pub, _ := steps(task)["publish"]["result"].(map[string]any)
 	if outs, _ := pub["outputs"].([]any); len(outs) != 1 {
 		t.Errorf("publish result = %v", pub)
