@@ -513,7 +513,7 @@ async function taskPage(v, id, stepName) {
     swap(head, JSON.stringify([task.status, live]), () => taskHead(v, task, live));
     swap(meta, JSON.stringify([task.updated_at, task.completed_at, task.steps.map((st) => st.status)]) + (live ? Date.now() : ''),
       () => [taskFacts(task), progress(task.steps)]);
-    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, note(st)])) + stepName,
+    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, st.waiting_until, st.skip_reason])) + stepName,
       () => renderGraph(task.steps.map((st) => ({ ...st, note: note(st) })), {
         title: `${task.namespace}/${task.name}@${task.version} · ${task.id}`,
         link: (st) => `#/tasks/${enc(id)}/steps/${enc(st.name)}`,
