@@ -180,3 +180,30 @@ func (x *S3) Export(ctx context.Context, docs []json.RawMessage) error {
 	}
 	return nil
 }
+
+// Target is an export destination (engine.Exporter).
+type Target interface {
+	Export(ctx context.Context, docs []json.RawMessage) error
+}
+
+// NewTarget returns the exporter of an EnvExport value: nil for "", S3 for
+// s3://bucket/prefix (its client made by newS3, called only then), else a
+// directory.
+func NewTarget(export string, newS3 func() (S3API, error)) (Target, error) {
+	switch {
+	case export == "":
+		return nil, nil
+	case strings.HasPrefix(export, "s3:"):
+		bucket, prefix, err := ParseS3(export)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", EnvExport, export, err)
+		}
+		c, err := newS3()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvExport, err)
+		}
+		return &S3{Client: c, Bucket: bucket, Prefix: prefix}, nil
+	default:
+		return &Dir{Path: export}, nil
+	}
+}
