@@ -23,6 +23,7 @@ func TestBulkCancelCLI(t *testing.T) {
 		}
 		ids = append(ids, task.ID)
 	}
+	tasker(t, base, "tasks", "--correlation-id", "nope").want(t, 0, []string{"no tasks"}, nil)
 	tasker(t, base, "retry", "--all", "--name", "process_refund", "--dry-run").
 		want(t, 0, []string{"3 tasks match (name process_refund); nothing changed"}, nil)
 	// No --yes and no "yes" typed (stdin is /dev/null or a pipe here): nothing changes.
