@@ -110,41 +110,45 @@ func (q *listQuery) cursor(t TaskView) Cursor {
 	return c
 }
 
-// listBatch reads the next n rows of the walk in a transaction held to
-// index paths, planned for these very parameters (describeExec) so the "no
-// filter" branches fold away and the index the filters lead with is chosen.
+// listBatch reads the next n rows of the walk in one round trip: a
+// read-only snapshot held to index paths (IndexPlans) and planned for these
+// very parameters (CustomPlans), so the "no filter" branches fold away and
+// the index the filters lead with is chosen.
 func (s *Store) listBatch(ctx context.Context, q *listQuery, n int) ([]TaskView, error) {
-	var out []TaskView
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := dbq.IndexPlans(ctx, tx); err != nil {
-			return err
-		}
-		db := describeExec{db: tx, simple: s.pool.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol}
-		switch q.kind {
-		case listTag:
-			q.tag.MaxRows = int32(n)
-			rows, err := dbq.ListTasksByTag(ctx, db, q.tag)
-			for _, r := range rows {
-				out = append(out, taskView(dbgen.ReadTaskRow(r)))
+	var created []dbgen.ListTasksRow
+	var tagged []dbgen.ListTasksByTagRow
+	var updated []dbgen.ListTasksByUpdatedRow
+	err := s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) error { return dbq.CustomPlans(ctx, db) })
+		p.queue(func(db dbgen.DBTX) (err error) {
+			switch q.kind {
+			case listTag:
+				q.tag.MaxRows = int32(n)
+				tagged, err = dbq.ListTasksByTag(ctx, db, q.tag)
+			case listUpdated:
+				q.updated.MaxRows = int32(n)
+				updated, err = dbq.ListTasksByUpdated(ctx, db, q.updated)
+			default:
+				q.created.MaxRows = int32(n)
+				created, err = dbq.ListTasks(ctx, db, q.created)
 			}
 			return err
-		case listUpdated:
-			q.updated.MaxRows = int32(n)
-			rows, err := dbq.ListTasksByUpdated(ctx, db, q.updated)
-			for _, r := range rows {
-				out = append(out, taskView(dbgen.ReadTaskRow(r)))
-			}
-			return err
-		default:
-			q.created.MaxRows = int32(n)
-			rows, err := dbq.ListTasks(ctx, db, q.created)
-			for _, r := range rows {
-				out = append(out, taskView(dbgen.ReadTaskRow(r)))
-			}
-			return err
-		}
+		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TaskView, 0, len(created)+len(tagged)+len(updated))
+	for _, r := range created {
+		out = append(out, taskView(dbgen.ReadTaskRow(r)))
+	}
+	for _, r := range tagged {
+		out = append(out, taskView(dbgen.ReadTaskRow(r)))
+	}
+	for _, r := range updated {
+		out = append(out, taskView(dbgen.ReadTaskRow(r)))
+	}
+	return out, nil
 }
 
 // TaskTransition is one row of a task's audit: a change of the task's

@@ -348,6 +348,7 @@ func planCases(f planFixture) map[string]planCase {
 		"SnapshotBegin":       {skip: "transaction control"},
 		"SnapshotEnd":         {skip: "transaction control"},
 		"IndexPlans":          {skip: "planner settings"},
+		"CustomPlans":         {skip: "planner settings"},
 		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
 		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
 		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},

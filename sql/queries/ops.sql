@@ -106,3 +106,11 @@ WHERE t.id = ANY (@ids::uuid[])
   AND t.status IN ('complete', 'error', 'cancelled', 'resolved_manually')
   AND t.completed_at < @before::timestamptz
 RETURNING t.id;
+
+-- name: CustomPlans :exec
+-- Within a snapshot, before a listing query: the listings have optional
+-- filters (NULL means none), so each call must be planned for its own
+-- parameters, never a cached generic plan that keeps every branch. Sent in
+-- the same pipeline (one round trip); on the simple protocol every
+-- statement is planned for its values anyway.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true);

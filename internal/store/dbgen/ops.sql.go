@@ -13,6 +13,20 @@ import (
 	"github.com/google/uuid"
 )
 
+const CustomPlans = `-- name: CustomPlans :exec
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
+`
+
+// Within a snapshot, before a listing query: the listings have optional
+// filters (NULL means none), so each call must be planned for its own
+// parameters, never a cached generic plan that keeps every branch. Sent in
+// the same pipeline (one round trip); on the simple protocol every
+// statement is planned for its values anyway.
+func (q *Queries) CustomPlans(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, CustomPlans)
+	return err
+}
+
 const DeleteTasks = `-- name: DeleteTasks :many
 DELETE FROM tasker_tasks t
 WHERE t.id = ANY ($1::uuid[])
