@@ -67,7 +67,11 @@ const (
 const (
 	// BulkBatch is how many tasks one transaction of a bulk action locks.
 	BulkBatch = 100
-	// MaxBulkTasks bounds BulkRequest.MaxTasks: one call's work.
+	// DefaultBulkTasks is one call's work unless BulkRequest.MaxTasks
+	// says otherwise: about a second or two of batches, well within an
+	// HTTP timeout (API Gateway's is 29 s).
+	DefaultBulkTasks = 1000
+	// MaxBulkTasks bounds BulkRequest.MaxTasks.
 	MaxBulkTasks = 10_000
 	// BulkCountCap is where a dry run stops counting.
 	BulkCountCap = 100_000
@@ -82,8 +86,9 @@ type BulkRequest struct {
 	// DryRun counts the matching tasks (up to BulkCountCap) and changes
 	// nothing.
 	DryRun bool
-	// MaxTasks bounds the tasks this call examines (default and most
-	// MaxBulkTasks); the rest are left to the next call, from Next.
+	// MaxTasks bounds the tasks this call examines (default
+	// DefaultBulkTasks, at most MaxBulkTasks); the rest are left to the
+	// next call, from Next.
 	MaxTasks      int
 	Actor, Reason string
 	// Progress, if set, is called after each batch.
@@ -115,9 +120,10 @@ func (e *Engine) Bulk(ctx context.Context, req BulkRequest) (BulkResult, error) 
 	if req.Action != BulkCancel && req.Action != BulkRetry {
 		return BulkResult{}, fmt.Errorf("bulk action %q: %w", req.Action, ErrConflict)
 	}
-	if req.MaxTasks <= 0 || req.MaxTasks > MaxBulkTasks {
-		req.MaxTasks = MaxBulkTasks
+	if req.MaxTasks <= 0 {
+		req.MaxTasks = DefaultBulkTasks
 	}
+	req.MaxTasks = min(req.MaxTasks, MaxBulkTasks)
 	f := req.Filter
 	f.MaxBytes, f.OmitContext = 0, true
 	res := BulkResult{DryRun: req.DryRun}

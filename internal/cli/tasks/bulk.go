@@ -75,7 +75,7 @@ func (b *bulkFlags) describe() string {
 }
 
 // bulk runs `tasker cancel|retry --all`: a dry run to count, a
-// confirmation (unless --yes), then calls of at most 10,000 tasks each,
+// confirmation (unless --yes), then calls of at most 1,000 tasks each,
 // printing the progress, until the selection is done.
 func bulk(ctx context.Context, cmd string, b *bulkFlags, api *cli.APIFlags, reason string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c, err := api.Client()
