@@ -10,7 +10,7 @@ import (
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/retention"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Environment variables read here (the others belong to dbconfig, auth and
@@ -69,7 +69,7 @@ var (
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
 		{Name: retention.EnvDays}, {Name: retention.EnvBatch}, {Name: retention.EnvExport},
 	})
-	httpEnv = []EnvVar{{Name: stephandler.EnvHTTPAllowedHosts}, {Name: stephandler.EnvHTTPDenyPrivate}}
+	httpEnv = []EnvVar{{Name: sdk.EnvHTTPAllowedHosts}, {Name: sdk.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{
 		{Name: auth.EnvHS256Secret, Group: GroupAuth}, {Name: EnvAuthSecretARN, Group: GroupAuth},
 		{Name: auth.EnvJWKSURL, Group: GroupAuth}, {Name: EnvAuthDisabled, Group: GroupAuth},

@@ -137,6 +137,11 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 			return fmt.Errorf("step %q is %s; only a step in error can be resolved: %w", step, r.State, ErrConflict)
 		}
 		res.Steps = []StepChange{{StepID: r.ID, Step: step, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepResolvedManually}}
+		reset, err := resetSkipped(ctx, tx, id, []uuid.UUID{r.ID}, now, "step "+step+" resolved", actor)
+		if err != nil {
+			return err
+		}
+		res.Steps = append(res.Steps, reset...)
 		if h.Status == domain.TaskError {
 			res.Task.Status = domain.TaskInProgress
 			return setTaskStatus(ctx, tx, id, domain.TaskInProgress, now, "step "+step+" resolved", actor)
@@ -174,9 +179,36 @@ func retryLocked(ctx context.Context, tx pgx.Tx, h *TaskHeader, now time.Time, a
 		return nil, err
 	}
 	res.Steps = make([]StepChange, len(rows))
+	roots := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
 		res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepPending}
+		roots[i] = r.ID
 	}
+	reset, err := resetSkipped(ctx, tx, h.ID, roots, now, reason, actor)
+	if err != nil {
+		return nil, err
+	}
+	res.Steps = append(res.Steps, reset...)
 	res.Task.Status = domain.TaskInProgress
 	return res, setTaskStatus(ctx, tx, h.ID, domain.TaskInProgress, now, reason, actor)
+}
+
+// resetSkipped puts the steps skipped below roots (through skipped steps
+// only) back to pending: they were skipped on their parents' old outcome,
+// and the next scheduler pass decides them again.
+func resetSkipped(ctx context.Context, tx pgx.Tx, task uuid.UUID, roots []uuid.UUID, now time.Time, reason, actor string) ([]StepChange, error) {
+	if len(roots) == 0 {
+		return nil, nil
+	}
+	rows, err := dbq.ResetSkippedDescendants(ctx, tx, dbgen.ResetSkippedDescendantsParams{
+		Roots: roots, TaskID: task, Now: now, Reason: reason, Actor: actor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StepChange, len(rows))
+	for i, r := range rows {
+		out[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepSkipped, To: domain.StepPending}
+	}
+	return out, nil
 }
