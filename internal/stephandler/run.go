@@ -166,9 +166,12 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 		ctx, span = startSpan(ctx, cfg, m)
 		defer span.End()
 	}
-	in := newInputRaw(p, payload)
 	start := time.Now()
-	res, err := call(ctx, h, in, log)
+	var res any
+	err := resolvePayload(ctx, p)
+	if err == nil {
+		res, err = call(ctx, h, newInputRaw(p, resolvedRaw(p, payload)), log)
+	}
 	if cfg.metrics != nil {
 		cfg.duration.Observe(time.Since(start).Seconds(), name)
 		outcome := "ok"
@@ -193,6 +196,10 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 	out, err := json.Marshal(res)
 	if err != nil {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("handler %q returned a result that is not JSON-encodable: %v", name, err), CodeInvalidResult)))
+	}
+	if out, err = offloadResult(ctx, m.ResultUpload, out); err != nil {
+		log.InfoContext(ctx, "step result not stored", "handler", name, "error", err)
+		return ErrorResponse(err)
 	}
 	if cfg.maxResult > 0 && len(out) > cfg.maxResult {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("result is %d bytes, over the %d-byte limit", len(out), cfg.maxResult), CodeResultTooLarge)))
