@@ -66,6 +66,17 @@ type Config struct {
 	// task whose every dispatch fails. 0 asks the Invoker (PayloadLimiter);
 	// an Invoker without a limit means none.
 	MaxPayloadBytes int
+
+	// Blobs stores contexts and results over PayloadInlineBytes out of
+	// line (docs/architecture.md, "Large payloads"); nil keeps every value
+	// inline, within MaxPayloadBytes.
+	Blobs Blobs
+	// PayloadInlineBytes is the size above which a context or result is
+	// stored in Blobs (default DefaultPayloadInlineBytes).
+	PayloadInlineBytes int
+	// PayloadMaxBytes is the largest context or result accepted with Blobs
+	// (default DefaultPayloadMaxBytes).
+	PayloadMaxBytes int
 }
 
 // PayloadLimiter is implemented by an Invoker whose payloads have a size
@@ -117,6 +128,12 @@ func New(cfg Config) (*Engine, error) {
 		if pl, ok := cfg.Invoker.(PayloadLimiter); ok {
 			cfg.MaxPayloadBytes = pl.MaxPayloadBytes()
 		}
+	}
+	if cfg.PayloadInlineBytes <= 0 {
+		cfg.PayloadInlineBytes = DefaultPayloadInlineBytes
+	}
+	if cfg.PayloadMaxBytes <= 0 {
+		cfg.PayloadMaxBytes = DefaultPayloadMaxBytes
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "engine-" + uuid.NewString()[:8]
