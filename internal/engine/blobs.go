@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/store"
 )
@@ -232,4 +233,41 @@ func (e *Engine) preparePayload(ctx context.Context, c store.Claim, p *contract.
 		}
 	}
 	return b, nil
+}
+
+// Environment variables of large payloads (docs/architecture.md,
+// "Configuration").
+const (
+	EnvPayloadInlineBytes = "TASKER_PAYLOAD_INLINE_BYTES"
+	EnvPayloadMaxBytes    = "TASKER_PAYLOAD_MAX_BYTES"
+	// MaxPayloadInlineBytes bounds TASKER_PAYLOAD_INLINE_BYTES: a value
+	// kept inline must leave room in a 256 KiB invocation payload.
+	MaxPayloadInlineBytes = 240 << 10
+	// MaxPayloadMaxBytes bounds TASKER_PAYLOAD_MAX_BYTES.
+	MaxPayloadMaxBytes = 64 << 20
+)
+
+// PayloadLimits are the large-payload settings.
+type PayloadLimits struct {
+	InlineBytes int // TASKER_PAYLOAD_INLINE_BYTES, default 200 KiB
+	MaxBytes    int // TASKER_PAYLOAD_MAX_BYTES, default 10 MiB
+}
+
+// PayloadLimitsFromEnv reads TASKER_PAYLOAD_INLINE_BYTES (1 KiB to 240
+// KiB) and TASKER_PAYLOAD_MAX_BYTES (64 KiB to 64 MiB, and not below the
+// inline threshold).
+func PayloadLimitsFromEnv(getenv config.Getenv) (PayloadLimits, error) {
+	inline, err := config.Int(getenv, EnvPayloadInlineBytes, DefaultPayloadInlineBytes, 1<<10, MaxPayloadInlineBytes)
+	if err != nil {
+		return PayloadLimits{}, err
+	}
+	maxBytes, err := config.Int(getenv, EnvPayloadMaxBytes, DefaultPayloadMaxBytes, 64<<10, MaxPayloadMaxBytes)
+	if err != nil {
+		return PayloadLimits{}, err
+	}
+	if maxBytes < inline {
+		return PayloadLimits{}, fmt.Errorf("%s=%d is below %s=%d; want the limit at or above the inline threshold",
+			EnvPayloadMaxBytes, maxBytes, EnvPayloadInlineBytes, inline)
+	}
+	return PayloadLimits{InlineBytes: inline, MaxBytes: maxBytes}, nil
 }

@@ -53,12 +53,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/taskerhq/tasker/internal/blob"
 	tconfig "github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/engine"
@@ -311,16 +313,30 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		return nil, err
 	}
 	s.store = st
+	limits, err := engine.PayloadLimitsFromEnv(s.getenv)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	// Large payloads (docs/architecture.md, "Large payloads"): with a
+	// bucket, contexts and results over the inline threshold go to S3.
+	var blobs engine.Blobs
+	if bucket := strings.TrimSpace(s.getenv(EnvPayloadBucket)); bucket != "" {
+		blobs = blob.NewS3(awss3.NewFromConfig(awsCfg), bucket)
+	}
 	eng, err := engine.New(engine.Config{
-		Store:          st,
-		Templates:      set,
-		Queue:          sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
-		Invoker:        lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
-		Publisher:      o.publisher,
-		TracerProvider: o.tp,
-		Logger:         s.log,
-		InstanceID:     instanceID(s.getenv),
-		MaxInFlight:    maxInFlight,
+		Store:              st,
+		Templates:          set,
+		Queue:              sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
+		Invoker:            lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
+		Publisher:          o.publisher,
+		TracerProvider:     o.tp,
+		Logger:             s.log,
+		InstanceID:         instanceID(s.getenv),
+		MaxInFlight:        maxInFlight,
+		Blobs:              blobs,
+		PayloadInlineBytes: limits.InlineBytes,
+		PayloadMaxBytes:    limits.MaxBytes,
 	})
 	if err != nil {
 		pool.Close()
