@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store"
 )
 
@@ -189,8 +190,14 @@ func (e *Engine) preparePayload(ctx context.Context, c store.Claim, p *contract.
 	}
 	p.Tasker.ResultUpload = &contract.Upload{URL: url, URI: e.cfg.Blobs.URI(key), InlineLimit: e.cfg.PayloadInlineBytes,
 		MaxBytes: int64(e.cfg.PayloadMaxBytes)}
+	// The invoker's limit, else the asynchronous invocation limit every
+	// handler payload is held to (a local invoker enforces it too).
+	limit := e.cfg.MaxPayloadBytes
+	if limit <= 0 {
+		limit = domain.MaxPayloadBytes
+	}
 	b, err := json.Marshal(p)
-	if err != nil || e.cfg.MaxPayloadBytes <= 0 || len(b) <= e.cfg.MaxPayloadBytes {
+	if err != nil || len(b) <= limit {
 		return b, err
 	}
 	// Several values each within the threshold can still add up past the
@@ -205,7 +212,7 @@ func (e *Engine) preparePayload(ctx context.Context, c store.Claim, p *contract.
 	}
 	sort.Slice(vals, func(i, j int) bool { return vals[i].size > vals[j].size })
 	for _, v := range vals {
-		if len(b) <= e.cfg.MaxPayloadBytes || v.size < 1<<10 {
+		if len(b) <= limit || v.size < 1<<10 {
 			break
 		}
 		raw := p.Context
@@ -270,4 +277,14 @@ func PayloadLimitsFromEnv(getenv config.Getenv) (PayloadLimits, error) {
 			EnvPayloadMaxBytes, maxBytes, EnvPayloadInlineBytes, inline)
 	}
 	return PayloadLimits{InlineBytes: inline, MaxBytes: maxBytes}, nil
+}
+
+// MaxContextBytes is the largest context CreateTask accepts:
+// PayloadMaxBytes with a blob store, else what fits in one invocation
+// payload (0: no limit).
+func (e *Engine) MaxContextBytes() int {
+	if e.cfg.Blobs != nil {
+		return e.cfg.PayloadMaxBytes
+	}
+	return max(e.cfg.MaxPayloadBytes-PayloadReserve, 0)
 }
