@@ -130,7 +130,7 @@ func offloadResult(ctx context.Context, up *contract.Upload, out []byte) ([]byte
 // resolvedRaw is the raw payload Input.Raw returns: the original bytes
 // when nothing was referenced, else nil (Raw then encodes the resolved
 // payload).
-func resolvedRaw(p *contract.Payload, raw []byte) []byte {
+func resolvedRaw(raw []byte) []byte {
 	if !bytes.Contains(raw, []byte(`"tasker_ref"`)) {
 		return raw
 	}

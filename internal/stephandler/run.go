@@ -170,7 +170,7 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 	var res any
 	err := resolvePayload(ctx, p)
 	if err == nil {
-		res, err = call(ctx, h, newInputRaw(p, resolvedRaw(p, payload)), log)
+		res, err = call(ctx, h, newInputRaw(p, resolvedRaw(payload)), log)
 	}
 	if cfg.metrics != nil {
 		cfg.duration.Observe(time.Since(start).Seconds(), name)
