@@ -36,6 +36,8 @@ steps:
   - {name: join, handler: big.join, depends_on: [mid_a, mid_b], retry: {max_attempts: 1}}
   - {name: huge, handler: big.huge, retry: {max_attempts: 1}}
   - {name: forge, handler: big.forge, retry: {max_attempts: 1}}
+  - {name: liar, handler: big.liar, retry: {max_attempts: 1}}
+  - {name: pause, handler: tasker.wait, config: {until: "${context.until}"}}
 `
 
 const (
@@ -46,6 +48,8 @@ const (
 type bigValue struct {
 	Blob string `json:"blob"`
 	Tag  string `json:"tag"`
+	// Until is read by the wait step from the (stored out of line) context.
+	Until string `json:"until,omitempty"`
 }
 
 func bigRegistry(t *testing.T) *stephandler.Registry {
@@ -97,6 +101,23 @@ func bigRegistry(t *testing.T) *stephandler.Registry {
 		other := "pg:tasks/" + uuid.NewString() + "/context"
 		return map[string]any{"tasker_ref": map[string]any{"uri": other, "size": 2, "sha256": strings.Repeat("0", 64)}}, nil
 	}))
+	// liar uploads 100 KiB to its own upload URL and claims 50 bytes.
+	must(reg.Register("big.liar", func(ctx context.Context, in stephandler.Input) (any, error) {
+		up := in.Meta().ResultUpload
+		if up == nil {
+			return nil, stephandler.Permanent(fmt.Errorf("no result_upload in the payload"))
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, up.URL, bytes.NewReader(bytes.Repeat([]byte("1"), 100<<10)))
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		return map[string]any{"tasker_ref": map[string]any{"uri": up.URI, "size": 50, "sha256": strings.Repeat("0", 64)}}, nil
+	}))
 	return reg
 }
 
@@ -140,7 +161,7 @@ func TestLargePayloadsRoundTrip(t *testing.T) {
 	t.Parallel()
 	srv := startBig(t)
 	ctxBody, _ := json.Marshal(map[string]any{"name": "roundtrip", "namespace": "big",
-		"context": bigValue{Blob: strings.Repeat("c", fiveMiB), Tag: "ctx"}})
+		"context": bigValue{Blob: strings.Repeat("c", fiveMiB), Tag: "ctx", Until: "2020-01-01T00:00:00Z"}})
 	code, body := post(t, srv, "/v1/tasks", ctxBody)
 	if code != http.StatusCreated {
 		t.Fatalf("create: %d %.500s", code, body)
@@ -162,7 +183,7 @@ func TestLargePayloadsRoundTrip(t *testing.T) {
 		steps[st["name"].(string)] = st
 	}
 	for name, want := range map[string]string{"produce": "complete", "check": "complete", "mid_a": "complete",
-		"mid_b": "complete", "join": "complete", "huge": "error", "forge": "error"} {
+		"mid_b": "complete", "join": "complete", "huge": "error", "forge": "error", "liar": "error", "pause": "complete"} {
 		if got := steps[name]["status"]; got != want {
 			t.Errorf("step %s: %v (last error %v), want %s", name, got, steps[name]["last_error"], want)
 		}
@@ -181,6 +202,7 @@ func TestLargePayloadsRoundTrip(t *testing.T) {
 	for name, want := range map[string]string{
 		"huge":  fmt.Sprintf("over the %d-byte limit on step results (TASKER_PAYLOAD_MAX_BYTES)", limitMiB),
 		"forge": "is not this attempt's upload",
+		"liar":  fmt.Sprintf("result reference says 50 bytes, %d were uploaded", 100<<10),
 	} {
 		le, _ := json.Marshal(steps[name]["last_error"])
 		if !strings.Contains(string(le), want) || !strings.Contains(string(le), `"permanent":true`) {
