@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/google/uuid"
 
@@ -13,7 +15,8 @@ import (
 // Large payloads (docs/architecture.md, "Large payloads"): a context or
 // result stored out of line is kept in its row as a reference; reads of
 // one task or step return the whole value. Lists keep the reference (their
-// byte budget is counted in the database): read the task for the value.
+// byte budget is counted in the database): read the task for the value. A
+// value no longer stored (expired) is returned as its reference.
 
 // resolver is implemented by an Engine that stores large values out of
 // line (engine.Engine.Resolve).
@@ -37,6 +40,10 @@ func (s *server) whole(ctx context.Context, v json.RawMessage) (json.RawMessage,
 		return v, nil
 	}
 	out, err := rs.Resolve(ctx, v)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Expired (S3 lifecycle) or deleted: the reference is what is left.
+		return v, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read large value: %w", err)
 	}
