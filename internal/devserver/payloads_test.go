@@ -38,6 +38,10 @@ steps:
   - {name: forge, handler: big.forge, retry: {max_attempts: 1}}
   - {name: liar, handler: big.liar, retry: {max_attempts: 1}}
   - {name: pause, handler: tasker.wait, config: {until: "${context.until}"}}
+  - name: gated
+    handler: tasker.noop
+    depends_on: [produce]
+    when: "context.tag == 'ctx' && results.produce.tag == 'result' && size(results.produce.blob) > 1000"
 `
 
 const (
@@ -183,7 +187,7 @@ func TestLargePayloadsRoundTrip(t *testing.T) {
 		steps[st["name"].(string)] = st
 	}
 	for name, want := range map[string]string{"produce": "complete", "check": "complete", "mid_a": "complete",
-		"mid_b": "complete", "join": "complete", "huge": "error", "forge": "error", "liar": "error", "pause": "complete"} {
+		"mid_b": "complete", "join": "complete", "huge": "error", "forge": "error", "liar": "error", "pause": "complete", "gated": "complete"} {
 		if got := steps[name]["status"]; got != want {
 			t.Errorf("step %s: %v (last error %v), want %s", name, got, steps[name]["last_error"], want)
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -287,4 +288,33 @@ func (e *Engine) MaxContextBytes() int {
 		return e.cfg.PayloadMaxBytes
 	}
 	return max(e.cfg.MaxPayloadBytes-PayloadReserve, 0)
+}
+
+// codePayloadUnavailable: a stored value could not be read (retryable).
+const codePayloadUnavailable = "payload_unavailable"
+
+// wholeClaim returns c with its context and parent results whole, for the
+// engine's own reads (conditions, wait times).
+func (e *Engine) wholeClaim(ctx context.Context, c store.Claim) (store.Claim, error) {
+	if e.cfg.Blobs == nil {
+		return c, nil
+	}
+	var err error
+	if c.Context, err = e.Resolve(ctx, c.Context); err != nil {
+		return c, err
+	}
+	if len(c.Results) == 0 || !bytes.Contains(c.Results, []byte(`"tasker_ref"`)) {
+		return c, nil
+	}
+	var results map[string]json.RawMessage
+	if err := json.Unmarshal(c.Results, &results); err != nil {
+		return c, fmt.Errorf("parent results of %s: %w", c.Step, err)
+	}
+	for name, r := range results {
+		if results[name], err = e.Resolve(ctx, r); err != nil {
+			return c, err
+		}
+	}
+	c.Results, err = json.Marshal(results)
+	return c, err
 }

@@ -125,7 +125,7 @@ func (e *Engine) parkClaims(ctx context.Context, claims []store.Claim, spans tas
 			// out of line (docs/architecture.md, "Large payloads").
 			v, err := e.Resolve(ctx, c.Context)
 			if err != nil {
-				herr := &contract.HandlerError{Message: err.Error(), Code: "payload_unavailable"}
+				herr := &contract.HandlerError{Message: err.Error(), Code: codePayloadUnavailable}
 				bad = append(bad, failure(c.StepID, c.Attempt, herr, "failed: "+herr.Message))
 				tasks[c.TaskID] = struct{}{}
 				continue
