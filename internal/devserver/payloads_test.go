@@ -18,7 +18,7 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // bigTemplate: produce → check; mid_a, mid_b → join (two parents within
@@ -56,38 +56,38 @@ type bigValue struct {
 	Until string `json:"until,omitempty"`
 }
 
-func bigRegistry(t *testing.T) *stephandler.Registry {
+func bigRegistry(t *testing.T) *sdk.Registry {
 	t.Helper()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(reg.Register("big.produce", func(_ context.Context, in stephandler.Input) (any, error) {
+	must(reg.Register("big.produce", func(_ context.Context, in sdk.Input) (any, error) {
 		var c bigValue
 		if err := in.Context(&c); err != nil {
 			return nil, err
 		}
 		if len(c.Blob) != fiveMiB || c.Tag != "ctx" {
-			return nil, stephandler.Permanent(fmt.Errorf("context arrived with %d bytes, tag %q", len(c.Blob), c.Tag))
+			return nil, sdk.Permanent(fmt.Errorf("context arrived with %d bytes, tag %q", len(c.Blob), c.Tag))
 		}
 		return bigValue{Blob: strings.Repeat("r", fiveMiB), Tag: "result"}, nil
 	}))
-	must(reg.Register("big.check", func(_ context.Context, in stephandler.Input) (any, error) {
+	must(reg.Register("big.check", func(_ context.Context, in sdk.Input) (any, error) {
 		var r bigValue
 		if err := in.Result("produce", &r); err != nil {
 			return nil, err
 		}
 		if len(r.Blob) != fiveMiB || r.Tag != "result" || strings.Trim(r.Blob, "r") != "" {
-			return nil, stephandler.Permanent(fmt.Errorf("parent result arrived with %d bytes, tag %q", len(r.Blob), r.Tag))
+			return nil, sdk.Permanent(fmt.Errorf("parent result arrived with %d bytes, tag %q", len(r.Blob), r.Tag))
 		}
 		return map[string]int{"checked": len(r.Blob)}, nil
 	}))
-	must(reg.Register("big.mid", func(context.Context, stephandler.Input) (any, error) {
+	must(reg.Register("big.mid", func(context.Context, sdk.Input) (any, error) {
 		return bigValue{Blob: strings.Repeat("m", 150<<10), Tag: "mid"}, nil
 	}))
-	must(reg.Register("big.join", func(_ context.Context, in stephandler.Input) (any, error) {
+	must(reg.Register("big.join", func(_ context.Context, in sdk.Input) (any, error) {
 		n := 0
 		for _, p := range []string{"mid_a", "mid_b"} {
 			var r bigValue
@@ -98,18 +98,18 @@ func bigRegistry(t *testing.T) *stephandler.Registry {
 		}
 		return map[string]int{"joined": n}, nil
 	}))
-	must(reg.Register("big.huge", func(context.Context, stephandler.Input) (any, error) {
+	must(reg.Register("big.huge", func(context.Context, sdk.Input) (any, error) {
 		return bigValue{Blob: strings.Repeat("h", limitMiB+1)}, nil
 	}))
-	must(reg.Register("big.forge", func(context.Context, stephandler.Input) (any, error) {
+	must(reg.Register("big.forge", func(context.Context, sdk.Input) (any, error) {
 		other := "pg:tasks/" + uuid.NewString() + "/context"
 		return map[string]any{"tasker_ref": map[string]any{"uri": other, "size": 2, "sha256": strings.Repeat("0", 64)}}, nil
 	}))
 	// liar uploads 100 KiB to its own upload URL and claims 50 bytes.
-	must(reg.Register("big.liar", func(ctx context.Context, in stephandler.Input) (any, error) {
+	must(reg.Register("big.liar", func(ctx context.Context, in sdk.Input) (any, error) {
 		up := in.Meta().ResultUpload
 		if up == nil {
-			return nil, stephandler.Permanent(fmt.Errorf("no result_upload in the payload"))
+			return nil, sdk.Permanent(fmt.Errorf("no result_upload in the payload"))
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, up.URL, bytes.NewReader(bytes.Repeat([]byte("1"), 100<<10)))
 		if err != nil {

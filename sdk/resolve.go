@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // Large payloads (docs/handlers.md, "Large payloads"): a context or parent
