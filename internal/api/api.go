@@ -147,6 +147,11 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+		// Room for the largest context and the request around it
+		// (payloads.go).
+		if l, ok := cfg.Engine.(contextLimiter); ok && int64(l.MaxContextBytes())+bodySlack > cfg.MaxBodyBytes {
+			cfg.MaxBodyBytes = int64(l.MaxContextBytes()) + bodySlack
+		}
 	}
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes

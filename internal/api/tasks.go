@@ -172,7 +172,7 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	t, err := s.store.GetTask(r.Context(), created.TaskID)
+	t, err := s.readTask(r.Context(), created.TaskID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -351,7 +351,7 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	t, err := s.store.GetTask(r.Context(), id)
+	t, err := s.readTask(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, taskErr(id, err))
 		return
@@ -417,7 +417,7 @@ func (s *server) operate(w http.ResponseWriter, r *http.Request, do func(uuid.UU
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	t, err := s.store.GetTask(r.Context(), id)
+	t, err := s.readTask(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, taskErr(id, err))
 		return
@@ -481,6 +481,10 @@ func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID,
 	}
 	if fields != nil {
 		fields["name"] = true // a step is named by its name, as a task by its id
+	}
+	if st.Result, err = s.whole(r.Context(), st.Result); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	body, err := encodeFields(stepDetailView(st, trs), fields)
 	if err != nil {

@@ -76,6 +76,17 @@ type Config struct {
 	// Exporter, if set, receives each pruned task as a JSON document before
 	// it is deleted; a failed export deletes nothing.
 	Exporter Exporter
+
+	// Blobs stores contexts and results over PayloadInlineBytes out of
+	// line (docs/architecture.md, "Large payloads"); nil keeps every value
+	// inline, within MaxPayloadBytes.
+	Blobs Blobs
+	// PayloadInlineBytes is the size above which a context or result is
+	// stored in Blobs (default DefaultPayloadInlineBytes).
+	PayloadInlineBytes int
+	// PayloadMaxBytes is the largest context or result accepted with Blobs
+	// (default DefaultPayloadMaxBytes).
+	PayloadMaxBytes int
 }
 
 // PayloadLimiter is implemented by an Invoker whose payloads have a size
@@ -127,6 +138,12 @@ func New(cfg Config) (*Engine, error) {
 		if pl, ok := cfg.Invoker.(PayloadLimiter); ok {
 			cfg.MaxPayloadBytes = pl.MaxPayloadBytes()
 		}
+	}
+	if cfg.PayloadInlineBytes <= 0 {
+		cfg.PayloadInlineBytes = DefaultPayloadInlineBytes
+	}
+	if cfg.PayloadMaxBytes <= 0 {
+		cfg.PayloadMaxBytes = DefaultPayloadMaxBytes
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "engine-" + uuid.NewString()[:8]

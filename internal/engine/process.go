@@ -89,7 +89,7 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 					r.Err = herr
 				}
 			}
-			results = append(results, e.toStepResult(r))
+			results = append(results, e.toStepResult(ctx, r))
 		}
 	}
 	start := time.Now()
@@ -166,10 +166,13 @@ const (
 	codeResultInvalid  = "result_invalid"
 )
 
-func (e *Engine) toStepResult(r *contract.Result) store.StepResult {
+func (e *Engine) toStepResult(ctx context.Context, r *contract.Result) store.StepResult {
 	sr := store.StepResult{StepID: r.StepID, Attempt: r.Attempt}
 	if r.Err == nil {
 		r.Err = e.checkResult(r.Output)
+	}
+	if r.Err == nil {
+		r.Err = e.checkResultRef(ctx, r)
 	}
 	if r.Err == nil {
 		sr.OK, sr.Result, sr.Reason = true, r.Output, reasonSucceeded
@@ -453,7 +456,7 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 			dspans[i] = span
 			traceParent = telemetry.TraceParent(dctx)
 		}
-		payload, err := buildPayload(c, traceParent)
+		payload, err := e.buildPayload(dctx, c, traceParent)
 		if err == nil {
 			err = e.cfg.Invoker.Invoke(dctx, Invocation{
 				TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Attempt: c.Attempt, Handler: c.Handler, Payload: payload,
@@ -523,7 +526,7 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 	return nil
 }
 
-func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
+func (e *Engine) buildPayload(ctx context.Context, c store.Claim, traceParent string) ([]byte, error) {
 	token := ""
 	if len(c.CallbackSecret) > 0 {
 		token = callbackToken(c.StepID, c.Attempt, c.CallbackSecret)
@@ -534,7 +537,7 @@ func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 			return nil, fmt.Errorf("parent results of %s: %w", c.Step, err)
 		}
 	}
-	return json.Marshal(contract.Payload{
+	return e.preparePayload(ctx, c, &contract.Payload{
 		Tasker: contract.Meta{
 			Version: contract.PayloadVersion, TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Handler: c.Handler,
 			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Namespace: c.Namespace, Workflow: c.Workflow,

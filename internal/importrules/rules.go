@@ -19,7 +19,7 @@ type Rule struct {
 var (
 	entryPoints = []string{"cmd/...", "functions/..."}
 	// Adapters implement the engine's ports or expose it (HTTP, UI).
-	portAdapters = []string{"internal/queue/...", "internal/invoke/...", "internal/events", "internal/trigger"}
+	portAdapters = []string{"internal/queue/...", "internal/invoke/...", "internal/events", "internal/trigger", "internal/blob"}
 	wiring       = []string{"internal/devserver", "internal/lambdaapp", "internal/bench"}
 	testSupport  = []string{
 		"internal/pgtest", "internal/enginetest", "internal/queue/queuetest", "internal/queue/faulty",

@@ -8,6 +8,7 @@ import (
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/sdk"
@@ -22,6 +23,9 @@ const (
 	EnvSchedulerQueueURL = "TASKER_SCHEDULER_QUEUE_URL"
 	EnvMaxInFlight       = "TASKER_MAX_IN_FLIGHT"
 	EnvEventBus          = "TASKER_EVENT_BUS"
+	// EnvPayloadBucket names the S3 bucket of large payloads (template.yaml,
+	// PayloadBucket); unset keeps every value inline.
+	EnvPayloadBucket = "TASKER_PAYLOAD_BUCKET"
 	// EnvAuthSecretARN names a Secrets Manager secret whose SecretString
 	// is the HS256 secret, read at cold start when TASKER_AUTH_HS256_SECRET
 	// is not set, so the secret stays out of the function's configuration.
@@ -68,6 +72,7 @@ var (
 		{Name: lambda.EnvHandlersFunction}, {Name: lambda.EnvMaxPayloadBytes},
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
 		{Name: retention.EnvDays}, {Name: retention.EnvBatch}, {Name: retention.EnvExport},
+		{Name: EnvPayloadBucket}, {Name: engine.EnvPayloadInlineBytes}, {Name: engine.EnvPayloadMaxBytes},
 	})
 	httpEnv = []EnvVar{{Name: sdk.EnvHTTPAllowedHosts}, {Name: sdk.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{

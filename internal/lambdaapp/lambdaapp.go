@@ -60,6 +60,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/taskerhq/tasker/internal/blob"
 	tconfig "github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/engine"
@@ -330,19 +331,33 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		export = exporter
 	}
 	s.store = st
+	limits, err := engine.PayloadLimitsFromEnv(s.getenv)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	// Large payloads (docs/architecture.md, "Large payloads"): with a
+	// bucket, contexts and results over the inline threshold go to S3.
+	var blobs engine.Blobs
+	if bucket := strings.TrimSpace(s.getenv(EnvPayloadBucket)); bucket != "" {
+		blobs = blob.NewS3(awss3.NewFromConfig(awsCfg), bucket)
+	}
 	eng, err := engine.New(engine.Config{
-		Store:          st,
-		Templates:      set,
-		Queue:          sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
-		Invoker:        lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
-		Publisher:      o.publisher,
-		TracerProvider: o.tp,
-		Logger:         s.log,
-		InstanceID:     instanceID(s.getenv),
-		MaxInFlight:    maxInFlight,
-		Retention:      ret.Keep,
-		RetentionBatch: ret.Batch,
-		Exporter:       export,
+		Store:              st,
+		Templates:          set,
+		Queue:              sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
+		Invoker:            lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
+		Publisher:          o.publisher,
+		TracerProvider:     o.tp,
+		Logger:             s.log,
+		InstanceID:         instanceID(s.getenv),
+		MaxInFlight:        maxInFlight,
+		Retention:          ret.Keep,
+		RetentionBatch:     ret.Batch,
+		Exporter:           export,
+		Blobs:              blobs,
+		PayloadInlineBytes: limits.InlineBytes,
+		PayloadMaxBytes:    limits.MaxBytes,
 	})
 	if err != nil {
 		pool.Close()

@@ -34,6 +34,7 @@ import (
 var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
 	"tasker_task_tags": true,
+	"tasker_blobs": true,
 }
 
 // planFixture is one database the plan shapes are checked on. Live tasks
@@ -124,6 +125,12 @@ SELECT pg_temp.fid('wait', g), pg_temp.fid('task', g), 'w', 4, 'tasker.callback'
        CASE WHEN g % 2 = 0 THEN 'timer' ELSE 'callback' END, 3600, $4, $4
 FROM generate_series(1, $1::int) g
 WHERE $2::int >= 0 AND $3::int >= 0;
+
+INSERT INTO tasker_blobs (key, task_id, data, created_at)
+SELECT 'tasks/' || pg_temp.fid('task', g) || '/context', pg_temp.fid('task', g), '\x7b7d'::bytea, $4::timestamptz
+FROM generate_series(1, $1::int) g
+WHERE $2::int >= 0 AND $3::int >= 0
+ON CONFLICT (key) DO NOTHING;
 
 INSERT INTO tasker_instances (id, local, started_at, heartbeat_at)
 VALUES ('plan-instance', true, $1::timestamptz, $1::timestamptz),
@@ -407,6 +414,11 @@ func planCases(f planFixture) map[string]planCase {
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
 		"StatusRecentOutcomes": {sql: dbgen.StatusRecentOutcomes, indexPlans: true, budget: store.StatusCountCap,
 			args: func() []any { return []any{now.Add(-5 * time.Minute), int32(store.StatusCountCap)} }},
+		"PutBlob": {sql: dbgen.PutBlob, args: func() []any {
+			return []any{"tasks/" + liveTask.String() + "/context", liveTask, []byte(`{"n":2}`)}
+		}},
+		"GetBlob":  {sql: dbgen.GetBlob, args: func() []any { return []any{"tasks/" + liveTask.String() + "/context"} }},
+		"BlobSize": {sql: dbgen.BlobSize, args: func() []any { return []any{"tasks/" + liveTask.String() + "/context"} }},
 		"StatusInFlight": {sql: dbgen.StatusInFlight, indexPlans: true, budget: store.StatusCountCap,
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
 	}

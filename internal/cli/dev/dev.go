@@ -23,6 +23,7 @@ import (
 	"github.com/taskerhq/tasker/internal/cli/devdb"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/devserver"
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
 	"github.com/taskerhq/tasker/internal/retention"
@@ -115,7 +116,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: o.addr, Auth: verifier, Logger: logger,
 		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
 		MaxInFlight:  o.maxInFlight, Workers: o.workers, SweepInterval: o.sweep, Tracing: tracing, Lambdas: lambdas,
-		Retention: ret.Keep, RetentionBatch: ret.Batch,
+		Retention: ret.Keep, RetentionBatch: ret.Batch, Payload: o.payload,
 	}
 	if exporter != nil {
 		dopts.Exporter = exporter
@@ -194,6 +195,7 @@ type options struct {
 	workers             int
 	sweep               time.Duration
 	logLevel            slog.Level
+	payload             engine.PayloadLimits
 }
 
 // errUsage is a flag error the flag package has reported already.
@@ -206,6 +208,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	var o options
 	envMax, err := config.Int(getenv, "TASKER_MAX_IN_FLIGHT", defaultMaxInFlight, 0, config.MaxInFlightLimit)
 	if err != nil {
+		return o, err
+	}
+	if o.payload, err = engine.PayloadLimitsFromEnv(getenv); err != nil {
 		return o, err
 	}
 	if o.logLevel, err = config.LogLevel(getenv); err != nil {
