@@ -35,12 +35,12 @@ const maxTracked = 100_000
 //   - tasks created, completed and failed by namespace and workflow;
 //   - step attempts by handler and outcome (completed, failed,
 //     retry_scheduled, retries_exhausted), and their duration from
-//     dispatch to result, by handler;
+//     claim to result (never negative), by handler;
 //   - dispatch latency (how long the invoker took to accept an attempt)
 //     and dispatch failures, by handler;
 //   - queue lag (age of the oldest message of each scheduler batch) and
 //     scheduler batch duration;
-//   - steps in flight (dispatched without a result yet).
+//   - steps in flight (claimed without a result yet).
 //
 // Durations and in-flight steps are measured between the events one
 // process sees: exact in local mode; on AWS, where results may reach
@@ -55,6 +55,11 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	started map[attemptKey]dispatched
+	// done remembers attempts whose outcome came before their
+	// step.dispatched event (a fast handler's result is recorded while
+	// its siblings are still being dispatched), so the late event does
+	// not count them in flight again.
+	done map[attemptKey]struct{}
 }
 
 type attemptKey struct {
@@ -75,13 +80,14 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		failed:           reg.NewCounter(MetricTasksFailed, "Tasks that failed.", "namespace", "workflow"),
 		attempts:         reg.NewCounter(MetricStepAttempts, "Step attempts by outcome.", "handler", "outcome"),
 		dispatchFailures: reg.NewCounter(MetricDispatchFailures, "Step attempts the invoker refused.", "handler"),
-		duration:         reg.NewHistogram(MetricStepDuration, "Step attempt duration from dispatch to result.", "Seconds", nil, "handler"),
+		duration:         reg.NewHistogram(MetricStepDuration, "Step attempt duration from claim to result.", "Seconds", nil, "handler"),
 		latency: reg.NewHistogram(MetricDispatchLatency, "Time the invoker took to accept a step attempt.", "Seconds",
 			[]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}, "handler"),
 		queueLag: reg.NewHistogram(MetricQueueLag, "Age of the oldest message of each scheduler batch.", "Seconds", nil),
 		batch:    reg.NewHistogram(MetricBatchDuration, "Scheduler pass duration.", "Seconds", nil),
-		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts dispatched and not yet finished."),
+		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts claimed and not yet finished."),
 		started:  map[attemptKey]dispatched{},
+		done:     map[attemptKey]struct{}{},
 	}
 }
 
@@ -95,30 +101,33 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 			m.completed.Inc(e.Namespace, e.Workflow)
 		case engine.TaskFailed:
 			m.failed.Inc(e.Namespace, e.Workflow)
+		case engine.StepClaimed:
+			// An attempt's time starts at its claim: the claim event is
+			// published before the attempt is handed to the invoker, so
+			// it always precedes the outcome, even when a sibling's
+			// dispatch is still running when this attempt's result is
+			// recorded (a dispatch event can come after the outcome).
+			m.start(e)
 		case engine.StepDispatched:
 			m.latency.Observe(e.DurationMS/1000, e.Handler)
-			m.mu.Lock()
-			if len(m.started) < maxTracked {
-				k := attemptKey{e.StepID, e.Attempt}
-				if _, dup := m.started[k]; !dup {
-					m.started[k] = dispatched{handler: e.Handler, at: e.Time}
-					m.inFlight.Add(1)
-				}
-			}
-			m.mu.Unlock()
+			m.start(e)
 		case engine.StepDispatchFailed:
 			m.dispatchFailures.Inc(e.Handler)
+			// The claim was released; the attempt is claimed again later.
+			m.finish(e, false)
 		case engine.StepCompleted, engine.StepFailed, engine.StepRetryScheduled, engine.StepRetriesExhausted:
-			d, ok := m.finish(e)
+			d, ok := m.finish(e, true)
 			handler := "unknown"
 			if ok {
 				handler = d.handler
-				m.duration.Observe(e.Time.Sub(d.at).Seconds(), handler)
+				// Never negative: event times come from the clocks of
+				// separate passes.
+				m.duration.Observe(max(0, e.Time.Sub(d.at).Seconds()), handler)
 			}
 			m.attempts.Inc(handler, outcome(e.Name))
 		case engine.StepCancelled, engine.StepWaiting:
 			// A waiting step is no longer in flight.
-			m.finish(e)
+			m.finish(e, true)
 		case engine.BatchProcessed:
 			m.batch.Observe(e.DurationMS / 1000)
 			var data engine.BatchData
@@ -129,7 +138,28 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 	}
 }
 
-func (m *Metrics) finish(e engine.Event) (dispatched, bool) {
+// start tracks an attempt from its first claim or dispatch event.
+func (m *Metrics) start(e engine.Event) {
+	k := attemptKey{e.StepID, e.Attempt}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d, ok := m.started[k]; ok {
+		if d.handler == "" {
+			d.handler = e.Handler
+			m.started[k] = d
+		}
+		return
+	}
+	if _, finished := m.done[k]; finished || len(m.started) >= maxTracked {
+		return
+	}
+	m.started[k] = dispatched{handler: e.Handler, at: e.Time}
+	m.inFlight.Add(1)
+}
+
+// finish stops tracking an attempt; final marks an outcome (not a
+// released claim), remembered so a late dispatch event is ignored.
+func (m *Metrics) finish(e engine.Event, final bool) (dispatched, bool) {
 	k := attemptKey{e.StepID, e.Attempt}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -137,6 +167,12 @@ func (m *Metrics) finish(e engine.Event) (dispatched, bool) {
 	if ok {
 		delete(m.started, k)
 		m.inFlight.Add(-1)
+	}
+	if final {
+		if len(m.done) >= maxTracked {
+			clear(m.done)
+		}
+		m.done[k] = struct{}{}
 	}
 	return d, ok
 }
