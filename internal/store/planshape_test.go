@@ -354,6 +354,33 @@ func planCases(f planFixture) map[string]planCase {
 			args: func() []any { return []any{now.Add(-5 * time.Minute), int32(store.StatusCountCap)} }},
 		"StatusInFlight": {sql: dbgen.StatusInFlight, indexPlans: true, budget: store.StatusCountCap,
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
+
+		// Webhook subscriptions and adaptive concurrency (sql/queries/events.sql):
+		// small tables of their own, never the big ones.
+		"CreateSubscription": {sql: dbgen.CreateSubscription, args: func() []any {
+			return []any{uuid.New(), "https://example.com/hook", []string{"task.*"}, "secret", "", int32(5), now}
+		}},
+		"ListSubscriptions":  {sql: dbgen.ListSubscriptions, args: func() []any { return nil }},
+		"DeleteSubscription": {sql: dbgen.DeleteSubscription, args: func() []any { return []any{uuid.New()} }},
+		"ClaimDeliveries": {sql: dbgen.ClaimDeliveries, args: func() []any {
+			return []any{now.Add(time.Minute), now, int32(100)}
+		}},
+		"FinishDeliveries": {sql: dbgen.FinishDeliveries, args: func() []any {
+			return []any{now, []int64{1}, []int32{1}, []string{"delivered"}, []time.Time{now}, []int32{200}, []string{""}, []float64{1}}
+		}},
+		"ListDeliveries": {sql: dbgen.ListDeliveries, args: func() []any { return []any{uuid.New(), int32(50)} }},
+		"RecordPressure": {sql: dbgen.RecordPressure, args: func() []any {
+			return []any{"plan-actor", now, float32(1), float32(0), int32(10), int32(1), int32(0)}
+		}},
+		"ReadPressure": {sql: dbgen.ReadPressure, args: func() []any { return []any{now.Add(-time.Minute)} }},
+		// Template analytics: bounded by the window and the task cap, each
+		// task's rows reached by key.
+		"TemplateStepStats": {sql: dbgen.TemplateStepStats, indexPlans: true, args: func() []any {
+			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
+		"TemplateTaskCount": {sql: dbgen.TemplateTaskCount, indexPlans: true, args: func() []any {
+			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
 	}
 }
 
