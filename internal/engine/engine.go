@@ -60,6 +60,12 @@ type Config struct {
 	HeartbeatStale time.Duration
 	// MaxQueueDelay caps wake-up delays (SQS: 900 s); later work is found by the sweep.
 	MaxQueueDelay time.Duration
+	// Webhooks sends webhook deliveries (events.Webhooks); nil: the
+	// outbox is kept but nothing is delivered.
+	Webhooks WebhookSender
+	// WebhookBackoff is the wait after a first failed delivery, doubled
+	// per attempt up to an hour (default 10 s).
+	WebhookBackoff time.Duration
 	// MaxPayloadBytes is the largest handler payload the Invoker can
 	// deliver. CreateTask refuses a context that alone cannot fit in one
 	// (its size plus PayloadReserve over the limit) instead of accepting a
@@ -135,6 +141,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.HeartbeatStale <= 0 {
 		cfg.HeartbeatStale = 15 * time.Second
+	}
+	if cfg.WebhookBackoff <= 0 {
+		cfg.WebhookBackoff = defaultWebhookBackoff
 	}
 	if cfg.MaxQueueDelay <= 0 {
 		cfg.MaxQueueDelay = 900 * time.Second

@@ -21,6 +21,7 @@ type SweepReport struct {
 	TimedOut    int // attempts past their deadline, failed as retryable
 	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
+	Webhooks    WebhookReport
 }
 
 // sweepLimit bounds the work of one sweep; the next sweep takes the rest.
@@ -79,6 +80,13 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	report := SweepReport{Tasks: len(set), TimedOut: len(expired), Interrupted: len(interrupted), Waits: len(waited)}
 	if err := e.pass(ctx, keys(set), results); err != nil {
 		return report, err
+	}
+	// Webhook deliveries ride on the sweep; a failure to reach the outbox
+	// is logged, and the next sweep tries again.
+	if wr, err := e.DeliverWebhooks(ctx); err != nil {
+		e.log.WarnContext(ctx, "webhook deliveries", "error", err)
+	} else {
+		report.Webhooks = wr
 	}
 	if report.Tasks > 0 {
 		e.pub.Publish(ctx, []Event{{Name: SweepCompleted, Time: now,

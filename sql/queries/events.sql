@@ -29,7 +29,7 @@ WITH due AS (
     SELECT o.id
     FROM tasker_webhook_outbox o
     WHERE o.state = 'pending' AND o.next_attempt_at <= @now
-    ORDER BY o.next_attempt_at
+    ORDER BY o.next_attempt_at, o.id
     LIMIT @lim
     FOR UPDATE SKIP LOCKED
 )

@@ -18,7 +18,7 @@ WITH due AS (
     SELECT o.id
     FROM tasker_webhook_outbox o
     WHERE o.state = 'pending' AND o.next_attempt_at <= $2
-    ORDER BY o.next_attempt_at
+    ORDER BY o.next_attempt_at, o.id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
