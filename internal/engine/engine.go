@@ -45,8 +45,10 @@ type Config struct {
 	// claims can be recovered promptly after a crash (docs/architecture.md, "Local mode").
 	Local bool
 	// MaxInFlight caps step attempts in progress across the system; 0 means
-	// no cap. The effective cap shrinks while the system is unhealthy.
+	// no cap. The effective cap adapts to pressure (Adaptive; health.go).
 	MaxInFlight int
+	// Adaptive tunes adaptive concurrency (on whenever MaxInFlight > 0).
+	Adaptive AdaptiveConfig
 	// ClaimLimit caps steps claimed in one scheduler pass (default 1000).
 	ClaimLimit int
 	// DispatchConcurrency bounds parallel Invoke calls (default 64).
@@ -142,6 +144,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.HeartbeatStale <= 0 {
 		cfg.HeartbeatStale = 15 * time.Second
 	}
+	cfg.Adaptive = cfg.Adaptive.withDefaults(cfg.MaxInFlight)
 	if cfg.WebhookBackoff <= 0 {
 		cfg.WebhookBackoff = defaultWebhookBackoff
 	}
@@ -154,7 +157,7 @@ func New(cfg Config) (*Engine, error) {
 		log:    cfg.Logger,
 		clock:  cfg.Clock,
 		pub:    cfg.Publisher,
-		health: newHealth(cfg.Store),
+		health: &health{},
 		tracer: cfg.TracerProvider.Tracer(TracerName),
 	}, nil
 }

@@ -229,7 +229,7 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	}
 	start := time.Now()
 	now := e.clock.Now()
-	globalCap := e.health.cap(e.cfg.MaxInFlight)
+	globalCap := e.inFlightCap(ctx)
 	out, results, err := e.process(ctx, store.ProcessInput{
 		Now: now, Actor: e.cfg.InstanceID, TaskIDs: taskIDs, Results: results,
 		ClaimLimit: e.cfg.ClaimLimit, GlobalCap: globalCap, Grace: e.cfg.DeadlineGrace,
@@ -237,6 +237,7 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	if err != nil {
 		return err
 	}
+	e.health.commit(time.Since(start))
 	// One task.evaluate span per task this pass changed, under the task's
 	// stored trace context (none when tracing is off).
 	var spans taskSpans
@@ -477,6 +478,9 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 				&contract.HandlerError{Message: err.Error(), Permanent: true, Code: "payload_too_large"}, "dispatch failed: "+err.Error()))
 			tasks[c.TaskID] = struct{}{}
 		default:
+			if errors.Is(err, ErrThrottled) {
+				e.health.throttled(1)
+			}
 			ev.Name, ev.Reason = StepDispatchFailed, err.Error()
 			releases = append(releases, store.Release{StepID: c.StepID, Attempt: c.Attempt, Reason: "dispatch failed: " + truncate(err.Error())})
 		}

@@ -55,7 +55,7 @@ func TestLogCarriesTaskFields(t *testing.T) {
 func TestFieldsCoverEvent(t *testing.T) {
 	b, err := json.Marshal(engine.Event{Name: "x", Time: time.Now(), TaskID: uuid.New(), Namespace: "n", Workflow: "w",
 		CorrelationID: "c", Step: "s", StepID: uuid.New(), Attempt: 1, Handler: "h", From: "a", To: "b", Reason: "r",
-		DurationMS: 1, Data: json.RawMessage(`{}`)})
+		DurationMS: 1, Data: json.RawMessage(`{}`), Custom: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +323,29 @@ func TestMetricsParallelSiblings(t *testing.T) {
 	} {
 		if !strings.Contains(buf.String(), want+"\n") {
 			t.Errorf("missing %s in\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestMetricsInFlightLimit(t *testing.T) {
+	t.Parallel()
+	reg := telemetry.NewRegistry()
+	m := events.NewMetrics(reg)
+	m.Publish(context.Background(), []engine.Event{
+		{Name: engine.ConcurrencyChanged, Data: json.RawMessage(`{"limit":50,"previous":50,"reason":"healthy"}`)},
+		{Name: engine.ConcurrencyChanged, Data: json.RawMessage(`{"limit":25,"previous":50,"reason":"pressure"}`)},
+	})
+	var b bytes.Buffer
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tasker_in_flight_limit 25`,
+		`tasker_in_flight_limit_reason{reason="pressure"} 1`,
+		`tasker_in_flight_limit_reason{reason="healthy"} 0`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, b.String())
 		}
 	}
 }

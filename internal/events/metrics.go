@@ -24,6 +24,8 @@ const (
 	MetricQueueLag         = "tasker_queue_lag_seconds"
 	MetricBatchDuration    = "tasker_scheduler_batch_duration_seconds"
 	MetricStepsInFlight    = "tasker_steps_in_flight"
+	MetricInFlightLimit    = "tasker_in_flight_limit"
+	MetricInFlightReason   = "tasker_in_flight_limit_reason"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -52,6 +54,7 @@ type Metrics struct {
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
+	limit, limitReason         *telemetry.Gauge
 
 	mu      sync.Mutex
 	started map[attemptKey]dispatched
@@ -86,8 +89,11 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		queueLag: reg.NewHistogram(MetricQueueLag, "Age of the oldest message of each scheduler batch.", "Seconds", nil),
 		batch:    reg.NewHistogram(MetricBatchDuration, "Scheduler pass duration.", "Seconds", nil),
 		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts claimed and not yet finished."),
-		started:  map[attemptKey]dispatched{},
-		done:     map[attemptKey]struct{}{},
+		limit:    reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
+		limitReason: reg.NewGauge(MetricInFlightReason,
+			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
+		started: map[attemptKey]dispatched{},
+		done:    map[attemptKey]struct{}{},
 	}
 }
 
@@ -128,6 +134,21 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 		case engine.StepCancelled, engine.StepWaiting:
 			// A waiting step is no longer in flight.
 			m.finish(e, true)
+		case engine.ConcurrencyChanged:
+			var d struct {
+				Limit  int    `json:"limit"`
+				Reason string `json:"reason"`
+			}
+			if json.Unmarshal(e.Data, &d) == nil {
+				m.limit.Set(float64(d.Limit))
+				for _, r := range []string{engine.ReasonHealthy, engine.ReasonRecovering, engine.ReasonPressure} {
+					v := 0.0
+					if r == d.Reason {
+						v = 1
+					}
+					m.limitReason.Set(v, r)
+				}
+			}
 		case engine.BatchProcessed:
 			m.batch.Observe(e.DurationMS / 1000)
 			var data engine.BatchData
