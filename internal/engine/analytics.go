@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
@@ -23,11 +24,13 @@ const (
 )
 
 // AnalyticsQuery selects a template and a window ending at Until (default
-// now).
+// now). The figures cover every version's tasks; Version picks the DAG the
+// steps are ordered by and the slowest path is found in (default: the
+// newest version that has every step seen in the window).
 type AnalyticsQuery struct {
-	Namespace, Name string
-	Window          time.Duration
-	Until           time.Time
+	Namespace, Name, Version string
+	Window                   time.Duration
+	Until                    time.Time
 }
 
 // Percentiles of a duration, in milliseconds.
@@ -57,6 +60,7 @@ type StepAnalytics struct {
 type TemplateAnalytics struct {
 	Namespace     string    `json:"namespace"`
 	Name          string    `json:"name"`
+	Version       string    `json:"version"`
 	Since         time.Time `json:"since"`
 	Until         time.Time `json:"until"`
 	WindowSeconds int64     `json:"window_seconds"`
@@ -74,7 +78,7 @@ type TemplateAnalytics struct {
 // TemplateAnalytics returns a template's analytics. An unknown template is
 // ErrNotFound; a window outside 1 minute to 90 days is ErrInvalid.
 func (e *Engine) TemplateAnalytics(ctx context.Context, q AnalyticsQuery) (TemplateAnalytics, error) {
-	tpl, err := e.cfg.Templates.Get(q.Namespace, q.Name, "")
+	tpl, err := e.cfg.Templates.Get(q.Namespace, q.Name, q.Version)
 	if err != nil {
 		return TemplateAnalytics{}, &Error{Kind: ErrNotFound, cause: fmt.Errorf("template %s/%s: %w", q.Namespace, q.Name, err)}
 	}
@@ -92,7 +96,10 @@ func (e *Engine) TemplateAnalytics(ctx context.Context, q AnalyticsQuery) (Templ
 	if err != nil {
 		return TemplateAnalytics{}, err
 	}
-	out := TemplateAnalytics{Namespace: q.Namespace, Name: q.Name, Since: since.UTC(), Until: q.Until.UTC(),
+	if q.Version == "" {
+		tpl = e.analyticsVersion(tpl, stats)
+	}
+	out := TemplateAnalytics{Version: tpl.Version, Namespace: q.Namespace, Name: q.Name, Since: since.UTC(), Until: q.Until.UTC(),
 		WindowSeconds: int64(q.Window / time.Second), Tasks: n, Truncated: n >= AnalyticsMaxTasks, Steps: []StepAnalytics{}}
 	byName := map[string]StepAnalytics{}
 	for _, s := range stats {
@@ -120,6 +127,26 @@ func (e *Engine) TemplateAnalytics(ctx context.Context, q AnalyticsQuery) (Templ
 	}
 	out.SlowestPath, out.SlowestPathMS = slowestPath(tpl, out.Steps)
 	return out, nil
+}
+
+// analyticsVersion is the newest version of tpl's workflow whose steps
+// include every step seen, or tpl.
+func (e *Engine) analyticsVersion(tpl *template.Template, stats []store.StepStats) *template.Template {
+	vs := e.cfg.Templates.Versions(tpl.Namespace, tpl.Name)
+	for i := len(vs) - 1; i >= 0; i-- {
+		has := map[string]bool{}
+		for _, st := range vs[i].Steps {
+			has[st.Name] = true
+		}
+		all := true
+		for _, s := range stats {
+			all = all && has[s.Step]
+		}
+		if all {
+			return vs[i]
+		}
+	}
+	return tpl
 }
 
 func percentiles(v []float64) *Percentiles {
