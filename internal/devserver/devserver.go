@@ -283,6 +283,9 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 	eng, err := engine.New(engine.Config{
 		Store: st, Templates: tpls, Queue: q, Invoker: inv, Publisher: pub, Logger: log,
 		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
+		// Webhook subscriptions are delivered by the sweep; local
+		// receivers (localhost) are allowed here.
+		Webhooks: events.NewWebhooks(events.WebhookOptions{}),
 		TracerProvider: opts.TracerProvider,
 	})
 	if err != nil {

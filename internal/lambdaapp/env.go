@@ -21,6 +21,10 @@ const (
 	EnvSchedulerQueueURL = "TASKER_SCHEDULER_QUEUE_URL"
 	EnvMaxInFlight       = "TASKER_MAX_IN_FLIGHT"
 	EnvEventBus          = "TASKER_EVENT_BUS"
+	// Adaptive concurrency and webhook deliveries (docs/operating.md).
+	EnvAdaptiveConcurrency = "TASKER_ADAPTIVE_CONCURRENCY"
+	EnvMinInFlight         = "TASKER_MIN_IN_FLIGHT"
+	EnvWebhookDenyPrivate  = "TASKER_WEBHOOK_DENY_PRIVATE"
 	// EnvAuthSecretARN names a Secrets Manager secret whose SecretString
 	// is the HS256 secret, read at cold start when TASKER_AUTH_HS256_SECRET
 	// is not set, so the secret stays out of the function's configuration.
@@ -66,6 +70,7 @@ var (
 		{Name: EnvSchedulerQueueURL, Required: true},
 		{Name: lambda.EnvHandlersFunction}, {Name: lambda.EnvMaxPayloadBytes},
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
+		{Name: EnvAdaptiveConcurrency}, {Name: EnvMinInFlight}, {Name: EnvWebhookDenyPrivate},
 	})
 	httpEnv = []EnvVar{{Name: stephandler.EnvHTTPAllowedHosts}, {Name: stephandler.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{
