@@ -285,7 +285,7 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
 		// Webhook subscriptions are delivered by the sweep; local
 		// receivers (localhost) are allowed here.
-		Webhooks: events.NewWebhooks(events.WebhookOptions{}),
+		Webhooks:       events.NewWebhooks(events.WebhookOptions{}),
 		TracerProvider: opts.TracerProvider,
 	})
 	if err != nil {
