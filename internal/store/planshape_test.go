@@ -165,6 +165,11 @@ func seedPlanFixture(t *testing.T, f planFixture) string {
 		mustExec(t, conn, "TRUNCATE tasker_tasks, tasker_instances CASCADE")
 	}
 	seed(f.live, f.pending, f.hist, fixtureNow)
+	// A webhook subscription to every event, so each statement that
+	// records transitions also runs the outbox trigger
+	// (sql/functions/040_events.sql) under the same checks.
+	mustExec(t, conn, `INSERT INTO tasker_subscriptions (id, url, events, secret, max_attempts, created_at)
+		VALUES (gen_random_uuid(), 'https://example.com/hook', '{*}', 'plan-secret', 5, $1)`, fixtureNow)
 	if !f.staleStats {
 		mustExec(t, conn, `DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'tasker\_%')`)
 		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions')`)
