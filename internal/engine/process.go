@@ -269,7 +269,9 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	events := make([]Event, 0, len(out.Recorded)+len(out.Finalized)+len(out.Claims))
 	wakes := map[uuid.UUID]time.Duration{}
 	for _, t := range out.Recorded {
-		e.health.observe(t.To == domain.StepComplete)
+		if t.From == domain.StepInProgress && t.To != domain.StepSkipped {
+			e.health.observe(t.To == domain.StepComplete) // a handler's outcome
+		}
 		ev := Event{Time: now, TaskID: t.TaskID, CorrelationID: t.CorrelationID, StepID: t.StepID, Step: t.Step,
 			Attempt: t.Attempt, From: string(t.From), To: string(t.To), Reason: t.Reason}
 		if t.Reason == reasonTimedOut {
@@ -280,6 +282,8 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 		switch t.To {
 		case domain.StepComplete:
 			ev.Name = StepCompleted
+		case domain.StepSkipped:
+			ev.Name = StepSkipped
 		case domain.StepWaitingForRetry:
 			ev.Name = StepRetryScheduled
 			if t.NextRetryAt != nil {
@@ -327,7 +331,14 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	e.pub.Publish(ctx, events)
 	spans.annotate(events)
 	e.wake(ctx, wakes, spans)
-	return e.dispatch(ctx, out.Claims, spans)
+	run, decided, decidedTasks := e.conditions(ctx, out.Claims)
+	err = e.dispatch(ctx, run, spans)
+	if len(decided) > 0 {
+		// Record the skips and condition failures, and claim what they
+		// made ready, in the next pass.
+		err = errors.Join(err, e.pass(ctx, decidedTasks, decided))
+	}
+	return err
 }
 
 // process runs the pass's transaction. If PostgreSQL refuses a value of the
@@ -430,6 +441,18 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 	}
 	if len(claims) == 0 {
 		return nil
+	}
+	if err := e.addInputs(ctx, claims); err != nil {
+		// Dispatching without the inputs would hand handlers a partial
+		// "results"; release the claims instead, like a failed dispatch.
+		rs := make([]store.Release, len(claims))
+		for i, c := range claims {
+			rs[i] = store.Release{StepID: c.StepID, Attempt: c.Attempt, Reason: "dispatch failed: " + truncate(err.Error())}
+		}
+		if _, rerr := e.store.ReleaseClaims(ctx, e.clock.Now(), e.cfg.InstanceID, e.cfg.DispatchRetryDelay, rs); rerr != nil {
+			return fmt.Errorf("read step inputs: %w (release claims: %v)", err, rerr)
+		}
+		return fmt.Errorf("read step inputs: %w", err)
 	}
 	errs := make([]error, len(claims))
 	latency := make([]time.Duration, len(claims))
@@ -593,7 +616,13 @@ func (e *Engine) wakeWaiting(taskIDs []uuid.UUID, out store.ProcessOutput, wakes
 			idle = append(idle, id)
 		}
 	}
-	freed := e.waiting.pop(len(out.Recorded))
+	ended := 0 // attempts that left in_progress: the slots this pass freed
+	for _, t := range out.Recorded {
+		if t.From == domain.StepInProgress {
+			ended++
+		}
+	}
+	freed := e.waiting.pop(ended)
 	e.waiting.push(idle)
 	for _, id := range freed {
 		if _, ok := wakes[id]; !ok {

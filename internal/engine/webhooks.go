@@ -147,7 +147,7 @@ func WebhookEvent(n EventName) bool {
 	switch n {
 	case TaskCreated, TaskStarted, TaskCompleted, TaskFailed, TaskCancelled, TaskRetryRequested, TaskResolved,
 		StepClaimed, StepDispatchFailed, StepCompleted, StepFailed, StepRetryScheduled, StepRetriesExhausted,
-		StepResolved, StepCancelled, StepRetryRequested, StepWaiting:
+		StepResolved, StepCancelled, StepRetryRequested, StepWaiting, StepSkipped:
 		return true
 	}
 	return false

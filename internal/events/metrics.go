@@ -26,6 +26,7 @@ const (
 	MetricStepsInFlight    = "tasker_steps_in_flight"
 	MetricInFlightLimit    = "tasker_in_flight_limit"
 	MetricInFlightReason   = "tasker_in_flight_limit_reason"
+	MetricStepsSkipped     = "tasker_steps_skipped_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -42,7 +43,10 @@ const maxTracked = 100_000
 //     and dispatch failures, by handler;
 //   - queue lag (age of the oldest message of each scheduler batch) and
 //     scheduler batch duration;
-//   - steps in flight (claimed without a result yet).
+//   - steps in flight (claimed without a result yet);
+//   - steps skipped, by cause: condition (its when was false) or
+//     trigger_rule (its trigger rule cannot hold);
+//   - the adaptive in-flight limit and its reason.
 //
 // Durations and in-flight steps are measured between the events one
 // process sees: exact in local mode; on AWS, where results may reach
@@ -51,6 +55,7 @@ const maxTracked = 100_000
 type Metrics struct {
 	created, completed, failed *telemetry.Counter
 	attempts, dispatchFailures *telemetry.Counter
+	skipped                    *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -89,6 +94,7 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		queueLag: reg.NewHistogram(MetricQueueLag, "Age of the oldest message of each scheduler batch.", "Seconds", nil),
 		batch:    reg.NewHistogram(MetricBatchDuration, "Scheduler pass duration.", "Seconds", nil),
 		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts claimed and not yet finished."),
+		skipped:  reg.NewCounter(MetricStepsSkipped, "Steps skipped without running, by cause (condition or trigger_rule).", "cause"),
 		limit:    reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
 		limitReason: reg.NewGauge(MetricInFlightReason,
 			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
@@ -134,6 +140,16 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 		case engine.StepCancelled, engine.StepWaiting:
 			// A waiting step is no longer in flight.
 			m.finish(e, true)
+		case engine.StepSkipped:
+			// A condition is evaluated on a claim (from in_progress); a
+			// trigger rule skips a pending step. A claimed step skipped is
+			// no longer in flight.
+			cause := "trigger_rule"
+			if e.From == "in_progress" {
+				cause = "condition"
+				m.finish(e, true)
+			}
+			m.skipped.Inc(cause)
 		case engine.ConcurrencyChanged:
 			var d struct {
 				Limit  int    `json:"limit"`

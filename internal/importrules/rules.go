@@ -54,7 +54,7 @@ var Rules = []Rule{
 		Why: "leaf packages import nothing of the module but config, the strict configuration parsers (itself a leaf)",
 		Pkgs: []string{"internal/contract", "internal/domain", "internal/jsonb", "internal/service",
 			"internal/auth", "internal/dbconfig", "internal/embeddedpg", "internal/template",
-			"internal/store/dbgen", "internal/wire", "internal/config", "sql", "templates"},
+			"internal/store/dbgen", "internal/wire", "internal/config", "sql", "templates", "runtimes"},
 		Only: []string{"internal/config"},
 	},
 	{

@@ -54,14 +54,29 @@ type Template struct {
 type Step struct {
 	Name, Description string
 	// Handler runs the step; see the package documentation for the naming rule.
-	Handler   string
-	DependsOn []string
+	Handler string
+	// HandlerAlias is the name the file gave when handler_aliases mapped it
+	// to Handler (e.g. a Rails class "Ecommerce::ValidateOrderHandler");
+	// "" otherwise.
+	HandlerAlias string
+	DependsOn    []string
+	// Inputs names the steps whose results the handler payload carries
+	// ("results"): nil means the direct parents (DependsOn); with the
+	// step's inputs field it is the parents plus the steps listed, or every
+	// ancestor for "inputs: all", in template order.
+	Inputs []string
 	// Config is handed to the handler as "config"; always a JSON object ("{}" when absent).
 	Config         json.RawMessage
 	Retry          RetryPolicy
 	TimeoutSeconds int // default 300, at most 900
 	Concurrency    int // cap on in-flight runs of this step across tasks; 0 = unlimited
 	Skippable      bool
+	// When, if set, must be true for the step to run; false skips it
+	// (field `when`, compiled at load: condition.go).
+	When *Condition
+	// TriggerRule says how the parents must have ended for the step to
+	// run: TriggerAllSuccess (the default), TriggerAllDone or TriggerOneFailed.
+	TriggerRule string
 }
 
 // RetryPolicy says how often and how late a failed step is tried again.
@@ -120,6 +135,11 @@ type Options struct {
 	// Handlers, when not nil, is checked for every handler that is neither a
 	// built-in nor a Lambda function.
 	Handlers HandlerSet
+	// HandlerAliases maps handler names as written in templates (e.g. Rails
+	// class names) to the handlers that run them, for every template; a
+	// template's own handler_aliases take precedence. LoadDir and LoadFS
+	// also read the file handler_aliases.yaml at the root they load.
+	HandlerAliases map[string]string
 	// Limits bound the cost of loading one file (zero fields: DefaultLimits).
 	Limits Limits
 }

@@ -10,7 +10,7 @@
 SELECT * FROM tasker_scheduler_pass(@now, @actor, @task_ids::uuid[], @step_ids::uuid[], @attempts::int[],
                                     @ok::boolean[], @results::jsonb[], @errors::jsonb[], @permanent::boolean[],
                                     @retry_after_ms::_int8, @reasons::text[], @claim_limit,
-                                    @global_cap, @grace_seconds);
+                                    @global_cap, @grace_seconds, @skip::boolean[]);
 
 -- name: ReleaseClaims :many
 -- Every column is set, so the function keeps RETURNS TABLE and the query
@@ -26,3 +26,8 @@ FROM tasker_sweep_scan(@now, @lim, @after, @scan, @self, @stale_before);
 
 -- name: Heartbeat :exec
 SELECT tasker_heartbeat(@instance, @local, @now, @forget_before);
+
+-- name: StepResults :many
+-- The results of named steps of claimed tasks (sql/functions/040_inputs.sql).
+SELECT r.task_id::uuid AS task_id, r.name::text AS name, r.result::jsonb AS result
+FROM tasker_step_results(@task_ids::uuid[], @names::text[]) r;

@@ -124,6 +124,21 @@ func WithRunOptions(opts ...stephandler.Option) Option {
 	return func(i *Invoker) { i.runOpts = append(i.runOpts, opts...) }
 }
 
+// LambdaRunner runs Lambda functions of other runtimes on this machine
+// (lambdalocal.Runner, configured by lambdas.local.yaml). RunHandler
+// reports found false for a function it does not know; err only when the
+// invocation never reached an outcome (ctx ended: no record is sent).
+type LambdaRunner interface {
+	RunHandler(ctx context.Context, handler string, payload []byte, deadline time.Time) (resp json.RawMessage, unhandled *contract.LambdaError, found bool, err error)
+}
+
+// WithLambdas runs "lambda:NAME" handlers with r (docs/handlers.md,
+// "Python" and "Node.js"); without it, or for a function r does not know,
+// such a step fails permanently with CodeNotLocal.
+func WithLambdas(r LambdaRunner) Option {
+	return func(i *Invoker) { i.lambdas = r }
+}
+
 // WithLogger sets where failures to deliver records are logged.
 func WithLogger(l *slog.Logger) Option {
 	return func(i *Invoker) {
@@ -148,6 +163,7 @@ type Invoker struct {
 	abandoned      atomic.Int64 // abandoned handlers still running
 	abandonedTotal atomic.Int64
 	runOpts        []stephandler.Option
+	lambdas        LambdaRunner
 	logger         *slog.Logger
 	// run is stephandler.Run; tests replace it.
 	run func(ctx context.Context, reg *stephandler.Registry, payload []byte, opts ...stephandler.Option) []byte
@@ -340,9 +356,25 @@ func (i *Invoker) execute(ctx context.Context, inv engine.Invocation) {
 		ResponseContext: contract.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
 	}
 	if stephandler.IsLambdaName(inv.Handler) {
-		rec.ResponsePayload = stephandler.ErrorResponse(stephandler.Permanent(stephandler.WithCode(
-			fmt.Errorf("handler %s is a Lambda function; local mode runs only registered Go handlers", inv.Handler),
-			CodeNotLocal)))
+		resp, unhandled, found, err := i.runLambda(ctx, inv)
+		switch {
+		case err != nil:
+			i.logger.Warn("local invoker: Lambda function stopped without an outcome; the step is recovered as interrupted",
+				"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
+				"handler", inv.Handler, "error", err)
+			return
+		case !found:
+			rec.ResponsePayload = stephandler.ErrorResponse(stephandler.Permanent(stephandler.WithCode(
+				fmt.Errorf("handler %s is a Lambda function that local mode cannot run: map its name in lambdas.local.yaml (runtime, path, handler)", inv.Handler),
+				CodeNotLocal)))
+		case unhandled != nil:
+			// As Lambda reports an unhandled error (docs/handlers.md, "Failures").
+			rec.RequestContext.Condition = contract.ConditionRetriesExhausted
+			rec.ResponseContext.FunctionError = "Unhandled"
+			rec.ResponsePayload, _ = json.Marshal(unhandled)
+		default:
+			rec.ResponsePayload = resp
+		}
 	} else {
 		resp, unhandled, stopped := i.runSafely(ctx, inv)
 		if stopped {
@@ -449,6 +481,14 @@ func (i *Invoker) runSafely(ctx context.Context, inv engine.Invocation) (resp []
 	return stephandler.ErrorResponse(stephandler.WithCode(fmt.Errorf(
 		"handler %s still running %s past its deadline %s (it ignores its context); abandoned", inv.Handler, i.abandonGrace,
 		deadline.UTC().Format(time.RFC3339)), stephandler.CodeTimeout)), nil, false
+}
+
+// runLambda runs a Lambda function with the configured runner.
+func (i *Invoker) runLambda(ctx context.Context, inv engine.Invocation) (json.RawMessage, *contract.LambdaError, bool, error) {
+	if i.lambdas == nil {
+		return nil, nil, false, nil
+	}
+	return i.lambdas.RunHandler(ctx, inv.Handler, inv.Payload, payloadDeadline(inv.Payload))
 }
 
 // payloadDeadline is the payload's tasker.deadline, or MaxRun from now.

@@ -194,7 +194,7 @@ func TestRecords(t *testing.T) {
 		{handler: "test.panic", condition: "Success", code: "panic", msg: "handler panicked: kaboom"},
 		{handler: "nope.unknown", condition: "Success", permanent: true, code: stephandler.CodeUnknownHandler, msg: `"nope.unknown"`},
 		{handler: "arn:aws:lambda:us-east-1:123456789012:function:charge", condition: "Success", permanent: true, code: CodeNotLocal,
-			msg: "handler arn:aws:lambda:us-east-1:123456789012:function:charge is a Lambda function; local mode runs only registered Go handlers"},
+			msg: "handler arn:aws:lambda:us-east-1:123456789012:function:charge is a Lambda function that local mode cannot run: map its name in lambdas.local.yaml"},
 		{handler: "lambda:charge", condition: "Success", permanent: true, code: CodeNotLocal, msg: "is a Lambda function"},
 	}
 	for _, tt := range tests {
