@@ -68,6 +68,9 @@ type Config struct {
 	// WebhookBackoff is the wait after a first failed delivery, doubled
 	// per attempt up to an hour (default 10 s).
 	WebhookBackoff time.Duration
+	// WebhookRetention is how long finished deliveries are kept (default
+	// DefaultWebhookRetention).
+	WebhookRetention time.Duration
 	// MaxPayloadBytes is the largest handler payload the Invoker can
 	// deliver. CreateTask refuses a context that alone cannot fit in one
 	// (its size plus PayloadReserve over the limit) instead of accepting a
@@ -145,6 +148,9 @@ func New(cfg Config) (*Engine, error) {
 		cfg.HeartbeatStale = 15 * time.Second
 	}
 	cfg.Adaptive = cfg.Adaptive.withDefaults(cfg.MaxInFlight)
+	if cfg.WebhookRetention <= 0 {
+		cfg.WebhookRetention = DefaultWebhookRetention
+	}
 	if cfg.WebhookBackoff <= 0 {
 		cfg.WebhookBackoff = defaultWebhookBackoff
 	}

@@ -51,6 +51,9 @@ const (
 	webhookLease              = 5 * time.Minute
 	webhookBatch              = 200
 	webhookConcurrency        = 16
+	// DefaultWebhookRetention is how long finished deliveries (and their
+	// attempt log) are kept.
+	DefaultWebhookRetention = 7 * 24 * time.Hour
 )
 
 // ErrInvalid: a request the engine refuses as malformed; the message names
@@ -172,6 +175,7 @@ func (e *Engine) ListDeliveries(ctx context.Context, id uuid.UUID, limit int) ([
 // WebhookReport says what one delivery round did.
 type WebhookReport struct {
 	Delivered, Failed, Dead int
+	Pruned                  int64 // finished deliveries past their retention, deleted
 }
 
 // DeliverWebhooks sends the due outbox rows, once each, and records the
@@ -185,6 +189,12 @@ func (e *Engine) DeliverWebhooks(ctx context.Context) (WebhookReport, error) {
 		return rep, nil
 	}
 	now := e.clock.Now()
+	// Finished deliveries past their retention go first, a batch a round.
+	pruned, err := e.store.PruneDeliveries(ctx, now.Add(-e.cfg.WebhookRetention), webhookBatch)
+	if err != nil {
+		return rep, err
+	}
+	rep.Pruned = pruned
 	ds, err := e.store.ClaimDeliveries(ctx, now, now.Add(webhookLease), webhookBatch)
 	if err != nil || len(ds) == 0 {
 		return rep, err

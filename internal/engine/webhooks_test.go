@@ -190,6 +190,15 @@ func TestWebhookSubscriptions(t *testing.T) {
 		t.Fatalf("list: %+v %v", subs, err)
 	}
 
+	// Finished deliveries are pruned after the retention (7 days).
+	h.clock.Advance(engine.DefaultWebhookRetention + time.Minute)
+	if rep, err := h.eng.DeliverWebhooks(h.ctx); err != nil || rep.Pruned != int64(len(want)+1) {
+		t.Errorf("prune: %+v %v, want %d pruned", rep, err, len(want)+1)
+	}
+	if log, err := h.eng.ListDeliveries(h.ctx, downSub.ID, 10); err != nil || len(log) != 0 {
+		t.Errorf("after pruning: %+v %v", log, err)
+	}
+
 	// A deleted subscription takes its deliveries with it.
 	if err := h.eng.DeleteSubscription(h.ctx, downSub.ID); err != nil {
 		t.Fatal(err)

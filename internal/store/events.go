@@ -210,3 +210,13 @@ func truncateText(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// PruneDeliveries deletes up to limit deliveries that finished (delivered
+// or dead) before before, oldest first, and returns how many it deleted.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time, limit int) (int64, error) {
+	n, err := dbq.PruneDeliveries(ctx, s.pool, dbgen.PruneDeliveriesParams{Before: &before, Lim: int32(limit)})
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return n, nil
+}

@@ -390,7 +390,8 @@ func planCases(f planFixture) map[string]planCase {
 		"FinishDeliveries": {sql: dbgen.FinishDeliveries, args: func() []any {
 			return []any{now, []int64{1}, []int32{1}, []string{"delivered"}, []time.Time{now}, []int32{200}, []string{""}, []float64{1}}
 		}},
-		"ListDeliveries": {sql: dbgen.ListDeliveries, args: func() []any { return []any{uuid.New(), int32(50)} }},
+		"PruneDeliveries": {sql: dbgen.PruneDeliveries, args: func() []any { return []any{now, int32(200)} }},
+		"ListDeliveries":  {sql: dbgen.ListDeliveries, args: func() []any { return []any{uuid.New(), int32(50)} }},
 		"RecordPressure": {sql: dbgen.RecordPressure, args: func() []any {
 			return []any{"plan-actor", now, float32(1), float32(0), int32(10), int32(1), int32(0)}
 		}},

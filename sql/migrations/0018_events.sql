@@ -30,6 +30,8 @@ CREATE TABLE tasker_webhook_outbox (
 -- Only deliveries still to make enter the due index.
 CREATE INDEX tasker_webhook_outbox_due ON tasker_webhook_outbox (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX tasker_webhook_outbox_subscription ON tasker_webhook_outbox (subscription_id, id);
+-- Finished deliveries by age, for pruning (DeliverWebhooks).
+CREATE INDEX tasker_webhook_outbox_finished ON tasker_webhook_outbox (finished_at) WHERE state <> 'pending';
 
 -- The delivery log: one row per attempt.
 CREATE TABLE tasker_webhook_attempts (

@@ -44,6 +44,15 @@ SELECT tasker_finish_deliveries(@now::timestamptz, @ids::bigint[], @attempts::in
                                 @next_at::timestamptz[], @status_codes::int[], @errors::text[],
                                 @durations_ms::float8[]);
 
+-- name: PruneDeliveries :execrows
+-- Deletes up to @lim deliveries finished (delivered or dead) before
+-- @before, oldest first, with their attempt log.
+DELETE FROM tasker_webhook_outbox
+WHERE id IN (SELECT o.id FROM tasker_webhook_outbox o
+             WHERE o.state <> 'pending' AND o.finished_at < @before
+             ORDER BY o.finished_at
+             LIMIT @lim);
+
 -- name: ListDeliveries :many
 -- The newest deliveries of a subscription with their attempt log.
 SELECT o.id, o.event, o.state, o.attempts, o.next_attempt_at, o.created_at, o.finished_at,

@@ -282,6 +282,29 @@ func (q *Queries) ListSubscriptions(ctx context.Context, db DBTX) ([]ListSubscri
 	return items, nil
 }
 
+const PruneDeliveries = `-- name: PruneDeliveries :execrows
+DELETE FROM tasker_webhook_outbox
+WHERE id IN (SELECT o.id FROM tasker_webhook_outbox o
+             WHERE o.state <> 'pending' AND o.finished_at < $1
+             ORDER BY o.finished_at
+             LIMIT $2)
+`
+
+type PruneDeliveriesParams struct {
+	Before *time.Time
+	Lim    int32
+}
+
+// Deletes up to @lim deliveries finished (delivered or dead) before
+// @before, oldest first, with their attempt log.
+func (q *Queries) PruneDeliveries(ctx context.Context, db DBTX, arg PruneDeliveriesParams) (int64, error) {
+	result, err := db.Exec(ctx, PruneDeliveries, arg.Before, arg.Lim)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const ReadPressure = `-- name: ReadPressure :one
 SELECT count(*)::int AS instances,
        coalesce(max(p.commit_ms), 0)::float8 AS commit_ms,
