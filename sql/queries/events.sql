@@ -105,6 +105,7 @@ attempts AS (
                                         AND tr.to_state IN ('complete', 'error', 'waiting_for_retry')
                                         AND tr.reason NOT LIKE 'dispatch failed%') AS ended_at,
            bool_or(tr.to_state IN ('error', 'waiting_for_retry') AND tr.reason NOT LIKE 'dispatch failed%') AS failed,
+           bool_or(tr.to_state = 'skipped') AS skipped,
            min(greatest(t.created_at, (SELECT max(p.completed_at)
                                        FROM tasker_step_edges e
                                        JOIN tasker_steps p ON p.id = e.from_step_id
@@ -116,9 +117,10 @@ attempts AS (
     GROUP BY s.id, s.name, tr.attempt
 )
 SELECT a.step::text AS step,
-       count(*) FILTER (WHERE a.claimed_at IS NOT NULL)::bigint AS runs,
+       -- A step skipped on its claim (its when was false) ran no handler.
+       count(*) FILTER (WHERE a.claimed_at IS NOT NULL AND NOT a.skipped)::bigint AS runs,
        count(*) FILTER (WHERE a.failed)::bigint AS failures,
-       count(*) FILTER (WHERE a.attempt > 1 AND a.claimed_at IS NOT NULL)::bigint AS retries,
+       count(*) FILTER (WHERE a.attempt > 1 AND a.claimed_at IS NOT NULL AND NOT a.skipped)::bigint AS retries,
        coalesce(percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (
            ORDER BY greatest(0, extract(epoch FROM a.ended_at - a.claimed_at) * 1000))
            FILTER (WHERE a.ended_at IS NOT NULL AND a.claimed_at IS NOT NULL), '{}')::float8[] AS duration_ms,
