@@ -13,7 +13,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const fanYAML = `
@@ -37,8 +37,8 @@ steps:
 // to its handler, nothing left in flight.
 func TestStepDurationsWithParallelSiblings(t *testing.T) {
 	t.Parallel()
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("obs.fast", func(context.Context, stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	if err := reg.Register("obs.fast", func(context.Context, sdk.Input) (any, error) {
 		return map[string]bool{"ok": true}, nil
 	}); err != nil {
 		t.Fatal(err)

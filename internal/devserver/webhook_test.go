@@ -14,7 +14,7 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/events"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const shipYAML = `
@@ -29,10 +29,10 @@ steps:
 // the task's completion and the handler's custom event, signed.
 func TestWebhooksDeliveredLocally(t *testing.T) {
 	t.Parallel()
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("obs.ship", func(context.Context, stephandler.Input) (any, error) {
-		return stephandler.WithEvents(map[string]string{"tracking": "1Z"},
-			stephandler.Emit("order.shipped", map[string]string{"carrier": "ups"}))
+	reg := sdk.NewRegistry()
+	if err := reg.Register("obs.ship", func(context.Context, sdk.Input) (any, error) {
+		return sdk.WithEvents(map[string]string{"tracking": "1Z"},
+			sdk.Emit("order.shipped", map[string]string{"carrier": "ups"}))
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -31,8 +31,8 @@ import (
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/graph"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -120,7 +120,7 @@ type stack struct {
 // middleware in front of the mounted handler.
 type stackOptions struct {
 	templates fs.FS
-	registry  *stephandler.Registry
+	registry  *sdk.Registry
 	auth      *auth.Verifier
 	wrap      func(http.Handler) http.Handler
 }
@@ -128,7 +128,7 @@ type stackOptions struct {
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	if o.registry == nil {
-		o.registry = stephandler.NewRegistry()
+		o.registry = sdk.NewRegistry()
 		if err := examples.Register(o.registry); err != nil {
 			t.Fatal(err)
 		}
@@ -368,8 +368,8 @@ func TestBrowserAutoRefresh(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
 	open := func() { once.Do(func() { close(gate) }) }
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("webui.gate", func(ctx context.Context, _ stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	if err := reg.Register("webui.gate", func(ctx context.Context, _ sdk.Input) (any, error) {
 		select {
 		case <-gate:
 			return map[string]any{"opened": true}, nil

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 func TestCustomEvents(t *testing.T) {

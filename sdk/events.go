@@ -1,10 +1,10 @@
-package stephandler
+package sdk
 
 import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // Event is a custom event a handler publishes with its result
