@@ -59,6 +59,17 @@ var all = []entry{
 	{"payments.restock_items", restockItems},
 	{"payments.update_records", updateRecords},
 	{"payments.notify_customer", notifyCustomer},
+
+	{"travel.reserve_flight", reserveFlight},
+	{"travel.reserve_hotel", reserveHotel},
+	{"travel.charge_card", chargeCard},
+	{"travel.confirm_trip", confirmTrip},
+	{"travel.cancel_flight", cancelReservation("flight_reservation", "flight")},
+	{"travel.cancel_hotel", cancelReservation("hotel_reservation", "hotel")},
+
+	{"media.probe", probeVideo},
+	{"media.submit_transcode", submitTranscode},
+	{"media.publish", publishVideo},
 }
 
 // Names lists the handler names Register adds, in template order.

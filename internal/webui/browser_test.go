@@ -327,11 +327,17 @@ func TestBrowserListsAndTemplates(t *testing.T) {
 	mustContain(t, dom, "No tasks match these filters.")
 
 	dom = string(browse(t, bin, s.url+"/#/templates", "--dump-dom"))
-	for _, tpl := range []string{"ecommerce/process_order", "onboarding/customer", "data/etl_pipeline", "payments/process_refund"} {
+	for _, tpl := range []string{"ecommerce/process_order", "onboarding/customer", "data/etl_pipeline", "payments/process_refund",
+		"payments/refund_with_approval", "travel/book_trip", "media/transcode"} {
 		card := regexp.MustCompile(`(?s)<article class="card template-card" data-template="` + tpl + `">.*?</article>`).FindString(dom)
 		if !strings.Contains(card, `<svg class="dag"`) || !strings.Contains(card, `class="node st-none"`) {
 			t.Errorf("template %s has no graph: %s", tpl, tail(card, 2000))
 		}
+	}
+
+	// A callback step has the callback look in its template's graph.
+	if card := regexp.MustCompile(`(?s)<article class="card template-card" data-template="payments/refund_with_approval">.*?</article>`).FindString(dom); !strings.Contains(card, `data-kind="callback" data-step="manager_approval"`) {
+		t.Errorf("the approval template's graph has no callback node: %s", tail(card, 2000))
 	}
 
 	dom = string(browse(t, bin, s.url+"/#/templates/ecommerce/process_order", "--dump-dom"))
