@@ -116,6 +116,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	e := &env{t: t, pool: pool, clock: enginetest.NewClock(time.Now().Truncate(time.Microsecond)), queue: &enginetest.Queue{}, inv: &enginetest.Invoker{}}
 	e.eng, err = engine.New(engine.Config{Store: st, Templates: set, Queue: e.queue, Invoker: e.inv, Clock: e.clock, MaxInFlight: 50,
+		// A fixed cap: adaptive concurrency (engine tests) would move it under load.
+		Adaptive:        engine.AdaptiveConfig{Disabled: true},
 		MaxPayloadBytes: opts.maxPayload})
 	if err != nil {
 		t.Fatal(err)
