@@ -33,11 +33,15 @@ func ExampleOpenAPI() {
 	sort.Strings(lines)
 	fmt.Println(strings.Join(lines, "\n"))
 	// Output:
+	// DELETE /v1/subscriptions/{id}                 system:admin
+	// GET  /v1/analytics/templates/{namespace}/{name} system:read
 	// GET  /v1/health/live                        public
 	// GET  /v1/health/ready                       public
 	// GET  /v1/health/status                      system:read
 	// GET  /v1/metrics                            system:read
 	// GET  /v1/openapi.json                       public
+	// GET  /v1/subscriptions                      system:admin
+	// GET  /v1/subscriptions/{id}/deliveries      system:admin
 	// GET  /v1/tasks                              tasks:list
 	// GET  /v1/tasks/{id}                         tasks:read
 	// GET  /v1/tasks/{id}/graph                   tasks:read
@@ -48,6 +52,7 @@ func ExampleOpenAPI() {
 	// POST /v1/callbacks/{token}/failure          public
 	// POST /v1/callbacks/{token}/heartbeat        public
 	// POST /v1/callbacks/{token}/success          public
+	// POST /v1/subscriptions                      system:admin
 	// POST /v1/tasks                              tasks:create
 	// POST /v1/tasks/bulk/cancel                  tasks:cancel
 	// POST /v1/tasks/bulk/retry                   tasks:retry

@@ -20,6 +20,8 @@ const (
 	StepsComplete = "steps:complete"
 	TemplatesRead = "templates:read"
 	SystemRead    = "system:read"
+	// SystemAdmin manages webhook subscriptions.
+	SystemAdmin = "system:admin"
 )
 
 // AllPermissions lists every permission, e.g. for `tasker token --all`.
@@ -27,7 +29,7 @@ var AllPermissions = []string{
 	TasksCreate, TasksRead, TasksList, TasksCancel, TasksRetry,
 	StepsRead, StepsResolve, StepsComplete,
 	TemplatesRead,
-	SystemRead,
+	SystemRead, SystemAdmin,
 }
 
 // Principal is the verified caller.

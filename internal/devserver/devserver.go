@@ -335,6 +335,9 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 	ecfg := engine.Config{
 		Store: st, Templates: tpls, Queue: q, Invoker: inv, Publisher: pub, Logger: log,
 		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
+		// Webhook subscriptions are delivered by the sweep; local
+		// receivers (localhost) are allowed here.
+		Webhooks:       events.NewWebhooks(events.WebhookOptions{}),
 		TracerProvider: opts.TracerProvider,
 		Retention:      opts.Retention, RetentionBatch: opts.RetentionBatch, Exporter: opts.Exporter,
 		PayloadInlineBytes: opts.Payload.InlineBytes, PayloadMaxBytes: opts.Payload.MaxBytes,

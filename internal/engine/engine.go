@@ -45,8 +45,10 @@ type Config struct {
 	// claims can be recovered promptly after a crash (docs/architecture.md, "Local mode").
 	Local bool
 	// MaxInFlight caps step attempts in progress across the system; 0 means
-	// no cap. The effective cap shrinks while the system is unhealthy.
+	// no cap. The effective cap adapts to pressure (Adaptive; health.go).
 	MaxInFlight int
+	// Adaptive tunes adaptive concurrency (on whenever MaxInFlight > 0).
+	Adaptive AdaptiveConfig
 	// ClaimLimit caps steps claimed in one scheduler pass (default 1000).
 	ClaimLimit int
 	// DispatchConcurrency bounds parallel Invoke calls (default 64).
@@ -60,6 +62,15 @@ type Config struct {
 	HeartbeatStale time.Duration
 	// MaxQueueDelay caps wake-up delays (SQS: 900 s); later work is found by the sweep.
 	MaxQueueDelay time.Duration
+	// Webhooks sends webhook deliveries (events.Webhooks); nil: the
+	// outbox is kept but nothing is delivered.
+	Webhooks WebhookSender
+	// WebhookBackoff is the wait after a first failed delivery, doubled
+	// per attempt up to an hour (default 10 s).
+	WebhookBackoff time.Duration
+	// WebhookRetention is how long finished deliveries are kept (default
+	// DefaultWebhookRetention).
+	WebhookRetention time.Duration
 	// MaxPayloadBytes is the largest handler payload the Invoker can
 	// deliver. CreateTask refuses a context that alone cannot fit in one
 	// (its size plus PayloadReserve over the limit) instead of accepting a
@@ -167,6 +178,13 @@ func New(cfg Config) (*Engine, error) {
 		cfg.RetentionBatch = 100
 	}
 	cfg.RetentionBatch = min(cfg.RetentionBatch, store.MaxPruneBatch)
+	cfg.Adaptive = cfg.Adaptive.withDefaults(cfg.MaxInFlight)
+	if cfg.WebhookRetention <= 0 {
+		cfg.WebhookRetention = DefaultWebhookRetention
+	}
+	if cfg.WebhookBackoff <= 0 {
+		cfg.WebhookBackoff = defaultWebhookBackoff
+	}
 	if cfg.MaxQueueDelay <= 0 {
 		cfg.MaxQueueDelay = 900 * time.Second
 	}
@@ -176,7 +194,7 @@ func New(cfg Config) (*Engine, error) {
 		log:    cfg.Logger,
 		clock:  cfg.Clock,
 		pub:    cfg.Publisher,
-		health: newHealth(cfg.Store),
+		health: &health{},
 		tracer: cfg.TracerProvider.Tracer(TracerName),
 	}, nil
 }

@@ -22,6 +22,7 @@ type SweepReport struct {
 	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
 	Pruned      int // finished tasks past the retention deleted
+	Webhooks    WebhookReport
 }
 
 // sweepLimit bounds the work of one sweep; the next sweep takes the rest.
@@ -88,6 +89,13 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 		e.log.WarnContext(ctx, "retention prune failed", "error", err)
 	} else {
 		report.Pruned = n
+	}
+	// Webhook deliveries ride on the sweep; a failure to reach the outbox
+	// is logged, and the next sweep tries again.
+	if wr, err := e.DeliverWebhooks(ctx); err != nil {
+		e.log.WarnContext(ctx, "webhook deliveries", "error", err)
+	} else {
+		report.Webhooks = wr
 	}
 	if report.Tasks > 0 {
 		e.pub.Publish(ctx, []Event{{Name: SweepCompleted, Time: now,

@@ -26,6 +26,10 @@ const (
 	// EnvPayloadBucket names the S3 bucket of large payloads (template.yaml,
 	// PayloadBucket); unset keeps every value inline.
 	EnvPayloadBucket = "TASKER_PAYLOAD_BUCKET"
+	// Adaptive concurrency and webhook deliveries (docs/operating.md).
+	EnvAdaptiveConcurrency = "TASKER_ADAPTIVE_CONCURRENCY"
+	EnvMinInFlight         = "TASKER_MIN_IN_FLIGHT"
+	EnvWebhookDenyPrivate  = "TASKER_WEBHOOK_DENY_PRIVATE"
 	// EnvAuthSecretARN names a Secrets Manager secret whose SecretString
 	// is the HS256 secret, read at cold start when TASKER_AUTH_HS256_SECRET
 	// is not set, so the secret stays out of the function's configuration.
@@ -73,6 +77,7 @@ var (
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
 		{Name: retention.EnvDays}, {Name: retention.EnvBatch}, {Name: retention.EnvExport},
 		{Name: EnvPayloadBucket}, {Name: engine.EnvPayloadInlineBytes}, {Name: engine.EnvPayloadMaxBytes},
+		{Name: EnvAdaptiveConcurrency}, {Name: EnvMinInFlight}, {Name: EnvWebhookDenyPrivate},
 	})
 	httpEnv = []EnvVar{{Name: sdk.EnvHTTPAllowedHosts}, {Name: sdk.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{

@@ -64,6 +64,7 @@ import (
 	tconfig "github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/events"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/queue/sqs"
 	"github.com/taskerhq/tasker/internal/retention"
@@ -287,9 +288,21 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 	if err != nil {
 		return nil, err
 	}
-	maxInFlight, err := tconfig.Int(s.getenv, EnvMaxInFlight, 0, 0, tconfig.MaxInFlightLimit)
+	maxInFlight, err := tconfig.Int(s.getenv, EnvMaxInFlight, DefaultMaxInFlight, 0, tconfig.MaxInFlightLimit)
 	if err != nil {
 		return nil, fmt.Errorf("%s function: %w (0: no cap)", s.fn.Name, err)
+	}
+	adaptive, err := tconfig.Bool(s.getenv, EnvAdaptiveConcurrency, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	minInFlight, err := tconfig.Int(s.getenv, EnvMinInFlight, 0, 0, tconfig.MaxInFlightLimit)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w (0: a tenth of %s)", s.fn.Name, err, EnvMaxInFlight)
+	}
+	denyPrivate, err := tconfig.Bool(s.getenv, EnvWebhookDenyPrivate, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
 	}
 	invCfg, err := lambdainvoke.ConfigFromEnv(s.getenv)
 	if err != nil {
@@ -358,6 +371,9 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		Blobs:              blobs,
 		PayloadInlineBytes: limits.InlineBytes,
 		PayloadMaxBytes:    limits.MaxBytes,
+		Adaptive:           engine.AdaptiveConfig{Disabled: !adaptive, Min: minInFlight},
+		// Deliveries ride on the sweep (the schedule, every minute).
+		Webhooks: events.NewWebhooks(events.WebhookOptions{DenyPrivate: denyPrivate}),
 	})
 	if err != nil {
 		pool.Close()
@@ -367,6 +383,12 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		"max_conns", poolCfg.MaxConns)
 	return eng, nil
 }
+
+// DefaultMaxInFlight is the in-flight cap of a deployment that does not set
+// TASKER_MAX_IN_FLIGHT: a cap keeps adaptive concurrency on, and 50 is well
+// inside a default Lambda account's concurrency and a small database's
+// connections (docs/operating.md, "Adaptive concurrency").
+const DefaultMaxInFlight = 50
 
 // instanceID names this execution environment on claims and transitions.
 func instanceID(getenv func(string) string) string {

@@ -180,6 +180,11 @@ func seedPlanFixture(t *testing.T, f planFixture) string {
 		mustExec(t, conn, "TRUNCATE tasker_tasks, tasker_instances CASCADE")
 	}
 	seed(f.live, f.pending, f.hist, fixtureNow)
+	// A webhook subscription to every event, so each statement that
+	// records transitions also runs the outbox trigger
+	// (sql/functions/040_events.sql) under the same checks.
+	mustExec(t, conn, `INSERT INTO tasker_subscriptions (id, url, events, secret, max_attempts, created_at)
+		VALUES (gen_random_uuid(), 'https://example.com/hook', '{*}', 'plan-secret', 5, $1)`, fixtureNow)
 	if !f.staleStats {
 		mustExec(t, conn, `DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'tasker\_%')`)
 		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions', 'tasker_task_tags')`)
@@ -421,6 +426,34 @@ func planCases(f planFixture) map[string]planCase {
 		"BlobSize": {sql: dbgen.BlobSize, args: func() []any { return []any{"tasks/" + liveTask.String() + "/context"} }},
 		"StatusInFlight": {sql: dbgen.StatusInFlight, indexPlans: true, budget: store.StatusCountCap,
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
+
+		// Webhook subscriptions and adaptive concurrency (sql/queries/events.sql):
+		// small tables of their own, never the big ones.
+		"CreateSubscription": {sql: dbgen.CreateSubscription, args: func() []any {
+			return []any{uuid.New(), "https://example.com/hook", []string{"task.*"}, "secret", "", int32(5), now}
+		}},
+		"ListSubscriptions":  {sql: dbgen.ListSubscriptions, args: func() []any { return nil }},
+		"DeleteSubscription": {sql: dbgen.DeleteSubscription, args: func() []any { return []any{uuid.New()} }},
+		"ClaimDeliveries": {sql: dbgen.ClaimDeliveries, args: func() []any {
+			return []any{now.Add(time.Minute), now, int32(100)}
+		}},
+		"FinishDeliveries": {sql: dbgen.FinishDeliveries, args: func() []any {
+			return []any{now, []int64{1}, []int32{1}, []string{"delivered"}, []time.Time{now}, []int32{200}, []string{""}, []float64{1}}
+		}},
+		"PruneDeliveries": {sql: dbgen.PruneDeliveries, args: func() []any { return []any{now, int32(200)} }},
+		"ListDeliveries":  {sql: dbgen.ListDeliveries, args: func() []any { return []any{uuid.New(), int32(50)} }},
+		"RecordPressure": {sql: dbgen.RecordPressure, args: func() []any {
+			return []any{"plan-actor", now, float32(1), float32(0), int32(10), int32(1), int32(0)}
+		}},
+		"ReadPressure": {sql: dbgen.ReadPressure, args: func() []any { return []any{now.Add(-time.Minute)} }},
+		// Template analytics: bounded by the window and the task cap, each
+		// task's rows reached by key.
+		"TemplateStepStats": {sql: dbgen.TemplateStepStats, indexPlans: true, args: func() []any {
+			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
+		"TemplateTaskCount": {sql: dbgen.TemplateTaskCount, indexPlans: true, args: func() []any {
+			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
 	}
 }
 

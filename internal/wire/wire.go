@@ -204,6 +204,12 @@ type InFlight struct {
 	Current int64 `json:"current"`
 	// Cap is the effective in-flight cap of this instance; null when uncapped.
 	Cap *int `json:"cap"`
+	// Max is the configured cap (TASKER_MAX_IN_FLIGHT); null when uncapped.
+	Max *int `json:"max,omitempty"`
+	// Reason is why Cap is what it is: healthy, recovering, pressure or
+	// fixed; Detail names the pressure seen (adaptive concurrency).
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Recent counts step attempt outcomes in a window.
@@ -223,6 +229,14 @@ type EngineHealth struct {
 	ErrorRate      float64 `json:"error_rate"`
 	PoolPressure   float64 `json:"pool_pressure"`
 	CapFactor      float64 `json:"cap_factor"`
+	// The database pressure last read by adaptive concurrency, over every
+	// scheduler instance.
+	Instances      int     `json:"instances,omitempty"`
+	Connections    int     `json:"connections,omitempty"`
+	MaxConnections int     `json:"max_connections,omitempty"`
+	CommitMS       float64 `json:"commit_ms,omitempty"`
+	PoolWaitMS     float64 `json:"pool_wait_ms,omitempty"`
+	Throttles      int64   `json:"throttles,omitempty"`
 }
 
 // Problem is an RFC 9457 problem detail. Errors lists field-level

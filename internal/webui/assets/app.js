@@ -5,12 +5,12 @@
 //   #/tasks/<id>                       task: DAG by state, steps, timeline, context
 //   #/tasks/<id>/steps/<step>          the same, with one step's detail
 //   #/templates                        workflows with their graphs
-//   #/templates/<ns>/<name>?version=   one workflow: graph, levels, steps
+//   #/templates/<ns>/<name>?version=   one workflow: graph, levels, steps, analytics
 //
 // Pages of live tasks refresh every REFRESH_MS until the task finishes.
 
 import { api, ApiError, getToken, setToken } from './api.js';
-import { h, swap } from './dom.js';
+import { h, s, swap } from './dom.js';
 import { renderGraph } from './graph.js';
 import { STEP_STATES } from './states.js';
 
@@ -871,9 +871,65 @@ async function templatePage(v, ns, name, version) {
         h('td', { class: 'hide-sm small' }, `${st.retry.max_attempts}× · ${st.retry.backoff_base_seconds}s base · ≤${st.retry.max_backoff_seconds}s`),
         h('td', { class: 'num hide-md' }, `${st.timeout_seconds}s`),
         h('td', { class: 'num hide-md' }, st.concurrency ?? '—'))))),
+    analyticsCard(v, t),
     card('Context schema', t.context_schema ? h('details', null, h('summary', null, 'JSON Schema'), jsonView(t.context_schema))
       : h('p', { class: 'muted' }, 'No schema: any JSON object is accepted.')),
     card('Start a task', start));
+}
+
+// ---------------------------------------------------------------- analytics
+
+// analyticsCard shows GET /v1/analytics/templates/… for the last 24 hours:
+// a bar chart of each step's p50 and p95 duration (inline SVG) and a table
+// of runs, failures, retries and queue wait. It loads after the page; a
+// token without system:read gets a note instead.
+function analyticsCard(v, t) {
+  const body = h('div', { id: 'analytics' }, h('p', { class: 'muted' }, 'Loading…'));
+  v.get(`/v1/analytics/templates/${enc(t.namespace)}/${enc(t.name)}`, { window: '24h', version: t.version })
+    .then((a) => body.replaceChildren(...renderAnalytics(a)))
+    .catch((err) => {
+      if (err.name === 'AbortError') return;
+      body.replaceChildren(h('p', { class: 'muted' }, `Analytics are not available: ${err.message}`));
+    });
+  return card('Last 24 hours', body);
+}
+
+const ms = (x) => (x == null ? '—' : x >= 1000 ? `${(x / 1000).toFixed(x >= 10000 ? 0 : 1)} s` : `${Math.round(x)} ms`);
+
+function renderAnalytics(a) {
+  if (!a.tasks) return [h('p', { class: 'muted' }, 'No tasks of this workflow were created in the last 24 hours.')];
+  const steps = a.steps;
+  const max = Math.max(1, ...steps.map((st) => st.duration_ms?.p95 ?? 0));
+  const row = 22, label = 130, width = 520;
+  const bars = steps.map((st, i) => {
+    const y = i * row;
+    const p50 = st.duration_ms?.p50 ?? 0, p95 = st.duration_ms?.p95 ?? 0;
+    const w = (x) => Math.max(1, Math.round((x / max) * (width - label - 70)));
+    return s('g', { 'data-step': st.step },
+      s('text', { x: 0, y: y + 15, class: 'chart-label' }, st.step),
+      s('rect', { x: label, y: y + 4, width: w(p95), height: 14, class: 'chart-p95' }, s('title', null, `${st.step} p95 ${ms(p95)}`)),
+      s('rect', { x: label, y: y + 4, width: w(p50), height: 14, class: 'chart-p50' }, s('title', null, `${st.step} p50 ${ms(p50)}`)),
+      s('text', { x: label + w(p95) + 6, y: y + 15, class: 'chart-value' }, ms(st.duration_ms?.p50)));
+  });
+  const chart = s('svg', {
+    class: 'chart', xmlns: 'http://www.w3.org/2000/svg', role: 'img', viewBox: `0 0 ${width} ${steps.length * row}`,
+    'aria-label': 'Step durations: p50 (dark) and p95 (light)',
+  }, bars);
+  const onPath = new Set(a.slowest_path);
+  return [
+    h('p', { class: 'muted small' }, `${a.tasks} task${a.tasks === 1 ? '' : 's'}${a.truncated ? ' (the newest)' : ''}; `,
+      'slowest path ', h('strong', null, a.slowest_path.join(' → ')), ` (${ms(a.slowest_path_ms)} at the median).`),
+    chart,
+    table(
+      [['Step'], ['Runs', 'num'], ['Failure rate', 'num'], ['Retries', 'num hide-sm'], ['p50 / p95 / p99', 'num'], ['Queue wait p50', 'num hide-sm']],
+      steps.map((st) => h('tr', { 'data-analytics': st.step, class: onPath.has(st.step) ? 'on-path' : null },
+        h('td', { class: 'mono' }, st.step),
+        h('td', { class: 'num' }, st.runs),
+        h('td', { class: 'num' }, `${Math.round(st.failure_rate * 100)}%`),
+        h('td', { class: 'num hide-sm' }, st.retries),
+        h('td', { class: 'num' }, st.duration_ms ? `${ms(st.duration_ms.p50)} / ${ms(st.duration_ms.p95)} / ${ms(st.duration_ms.p99)}` : '—'),
+        h('td', { class: 'num hide-sm' }, ms(st.queue_wait_ms?.p50))))),
+  ];
 }
 
 // -------------------------------------------------------------------- boot
