@@ -51,7 +51,10 @@ var Schema []byte
 
 // Default limits (Options).
 const (
-	DefaultMaxDepth       = 8
+	// DefaultMaxDepth admits the deepest query of the schema (5) and the
+	// introspection query of GraphQL tools (up to 14: TypeRef nests ofType
+	// nine deep), not self-nesting introspection.
+	DefaultMaxDepth       = 15
 	DefaultMaxComplexity  = 1000
 	defaultParserTokens   = 10000
 	defaultListLimit      = 20

@@ -3,6 +3,7 @@ package graphql
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/complexity"
@@ -44,6 +45,9 @@ func (g *guard) MutateOperationContext(ctx context.Context, opCtx *graphql.Opera
 	if w.denied != nil {
 		return w.denied
 	}
+	if w.badInt != nil {
+		return w.badInt
+	}
 	if depth > g.maxDepth {
 		e := newError(CodeValidation, fmt.Sprintf("the operation nests %d levels deep, deeper than the limit of %d", depth, g.maxDepth))
 		e.Extensions["limit"] = "depth"
@@ -64,6 +68,9 @@ type walker struct {
 	perms  map[string]string
 	caller Caller
 	denied *gqlerror.Error
+	// badInt is an integer literal that does not fit 64 bits: gqlparser
+	// panics converting one, so it is refused before anything converts it.
+	badInt *gqlerror.Error
 }
 
 // walk returns the depth of set, whose fields are at level depth.
@@ -73,13 +80,20 @@ func (w *walker) walk(set ast.SelectionSet, depth int) int {
 		d := 0
 		switch s := sel.(type) {
 		case *ast.Field:
-			if strings.HasPrefix(s.Name, "__") {
-				// __typename is a leaf; __schema and __type walk the
-				// schema, which is public and finite.
-				d = depth
-				break
+			// Introspection (__schema, __type, __typename) needs no
+			// permission, but counts for depth: nesting __Type.fields
+			// inside itself is as costly as any other nesting.
+			if !strings.HasPrefix(s.Name, "__") {
+				w.check(s)
 			}
-			w.check(s)
+			for _, a := range s.Arguments {
+				w.checkInts(a.Value)
+			}
+			for _, dir := range s.Directives {
+				for _, a := range dir.Arguments {
+					w.checkInts(a.Value)
+				}
+			}
 			d = depth
 			if len(s.SelectionSet) > 0 {
 				d = w.walk(s.SelectionSet, depth+1)
@@ -94,6 +108,23 @@ func (w *walker) walk(set ast.SelectionSet, depth int) int {
 		deepest = max(deepest, d)
 	}
 	return deepest
+}
+
+// checkInts records the first integer literal in v that does not fit
+// 64 bits.
+func (w *walker) checkInts(v *ast.Value) {
+	if v == nil || w.badInt != nil {
+		return
+	}
+	if v.Kind == ast.IntValue {
+		if _, err := strconv.ParseInt(v.Raw, 10, 64); err != nil {
+			w.badInt = newError(CodeValidation, fmt.Sprintf("the integer %s does not fit in 64 bits; send it as a string or in a variable", v.Raw))
+		}
+		return
+	}
+	for _, c := range v.Children {
+		w.checkInts(c.Value)
+	}
 }
 
 // rootTypes are refused outright when a field of theirs has no
