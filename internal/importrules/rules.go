@@ -99,6 +99,17 @@ var Rules = []Rule{
 		Deny: cat([]string{"internal/migrate", "internal/stephandler", "internal/webui"}, portAdapters, wiring),
 	},
 	{
+		Why:  "graphql is the API's second face over the same ports: it never wires queues, invokers or the database, nor imports the REST API",
+		Pkgs: []string{"internal/graphql"},
+		Deny: cat([]string{"internal/api", "internal/migrate", "internal/stephandler", "internal/webui"}, portAdapters, wiring),
+	},
+	{
+		Why:    "graphql is mounted by the API only, behind its authentication",
+		Pkgs:   []string{"..."},
+		Except: []string{"internal/api"},
+		Deny:   []string{"internal/graphql"},
+	},
+	{
 		Why:  "the handler SDK is what handler code imports; it knows only the wire contract (and config)",
 		Pkgs: []string{"internal/stephandler"},
 		Only: []string{"internal/contract", "internal/domain", "internal/telemetry", "internal/config"},
