@@ -63,12 +63,12 @@ func TestGraphQLCodesAreProblemTypes(t *testing.T) {
 	if graphql.ProblemBase != ProblemBase {
 		t.Fatalf("ProblemBase %q != %q", graphql.ProblemBase, ProblemBase)
 	}
-	for _, c := range graphql.Codes {
+	for _, c := range graphql.Codes() {
 		if _, ok := titles[ProblemBase+c]; !ok {
 			t.Errorf("code %q is not a REST problem type", c)
 		}
 	}
-	if !slices.Contains(graphql.Codes, "forbidden") {
+	if !slices.Contains(graphql.Codes(), "forbidden") {
 		t.Error("no forbidden code")
 	}
 }

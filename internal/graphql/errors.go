@@ -34,8 +34,10 @@ const (
 const ProblemBase = "https://tasker.dev/problems/"
 
 // Codes lists every code, for the test that keeps them REST problem types.
-var Codes = []string{CodeMalformed, CodeInvalidParameter, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
-	CodeConflict, CodeTooLarge, CodeUnsupportedMedia, CodeValidation, CodeInternal, CodeUnavailable}
+func Codes() []string {
+	return []string{CodeMalformed, CodeInvalidParameter, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
+		CodeConflict, CodeTooLarge, CodeUnsupportedMedia, CodeValidation, CodeInternal, CodeUnavailable}
+}
 
 var codeStatus = map[string]int{
 	CodeMalformed: http.StatusBadRequest, CodeInvalidParameter: http.StatusBadRequest, CodeForbidden: http.StatusForbidden,
