@@ -117,7 +117,8 @@ func TestRetryAndResolve(t *testing.T) {
 
 	var task api.Task
 	e.get("/v1/tasks/"+id, "").decode(t, &task)
-	if task.Status != "error" || task.Steps[0].Status != "error" || task.Steps[1].Status != "pending" {
+	if task.Status != "error" || task.Steps[0].Status != "error" || task.Steps[1].Status != "skipped" ||
+		task.Steps[1].SkipReason == nil || *task.Steps[1].SkipReason != "trigger rule all_success cannot hold: parent fetch failed" {
 		t.Fatalf("task = %+v", task)
 	}
 	var le map[string]any
@@ -126,7 +127,7 @@ func TestRetryAndResolve(t *testing.T) {
 	}
 	// Resolving a step that is not in error is a conflict.
 	p := wantProblem(t, e.post("/v1/tasks/"+id+"/steps/after/resolve", nil, ""), http.StatusConflict, "conflict")
-	if !strings.Contains(p.Detail, "pending") {
+	if !strings.Contains(p.Detail, "skipped") {
 		t.Fatalf("detail = %q", p.Detail)
 	}
 
@@ -178,9 +179,9 @@ func TestGraph(t *testing.T) {
 		want          []string
 	}{
 		{"", "application/json", []string{`"id":"validate","state":"complete","level":0,"attempts":1`, `{"from":"charge","to":"ship"}`,
-			`"id":"ship","state":"pending","level":2`}},
+			`"id":"ship","state":"skipped","level":2`}},
 		{"json", "application/json", []string{`"id":"reserve","state":"error","level":1`}},
-		{"mermaid", "text/plain; charset=utf-8", []string{"flowchart LR", "classDef error fill:#fee2e2", "s0 --> s1", "class s2 error", `s3["ship<br/>pending · 0/3"]`}},
+		{"mermaid", "text/plain; charset=utf-8", []string{"flowchart LR", "classDef error fill:#fee2e2", "s0 --> s1", "class s2 error", `s3["ship<br/>skipped · 0/3"]`}},
 		{"dot", "text/plain; charset=utf-8", []string{"digraph ", `"reserve" [label="reserve\nerror · 1/3", fillcolor="#fee2e2"`, `"validate" -> "charge";`, `{ rank=same; "charge"; "reserve"; }`}},
 		{"svg", "image/svg+xml", []string{`<svg xmlns="http://www.w3.org/2000/svg"`, `data-step="reserve" data-state="error"`, "#fee2e2", "waiting for retry", "</svg>"}},
 	}

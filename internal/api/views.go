@@ -75,7 +75,16 @@ func stepView(s store.StepView) Step {
 		MaxAttempts: s.MaxAttempts, Result: s.Result, LastError: s.LastError, NextRetryAt: tsp(s.NextRetryAt),
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
 		WaitingUntil: tsp(s.WaitingUntil), WaitKind: s.WaitKind,
+		TriggerRule: s.TriggerRule, When: nonEmpty(s.When), SkipReason: nonEmpty(s.SkipReason),
 	}
+}
+
+// nonEmpty is nil for "", else a pointer to s (a JSON null or a string).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func stepDetailView(s store.StepView, trs []store.TransitionView) StepDetail {

@@ -77,7 +77,7 @@ const (
 	StepWaitingForRetry  StepState = "waiting_for_retry"
 	StepWaiting          StepState = "waiting" // parked on a timer or a callback; not in flight
 	StepComplete         StepState = "complete"
-	StepSkipped          StepState = "skipped" // its condition was false; satisfies dependents
+	StepSkipped          StepState = "skipped" // its condition was false or its trigger rule cannot hold
 	StepError            StepState = "error"
 	StepCancelled        StepState = "cancelled"
 	StepResolvedManually StepState = "resolved_manually"
@@ -93,16 +93,18 @@ var LiveStepStates = []StepState{StepPending, StepInProgress, StepWaitingForRetr
 // StepTransitions are the allowed changes of a step's state: the scheduler
 // claims a pending or due step; a result completes it, schedules a retry or
 // fails it (a dispatch failure also schedules a retry); a control-flow step
-// parks in waiting or is skipped; an operator cancels a live step, resolves
-// a failed one or retries it (back to pending).
+// parks in waiting or is skipped (a pending step whose trigger rule cannot
+// hold, a claimed one whose condition was false); an operator cancels a live
+// step, resolves a failed one or retries it (back to pending), which puts
+// the steps skipped below it back to pending too.
 var StepTransitions = map[StepState][]StepState{
 	StepPending:          {StepInProgress, StepSkipped, StepCancelled},
-	StepInProgress:       {StepComplete, StepWaitingForRetry, StepError, StepWaiting, StepCancelled},
+	StepInProgress:       {StepComplete, StepWaitingForRetry, StepError, StepWaiting, StepSkipped, StepCancelled},
 	StepWaitingForRetry:  {StepInProgress, StepCancelled},
 	StepWaiting:          {StepComplete, StepWaitingForRetry, StepError, StepCancelled},
 	StepError:            {StepResolvedManually, StepPending},
 	StepComplete:         nil,
-	StepSkipped:          nil,
+	StepSkipped:          {StepPending},
 	StepCancelled:        nil,
 	StepResolvedManually: nil,
 }

@@ -151,7 +151,10 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 		ns := store.NewStep{
 			ID: sid, Name: st.Name, Handler: st.Handler, Config: st.Config, RetryLimit: st.Retry.MaxAttempts,
 			BackoffBase: st.Retry.BackoffBase, MaxBackoff: st.Retry.MaxBackoff, Jitter: st.Retry.Jitter,
-			TimeoutSeconds: st.TimeoutSeconds, DependsOn: st.DependsOn,
+			TimeoutSeconds: st.TimeoutSeconds, DependsOn: st.DependsOn, TriggerRule: st.TriggerRule,
+		}
+		if st.When != nil {
+			ns.When = st.When.Expr
 		}
 		if st.Concurrency > 0 {
 			ns.ConcurrencyKey = tpl.Namespace + "/" + tpl.Name + "/" + st.Name

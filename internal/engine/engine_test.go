@@ -255,8 +255,12 @@ func TestTerminalFailures(t *testing.T) {
 			if afterRan {
 				t.Fatal("a dependent of a failed step ran")
 			}
-			if st := h.step(id, "after").State; st != "pending" {
-				t.Fatalf("dependent state = %s, want pending", st)
+			if st := h.step(id, "after"); st.State != "skipped" || st.SkipKind != "upstream_failed" ||
+				st.SkipReason != "trigger rule all_success cannot hold: parent flaky failed" {
+				t.Fatalf("dependent = %s (%s: %s), want skipped because flaky failed", st.State, st.SkipKind, st.SkipReason)
+			}
+			if h.pub.Count(engine.StepSkipped) != 1 {
+				t.Fatalf("step.skipped events = %d, want 1", h.pub.Count(engine.StepSkipped))
 			}
 			mustStatus(t, h, id, "error")
 			if h.pub.Count(tc.event) != 1 || h.pub.Count(engine.TaskFailed) != 1 {

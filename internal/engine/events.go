@@ -35,6 +35,7 @@ const (
 	StepWaiting          EventName = "step.waiting"
 	StepCallbackReceived EventName = "step.callback_received"
 	StepCallbackTimedOut EventName = "step.callback_timed_out"
+	StepSkipped          EventName = "step.skipped"
 
 	BatchProcessed EventName = "scheduler.batch_processed"
 	SweepCompleted EventName = "scheduler.sweep_completed"
@@ -66,6 +67,8 @@ var Catalogue = []struct {
 	{StepWaiting, "a step attempt was parked in waiting: a tasker.wait timer, a tasker.callback, or a handler that answered tasker_pending"},
 	{StepCallbackReceived, "a callback (or an operator's steps/complete) completed or failed a step attempt"},
 	{StepCallbackTimedOut, "a callback wait expired; the attempt failed as retryable with code callback_timeout"},
+	{StepRetryRequested, "an operator retry reset a failed step to pending; or a step skipped below a retried or resolved step went back to pending (from skipped)"},
+	{StepSkipped, "a step was skipped without running: its when was false (from in_progress), or its trigger rule cannot hold (from pending); reason says which"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},
 }

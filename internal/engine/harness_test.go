@@ -159,13 +159,17 @@ type stepRow struct {
 	Attempts    int
 	NextRetryAt *time.Time
 	Result      json.RawMessage
+	LastError   json.RawMessage
+	SkipKind    string
+	SkipReason  string
 }
 
 func (h *harness) step(id uuid.UUID, name string) stepRow {
 	h.t.Helper()
 	var s stepRow
-	err := h.pool.QueryRow(h.ctx, "SELECT state, attempts, next_retry_at, result FROM tasker_steps WHERE task_id = $1 AND name = $2", id, name).
-		Scan(&s.State, &s.Attempts, &s.NextRetryAt, &s.Result)
+	err := h.pool.QueryRow(h.ctx, `SELECT state, attempts, next_retry_at, result, last_error, coalesce(skip_kind, ''), coalesce(skip_reason, '')
+		FROM tasker_steps WHERE task_id = $1 AND name = $2`, id, name).
+		Scan(&s.State, &s.Attempts, &s.NextRetryAt, &s.Result, &s.LastError, &s.SkipKind, &s.SkipReason)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/store"
 )
 
@@ -63,7 +64,12 @@ func (e *Engine) publishOperator(ctx context.Context, now time.Time, res store.O
 	}
 	for _, s := range res.Steps {
 		ev := base
-		ev.Name, ev.StepID, ev.Step, ev.Attempt, ev.From, ev.To = stepEvent, s.StepID, s.Step, s.Attempt, string(s.From), string(s.To)
+		name := stepEvent
+		if s.From == domain.StepSkipped {
+			// Skipped below a retried or resolved step: to be decided again.
+			name = StepRetryRequested
+		}
+		ev.Name, ev.StepID, ev.Step, ev.Attempt, ev.From, ev.To = name, s.StepID, s.Step, s.Attempt, string(s.From), string(s.To)
 		events = append(events, ev)
 	}
 	e.pub.Publish(ctx, events)

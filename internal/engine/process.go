@@ -253,7 +253,9 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	events := make([]Event, 0, len(out.Recorded)+len(out.Finalized)+len(out.Claims))
 	wakes := map[uuid.UUID]time.Duration{}
 	for _, t := range out.Recorded {
-		e.health.observe(t.To == domain.StepComplete)
+		if t.From == domain.StepInProgress && t.To != domain.StepSkipped {
+			e.health.observe(t.To == domain.StepComplete) // a handler's outcome
+		}
 		ev := Event{Time: now, TaskID: t.TaskID, CorrelationID: t.CorrelationID, StepID: t.StepID, Step: t.Step,
 			Attempt: t.Attempt, From: string(t.From), To: string(t.To), Reason: t.Reason}
 		if t.Reason == reasonTimedOut {
@@ -264,6 +266,8 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 		switch t.To {
 		case domain.StepComplete:
 			ev.Name = StepCompleted
+		case domain.StepSkipped:
+			ev.Name = StepSkipped
 		case domain.StepWaitingForRetry:
 			ev.Name = StepRetryScheduled
 			if t.NextRetryAt != nil {
@@ -308,7 +312,14 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	e.pub.Publish(ctx, events)
 	spans.annotate(events)
 	e.wake(ctx, wakes, spans)
-	return e.dispatch(ctx, out.Claims, spans)
+	run, decided, decidedTasks := e.conditions(ctx, out.Claims)
+	err = e.dispatch(ctx, run, spans)
+	if len(decided) > 0 {
+		// Record the skips and condition failures, and claim what they
+		// made ready, in the next pass.
+		err = errors.Join(err, e.pass(ctx, decidedTasks, decided))
+	}
+	return err
 }
 
 // process runs the pass's transaction. If PostgreSQL refuses a value of the
@@ -571,7 +582,13 @@ func (e *Engine) wakeWaiting(taskIDs []uuid.UUID, out store.ProcessOutput, wakes
 			idle = append(idle, id)
 		}
 	}
-	freed := e.waiting.pop(len(out.Recorded))
+	ended := 0 // attempts that left in_progress: the slots this pass freed
+	for _, t := range out.Recorded {
+		if t.From == domain.StepInProgress {
+			ended++
+		}
+	}
+	freed := e.waiting.pop(ended)
 	e.waiting.push(idle)
 	for _, id := range freed {
 		if _, ok := wakes[id]; !ok {

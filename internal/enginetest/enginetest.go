@@ -114,6 +114,13 @@ func (p *Publisher) Publish(_ context.Context, evs []engine.Event) {
 	p.mu.Unlock()
 }
 
+// Events returns a copy of the events published so far.
+func (p *Publisher) Events() []engine.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]engine.Event(nil), p.events...)
+}
+
 // Count returns how many events named name were published.
 func (p *Publisher) Count(name engine.EventName) int {
 	p.mu.Lock()

@@ -228,6 +228,9 @@ func TestMetrics(t *testing.T) {
 		{Name: engine.StepCompleted, StepID: step, Attempt: 2, Time: t0.Add(4 * time.Second)},
 		{Name: engine.TaskCompleted, Namespace: "n", Workflow: "w"},
 		{Name: engine.BatchProcessed, DurationMS: 10, Data: json.RawMessage(`{"messages":3,"queue_lag_ms":250}`)},
+		{Name: engine.StepSkipped, StepID: uuid.New(), Attempt: 1, From: "in_progress", To: "skipped"},
+		{Name: engine.StepSkipped, StepID: uuid.New(), From: "pending", To: "skipped"},
+		{Name: engine.StepSkipped, StepID: uuid.New(), From: "pending", To: "skipped"},
 	})
 	var b bytes.Buffer
 	if err := reg.WritePrometheus(&b); err != nil {
@@ -242,6 +245,8 @@ func TestMetrics(t *testing.T) {
 		`tasker_dispatch_latency_seconds_count{handler="h"} 2`,
 		`tasker_queue_lag_seconds_sum 0.25`,
 		`tasker_steps_in_flight 0`,
+		`tasker_steps_skipped_total{cause="condition"} 1`,
+		`tasker_steps_skipped_total{cause="trigger_rule"} 2`,
 	} {
 		if !strings.Contains(b.String(), want+"\n") {
 			t.Errorf("missing %s in\n%s", want, b.String())

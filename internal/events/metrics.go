@@ -24,6 +24,7 @@ const (
 	MetricQueueLag         = "tasker_queue_lag_seconds"
 	MetricBatchDuration    = "tasker_scheduler_batch_duration_seconds"
 	MetricStepsInFlight    = "tasker_steps_in_flight"
+	MetricStepsSkipped     = "tasker_steps_skipped_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -40,7 +41,9 @@ const maxTracked = 100_000
 //     and dispatch failures, by handler;
 //   - queue lag (age of the oldest message of each scheduler batch) and
 //     scheduler batch duration;
-//   - steps in flight (dispatched without a result yet).
+//   - steps in flight (dispatched without a result yet);
+//   - steps skipped, by cause: condition (its when was false) or
+//     trigger_rule (its trigger rule cannot hold).
 //
 // Durations and in-flight steps are measured between the events one
 // process sees: exact in local mode; on AWS, where results may reach
@@ -49,6 +52,7 @@ const maxTracked = 100_000
 type Metrics struct {
 	created, completed, failed *telemetry.Counter
 	attempts, dispatchFailures *telemetry.Counter
+	skipped                    *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -81,6 +85,7 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		queueLag: reg.NewHistogram(MetricQueueLag, "Age of the oldest message of each scheduler batch.", "Seconds", nil),
 		batch:    reg.NewHistogram(MetricBatchDuration, "Scheduler pass duration.", "Seconds", nil),
 		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts dispatched and not yet finished."),
+		skipped:  reg.NewCounter(MetricStepsSkipped, "Steps skipped without running, by cause (condition or trigger_rule).", "cause"),
 		started:  map[attemptKey]dispatched{},
 	}
 }
@@ -119,6 +124,14 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 		case engine.StepCancelled, engine.StepWaiting:
 			// A waiting step is no longer in flight.
 			m.finish(e)
+		case engine.StepSkipped:
+			// A condition is evaluated on a claim (from in_progress); a
+			// trigger rule skips a pending step.
+			cause := "trigger_rule"
+			if e.From == "in_progress" {
+				cause = "condition"
+			}
+			m.skipped.Inc(cause)
 		case engine.BatchProcessed:
 			m.batch.Observe(e.DurationMS / 1000)
 			var data engine.BatchData

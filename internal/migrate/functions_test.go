@@ -223,14 +223,15 @@ RETURNS TABLE (kind text, task_id uuid) LANGUAGE sql AS $$ SELECT 'old', NULL::u
 		t.Fatalf("Up = %+v, want 0009 onwards and the function files applied", res)
 	}
 	// tasker_create_task took two more parameters and returned one more
-	// column from 0010 on: the old signature is gone, not overloaded.
+	// column from 0010 on, and two more parameters (trigger rules and
+	// conditions) from 0012 on: the old signatures are gone, not overloaded.
 	var nargs []int16
 	rows, err := conn.Query(ctx, "SELECT pronargs FROM pg_proc WHERE proname = 'tasker_create_task'")
 	if err == nil {
 		nargs, err = pgx.CollectRows(rows, pgx.RowTo[int16])
 	}
-	if err != nil || !slices.Equal(nargs, []int16{28}) {
-		t.Errorf("tasker_create_task arities %v (%v), want [28] only", nargs, err)
+	if err != nil || !slices.Equal(nargs, []int16{30}) {
+		t.Errorf("tasker_create_task arities %v (%v), want [30] only", nargs, err)
 	}
 	for name, want := range map[string]string{
 		"tasker_scheduler_pass": "tasker_scheduler_pass_row",

@@ -106,9 +106,16 @@ func (s *Store) RetryTask(ctx context.Context, id uuid.UUID, now time.Time, acto
 			return err
 		}
 		res.Steps = make([]StepChange, len(rows))
+		roots := make([]uuid.UUID, len(rows))
 		for i, r := range rows {
 			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepPending}
+			roots[i] = r.ID
 		}
+		reset, err := resetSkipped(ctx, tx, id, roots, now, reason, actor)
+		if err != nil {
+			return err
+		}
+		res.Steps = append(res.Steps, reset...)
 		res.Task.Status = domain.TaskInProgress
 		return setTaskStatus(ctx, tx, id, domain.TaskInProgress, now, reason, actor)
 	})
@@ -147,6 +154,11 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 			return fmt.Errorf("step %q is %s; only a step in error can be resolved: %w", step, r.State, ErrConflict)
 		}
 		res.Steps = []StepChange{{StepID: r.ID, Step: step, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepResolvedManually}}
+		reset, err := resetSkipped(ctx, tx, id, []uuid.UUID{r.ID}, now, "step "+step+" resolved", actor)
+		if err != nil {
+			return err
+		}
+		res.Steps = append(res.Steps, reset...)
 		if h.Status == domain.TaskError {
 			res.Task.Status = domain.TaskInProgress
 			return setTaskStatus(ctx, tx, id, domain.TaskInProgress, now, "step "+step+" resolved", actor)
@@ -157,4 +169,24 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 		return OperatorResult{}, fmt.Errorf("resolve step: %w", err)
 	}
 	return res, nil
+}
+
+// resetSkipped puts the steps skipped below roots (through skipped steps
+// only) back to pending: they were skipped on their parents' old outcome,
+// and the next scheduler pass decides them again.
+func resetSkipped(ctx context.Context, tx pgx.Tx, task uuid.UUID, roots []uuid.UUID, now time.Time, reason, actor string) ([]StepChange, error) {
+	if len(roots) == 0 {
+		return nil, nil
+	}
+	rows, err := dbq.ResetSkippedDescendants(ctx, tx, dbgen.ResetSkippedDescendantsParams{
+		Roots: roots, TaskID: task, Now: now, Reason: reason, Actor: actor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StepChange, len(rows))
+	for i, r := range rows {
+		out[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepSkipped, To: domain.StepPending}
+	}
+	return out, nil
 }

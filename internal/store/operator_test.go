@@ -101,11 +101,13 @@ func TestCancelTask(t *testing.T) {
 		tk := mk(t, s, diamond()...)
 		claim(t, s, t0, tk.ID)
 		record(t, s, at(time.Second), tk.ID, failResult(tk.Steps["a"], 1, true))
+		// a's dependents were skipped when it failed: nothing is live.
+		wantStates(t, s, tk.ID, map[string]string{"a": "error", "b": "skipped", "c": "skipped", "d": "skipped"})
 		res, err := s.CancelTask(t.Context(), tk.ID, at(2*time.Second), "op", "")
-		if err != nil || res.From != "error" || len(res.Steps) != 3 {
+		if err != nil || res.From != "error" || len(res.Steps) != 0 {
 			t.Fatalf("cancel = %+v, %v", res, err)
 		}
-		wantStates(t, s, tk.ID, map[string]string{"a": "error", "b": "cancelled", "c": "cancelled", "d": "cancelled"})
+		wantStates(t, s, tk.ID, map[string]string{"a": "error", "b": "skipped", "c": "skipped", "d": "skipped"})
 		wantStatus(t, s, tk.ID, "cancelled")
 	})
 }
@@ -135,7 +137,8 @@ func TestRetryTask(t *testing.T) {
 	if len(out.Finalized) != 1 || out.Finalized[0].To != "error" {
 		t.Fatalf("finalized = %+v", out.Finalized)
 	}
-	wantStates(t, s, tk.ID, map[string]string{"a": "error", "b": "complete", "c": "pending", "x": "error"})
+	// c can never run while a is in error: skipped.
+	wantStates(t, s, tk.ID, map[string]string{"a": "error", "b": "complete", "c": "skipped", "x": "error"})
 	n := len(audit(t, s, tk))
 
 	now := at(2 * time.Minute)
@@ -143,8 +146,10 @@ func TestRetryTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The failed steps and the step skipped below them go back to pending.
 	want := []store.StepChange{
 		{StepID: tk.Steps["a"], Step: "a", Attempt: 2, From: "error", To: "pending"},
+		{StepID: tk.Steps["c"], Step: "c", Attempt: 0, From: "skipped", To: "pending"},
 		{StepID: tk.Steps["x"], Step: "x", Attempt: 1, From: "error", To: "pending"},
 	}
 	if got := sortChanges(res.Steps); res.From != "error" || res.Task.Status != "in_progress" || res.Task.ID != tk.ID ||
@@ -163,13 +168,14 @@ func TestRetryTask(t *testing.T) {
 		}
 	}
 	rows := audit(t, s, tk)[n:]
-	if len(rows) != 3 {
-		t.Fatalf("retry wrote %d transitions, want 2 steps and the task: %+v", len(rows), rows)
+	if len(rows) != 4 {
+		t.Fatalf("retry wrote %d transitions, want 3 steps and the task: %+v", len(rows), rows)
 	}
 	for _, r := range rows {
 		if r.Actor != "bob" || r.Reason == "" || !r.At.Equal(now) ||
 			r.Step == "" && (r.From != "error" || r.To != "in_progress") ||
-			r.Step != "" && (r.From != "error" || r.To != "pending") ||
+			r.Step == "c" && (r.From != "skipped" || r.To != "pending") ||
+			r.Step != "" && r.Step != "c" && (r.From != "error" || r.To != "pending") ||
 			r.Step == "a" && r.Attempt != 2 {
 			t.Fatalf("transition = %+v", r)
 		}
@@ -231,7 +237,11 @@ func TestResolveStep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []store.StepChange{{StepID: tk.Steps["a"], Step: "a", Attempt: 1, From: "error", To: "resolved_manually"}}
+			// b, skipped when a failed, goes back to pending.
+			want := []store.StepChange{
+				{StepID: tk.Steps["a"], Step: "a", Attempt: 1, From: "error", To: "resolved_manually"},
+				{StepID: tk.Steps["b"], Step: "b", Attempt: 0, From: "skipped", To: "pending"},
+			}
 			if res.From != "error" || res.Task.Status != "in_progress" || res.Task.ID != tk.ID || !reflect.DeepEqual(res.Steps, want) {
 				t.Fatalf("resolve = %+v", res)
 			}
@@ -244,13 +254,14 @@ func TestResolveStep(t *testing.T) {
 			}
 			wantStatus(t, s, tk.ID, "in_progress")
 			rows := audit(t, s, tk)[n:]
-			if len(rows) != 2 {
-				t.Fatalf("resolve wrote %d transitions, want the step and the task: %+v", len(rows), rows)
+			if len(rows) != 3 {
+				t.Fatalf("resolve wrote %d transitions, want the step, its dependent and the task: %+v", len(rows), rows)
 			}
 			for _, r := range rows {
 				if r.Actor != "carol" || !r.At.Equal(now) ||
 					r.Step == "a" && (r.From != "error" || r.To != "resolved_manually" || r.Attempt != 1 || r.Reason != "fixed by hand") ||
-					r.Step == "" && (r.From != "error" || r.To != "in_progress") || r.Step == "b" {
+					r.Step == "" && (r.From != "error" || r.To != "in_progress") ||
+					r.Step == "b" && (r.From != "skipped" || r.To != "pending" || r.Reason != "step a resolved") {
 					t.Fatalf("transition = %+v", r)
 				}
 			}
@@ -275,12 +286,13 @@ func TestResolveStep(t *testing.T) {
 		wantStatus(t, s, tk.ID, "in_progress")
 		n := len(audit(t, s, tk))
 		res, err := s.ResolveStep(t.Context(), tk.ID, "a", json.RawMessage(`1`), at(2*time.Second), "carol", "")
-		if err != nil || res.From != "in_progress" || res.Task.Status != "in_progress" || len(res.Steps) != 1 {
+		if err != nil || res.From != "in_progress" || res.Task.Status != "in_progress" || len(res.Steps) != 2 {
 			t.Fatalf("resolve = %+v, %v", res, err)
 		}
 		rows := audit(t, s, tk)[n:]
-		if len(rows) != 1 || rows[0].Step != "a" || rows[0].To != "resolved_manually" || rows[0].Reason == "" {
-			t.Fatalf("transitions = %+v, want the step's only", rows)
+		if len(rows) != 2 || rows[0].Step != "a" || rows[0].To != "resolved_manually" || rows[0].Reason == "" ||
+			rows[1].Step != "c" || rows[1].From != "skipped" || rows[1].To != "pending" {
+			t.Fatalf("transitions = %+v, want the step's and its skipped dependent's", rows)
 		}
 		cs := claim(t, s, at(3*time.Second), tk.ID)
 		if len(cs) != 1 || cs[0].StepID != tk.Steps["c"] {

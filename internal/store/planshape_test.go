@@ -76,7 +76,7 @@ FROM generate_series(1, $1::int + $2::int + $3::int) g;
 
 INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
                           backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, next_retry_at, deadline_at,
-                          claimed_by, result, created_at, updated_at, concurrency_key, concurrency_limit)
+                          claimed_by, result, created_at, updated_at, concurrency_key, concurrency_limit, trigger_rule)
 SELECT pg_temp.fid('step', g * 4 + j), pg_temp.fid('task', g), 's' || j, j, 'plan.noop', '{}',
        CASE
            WHEN g > $1::int + $2::int THEN 'complete'
@@ -90,7 +90,8 @@ SELECT pg_temp.fid('step', g * 4 + j), pg_temp.fid('task', g), 's' || j, j, 'pla
        CASE WHEN g > $1::int + $2::int OR (g <= $1::int AND j = 0) THEN '{"ok":true}'::jsonb END,
        $4, $4,
        CASE WHEN j = 2 AND g % 10 = 0 THEN 'plan/capped' END,
-       CASE WHEN j = 2 AND g % 10 = 0 THEN 5 END
+       CASE WHEN j = 2 AND g % 10 = 0 THEN 5 END,
+       CASE WHEN j = 2 AND g % 3 = 1 THEN 'one_failed' WHEN j = 2 AND g % 3 = 2 THEN 'all_done' ELSE 'all_success' END
 FROM generate_series(1, $1::int + $2::int + $3::int) g
 CROSS JOIN generate_series(0, 3) j
 WHERE g <= $1::int OR g > $1::int + $2::int OR j < 2;
@@ -251,10 +252,13 @@ func planCases(f planFixture) map[string]planCase {
 	perm := make([]bool, n)
 	after := make([]*int64, n)
 	reasons := make([]string, n)
+	skips := make([]bool, n)
 	for i := range batch {
 		g := 1 + i*(f.live/n) // spread over the live tasks
 		batch[i] = fid("task", g)
 		stepIDs[i], attempts[i], oks[i], reasons[i] = fid("step", g*4+1), 1, i%5 != 0, "succeeded"
+		perm[i] = i%10 == 0  // failed for good: its dependents are skipped or run by their trigger rule
+		skips[i] = i%10 == 3 // its when was false
 		if oks[i] {
 			results[i] = json.RawMessage(`{"done":true}`)
 		} else {
@@ -277,7 +281,7 @@ func planCases(f planFixture) map[string]planCase {
 		// call carry the same planner settings.
 		"SchedulerPass": {sql: dbgen.SchedulerPass, args: func() []any {
 			return []any{now, "plan-actor", batch, stepIDs, attempts, oks, results, errs, perm, after, reasons,
-				int32(100), int32(0), int32(30)}
+				int32(100), int32(0), int32(30), skips}
 		}},
 		"ReleaseClaims": {sql: dbgen.ReleaseClaims, args: func() []any {
 			return []any{now, stepIDs, attempts, reasons, int32(1000), "plan-actor"}
@@ -291,13 +295,15 @@ func planCases(f planFixture) map[string]planCase {
 		"Heartbeat": {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
 		"CreateTask": {sql: dbgen.CreateTask, args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()
+			cond := "context.n > 0"
 			k, h := "plan-idem", "plan-hash"
 			return []any{uuid.New(), "plan", "odd", "1.0.0", json.RawMessage(`{}`), "", "", "", []string{"a"},
 				"sub:plan", &k, &h, "corr", now, "actor",
 				[]uuid.UUID{s1, s2}, []string{"a", "b"}, []string{"plan.noop", "plan.noop"},
 				[]json.RawMessage{json.RawMessage(`{}`), json.RawMessage(`{}`)},
 				[]int32{3, 3}, []int32{1000, 1000}, []int32{300000, 300000}, []float32{0.1, 0.1}, []int32{300, 300},
-				[]*string{nil, nil}, []*int32{nil, nil}, []uuid.UUID{s1}, []uuid.UUID{s2}}
+				[]*string{nil, nil}, []*int32{nil, nil}, []uuid.UUID{s1}, []uuid.UUID{s2},
+				[]string{"all_success", "one_failed"}, []*string{nil, &cond}}
 		}},
 		// Waits (sql/functions/030_waits.sql). Every live task has a waiting
 		// step; 1 % of them are due. FireWaits alternates between the
@@ -331,6 +337,10 @@ func planCases(f planFixture) map[string]planCase {
 		"CancelSteps":      {sql: dbgen.CancelSteps, indexPlans: true, args: func() []any { return []any{now, liveTask, "plan", "actor"} }},
 		"SetTaskStatus":    {sql: dbgen.SetTaskStatus, indexPlans: true, args: func() []any { return []any{liveTask, "cancelled", "plan", "actor", now} }},
 		"RetryFailedSteps": {sql: dbgen.RetryFailedSteps, indexPlans: true, args: func() []any { return []any{now, liveTask, "plan", "actor"} }},
+		// The walk from the roots stops at steps that are not skipped.
+		"ResetSkippedDescendants": {sql: dbgen.ResetSkippedDescendants, indexPlans: true, args: func() []any {
+			return []any{[]uuid.UUID{fid("step", 7*4), fid("step", 7*4+1)}, now, liveTask, "plan", "actor"}
+		}},
 		"ResolveStep": {sql: dbgen.ResolveStep, indexPlans: true, args: func() []any {
 			return []any{liveTask, "s1", nil, now, "plan", "actor"}
 		}},

@@ -61,6 +61,14 @@ type StepView struct {
 	// callback expires; WaitKind is "timer" or "callback" then.
 	WaitingUntil *time.Time
 	WaitKind     string
+	// TriggerRule and When are the step's control flow as materialised
+	// from its template (When "" when it has no condition); SkipKind and
+	// SkipReason say why a skipped step was skipped ("" otherwise):
+	// docs/architecture.md, "States".
+	TriggerRule string
+	When        string
+	SkipKind    string
+	SkipReason  string
 }
 
 // TransitionView is one recorded state change of a step.
@@ -92,7 +100,8 @@ func stepView(r dbgen.ReadStepRow) StepView {
 		ID: r.ID, Name: r.Name, State: domain.StepState(r.State), Handler: r.Handler, DependsOn: deps,
 		Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), Result: r.Result, LastError: r.LastError,
 		NextRetryAt: r.NextRetryAt, DeadlineAt: r.DeadlineAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
-		TimeoutSeconds: int(r.TimeoutSeconds),
+		TimeoutSeconds: int(r.TimeoutSeconds), TriggerRule: r.TriggerRule, When: deref(r.WhenExpr),
+		SkipKind: deref(r.SkipKind), SkipReason: deref(r.SkipReason),
 	}
 	if v.State == domain.StepWaiting {
 		v.WaitingUntil, v.WaitKind = r.WakeAt, deref(r.WaitKind)

@@ -90,6 +90,10 @@ type NewStep struct {
 	ConcurrencyKey   string
 	ConcurrencyLimit int
 	DependsOn        []string
+	// TriggerRule is all_success (also when empty), all_done or one_failed;
+	// When is the step's condition ("" for none): docs/architecture.md, "States".
+	TriggerRule string
+	When        string
 }
 
 // ErrIdempotencyConflict: the idempotency key was used in its scope with
@@ -113,6 +117,8 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	timeouts := make([]int32, n)
 	ckeys := make([]*string, n)
 	climits := make([]*int32, n)
+	rules := make([]string, n)
+	whens := make([]*string, n)
 	byName := make(map[string]uuid.UUID, n)
 	for i, st := range t.Steps {
 		ids[i], names[i], handlers[i] = st.ID, st.Name, st.Handler
@@ -128,6 +134,14 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 		if st.ConcurrencyLimit > 0 {
 			k, l := st.ConcurrencyKey, int32(st.ConcurrencyLimit)
 			ckeys[i], climits[i] = &k, &l
+		}
+		rules[i] = st.TriggerRule
+		if rules[i] == "" {
+			rules[i] = "all_success"
+		}
+		if st.When != "" {
+			w := st.When
+			whens[i] = &w
 		}
 		byName[st.Name] = st.ID
 	}
@@ -164,6 +178,7 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 		StepIds: ids, StepNames: names, Handlers: handlers, Configs: configs, RetryLimits: limits,
 		BackoffBaseMs: bases, MaxBackoffMs: maxes, Jitters: jitters, Timeouts: timeouts,
 		ConcurrencyKeys: ckeys, ConcurrencyLimits: climits, EdgeFrom: from, EdgeTo: to,
+		TriggerRules: rules, WhenExprs: whens,
 	}
 	var r dbgen.CreateTaskRow
 	var err error
@@ -203,6 +218,9 @@ type StepResult struct {
 	Permanent  bool
 	RetryAfter *time.Duration
 	Reason     string
+	// Skip records the attempt as skipped (its condition was false), with
+	// Reason as the skip reason; OK, Result and Error are ignored.
+	Skip bool
 }
 
 // ProcessInput is one scheduler pass over a set of tasks.
@@ -262,6 +280,9 @@ type Claim struct {
 	// CallbackSecret is the secret of the attempt's callback token; the
 	// database keeps only its SHA-256 (docs/architecture.md, "Callbacks").
 	CallbackSecret []byte
+	// When is the step's condition, "" for none: the engine evaluates it
+	// before dispatching and records a skip when it is false.
+	When string
 }
 
 // ProcessOutput is what a scheduler pass changed and claimed.
@@ -288,8 +309,10 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 	perm := make([]bool, n)
 	after := make([]*int64, n)
 	reasons := make([]string, n)
+	skips := make([]bool, n)
 	for i, r := range in.Results {
 		ids[i], attempts[i], oks[i], perm[i], reasons[i] = r.StepID, int32(r.Attempt), r.OK, r.Permanent, r.Reason
+		skips[i] = r.Skip
 		if r.OK {
 			results[i] = r.Result
 		} else {
@@ -303,7 +326,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 	rows, err := dbq.SchedulerPass(ctx, s.pool, dbgen.SchedulerPassParams{
 		Now: in.Now, Actor: in.Actor, TaskIds: in.TaskIDs,
 		StepIds: ids, Attempts: attempts, Ok: oks, Results: results, Errors: errs, Permanent: perm,
-		RetryAfterMs: after, Reasons: reasons,
+		RetryAfterMs: after, Reasons: reasons, Skip: skips,
 		ClaimLimit: int32(in.ClaimLimit), GlobalCap: int32(in.GlobalCap), GraceSeconds: int32(in.Grace / time.Second),
 	})
 	if err != nil {
@@ -327,6 +350,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
 				CallbackSecret: r.CallbackSecret,
+				When:           deref(r.WhenExpr),
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{

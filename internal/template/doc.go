@@ -19,6 +19,8 @@
 //	    timeout_seconds: 60           # 1..900, default 300
 //	    concurrency: 10               # cap on in-flight runs across tasks; 0 = unlimited
 //	    skippable: false
+//	    when: "context.amount > 0"   # CEL over context and the parents' results; false skips the step
+//	    trigger_rule: all_success     # or all_done (a finally), one_failed (a catch, a compensation)
 //	triggers:
 //	  - type: s3
 //	    bucket: incoming-data

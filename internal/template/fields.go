@@ -271,6 +271,9 @@ var stepFields = newFieldTable(
 	fieldSpec[stepBuild]{name: "concurrency",
 		apply: integer(unlimitedOrMore, func(b *stepBuild, v int) { b.s.Concurrency = v })},
 	fieldSpec[stepBuild]{name: "skippable", apply: boolean(func(b *stepBuild, v bool) { b.s.Skippable = v })},
+	// Control flow (docs/architecture.md, "States"): condition.go.
+	fieldSpec[stepBuild]{name: "when", apply: (*stepBuild).when},
+	fieldSpec[stepBuild]{name: "trigger_rule", apply: (*stepBuild).triggerRule},
 	// Rails Tasker fields with no meaning in this engine.
 	fieldSpec[stepBuild]{name: "custom_events", ignored: true},
 	fieldSpec[stepBuild]{name: "dependent_system", ignored: true},

@@ -40,6 +40,7 @@ func FuzzParse(f *testing.F) {
 		"\xef\xbb\xbfname: bom\n",
 		"name: b\ncontext_schema: {type: object, properties: {a: {$ref: '#'}}}\nsteps:\n  - {name: x, handler: tasker.noop}\n",
 		"name: b\ntriggers:\n  - {type: s3, bucket: x, context: {a: '$.detail'}}\nsteps:\n  - {name: x, handler: tasker.noop}\n",
+		"name: b\nsteps:\n  - {name: x, handler: tasker.noop}\n  - {name: y, handler: tasker.noop, depends_on: [x], when: 'results.x.ok && context.n > 1', trigger_rule: one_failed}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -194,6 +194,7 @@ func (p *parser) parse(data []byte) *Template {
 	}
 	p.graph(t, metas)
 	p.handlers(t, metas)
+	p.triggerRules(t, metas)
 
 	if len(p.errs) > 0 {
 		return nil
@@ -307,7 +308,7 @@ func (p *parser) steps(t *Template, kv *pair) []*stepMeta {
 }
 
 func (p *parser) step(t *Template, listKey string, i int, n *yaml.Node) (Step, *stepMeta) {
-	s := Step{Retry: DefaultRetry(), TimeoutSeconds: DefaultTimeoutSeconds, DependsOn: []string{}}
+	s := Step{Retry: DefaultRetry(), TimeoutSeconds: DefaultTimeoutSeconds, DependsOn: []string{}, TriggerRule: TriggerAllSuccess}
 	n = resolve(n)
 	m := &stepMeta{label: fmt.Sprintf("#%d", i+1), line: n.Line, fields: map[string]spelled{}}
 	if n.Kind != yaml.MappingNode {

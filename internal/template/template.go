@@ -62,6 +62,12 @@ type Step struct {
 	TimeoutSeconds int // default 300, at most 900
 	Concurrency    int // cap on in-flight runs of this step across tasks; 0 = unlimited
 	Skippable      bool
+	// When, if set, must be true for the step to run; false skips it
+	// (field `when`, compiled at load: condition.go).
+	When *Condition
+	// TriggerRule says how the parents must have ended for the step to
+	// run: TriggerAllSuccess (the default), TriggerAllDone or TriggerOneFailed.
+	TriggerRule string
 }
 
 // RetryPolicy says how often and how late a failed step is tried again.

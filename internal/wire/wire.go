@@ -49,6 +49,12 @@ type Step struct {
 	// timer is due or its callback expires, and "timer" or "callback".
 	WaitingUntil *string `json:"waiting_until,omitempty"`
 	WaitKind     string  `json:"wait_kind,omitempty"`
+	// TriggerRule, When and SkipReason: the step's control flow
+	// (docs/architecture.md, "States"). When is nil without a condition;
+	// SkipReason is nil unless the step was skipped.
+	TriggerRule string  `json:"trigger_rule"`
+	When        *string `json:"when"`
+	SkipReason  *string `json:"skip_reason"`
 }
 
 // CallbackAccepted answers an accepted callback (202): the step attempt it

@@ -8,6 +8,9 @@ DROP FUNCTION IF EXISTS tasker_create_task(
     uuid, text, text, text, jsonb, text, text, text, text[], text, text, timestamptz, text,
     uuid[], text[], text[], jsonb[], int[], int[], int[], real[], int[], text[], int[], uuid[], uuid[]);
 
+-- Until migration 0012 it took no trigger rules or conditions; migration
+-- 0012 drops that signature.
+
 -- Task creation: the task, its steps and edges and the first transition in
 -- one statement. An idempotency key is unique within its scope (the caller,
 -- docs/security.md); a repeated key returns the existing task of that scope
@@ -21,7 +24,7 @@ CREATE OR REPLACE FUNCTION tasker_create_task(
     p_step_ids uuid[], p_step_names text[], p_handlers text[], p_configs jsonb[],
     p_retry_limits int[], p_backoff_base_ms int[], p_max_backoff_ms int[], p_jitters real[],
     p_timeouts int[], p_concurrency_keys text[], p_concurrency_limits int[],
-    p_edge_from uuid[], p_edge_to uuid[])
+    p_edge_from uuid[], p_edge_to uuid[], p_trigger_rules text[], p_when_exprs text[])
 RETURNS TABLE (task_id uuid, created boolean, request_hash text)
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -42,12 +45,14 @@ BEGIN
 
     INSERT INTO tasker_steps (id, task_id, name, position, handler, config, retry_limit, max_attempts,
                               backoff_base_ms, max_backoff_ms, jitter, timeout_seconds,
-                              concurrency_key, concurrency_limit, created_at, updated_at)
+                              concurrency_key, concurrency_limit, trigger_rule, when_expr, created_at, updated_at)
     SELECT s.id, p_id, s.name, s.ord::int, s.handler, s.config, s.retry_limit, s.retry_limit,
-           s.base_ms, s.max_ms, s.jitter, s.timeout, s.ckey, s.climit, p_now, p_now
+           s.base_ms, s.max_ms, s.jitter, s.timeout, s.ckey, s.climit, s.rule, s.when_expr, p_now, p_now
     FROM unnest(p_step_ids, p_step_names, p_handlers, p_configs, p_retry_limits, p_backoff_base_ms,
-                p_max_backoff_ms, p_jitters, p_timeouts, p_concurrency_keys, p_concurrency_limits)
-         WITH ORDINALITY AS s(id, name, handler, config, retry_limit, base_ms, max_ms, jitter, timeout, ckey, climit, ord);
+                p_max_backoff_ms, p_jitters, p_timeouts, p_concurrency_keys, p_concurrency_limits,
+                p_trigger_rules, p_when_exprs)
+         WITH ORDINALITY AS s(id, name, handler, config, retry_limit, base_ms, max_ms, jitter, timeout, ckey, climit,
+                              rule, when_expr, ord);
 
     INSERT INTO tasker_step_edges (task_id, from_step_id, to_step_id)
     SELECT p_id, e.f, e.t FROM unnest(p_edge_from, p_edge_to) AS e(f, t);

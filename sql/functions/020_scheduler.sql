@@ -30,7 +30,9 @@ END
 $$;
 
 -- Steps of the given tasks that can be claimed now: pending or due for a
--- retry, every parent satisfied (complete, resolved or skipped), and a free
+-- retry, their trigger rule holding (all_success: every parent complete,
+-- resolved or skipped other than by a failure upstream; all_done: every
+-- parent ended; one_failed: a parent in error), and a free
 -- slot under their concurrency key if they have one; in template order, at
 -- most p_limit per task and in all. Steps whose key is full are left out
 -- before the limit, so they never crowd out others. The caller has locked
@@ -49,13 +51,31 @@ LANGUAGE sql STABLE AS $$
         WHERE s.task_id = b.task_id
           AND s.state IN ('pending', 'waiting_for_retry')
           AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
-          AND NOT EXISTS (
-              SELECT 1
-              FROM tasker_step_edges e
-              JOIN tasker_steps p ON p.id = e.from_step_id
-              WHERE e.to_step_id = s.id
-                AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')
-              OFFSET 0)
+          -- The trigger rule (docs/architecture.md, "States"), each a
+          -- primary-key probe per edge.
+          AND CASE s.trigger_rule
+              WHEN 'all_done' THEN NOT EXISTS (
+                  SELECT 1
+                  FROM tasker_step_edges e
+                  JOIN tasker_steps p ON p.id = e.from_step_id
+                  WHERE e.to_step_id = s.id
+                    AND p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')
+                  OFFSET 0)
+              WHEN 'one_failed' THEN EXISTS (
+                  SELECT 1
+                  FROM tasker_step_edges e
+                  JOIN tasker_steps p ON p.id = e.from_step_id
+                  WHERE e.to_step_id = s.id AND p.state = 'error'
+                  OFFSET 0)
+              ELSE NOT EXISTS (
+                  SELECT 1
+                  FROM tasker_step_edges e
+                  JOIN tasker_steps p ON p.id = e.from_step_id
+                  WHERE e.to_step_id = s.id
+                    AND (p.state NOT IN ('complete', 'resolved_manually', 'skipped')
+                         OR p.skip_kind = 'upstream_failed')
+                  OFFSET 0)
+              END
           AND (s.concurrency_key IS NULL OR (
               SELECT count(*)
               FROM (SELECT 1 FROM tasker_steps x
@@ -78,13 +98,16 @@ CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_now timestamptz, p_actor text, p_task_ids uuid[],
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
     p_permanent boolean[], p_retry_after_ms bigint[], p_reasons text[],
-    p_claim_limit int, p_global_cap int, p_grace_seconds int)
+    p_claim_limit int, p_global_cap int, p_grace_seconds int, p_skip boolean[])
 RETURNS SETOF tasker_scheduler_pass_row
 LANGUAGE plpgsql AS $$
 DECLARE
     v_live    uuid[];
     v_pending uuid[];
     v_avail   int := p_claim_limit;
+    v_rows    tasker_scheduler_pass_row[];
+    v_front   uuid[] := '{}'; -- steps that ended since the last skip round
+    v_full    uuid[];         -- live tasks without results in this pass
 BEGIN
     SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress')),
            array_agg(l.id) FILTER (WHERE l.status = 'pending')
@@ -93,15 +116,17 @@ BEGIN
     CROSS JOIN LATERAL (SELECT t.id, t.status FROM tasker_tasks t WHERE t.id = b.id FOR UPDATE OFFSET 0) l;
 
     IF cardinality(p_step_ids) > 0 THEN
-        RETURN QUERY
         WITH input AS (
             SELECT *
-            FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons)
-                AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason)
+            FROM unnest(p_step_ids, p_attempts, p_ok, p_results, p_errors, p_permanent, p_retry_after_ms, p_reasons, p_skip)
+                AS i(step_id, attempt, ok, result, err, permanent, retry_after_ms, reason, skip)
         ),
         decided AS (
             SELECT s.id, i.attempt, i.ok, i.result, i.err, i.reason, s.state AS from_state,
                    CASE
+                       -- The step's when was false (evaluated by the engine
+                       -- on the claim): skipped, its dependents satisfied.
+                       WHEN i.skip THEN 'skipped'
                        WHEN i.ok THEN 'complete'
                        WHEN NOT i.permanent AND s.attempts < s.max_attempts THEN 'waiting_for_retry'
                        ELSE 'error'
@@ -118,13 +143,15 @@ BEGIN
         updated AS (
             UPDATE tasker_steps s
             SET state = d.to_state,
-                result = CASE WHEN d.ok THEN d.result ELSE s.result END,
-                last_error = CASE WHEN d.ok THEN s.last_error ELSE d.err END,
+                result = CASE WHEN d.to_state = 'complete' THEN d.result ELSE s.result END,
+                last_error = CASE WHEN d.ok OR d.to_state = 'skipped' THEN s.last_error ELSE d.err END,
+                skip_kind = CASE WHEN d.to_state = 'skipped' THEN 'condition' END,
+                skip_reason = CASE WHEN d.to_state = 'skipped' THEN d.reason END,
                 next_retry_at = CASE WHEN d.to_state = 'waiting_for_retry'
                                      THEN p_now + make_interval(secs => d.delay_ms / 1000.0) END,
                 deadline_at = NULL,
                 claimed_by = NULL,
-                completed_at = CASE WHEN d.to_state IN ('complete', 'error') THEN p_now END,
+                completed_at = CASE WHEN d.to_state IN ('complete', 'error', 'skipped') THEN p_now END,
                 updated_at = p_now
             FROM decided d
             -- The fence again, for a concurrent release; compared with the
@@ -136,19 +163,123 @@ BEGIN
         tr AS (
             INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, metadata, created_at)
             SELECT u.task_id, u.id, 'in_progress', u.state, u.attempt, u.reason, p_actor,
-                   CASE WHEN u.state <> 'complete' THEN jsonb_build_object('error', u.err) END, p_now
+                   CASE WHEN u.state NOT IN ('complete', 'skipped') THEN jsonb_build_object('error', u.err) END, p_now
             FROM updated u
         )
-        SELECT 'recorded'::text, u.task_id, u.id, u.name, u.attempt, 'in_progress'::text, u.state, u.next_retry_at,
-               u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea
+        SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempt, 'in_progress', u.state, u.next_retry_at,
+                             u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+        INTO v_rows
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
+        RETURN QUERY SELECT * FROM unnest(v_rows);
+        v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r WHERE r.to_state IN ('complete', 'error', 'skipped'));
     END IF;
 
     IF v_live IS NULL THEN
         RETURN;
     END IF;
+
+    -- Skip the pending steps whose trigger rule can never hold: an
+    -- all_success step with a parent in error, cancelled, or skipped after
+    -- a failure upstream (skip_kind upstream_failed, which its own
+    -- dependents then see), and a one_failed step whose parents all ended
+    -- without one in error (no_failure). Only what changed is examined: the
+    -- pending children of the steps that ended in this pass (an all_success
+    -- child is decided by that parent alone, so a join under a wide fan-out
+    -- costs one probe per finished parent, not one per parent each pass),
+    -- then of the steps each round skipped, one round per level a failure
+    -- reaches. A task woken without results (a wake-up, the sweep, an
+    -- operator action) has all its pending steps examined, which also
+    -- settles steps left pending by an operator action or an older version.
+    v_full := ARRAY(SELECT b.id FROM unnest(v_live) AS b(id)
+                    WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rows) r WHERE r.task_id = b.id));
+    LOOP
+        EXIT WHEN cardinality(v_front) = 0 AND cardinality(v_full) = 0;
+        WITH full_cand AS (
+            SELECT s.id, s.task_id, s.trigger_rule, ps.failed, ps.blocked
+            FROM unnest(v_full) AS b(id)
+            CROSS JOIN LATERAL (
+                SELECT s.id, s.task_id, s.trigger_rule FROM tasker_steps s
+                WHERE s.task_id = b.id AND s.state = 'pending'
+                OFFSET 0) s
+            CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')) AS live,
+                       min(p.name) FILTER (WHERE p.state = 'error') AS failed,
+                       min(p.name) FILTER (WHERE p.state = 'cancelled'
+                                              OR (p.state = 'skipped' AND p.skip_kind = 'upstream_failed')) AS blocked
+                FROM tasker_step_edges e
+                JOIN tasker_steps p ON p.id = e.from_step_id
+                WHERE e.to_step_id = s.id
+            ) ps
+            WHERE (s.trigger_rule = 'all_success' AND (ps.failed IS NOT NULL OR ps.blocked IS NOT NULL))
+               OR (s.trigger_rule = 'one_failed' AND ps.live = 0 AND ps.failed IS NULL)
+        ),
+        front_cand AS (
+            SELECT c.id, c.task_id, c.trigger_rule, f.failed, f.blocked
+            FROM (SELECT p.id,
+                         CASE WHEN p.state = 'error' THEN p.name END AS failed,
+                         CASE WHEN p.state = 'cancelled' OR (p.state = 'skipped' AND p.skip_kind = 'upstream_failed')
+                              THEN p.name END AS blocked
+                  FROM unnest(v_front) AS f(id)
+                  CROSS JOIN LATERAL (SELECT p.* FROM tasker_steps p WHERE p.id = f.id OFFSET 0) p) f
+            JOIN tasker_step_edges e ON e.from_step_id = f.id
+            CROSS JOIN LATERAL (
+                SELECT c.id, c.task_id, c.trigger_rule FROM tasker_steps c
+                WHERE c.id = e.to_step_id AND c.state = 'pending'
+                OFFSET 0) c
+            WHERE c.task_id = ANY (v_live)
+              AND ((c.trigger_rule = 'all_success' AND (f.failed IS NOT NULL OR f.blocked IS NOT NULL))
+                   OR (c.trigger_rule = 'one_failed' AND NOT EXISTS (
+                           SELECT 1
+                           FROM tasker_step_edges e2
+                           JOIN tasker_steps p2 ON p2.id = e2.from_step_id
+                           WHERE e2.to_step_id = c.id
+                             AND p2.state IN ('error', 'pending', 'in_progress', 'waiting_for_retry', 'waiting')
+                           OFFSET 0)))
+        ),
+        -- MATERIALIZED keeps from_state a column, not a literal the planner
+        -- could match to a partial index over pending steps: only the
+        -- primary key leads the update in.
+        cand AS MATERIALIZED (
+            -- One row per step: a failed parent names the reason before a
+            -- blocked one.
+            SELECT DISTINCT ON (x.id) x.*, 'pending'::text AS from_state
+            FROM (SELECT * FROM full_cand UNION ALL SELECT * FROM front_cand) x
+            ORDER BY x.id, x.failed NULLS LAST, x.blocked NULLS LAST
+        ),
+        skipped AS (
+            UPDATE tasker_steps s
+            SET state = 'skipped',
+                skip_kind = CASE WHEN c.trigger_rule = 'one_failed' THEN 'no_failure' ELSE 'upstream_failed' END,
+                skip_reason = CASE
+                    WHEN c.trigger_rule = 'one_failed' THEN 'trigger rule one_failed: no parent failed'
+                    WHEN c.failed IS NOT NULL THEN 'trigger rule all_success cannot hold: parent ' || c.failed || ' failed'
+                    ELSE 'trigger rule all_success cannot hold: parent ' || c.blocked || ' did not run after a failure'
+                END,
+                next_retry_at = NULL,
+                completed_at = p_now,
+                updated_at = p_now
+            FROM cand c
+            WHERE s.id = c.id AND s.state = c.from_state
+            RETURNING s.task_id, s.id, s.name, s.attempts, s.skip_reason
+        ),
+        tr AS (
+            INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
+            SELECT k.task_id, k.id, 'pending', 'skipped', k.attempts, k.skip_reason, p_actor, p_now
+            FROM skipped k
+        )
+        SELECT array_agg(ROW('recorded', k.task_id, k.id, k.name, k.attempts, 'pending', 'skipped', NULL,
+                             k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+        INTO v_rows
+        FROM skipped k
+        CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
+        EXIT WHEN v_rows IS NULL;
+        RETURN QUERY SELECT * FROM unnest(v_rows);
+        v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r);
+        v_full := '{}';
+    END LOOP;
 
     IF p_claim_limit > 0 THEN
         -- Caps are checked and taken under one lock, so concurrent passes
@@ -202,7 +333,7 @@ BEGIN
                 FROM allowed a
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
-                          s.config, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret
+                          s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -228,7 +359,7 @@ BEGIN
                    -- The task's first claim of this pass reports that it started.
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
                        AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1,
-                   c.secret
+                   c.secret, c.when_expr
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
@@ -240,9 +371,11 @@ BEGIN
         END IF;
     END IF;
 
-    -- A live task is finished when nothing of it is in flight, waiting or
-    -- ready (a ready step the caps held back keeps it open); what is left
-    -- pending is blocked by a failure.
+    -- A live task is finished when none of its steps is live: after the
+    -- skip rounds above, a pending step is ready (perhaps held back by a
+    -- cap) or waits for a live parent. It ends error when a step in error
+    -- has no one_failed dependent that completed (caught it), else
+    -- resolved_manually when an operator resolved a step, else complete.
     RETURN QUERY
     -- OFFSET 0 keeps each lookup a probe keyed by its task: the planner
     -- may neither turn it into a join over every live step nor move the
@@ -254,18 +387,7 @@ BEGIN
         WHERE t.status IN ('pending', 'in_progress')
           AND NOT EXISTS (
               SELECT 1 FROM tasker_steps s
-              WHERE s.task_id = t.id AND s.state IN ('in_progress', 'waiting_for_retry', 'waiting')
-              OFFSET 0)
-          AND NOT EXISTS (
-              SELECT 1 FROM tasker_steps s
-              WHERE s.task_id = t.id AND s.state = 'pending'
-                AND NOT EXISTS (
-                    SELECT 1
-                    FROM tasker_step_edges e
-                    JOIN tasker_steps p ON p.id = e.from_step_id
-                    WHERE e.to_step_id = s.id
-                      AND p.state NOT IN ('complete', 'resolved_manually', 'skipped')
-                    OFFSET 0)
+              WHERE s.task_id = t.id AND s.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')
               OFFSET 0)
     ),
     decided AS (
@@ -277,7 +399,14 @@ BEGIN
                END AS to_state
         FROM done d
         CROSS JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE s.state NOT IN ('complete', 'resolved_manually', 'skipped')) AS unfinished,
+            SELECT count(*) FILTER (
+                       WHERE s.state NOT IN ('complete', 'resolved_manually', 'skipped', 'error')
+                          OR (s.state = 'error' AND NOT EXISTS (
+                                  SELECT 1
+                                  FROM tasker_step_edges e
+                                  JOIN tasker_steps c ON c.id = e.to_step_id
+                                  WHERE e.from_step_id = s.id AND c.trigger_rule = 'one_failed'
+                                    AND c.state IN ('complete', 'resolved_manually')))) AS unfinished,
                    count(*) FILTER (WHERE s.state = 'resolved_manually') AS resolved
             FROM tasker_steps s
             WHERE s.task_id = d.id
@@ -299,7 +428,7 @@ BEGIN
     )
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
-           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea
+           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
     FROM updated u;
 END
 $$;
@@ -378,7 +507,9 @@ BEGIN
         (SELECT b.id
          FROM unnest(v_scanned) AS b(id)
          -- LATERAL … LIMIT 1 rather than EXISTS: a probe per task, never a
-         -- hashed subplan over every pending step.
+         -- hashed subplan over every pending step. A pending step whose
+         -- parents all ended is ready or to be skipped: either way the
+         -- task has work for a pass.
          CROSS JOIN LATERAL (
              SELECT 1 FROM tasker_steps s
              WHERE s.task_id = b.id AND s.state = 'pending'
@@ -387,7 +518,7 @@ BEGIN
                    FROM tasker_step_edges e
                    JOIN tasker_steps p ON p.id = e.from_step_id
                    WHERE e.to_step_id = s.id
-                     AND p.state NOT IN ('complete', 'resolved_manually', 'skipped'))
+                     AND p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting'))
              LIMIT 1) ready
          LIMIT p_limit)
         UNION
@@ -454,7 +585,7 @@ $$;
 -- cost five times what running them does; the shape of that generic plan is
 -- what the plan-shape tests check. (Function SET clauses scope all this to
 -- the call; no session state changes.)
-ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int)
+ALTER FUNCTION tasker_scheduler_pass(timestamptz, text, uuid[], uuid[], int[], boolean[], jsonb[], jsonb[], boolean[], bigint[], text[], int, int, int, boolean[])
     SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION tasker_release_claims(timestamptz, uuid[], int[], text[], int, text)

@@ -3,7 +3,8 @@
 -- name: CreateTask :one
 -- The step arrays are parallel, one element per step; a step without a
 -- concurrency key has NULL in both concurrency arrays, which are therefore
--- written _text and _int4 (see sqlc.yaml). request_hash is '' for a task created
+-- written _text and _int4 (see sqlc.yaml); so is when_exprs, NULL for a step
+-- without a condition. request_hash is '' for a task created
 -- before migration 0010 (no hash); the store takes a replay of it as the same
 -- request.
 SELECT r.task_id::uuid AS task_id, r.created::boolean AS created,
@@ -13,7 +14,8 @@ FROM tasker_create_task(@id, @namespace, @name, @version, @context, @initiator, 
     @correlation_id, @now, @actor,
     @step_ids::uuid[], @step_names::text[], @handlers::text[], @configs::jsonb[], @retry_limits::int[],
     @backoff_base_ms::int[], @max_backoff_ms::int[], @jitters::real[], @timeouts::int[],
-    @concurrency_keys::_text, @concurrency_limits::_int4, @edge_from::uuid[], @edge_to::uuid[]) r;
+    @concurrency_keys::_text, @concurrency_limits::_int4, @edge_from::uuid[], @edge_to::uuid[],
+    @trigger_rules::text[], @when_exprs::_text) r;
 
 -- name: SetTraceParent :exec
 -- Queued after CreateTask when tracing is on, in the same implicit

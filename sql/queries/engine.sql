@@ -10,7 +10,7 @@
 SELECT * FROM tasker_scheduler_pass(@now, @actor, @task_ids::uuid[], @step_ids::uuid[], @attempts::int[],
                                     @ok::boolean[], @results::jsonb[], @errors::jsonb[], @permanent::boolean[],
                                     @retry_after_ms::_int8, @reasons::text[], @claim_limit,
-                                    @global_cap, @grace_seconds);
+                                    @global_cap, @grace_seconds, @skip::boolean[]);
 
 -- name: ReleaseClaims :many
 -- Every column is set, so the function keeps RETURNS TABLE and the query

@@ -60,3 +60,30 @@ WITH target AS (
     FROM updated u
 )
 SELECT target.id, target.state, target.attempts, EXISTS (SELECT 1 FROM updated) AS resolved FROM target;
+
+-- name: ResetSkippedDescendants :many
+-- After an operator retry or resolve changed the given steps (@roots), the
+-- steps skipped below them, through skipped steps only, go back to pending:
+-- they were skipped on their parents' old outcome, and the scheduler pass
+-- decides them again (docs/architecture.md, "States"). A walk from the
+-- roots by tasker_step_edges_from and primary keys: the task's own rows.
+WITH RECURSIVE below AS (
+    SELECT r.id FROM unnest(@roots::uuid[]) AS r(id)
+    UNION
+    SELECT c.id
+    FROM below b
+    JOIN tasker_step_edges e ON e.from_step_id = b.id
+    JOIN tasker_steps c ON c.id = e.to_step_id
+    WHERE c.state = 'skipped'
+), updated AS (
+    UPDATE tasker_steps s
+    SET state = 'pending', skip_kind = NULL, skip_reason = NULL, max_attempts = s.attempts + s.retry_limit,
+        next_retry_at = NULL, completed_at = NULL, updated_at = @now::timestamptz
+    FROM below b
+    WHERE s.id = b.id AND s.task_id = @task_id::uuid AND s.state = 'skipped'
+    RETURNING s.id, s.name, s.attempts
+), tr AS (
+    INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
+    SELECT @task_id::uuid, u.id, 'skipped', 'pending', u.attempts, @reason::text, @actor::text, @now::timestamptz FROM updated u
+)
+SELECT id, name, attempts FROM updated;

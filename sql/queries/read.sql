@@ -30,7 +30,7 @@ WHERE t.id = @id::uuid;
 -- in template order.
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -44,7 +44,7 @@ ORDER BY s.position;
 -- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps

@@ -29,7 +29,28 @@ func TestCmdValidate(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("name: wf\nsteps:\n  - {name: a, handler: x.a, depends_on: [b]}\n  - {name: b, handler: x.b, depends_on: [a]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	badCEL := filepath.Join(t.TempDir(), "cond.yaml")
+	if err := os.WriteFile(badCEL, []byte("name: wf\nsteps:\n  - {name: a, handler: tasker.noop}\n"+
+		"  - {name: b, handler: tasker.noop, depends_on: [a], when: 'context.amount >'}\n"+
+		"  - {name: c, handler: tasker.noop, depends_on: [a], when: 'amount > 1'}\n"+
+		"  - {name: d, handler: tasker.noop, depends_on: [a], when: '1 + 2'}\n"+
+		"  - {name: e, handler: tasker.noop, depends_on: [a], when: 'results.b.ok'}\n"+
+		"  - {name: f, handler: tasker.noop, depends_on: [a], trigger_rule: any_failed}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	runValidateCases(t, []validateCase{
+		{
+			name: "conditions and trigger rules",
+			args: []string{badCEL},
+			code: 1,
+			stderr: []string{
+				`cond.yaml:4: step "b": field "when": invalid CEL: 1:17: Syntax error`,
+				`cond.yaml:5: step "c": field "when": invalid CEL: 1:1: undeclared reference to 'amount'`,
+				`cond.yaml:6: step "d": field "when": must be a boolean expression, but "1 + 2" is of type int`,
+				`cond.yaml:7: step "e": field "when": reads results.b, but "b" is not a parent of this step (depends_on: [a])`,
+				`cond.yaml:8: step "f": field "trigger_rule": unknown trigger rule "any_failed": want one of all_success, all_done, one_failed`,
+			},
+		},
 		{
 			name:       "shipped templates",
 			args:       []string{"../../../templates"},

@@ -22,7 +22,8 @@ FROM tasker_create_task($1, $2, $3, $4, $5, $6, $7, $8,
     $13, $14, $15,
     $16::uuid[], $17::text[], $18::text[], $19::jsonb[], $20::int[],
     $21::int[], $22::int[], $23::real[], $24::int[],
-    $25::_text, $26::_int4, $27::uuid[], $28::uuid[]) r
+    $25::_text, $26::_int4, $27::uuid[], $28::uuid[],
+    $29::text[], $30::_text) r
 `
 
 type CreateTaskParams struct {
@@ -54,6 +55,8 @@ type CreateTaskParams struct {
 	ConcurrencyLimits []*int32
 	EdgeFrom          []uuid.UUID
 	EdgeTo            []uuid.UUID
+	TriggerRules      []string
+	WhenExprs         []*string
 }
 
 type CreateTaskRow struct {
@@ -65,7 +68,8 @@ type CreateTaskRow struct {
 // Task creation (Store.CreateTask in internal/store/store.go).
 // The step arrays are parallel, one element per step; a step without a
 // concurrency key has NULL in both concurrency arrays, which are therefore
-// written _text and _int4 (see sqlc.yaml). request_hash is ” for a task created
+// written _text and _int4 (see sqlc.yaml); so is when_exprs, NULL for a step
+// without a condition. request_hash is ” for a task created
 // before migration 0010 (no hash); the store takes a replay of it as the same
 // request.
 func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams) (CreateTaskRow, error) {
@@ -98,6 +102,8 @@ func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams)
 		arg.ConcurrencyLimits,
 		arg.EdgeFrom,
 		arg.EdgeTo,
+		arg.TriggerRules,
+		arg.WhenExprs,
 	)
 	var i CreateTaskRow
 	err := row.Scan(&i.TaskID, &i.Created, &i.RequestHash)

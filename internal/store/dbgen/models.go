@@ -34,6 +34,7 @@ type TaskerSchedulerPassRow struct {
 	Results        json.RawMessage
 	TaskStarted    *bool
 	CallbackSecret []byte
+	WhenExpr       *string
 }
 
 type TaskerSweepScanRow struct {

@@ -97,6 +97,74 @@ func (q *Queries) LockTask(ctx context.Context, db DBTX, id uuid.UUID) (LockTask
 	return i, err
 }
 
+const ResetSkippedDescendants = `-- name: ResetSkippedDescendants :many
+WITH RECURSIVE below AS (
+    SELECT r.id FROM unnest($1::uuid[]) AS r(id)
+    UNION
+    SELECT c.id
+    FROM below b
+    JOIN tasker_step_edges e ON e.from_step_id = b.id
+    JOIN tasker_steps c ON c.id = e.to_step_id
+    WHERE c.state = 'skipped'
+), updated AS (
+    UPDATE tasker_steps s
+    SET state = 'pending', skip_kind = NULL, skip_reason = NULL, max_attempts = s.attempts + s.retry_limit,
+        next_retry_at = NULL, completed_at = NULL, updated_at = $2::timestamptz
+    FROM below b
+    WHERE s.id = b.id AND s.task_id = $3::uuid AND s.state = 'skipped'
+    RETURNING s.id, s.name, s.attempts
+), tr AS (
+    INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
+    SELECT $3::uuid, u.id, 'skipped', 'pending', u.attempts, $4::text, $5::text, $2::timestamptz FROM updated u
+)
+SELECT id, name, attempts FROM updated
+`
+
+type ResetSkippedDescendantsParams struct {
+	Roots  []uuid.UUID
+	Now    time.Time
+	TaskID uuid.UUID
+	Reason string
+	Actor  string
+}
+
+type ResetSkippedDescendantsRow struct {
+	ID       uuid.UUID
+	Name     string
+	Attempts int32
+}
+
+// After an operator retry or resolve changed the given steps (@roots), the
+// steps skipped below them, through skipped steps only, go back to pending:
+// they were skipped on their parents' old outcome, and the scheduler pass
+// decides them again (docs/architecture.md, "States"). A walk from the
+// roots by tasker_step_edges_from and primary keys: the task's own rows.
+func (q *Queries) ResetSkippedDescendants(ctx context.Context, db DBTX, arg ResetSkippedDescendantsParams) ([]ResetSkippedDescendantsRow, error) {
+	rows, err := db.Query(ctx, ResetSkippedDescendants,
+		arg.Roots,
+		arg.Now,
+		arg.TaskID,
+		arg.Reason,
+		arg.Actor,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ResetSkippedDescendantsRow
+	for rows.Next() {
+		var i ResetSkippedDescendantsRow
+		if err := rows.Scan(&i.ID, &i.Name, &i.Attempts); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const ResolveStep = `-- name: ResolveStep :one
 WITH target AS (
     SELECT id, state, attempts FROM tasker_steps WHERE task_id = $1::uuid AND name = $2::text FOR UPDATE

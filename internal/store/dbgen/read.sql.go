@@ -126,7 +126,7 @@ func (q *Queries) ListTasks(ctx context.Context, db DBTX, arg ListTasksParams) (
 const ReadStep = `-- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -159,6 +159,10 @@ type ReadStepRow struct {
 	TimeoutSeconds int32
 	WakeAt         *time.Time
 	WaitKind       *string
+	TriggerRule    string
+	WhenExpr       *string
+	SkipKind       *string
+	SkipReason     *string
 }
 
 func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (ReadStepRow, error) {
@@ -181,6 +185,10 @@ func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (Re
 		&i.TimeoutSeconds,
 		&i.WakeAt,
 		&i.WaitKind,
+		&i.TriggerRule,
+		&i.WhenExpr,
+		&i.SkipKind,
+		&i.SkipReason,
 	)
 	return i, err
 }
@@ -300,7 +308,7 @@ func (q *Queries) ReadTaskExists(ctx context.Context, db DBTX, id uuid.UUID) (bo
 const ReadTaskSteps = `-- name: ReadTaskSteps :many
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -329,6 +337,10 @@ type ReadTaskStepsRow struct {
 	TimeoutSeconds int32
 	WakeAt         *time.Time
 	WaitKind       *string
+	TriggerRule    string
+	WhenExpr       *string
+	SkipKind       *string
+	SkipReason     *string
 }
 
 // Parents come from the materialised edges (primary key (to_step_id, ...)),
@@ -359,6 +371,10 @@ func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) 
 			&i.TimeoutSeconds,
 			&i.WakeAt,
 			&i.WaitKind,
+			&i.TriggerRule,
+			&i.WhenExpr,
+			&i.SkipKind,
+			&i.SkipReason,
 		); err != nil {
 			return nil, err
 		}
