@@ -49,6 +49,16 @@ func TestQueries(t *testing.T) {
 		t.Fatalf("page 2 = %v", page)
 	}
 
+	// The context is read only when selected, through any fragment.
+	d = ok(t, e.do(admin, `{ tasks(limit: 1) { ...P } } fragment P on TaskPage { tasks { id context } }`, nil))
+	if got := dig(d, "tasks", "tasks").([]any); dig(got[0], "context", "payment_info", "amount") != 2.5 {
+		t.Fatalf("context in a page = %v", got)
+	}
+	d = ok(t, e.do(admin, `{ tasks(limit: 1) { tasks { id } } }`, nil))
+	if got := dig(d, "tasks", "tasks").([]any); len(got) != 1 || len(got[0].(map[string]any)) != 1 {
+		t.Fatalf("page without context = %v", got)
+	}
+
 	d = ok(t, e.do(admin, `query($id: ID!) { step(taskId: $id, name: "validate") { step { name state result } transitions { to } } }`,
 		map[string]any{"id": ids[1]}))
 	if dig(d, "step", "step", "result", "step") != "validate" {

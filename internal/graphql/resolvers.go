@@ -11,7 +11,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
@@ -95,7 +97,9 @@ func taskErr(id uuid.UUID, err error) error {
 }
 
 func (r *queryResolver) Tasks(ctx context.Context, namespace, name *string, status []TaskStatus, limit *int, cursor *string) (*TaskPage, error) {
-	f := store.ListFilter{Limit: defaultListLimit, MaxBytes: r.maxResponse}
+	// Like GET /v1/tasks without fields=context, a page whose query does
+	// not select the context neither reads it nor counts it in the budget.
+	f := store.ListFilter{Limit: defaultListLimit, MaxBytes: r.maxResponse, OmitContext: !selects(ctx, "tasks", "context")}
 	for _, p := range []struct {
 		arg string
 		v   *string
@@ -140,6 +144,28 @@ func (r *queryResolver) Tasks(ctx context.Context, namespace, name *string, stat
 		page.NextCursor = &c
 	}
 	return page, nil
+}
+
+// selects reports whether the current field's selection reaches path
+// (through any alias or fragment).
+func selects(ctx context.Context, path ...string) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return true
+	}
+	return selectsIn(graphql.GetOperationContext(ctx), fc.Field.Selections, path)
+}
+
+func selectsIn(opCtx *graphql.OperationContext, set ast.SelectionSet, path []string) bool {
+	for _, f := range graphql.CollectFields(opCtx, set, nil) {
+		if f.Name != path[0] {
+			continue
+		}
+		if len(path) == 1 || selectsIn(opCtx, f.Selections, path[1:]) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsStr(list []string, v string) bool {
