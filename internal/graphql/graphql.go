@@ -35,6 +35,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/taskerhq/tasker/internal/auth"
@@ -128,9 +129,8 @@ type Options struct {
 // Handler serves POST /v1/graphql. The body is expected to be capped by
 // the caller (the REST middleware's MaxBytesReader).
 type Handler struct {
-	exec  *executor.Executor
-	log   *slog.Logger
-	perms map[string]string // "Type.field" -> permission
+	exec *executor.Executor
+	log  *slog.Logger
 }
 
 // NewHandler checks the operation table against the schema and the REST
@@ -160,7 +160,7 @@ func NewHandler(cfg Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{exec: executor.New(es), log: cfg.Logger, perms: perms}
+	h := &Handler{exec: executor.New(es), log: cfg.Logger}
 	h.exec.SetParserTokenLimit(defaultParserTokens)
 	h.exec.Use(&guard{es: es, perms: perms, maxDepth: cfg.MaxDepth, maxComplexity: cfg.MaxComplexity})
 	h.exec.SetErrorPresenter(h.present)
@@ -242,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, statusOf(resp.Errors), resp)
 		return
 	}
-	if opCtx.Operation.Operation == "subscription" {
+	if opCtx.Operation.Operation == ast.Subscription {
 		h.writeErrors(w, http.StatusBadRequest, newError(CodeValidation, "subscriptions are not supported"))
 		return
 	}
