@@ -328,6 +328,13 @@ func planCases(f planFixture) map[string]planCase {
 			return []any{now, "plan-actor", nil, &liveTask, &step, nil, nil, "success", json.RawMessage(`{"ok":1}`),
 				nil, nil, nil, "callback", int32(30)}
 		}},
+		"StepResults": {sql: dbgen.StepResults, args: func() []any {
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("s%d", i%4) // the steps of every seeded task
+			}
+			return []any{batch[:n], names}
+		}},
 		"SetTraceParent": {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 
 		// Reads and operator actions: the store runs them after IndexPlans
