@@ -60,6 +60,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/graphql"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 )
@@ -114,6 +115,7 @@ type server struct {
 	tracing bool
 	mux     *http.ServeMux
 	routes  []route
+	graphql http.Handler
 }
 
 // route is one endpoint. Pattern paths use ServeMux syntax, which is also
@@ -201,7 +203,17 @@ func New(cfg Config) (http.Handler, error) {
 		{"GET", "/v1/health/status", auth.SystemRead, s.status},
 		{"GET", "/v1/metrics", auth.SystemRead, s.serveMetrics},
 		{"GET", "/v1/openapi.json", "", s.openAPI},
+		// Needs a valid token; each field then needs the permission of the
+		// route it mirrors (internal/graphql, operations).
+		{"POST", "/v1/graphql", authenticatedOnly, s.serveGraphQL},
+		{"GET", "/v1/graphql/schema.graphqls", "", s.graphQLSchema},
 	}
+	gql, err := graphql.NewHandler(graphql.Options{Engine: cfg.Engine, Reader: cfg.Store, Permission: s.routePermission,
+		Logger: cfg.Logger, MaxResponseBytes: cfg.MaxResponseBytes - listEnvelope})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.graphql = gql
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern(), s.guard(rt))
 	}
@@ -302,7 +314,7 @@ func (s *server) guard(rt route) http.Handler {
 				s.writeProblem(w, r, prob)
 				return
 			}
-			if !p.Allows(rt.perm) {
+			if rt.perm != authenticatedOnly && !p.Allows(rt.perm) {
 				s.writeProblem(w, r, forbidden(rt.perm))
 				return
 			}
@@ -323,6 +335,21 @@ func (s *server) guard(rt route) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		rt.h(w, r)
 	})
+}
+
+// authenticatedOnly is the perm of a route that needs a valid token but
+// checks permissions itself, per operation (POST /v1/graphql).
+const authenticatedOnly = "(authenticated)"
+
+// routePermission returns the permission of the route "METHOD /path", for
+// the GraphQL operations that mirror it.
+func (s *server) routePermission(route string) (string, bool) {
+	for _, rt := range s.routes {
+		if rt.pattern() == route {
+			return rt.perm, rt.perm != authenticatedOnly
+		}
+	}
+	return "", false
 }
 
 // anonymous is the caller when auth is off: it may do everything.

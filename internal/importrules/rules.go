@@ -99,6 +99,17 @@ var Rules = []Rule{
 		Deny: cat([]string{"internal/migrate", "sdk", "internal/webui"}, portAdapters, wiring),
 	},
 	{
+		Why:  "graphql is the API's second face over the same ports: it never wires queues, invokers or the database, nor imports the REST API",
+		Pkgs: []string{"internal/graphql"},
+		Deny: cat([]string{"internal/api", "internal/migrate", "sdk", "internal/webui"}, portAdapters, wiring),
+	},
+	{
+		Why:    "graphql is mounted by the API only, behind its authentication",
+		Pkgs:   []string{"..."},
+		Except: []string{"internal/api"},
+		Deny:   []string{"internal/graphql"},
+	},
+	{
 		Why:  "the public handler SDK is imported by other modules: it must not drag the engine in, so it imports only itself and config (a stdlib-only leaf whose types it never exposes)",
 		Pkgs: []string{"sdk/..."},
 		Only: []string{"sdk", "sdk/contract", "internal/config"},
