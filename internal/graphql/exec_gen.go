@@ -50,12 +50,19 @@ type ComplexityRoot struct {
 		RetryTask    func(childComplexity int, id string, reason *string) int
 	}
 
+	Percentiles struct {
+		P50 func(childComplexity int) int
+		P95 func(childComplexity int) int
+		P99 func(childComplexity int) int
+	}
+
 	Query struct {
-		Step      func(childComplexity int, taskID string, name string) int
-		Task      func(childComplexity int, id string) int
-		Tasks     func(childComplexity int, namespace *string, name *string, status []TaskStatus, limit *int, cursor *string) int
-		Template  func(childComplexity int, namespace string, name string, version *string) int
-		Templates func(childComplexity int, namespace *string) int
+		Step              func(childComplexity int, taskID string, name string) int
+		Task              func(childComplexity int, id string) int
+		Tasks             func(childComplexity int, namespace *string, name *string, status []TaskStatus, limit *int, cursor *string) int
+		Template          func(childComplexity int, namespace string, name string, version *string) int
+		TemplateAnalytics func(childComplexity int, namespace string, name string, version *string, window *string) int
+		Templates         func(childComplexity int, namespace *string) int
 	}
 
 	Step struct {
@@ -75,6 +82,16 @@ type ComplexityRoot struct {
 		TimeoutSeconds func(childComplexity int) int
 		WaitKind       func(childComplexity int) int
 		WaitingUntil   func(childComplexity int) int
+	}
+
+	StepAnalytics struct {
+		DurationMs  func(childComplexity int) int
+		FailureRate func(childComplexity int) int
+		Failures    func(childComplexity int) int
+		QueueWaitMs func(childComplexity int) int
+		Retries     func(childComplexity int) int
+		Runs        func(childComplexity int) int
+		Step        func(childComplexity int) int
 	}
 
 	StepDetail struct {
@@ -116,6 +133,20 @@ type ComplexityRoot struct {
 		Steps         func(childComplexity int) int
 		Version       func(childComplexity int) int
 		Versions      func(childComplexity int) int
+	}
+
+	TemplateAnalytics struct {
+		Name          func(childComplexity int) int
+		Namespace     func(childComplexity int) int
+		Since         func(childComplexity int) int
+		SlowestPath   func(childComplexity int) int
+		SlowestPathMs func(childComplexity int) int
+		Steps         func(childComplexity int) int
+		Tasks         func(childComplexity int) int
+		Truncated     func(childComplexity int) int
+		Until         func(childComplexity int) int
+		Version       func(childComplexity int) int
+		WindowSeconds func(childComplexity int) int
 	}
 
 	TemplateStep struct {
@@ -164,6 +195,7 @@ type QueryResolver interface {
 	Step(ctx context.Context, taskID string, name string) (*StepDetail, error)
 	Templates(ctx context.Context, namespace *string) ([]TemplateSummary, error)
 	Template(ctx context.Context, namespace string, name string, version *string) (*Template, error)
+	TemplateAnalytics(ctx context.Context, namespace string, name string, version *string, window *string) (*TemplateAnalytics, error)
 }
 type TaskResolver interface {
 	Step(ctx context.Context, obj *Task, name string) (*StepDetail, error)
@@ -256,6 +288,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.RetryTask(childComplexity, args["id"].(string), args["reason"].(*string)), true
 
+	case "Percentiles.p50":
+		if e.ComplexityRoot.Percentiles.P50 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Percentiles.P50(childComplexity), true
+	case "Percentiles.p95":
+		if e.ComplexityRoot.Percentiles.P95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Percentiles.P95(childComplexity), true
+	case "Percentiles.p99":
+		if e.ComplexityRoot.Percentiles.P99 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Percentiles.P99(childComplexity), true
+
 	case "Query.step":
 		if e.ComplexityRoot.Query.Step == nil {
 			break
@@ -300,6 +351,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Template(childComplexity, args["namespace"].(string), args["name"].(string), args["version"].(*string)), true
+	case "Query.templateAnalytics":
+		if e.ComplexityRoot.Query.TemplateAnalytics == nil {
+			break
+		}
+
+		args, err := ec.field_Query_templateAnalytics_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TemplateAnalytics(childComplexity, args["namespace"].(string), args["name"].(string), args["version"].(*string), args["window"].(*string)), true
 	case "Query.templates":
 		if e.ComplexityRoot.Query.Templates == nil {
 			break
@@ -408,6 +470,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Step.WaitingUntil(childComplexity), true
+
+	case "StepAnalytics.durationMs":
+		if e.ComplexityRoot.StepAnalytics.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.DurationMs(childComplexity), true
+	case "StepAnalytics.failureRate":
+		if e.ComplexityRoot.StepAnalytics.FailureRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.FailureRate(childComplexity), true
+	case "StepAnalytics.failures":
+		if e.ComplexityRoot.StepAnalytics.Failures == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.Failures(childComplexity), true
+	case "StepAnalytics.queueWaitMs":
+		if e.ComplexityRoot.StepAnalytics.QueueWaitMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.QueueWaitMs(childComplexity), true
+	case "StepAnalytics.retries":
+		if e.ComplexityRoot.StepAnalytics.Retries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.Retries(childComplexity), true
+	case "StepAnalytics.runs":
+		if e.ComplexityRoot.StepAnalytics.Runs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.Runs(childComplexity), true
+	case "StepAnalytics.step":
+		if e.ComplexityRoot.StepAnalytics.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StepAnalytics.Step(childComplexity), true
 
 	case "StepDetail.step":
 		if e.ComplexityRoot.StepDetail.Step == nil {
@@ -591,6 +696,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Template.Versions(childComplexity), true
+
+	case "TemplateAnalytics.name":
+		if e.ComplexityRoot.TemplateAnalytics.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Name(childComplexity), true
+	case "TemplateAnalytics.namespace":
+		if e.ComplexityRoot.TemplateAnalytics.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Namespace(childComplexity), true
+	case "TemplateAnalytics.since":
+		if e.ComplexityRoot.TemplateAnalytics.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Since(childComplexity), true
+	case "TemplateAnalytics.slowestPath":
+		if e.ComplexityRoot.TemplateAnalytics.SlowestPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.SlowestPath(childComplexity), true
+	case "TemplateAnalytics.slowestPathMs":
+		if e.ComplexityRoot.TemplateAnalytics.SlowestPathMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.SlowestPathMs(childComplexity), true
+	case "TemplateAnalytics.steps":
+		if e.ComplexityRoot.TemplateAnalytics.Steps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Steps(childComplexity), true
+	case "TemplateAnalytics.tasks":
+		if e.ComplexityRoot.TemplateAnalytics.Tasks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Tasks(childComplexity), true
+	case "TemplateAnalytics.truncated":
+		if e.ComplexityRoot.TemplateAnalytics.Truncated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Truncated(childComplexity), true
+	case "TemplateAnalytics.until":
+		if e.ComplexityRoot.TemplateAnalytics.Until == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Until(childComplexity), true
+	case "TemplateAnalytics.version":
+		if e.ComplexityRoot.TemplateAnalytics.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.Version(childComplexity), true
+	case "TemplateAnalytics.windowSeconds":
+		if e.ComplexityRoot.TemplateAnalytics.WindowSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateAnalytics.WindowSeconds(childComplexity), true
 
 	case "TemplateStep.dependsOn":
 		if e.ComplexityRoot.TemplateStep.DependsOn == nil {
@@ -824,6 +996,18 @@ func (ec *executionContext) childFields_CreateTaskPayload(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type CreateTaskPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Percentiles(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "p50":
+		return ec.fieldContext_Percentiles_p50(ctx, field)
+	case "p95":
+		return ec.fieldContext_Percentiles_p95(ctx, field)
+	case "p99":
+		return ec.fieldContext_Percentiles_p99(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Percentiles", field.Name)
+}
+
 func (ec *executionContext) childFields_Step(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -860,6 +1044,26 @@ func (ec *executionContext) childFields_Step(ctx context.Context, field graphql.
 		return ec.fieldContext_Step_waitKind(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Step", field.Name)
+}
+
+func (ec *executionContext) childFields_StepAnalytics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "step":
+		return ec.fieldContext_StepAnalytics_step(ctx, field)
+	case "runs":
+		return ec.fieldContext_StepAnalytics_runs(ctx, field)
+	case "failures":
+		return ec.fieldContext_StepAnalytics_failures(ctx, field)
+	case "retries":
+		return ec.fieldContext_StepAnalytics_retries(ctx, field)
+	case "failureRate":
+		return ec.fieldContext_StepAnalytics_failureRate(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_StepAnalytics_durationMs(ctx, field)
+	case "queueWaitMs":
+		return ec.fieldContext_StepAnalytics_queueWaitMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StepAnalytics", field.Name)
 }
 
 func (ec *executionContext) childFields_StepDetail(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -942,6 +1146,34 @@ func (ec *executionContext) childFields_Template(ctx context.Context, field grap
 		return ec.fieldContext_Template_steps(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Template", field.Name)
+}
+
+func (ec *executionContext) childFields_TemplateAnalytics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "namespace":
+		return ec.fieldContext_TemplateAnalytics_namespace(ctx, field)
+	case "name":
+		return ec.fieldContext_TemplateAnalytics_name(ctx, field)
+	case "version":
+		return ec.fieldContext_TemplateAnalytics_version(ctx, field)
+	case "since":
+		return ec.fieldContext_TemplateAnalytics_since(ctx, field)
+	case "until":
+		return ec.fieldContext_TemplateAnalytics_until(ctx, field)
+	case "windowSeconds":
+		return ec.fieldContext_TemplateAnalytics_windowSeconds(ctx, field)
+	case "tasks":
+		return ec.fieldContext_TemplateAnalytics_tasks(ctx, field)
+	case "truncated":
+		return ec.fieldContext_TemplateAnalytics_truncated(ctx, field)
+	case "steps":
+		return ec.fieldContext_TemplateAnalytics_steps(ctx, field)
+	case "slowestPath":
+		return ec.fieldContext_TemplateAnalytics_slowestPath(ctx, field)
+	case "slowestPathMs":
+		return ec.fieldContext_TemplateAnalytics_slowestPathMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TemplateAnalytics", field.Name)
 }
 
 func (ec *executionContext) childFields_TemplateStep(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1335,6 +1567,44 @@ func (ec *executionContext) field_Query_tasks_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["cursor"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_templateAnalytics_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "namespace",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["namespace"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "version",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["version"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "window",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["window"] = arg3
 	return args, nil
 }
 
@@ -1745,6 +2015,75 @@ func (ec *executionContext) fieldContext_Mutation_completeStep(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Percentiles_p50(ctx context.Context, field graphql.CollectedField, obj *Percentiles) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Percentiles_p50(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P50, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Percentiles_p50(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Percentiles", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Percentiles_p95(ctx context.Context, field graphql.CollectedField, obj *Percentiles) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Percentiles_p95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Percentiles_p95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Percentiles", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Percentiles_p99(ctx context.Context, field graphql.CollectedField, obj *Percentiles) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Percentiles_p99(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P99, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Percentiles_p99(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Percentiles", field, false, false, "Float")
+}
+
 func (ec *executionContext) _Query_task(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1959,6 +2298,50 @@ func (ec *executionContext) fieldContext_Query_template(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_template_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_templateAnalytics(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_templateAnalytics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().TemplateAnalytics(ctx, fc.Args["namespace"].(string), fc.Args["name"].(string), fc.Args["version"].(*string), fc.Args["window"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *TemplateAnalytics) graphql.Marshaler {
+			return ec.marshalNTemplateAnalytics2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐTemplateAnalytics(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_templateAnalytics(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TemplateAnalytics(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_templateAnalytics_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2407,6 +2790,185 @@ func (ec *executionContext) _Step_waitKind(ctx context.Context, field graphql.Co
 }
 func (ec *executionContext) fieldContext_Step_waitKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Step", field, false, false, "String")
+}
+
+func (ec *executionContext) _StepAnalytics_step(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StepAnalytics", field, false, false, "String")
+}
+
+func (ec *executionContext) _StepAnalytics_runs(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_runs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Runs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_runs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StepAnalytics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StepAnalytics_failures(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_failures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failures, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_failures(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StepAnalytics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StepAnalytics_retries(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_retries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_retries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StepAnalytics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StepAnalytics_failureRate(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_failureRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_failureRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StepAnalytics", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StepAnalytics_durationMs(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Percentiles) graphql.Marshaler {
+			return ec.marshalOPercentiles2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐPercentiles(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StepAnalytics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Percentiles(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StepAnalytics_queueWaitMs(ctx context.Context, field graphql.CollectedField, obj *StepAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StepAnalytics_queueWaitMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QueueWaitMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Percentiles) graphql.Marshaler {
+			return ec.marshalOPercentiles2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐPercentiles(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StepAnalytics_queueWaitMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StepAnalytics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Percentiles(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _StepDetail_step(ctx context.Context, field graphql.CollectedField, obj *StepDetail) (ret graphql.Marshaler) {
@@ -3140,6 +3702,268 @@ func (ec *executionContext) fieldContext_Template_steps(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TemplateAnalytics_namespace(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "String")
+}
+
+func (ec *executionContext) _TemplateAnalytics_name(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "String")
+}
+
+func (ec *executionContext) _TemplateAnalytics_version(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "String")
+}
+
+func (ec *executionContext) _TemplateAnalytics_since(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_since(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Since, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "Time")
+}
+
+func (ec *executionContext) _TemplateAnalytics_until(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_until(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Until, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_until(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "Time")
+}
+
+func (ec *executionContext) _TemplateAnalytics_windowSeconds(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_windowSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_windowSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TemplateAnalytics_tasks(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_tasks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tasks, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_tasks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TemplateAnalytics_truncated(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_truncated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Truncated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_truncated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _TemplateAnalytics_steps(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_steps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Steps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []StepAnalytics) graphql.Marshaler {
+			return ec.marshalNStepAnalytics2ᚕgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐStepAnalyticsᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_steps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TemplateAnalytics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StepAnalytics(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TemplateAnalytics_slowestPath(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_slowestPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SlowestPath, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_slowestPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "String")
+}
+
+func (ec *executionContext) _TemplateAnalytics_slowestPathMs(ctx context.Context, field graphql.CollectedField, obj *TemplateAnalytics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TemplateAnalytics_slowestPathMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SlowestPathMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TemplateAnalytics_slowestPathMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TemplateAnalytics", field, false, false, "Float")
 }
 
 func (ec *executionContext) _TemplateStep_name(ctx context.Context, field graphql.CollectedField, obj *TemplateStep) (ret graphql.Marshaler) {
@@ -4867,6 +5691,49 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	return out
 }
 
+var percentilesImplementors = []string{"Percentiles"}
+
+func (ec *executionContext) _Percentiles(ctx context.Context, sel ast.SelectionSet, obj *Percentiles) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, percentilesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Percentiles")
+		case "p50":
+			out.Values[i] = ec._Percentiles_p50(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p95":
+			out.Values[i] = ec._Percentiles_p95(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p99":
+			out.Values[i] = ec._Percentiles_p99(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -4915,6 +5782,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_template(ctx, field)
+				})
+		case "templateAnalytics":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_templateAnalytics(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -5035,6 +5908,69 @@ func (ec *executionContext) _Step(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "waitKind":
 			out.Values[i] = ec._Step_waitKind(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var stepAnalyticsImplementors = []string{"StepAnalytics"}
+
+func (ec *executionContext) _StepAnalytics(ctx context.Context, sel ast.SelectionSet, obj *StepAnalytics) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, stepAnalyticsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StepAnalytics")
+		case "step":
+			out.Values[i] = ec._StepAnalytics_step(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "runs":
+			out.Values[i] = ec._StepAnalytics_runs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failures":
+			out.Values[i] = ec._StepAnalytics_failures(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retries":
+			out.Values[i] = ec._StepAnalytics_retries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failureRate":
+			out.Values[i] = ec._StepAnalytics_failureRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "durationMs":
+			out.Values[i] = ec._StepAnalytics_durationMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "queueWaitMs":
+			out.Values[i] = ec._StepAnalytics_queueWaitMs(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -5293,6 +6229,89 @@ func (ec *executionContext) _Template(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "steps":
 			out.Values[i] = ec._Template_steps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var templateAnalyticsImplementors = []string{"TemplateAnalytics"}
+
+func (ec *executionContext) _TemplateAnalytics(ctx context.Context, sel ast.SelectionSet, obj *TemplateAnalytics) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, templateAnalyticsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TemplateAnalytics")
+		case "namespace":
+			out.Values[i] = ec._TemplateAnalytics_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._TemplateAnalytics_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._TemplateAnalytics_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "since":
+			out.Values[i] = ec._TemplateAnalytics_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "until":
+			out.Values[i] = ec._TemplateAnalytics_until(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowSeconds":
+			out.Values[i] = ec._TemplateAnalytics_windowSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tasks":
+			out.Values[i] = ec._TemplateAnalytics_tasks(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "truncated":
+			out.Values[i] = ec._TemplateAnalytics_truncated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "steps":
+			out.Values[i] = ec._TemplateAnalytics_steps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "slowestPath":
+			out.Values[i] = ec._TemplateAnalytics_slowestPath(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "slowestPathMs":
+			out.Values[i] = ec._TemplateAnalytics_slowestPathMs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -5881,6 +6900,20 @@ func (ec *executionContext) marshalNCreateTaskPayload2ᚖgithubᚗcomᚋtaskerhq
 	return ec._CreateTaskPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5935,6 +6968,26 @@ func (ec *executionContext) marshalNStep2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋi
 		return graphql.Null
 	}
 	return ec._Step(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStepAnalytics2githubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐStepAnalytics(ctx context.Context, sel ast.SelectionSet, v StepAnalytics) graphql.Marshaler {
+	return ec._StepAnalytics(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNStepAnalytics2ᚕgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐStepAnalyticsᚄ(ctx context.Context, sel ast.SelectionSet, v []StepAnalytics) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStepAnalytics2githubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐStepAnalytics(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNStepDetail2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐStepDetail(ctx context.Context, sel ast.SelectionSet, v *StepDetail) graphql.Marshaler {
@@ -6040,6 +7093,14 @@ func (ec *executionContext) marshalNTemplate2ᚖgithubᚗcomᚋtaskerhqᚋtasker
 		return graphql.Null
 	}
 	return ec._Template(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTemplateAnalytics2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐTemplateAnalytics(ctx context.Context, sel ast.SelectionSet, v *TemplateAnalytics) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TemplateAnalytics!")
+		return graphql.Null
+	}
+	return ec._TemplateAnalytics(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNTemplateStep2githubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐTemplateStep(ctx context.Context, sel ast.SelectionSet, v TemplateStep) graphql.Marshaler {
@@ -6320,6 +7381,13 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋtaskerhqᚋtaskerᚋinte
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOPercentiles2ᚖgithubᚗcomᚋtaskerhqᚋtaskerᚋinternalᚋgraphqlᚐPercentiles(ctx context.Context, sel ast.SelectionSet, v *Percentiles) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Percentiles(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -226,6 +226,7 @@ func TestPermissionPerOperation(t *testing.T) {
 		{"Task.step", auth.StepsRead, `{ task(id: "` + id + `") { step(name: "approve") { step { name } } } }`},
 		{"Query.templates", auth.TemplatesRead, `{ templates { name } }`},
 		{"Query.template", auth.TemplatesRead, `{ template(namespace: "shop", name: "order") { name } }`},
+		{"Query.templateAnalytics", auth.SystemRead, `{ templateAnalytics(namespace: "shop", name: "order") { tasks } }`},
 		{"Mutation.createTask", auth.TasksCreate, `mutation { createTask(input: {namespace: "shop", name: "flaky"}) { created } }`},
 		{"Mutation.retryTask", auth.TasksRetry, `mutation { retryTask(id: "` + id + `") { id } }`},
 		{"Mutation.resolveStep", auth.StepsResolve, `mutation { resolveStep(taskId: "` + id + `", step: "approve") { step { name } } }`},
@@ -348,3 +349,34 @@ fragment TypeRef on __Type {
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
     ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
 }`
+
+func TestTemplateAnalytics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	admin := e.token("admin", "*")
+	for range 2 {
+		ok(t, e.do(admin, `mutation { createTask(input: {namespace: "shop", name: "flaky"}) { created } }`, nil))
+	}
+	e.drain(failFetch)
+	d := ok(t, e.do(admin, `{ templateAnalytics(namespace: "shop", name: "flaky", window: "1h") {
+  namespace name version windowSeconds tasks truncated slowestPath slowestPathMs
+  steps { step runs failures retries failureRate durationMs { p50 p95 p99 } queueWaitMs { p50 } }
+} }`, nil))
+	a := d["templateAnalytics"].(map[string]any)
+	if a["tasks"] != float64(2) || a["windowSeconds"] != float64(3600) || a["version"] != "1.0.0" {
+		t.Fatalf("analytics = %v", a)
+	}
+	steps := a["steps"].([]any)
+	if len(steps) == 0 || dig(steps[0], "step") != "fetch" || dig(steps[0], "failures") != float64(2) {
+		t.Fatalf("steps = %v", steps)
+	}
+	for _, tc := range []struct{ q, code string }{
+		{`{ templateAnalytics(namespace: "shop", name: "nope") { tasks } }`, "not-found"},
+		{`{ templateAnalytics(namespace: "shop", name: "flaky", window: "1s") { tasks } }`, "invalid-parameter"},
+		{`{ templateAnalytics(namespace: "shop", name: "flaky", window: "soon") { tasks } }`, "invalid-parameter"},
+	} {
+		if r := e.do(admin, tc.q, nil); r.code() != tc.code {
+			t.Errorf("%s: %+v", tc.q, r.Errors)
+		}
+	}
+}

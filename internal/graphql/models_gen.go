@@ -34,6 +34,13 @@ type CreateTaskPayload struct {
 type Mutation struct {
 }
 
+// Percentiles of a duration, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+}
+
 type Query struct {
 }
 
@@ -54,6 +61,18 @@ type Step struct {
 	TimeoutSeconds int        `json:"timeoutSeconds"`
 	WaitingUntil   *time.Time `json:"waitingUntil,omitempty"`
 	WaitKind       *string    `json:"waitKind,omitempty"`
+}
+
+type StepAnalytics struct {
+	Step        string  `json:"step"`
+	Runs        int     `json:"runs"`
+	Failures    int     `json:"failures"`
+	Retries     int     `json:"retries"`
+	FailureRate float64 `json:"failureRate"`
+	// Claim to result; null when no attempt qualified.
+	DurationMs *Percentiles `json:"durationMs,omitempty"`
+	// Ready to claim; null when no attempt qualified.
+	QueueWaitMs *Percentiles `json:"queueWaitMs,omitempty"`
 }
 
 type StepDetail struct {
@@ -98,6 +117,22 @@ type Template struct {
 	Description   string         `json:"description"`
 	ContextSchema JSON           `json:"contextSchema,omitempty"`
 	Steps         []TemplateStep `json:"steps"`
+}
+
+type TemplateAnalytics struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// The version whose DAG orders the steps and holds the slowest path.
+	Version       string    `json:"version"`
+	Since         time.Time `json:"since"`
+	Until         time.Time `json:"until"`
+	WindowSeconds int       `json:"windowSeconds"`
+	// Tasks examined; truncated when the window held more than the newest 10,000.
+	Tasks         int             `json:"tasks"`
+	Truncated     bool            `json:"truncated"`
+	Steps         []StepAnalytics `json:"steps"`
+	SlowestPath   []string        `json:"slowestPath"`
+	SlowestPathMs float64         `json:"slowestPathMs"`
 }
 
 type TemplateStep struct {

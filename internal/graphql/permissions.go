@@ -17,17 +17,18 @@ import (
 // of its own), must appear here: Permissions fails otherwise, so does
 // NewHandler, and so does the test that walks the schema.
 var operations = map[string]string{
-	"Query.task":            "GET /v1/tasks/{id}",
-	"Query.tasks":           "GET /v1/tasks",
-	"Query.step":            "GET /v1/tasks/{id}/steps/{step}",
-	"Query.templates":       "GET /v1/templates",
-	"Query.template":        "GET /v1/templates/{namespace}/{name}",
-	"Task.step":             "GET /v1/tasks/{id}/steps/{step}",
-	"Mutation.createTask":   "POST /v1/tasks",
-	"Mutation.cancelTask":   "POST /v1/tasks/{id}/cancel",
-	"Mutation.retryTask":    "POST /v1/tasks/{id}/retry",
-	"Mutation.resolveStep":  "POST /v1/tasks/{id}/steps/{step}/resolve",
-	"Mutation.completeStep": "POST /v1/tasks/{id}/steps/{step}/complete",
+	"Query.task":              "GET /v1/tasks/{id}",
+	"Query.tasks":             "GET /v1/tasks",
+	"Query.step":              "GET /v1/tasks/{id}/steps/{step}",
+	"Query.templates":         "GET /v1/templates",
+	"Query.template":          "GET /v1/templates/{namespace}/{name}",
+	"Query.templateAnalytics": "GET /v1/analytics/templates/{namespace}/{name}",
+	"Task.step":               "GET /v1/tasks/{id}/steps/{step}",
+	"Mutation.createTask":     "POST /v1/tasks",
+	"Mutation.cancelTask":     "POST /v1/tasks/{id}/cancel",
+	"Mutation.retryTask":      "POST /v1/tasks/{id}/retry",
+	"Mutation.resolveStep":    "POST /v1/tasks/{id}/steps/{step}/resolve",
+	"Mutation.completeStep":   "POST /v1/tasks/{id}/steps/{step}/complete",
 }
 
 // Operations returns a copy of the table: "Type.field" -> the REST route
