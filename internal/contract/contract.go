@@ -48,6 +48,9 @@ type Payload struct {
 	Context json.RawMessage            `json:"context"`
 	Config  json.RawMessage            `json:"config"`
 	Results map[string]json.RawMessage `json:"results"`
+	// Map is {"index": i, "item": …} for an instance of a map step
+	// (docs/control-flow.md, "Map"); absent otherwise.
+	Map json.RawMessage `json:"map,omitempty"`
 }
 
 // IdempotencyKey is the key handed to handlers for one attempt of one step.

@@ -283,6 +283,9 @@ type Claim struct {
 	// When is the step's condition, "" for none: the engine evaluates it
 	// before dispatching and records a skip when it is false.
 	When string
+	// Map is {"index": i, "item": …} for an instance of a map step
+	// (docs/architecture.md, "Map"), nil otherwise.
+	Map json.RawMessage
 }
 
 // ProcessOutput is what a scheduler pass changed and claimed.
@@ -351,6 +354,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
 				CallbackSecret: r.CallbackSecret,
 				When:           deref(r.WhenExpr),
+				Map:            r.Map,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{
