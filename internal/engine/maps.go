@@ -105,4 +105,3 @@ func (e *Engine) mapOf(c store.Claim) *template.Map {
 	}
 	return st.Map
 }
-

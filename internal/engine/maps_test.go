@@ -54,12 +54,6 @@ func runMap(t *testing.T, h *harness, id uuid.UUID, files []string, failing map[
 			r.report = p.Results["process"]
 			return ok(map[string]any{"done": true})
 		}
-		var n int
-		if err := h.pool.QueryRow(h.ctx, `SELECT count(*) FROM tasker_steps
-			WHERE task_id = $1 AND map_parent_id IS NOT NULL AND state = 'in_progress'`, id).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		r.maxInFlight = max(r.maxInFlight, n)
 		var m struct {
 			Index int    `json:"index"`
 			Item  string `json:"item"`
@@ -67,14 +61,23 @@ func runMap(t *testing.T, h *harness, id uuid.UUID, files []string, failing map[
 		if err := json.Unmarshal(p.Map, &m); err != nil {
 			t.Fatalf("map payload %s: %v", p.Map, err)
 		}
+		if m.Index%50 == 0 { // a sample is enough: instances are handed out in index order
+			var n int
+			if err := h.pool.QueryRow(h.ctx, `SELECT count(*) FROM tasker_steps i
+				JOIN tasker_steps m ON m.id = i.map_parent_id
+				WHERE m.task_id = $1 AND m.name = 'process' AND i.state = 'in_progress'`, id).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			r.maxInFlight = max(r.maxInFlight, n)
+		}
 		if want := fmt.Sprintf("process[%d]", m.Index); p.Tasker.Step != want || !strings.HasSuffix(p.Tasker.IdempotencyKey, "/"+want+"/1") {
 			t.Errorf("instance %s (key %s), want %s", p.Tasker.Step, p.Tasker.IdempotencyKey, want)
 		}
 		if failing[m.Item] {
 			return fail(&contract.HandlerError{Message: "cannot read " + m.Item, Permanent: true})
 		}
-		if _, ok := p.Results["list"]; !ok {
-			t.Errorf("instance %s does not see its map step's parents: %v", p.Tasker.Step, p.Results)
+		if len(p.Results) != 0 {
+			t.Errorf("instance %s got results %v, want only its item", p.Tasker.Step, p.Results)
 		}
 		return ok(map[string]any{"rows": len(m.Item), "file": m.Item})
 	})

@@ -426,8 +426,10 @@ BEGIN
                 SELECT jsonb_object_agg(p.name, coalesce(p.result, 'null'::jsonb)) AS results
                 FROM tasker_step_edges e
                 JOIN tasker_steps p ON p.id = e.from_step_id
-                -- An instance sees its map step's parents.
-                WHERE e.to_step_id = coalesce(c.map_parent_id, c.id)
+                -- A map instance has no edges: it gets its item, not its map
+                -- step's parents' results, which the list usually came from
+                -- (each instance would carry the whole list).
+                WHERE e.to_step_id = c.id
             ) pr;
         END IF;
     END IF;
