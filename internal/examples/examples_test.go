@@ -95,8 +95,8 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("first Register: %v", err)
 	}
 	names := Names()
-	if len(names) != 23 {
-		t.Errorf("%d handlers, want 23", len(names))
+	if len(names) != 26 {
+		t.Errorf("%d handlers, want 26", len(names))
 	}
 	seen := map[string]bool{}
 	for _, n := range names {
