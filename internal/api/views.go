@@ -70,13 +70,21 @@ func stepView(s store.StepView) Step {
 	if deps == nil {
 		deps = []string{}
 	}
-	return Step{
+	out := Step{
 		Name: s.Name, Status: string(s.State), Handler: s.Handler, DependsOn: deps, Attempts: s.Attempts,
 		MaxAttempts: s.MaxAttempts, Result: s.Result, LastError: s.LastError, NextRetryAt: tsp(s.NextRetryAt),
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
 		WaitingUntil: tsp(s.WaitingUntil), WaitKind: s.WaitKind,
 		TriggerRule: s.TriggerRule, When: nonEmpty(s.When), SkipReason: nonEmpty(s.SkipReason),
 	}
+	if s.MapCounts != nil {
+		m := &wire.MapSummary{Counts: s.MapCounts}
+		for _, n := range s.MapCounts {
+			m.Items += n
+		}
+		out.Map = m
+	}
+	return out
 }
 
 // nonEmpty is nil for "", else a pointer to s (a JSON null or a string).

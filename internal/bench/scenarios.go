@@ -446,11 +446,17 @@ func (e *env) fanoutOne(ctx context.Context, id, wf string, taskCtx json.RawMess
 	}
 	p50 := percentile(ds, 50)
 	r := perSec(steps, p50)
-	return []Row{{
+	row := []Row{{
 		ID: id, Name: name,
 		N: steps * runs, P50: p50, P99: percentile(ds, 100), Throughput: rate(r, "steps/s (at p50)"),
 		Target: "≥ 3,000 steps/s", Verdict: verdict(r >= 3000),
-	}}, nil
+	}}
+	if wf == wfMap {
+		// At most 50 instances in flight: compared with the static fan-out,
+		// not held to its target.
+		row[0].Target, row[0].Verdict = "compare with #4", "info"
+	}
+	return row, nil
 }
 
 // phase is the database work of one part of scenario 7, per unit (a task

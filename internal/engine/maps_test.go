@@ -111,6 +111,26 @@ func TestMapStep(t *testing.T) {
 	if string(r.report) == "" || !strings.Contains(string(r.report), `"file": "a.csv"`) && !strings.Contains(string(r.report), `"file":"a.csv"`) {
 		t.Errorf("report saw results.process = %s", r.report)
 	}
+	// The task view shows the map step once, with its instances by state;
+	// an instance is read by its name.
+	tv, err := h.store.GetTask(h.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range tv.Steps {
+		names = append(names, s.Name)
+		if s.Name == "process" && (s.MapCounts["complete"] != len(files) || len(s.MapCounts) != 1) {
+			t.Errorf("process map counts = %v, want %d complete", s.MapCounts, len(files))
+		}
+	}
+	if strings.Join(names, ",") != "list,process,report" {
+		t.Errorf("task view steps = %v, want list, process, report", names)
+	}
+	inst, trs, _, err := h.store.GetStep(h.ctx, id, "process[2]")
+	if err != nil || inst.State != "complete" || len(trs) == 0 {
+		t.Errorf("process[2] = %+v, %d transitions, %v", inst, len(trs), err)
+	}
 	// Every instance has its own audit rows.
 	var n int
 	if err := h.pool.QueryRow(h.ctx, `SELECT count(DISTINCT step_id) FROM tasker_transitions t
