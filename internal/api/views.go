@@ -108,7 +108,7 @@ func taskGraph(t store.TaskView) *graph.Graph {
 	steps := make([]graph.Step, len(t.Steps))
 	for i, s := range t.Steps {
 		steps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, State: string(s.State), Handler: s.Handler,
-			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts}
+			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Map: s.MapCounts != nil, MapCounts: s.MapCounts}
 	}
 	return graph.New(t.Namespace+"/"+t.Name+"@"+t.Version+" · "+t.ID.String(), steps)
 }
@@ -163,7 +163,7 @@ func templateDetail(set *template.Set, t *template.Template) TemplateDetail {
 			ts.Concurrency = &c
 		}
 		out.Steps[i] = ts
-		gsteps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, Handler: s.Handler}
+		gsteps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, Handler: s.Handler, Map: s.Map != nil}
 	}
 	g := graph.New(t.Key(), gsteps)
 	out.Graph = TemplateGraph{Nodes: make([]TemplateGraphNode, len(g.Nodes)), Edges: edgesView(g)}
