@@ -95,6 +95,10 @@ func TestTemplate(t *testing.T) {
 	t.Run("code", func(t *testing.T) {
 		covered := map[string]bool{}
 		for id, p := range fns {
+			if exampleFunctions[id] {
+				checkExampleFunction(t, id, p)
+				continue
+			}
 			if path(p["__metadata"], "BuildMethod") != "makefile" {
 				t.Errorf("%s: Metadata.BuildMethod is not makefile", id)
 			}
@@ -124,7 +128,7 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("functions/%s is in no template function", dir)
 			}
 		}
-		if len(fns) != len(functionDirs) || len(targets) != len(functionDirs) {
+		if len(fns)-len(exampleFunctions) != len(functionDirs) || len(targets) != len(functionDirs) {
 			t.Errorf("%d template functions, %d build targets, %d function directories", len(fns), len(targets), len(functionDirs))
 		}
 	})
@@ -466,5 +470,33 @@ func TestBuildTargets(t *testing.T) {
 	cmd.Env = append(os.Environ(), "ARTIFACTS_DIR=")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "ARTIFACTS_DIR is not set") {
 		t.Errorf("make without ARTIFACTS_DIR: %v\n%s", err, b)
+	}
+}
+
+// exampleFunctions are the example step handlers in other runtimes
+// (examples/handlers, docs/handlers.md), deployed with DeployExamples=true.
+var exampleFunctions = map[string]bool{"PricingExampleFunction": true, "ConfirmExampleFunction": true, "NotifyExampleFunction": true}
+
+// checkExampleFunction checks an example handler function: built by SAM
+// from its source directory, with Tasker's async settings.
+func checkExampleFunction(t *testing.T, id string, p map[string]any) {
+	t.Helper()
+	rt, _ := p["Runtime"].(string)
+	uri, _ := p["CodeUri"].(string)
+	if !(strings.HasPrefix(rt, "python3.") || strings.HasPrefix(rt, "nodejs")) || !strings.HasPrefix(uri, "examples/handlers/") {
+		t.Errorf("%s: Runtime %v CodeUri %v; want a Python or Node.js runtime and a directory of examples/handlers", id, rt, uri)
+	}
+	root, _ := testenv.RepoRoot()
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(uri))); err != nil {
+		t.Errorf("%s: %v", id, err)
+	}
+	name, _ := p["FunctionName"].(string)
+	if !strings.HasPrefix(name, "tasker-example-") {
+		t.Errorf("%s: FunctionName %q, want the tasker-example-… name its template calls", id, name)
+	}
+	if path(p, "EventInvokeConfig", "MaximumRetryAttempts") != 0 ||
+		!isGetAtt(path(p, "EventInvokeConfig", "DestinationConfig", "OnSuccess", "Destination"), "SchedulerQueue", "Arn") ||
+		!isGetAtt(path(p, "EventInvokeConfig", "DestinationConfig", "OnFailure", "Destination"), "SchedulerQueue", "Arn") {
+		t.Errorf("%s: EventInvokeConfig %v; want MaximumRetryAttempts 0 and both destinations on the scheduler queue", id, p["EventInvokeConfig"])
 	}
 }

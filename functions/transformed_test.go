@@ -119,7 +119,7 @@ func TestTransformedTemplate(t *testing.T) {
 
 	t.Run("log groups", func(t *testing.T) {
 		fns := resourcesOf(tpl, "AWS::Lambda::Function")
-		if len(fns) != 5 {
+		if len(fns) != 5+len(exampleFunctions) {
 			t.Errorf("functions %v", fns)
 		}
 		for _, id := range fns {

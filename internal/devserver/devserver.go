@@ -30,15 +30,16 @@ import (
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/events"
+	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
 	invlocal "github.com/taskerhq/tasker/internal/invoke/local"
 	"github.com/taskerhq/tasker/internal/migrate"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
 	"github.com/taskerhq/tasker/internal/service"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Options configure a local server.
@@ -48,7 +49,15 @@ type Options struct {
 	// the embedded templates.FS).
 	Templates fs.FS
 	// Registry holds the Go step handlers (built-ins are always there).
-	Registry *stephandler.Registry
+	Registry *sdk.Registry
+	// Lambdas runs "lambda:NAME" handlers written in Python or Node.js
+	// (lambdas.local.yaml; docs/handlers.md); nil: such steps fail with
+	// not_runnable_locally.
+	Lambdas *lambdalocal.Runner
+	// HandlerAliases map handler names of the templates (Rails classes) to
+	// handlers, besides the templates' handler_aliases.yaml
+	// (docs/templates.md, "Handler aliases").
+	HandlerAliases map[string]string
 	// Addr to listen on; empty means no HTTP server (engine only).
 	Addr string
 	// AllowedHosts are Host values the API answers besides its own
@@ -181,7 +190,7 @@ type Server struct {
 	Invoker *invlocal.Invoker
 	Handler http.Handler
 	// Metrics holds the server's metrics (events.Metrics and the handler
-	// metrics of stephandler.WithMetrics).
+	// metrics of sdk.WithMetrics).
 	Metrics *telemetry.Registry
 	// Addr is the listening address when an HTTP server runs.
 	Addr string
@@ -198,7 +207,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Registry == nil {
-		opts.Registry = stephandler.NewRegistry()
+		opts.Registry = sdk.NewRegistry()
 	}
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -227,10 +236,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if _, err := migrate.UpURL(ctx, opts.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	tpls, err := template.LoadFS(opts.Templates, template.Options{Handlers: opts.Registry})
+	tpls, err := template.LoadFS(opts.Templates, template.Options{Handlers: opts.Registry, HandlerAliases: opts.HandlerAliases})
 	if err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
+	if opts.Lambdas != nil {
+		if err := opts.Lambdas.Check(); err != nil {
+			return nil, err
+		}
+	}
+	warnUnmappedLambdas(opts.Logger, tpls, opts.Lambdas)
 	pcfg, err := pgxpool.ParseConfig(opts.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
@@ -266,12 +281,16 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		return nil, err
 	}
 	// One registry for the scheduler-side metrics (events.Metrics) and the
-	// handler SDK's (stephandler.WithMetrics), served at /v1/metrics.
+	// handler SDK's (telemetry.HandlerMetrics), served at /v1/metrics.
 	reg := telemetry.NewRegistry()
 	q := qlocal.New(qlocal.WithLogger(log))
-	inv := invlocal.New(opts.Registry, q, invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log),
-		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider),
-			stephandler.WithMetrics(reg)))
+	invOpts := []invlocal.Option{invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log)}
+	if opts.Lambdas != nil {
+		invOpts = append(invOpts, invlocal.WithLambdas(opts.Lambdas))
+	}
+	inv := invlocal.New(opts.Registry, q, append(invOpts,
+		invlocal.WithRunOptions(sdk.WithLogger(log), sdk.WithTracerProvider(opts.TracerProvider),
+			sdk.WithObserver(telemetry.NewHandlerMetrics(reg))))...)
 	var pub engine.Publisher = events.Log{Logger: log}
 	if opts.Publisher != nil {
 		pub = opts.Publisher
@@ -366,4 +385,27 @@ func (s *Server) Close(ctx context.Context) error {
 	s.services.Stop()
 	s.Pool.Close()
 	return errors.Join(errs...)
+}
+
+// warnUnmappedLambdas names, once at start, the Lambda functions the
+// templates call that lambdas.local.yaml does not map: their steps fail
+// with not_runnable_locally.
+func warnUnmappedLambdas(log *slog.Logger, tpls *template.Set, fns *lambdalocal.Runner) {
+	seen := map[string]bool{}
+	var missing []string
+	for _, t := range tpls.List() {
+		for _, s := range t.Steps {
+			if !sdk.IsLambdaName(s.Handler) || seen[s.Handler] {
+				continue
+			}
+			seen[s.Handler] = true
+			if _, ok := fns.Lookup(s.Handler); !ok {
+				missing = append(missing, s.Handler)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("steps with these Lambda handlers cannot run locally: map each in lambdas.local.yaml (runtime, path, handler)",
+			"handlers", missing)
+	}
 }

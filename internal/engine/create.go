@@ -108,6 +108,13 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	if len(req.Context) == 0 {
 		req.Context = json.RawMessage("{}")
 	}
+	// The idempotency hash covers the context as sent; the stored one has
+	// the schema's defaults, as the Rails engine stores it
+	// (docs/templates.md, "Defaults").
+	sent := req.Context
+	if req.Context, err = tpl.ApplyDefaults(req.Context); err != nil {
+		return Created{}, err
+	}
 	// A context PostgreSQL cannot store is refused like one the schema
 	// refuses (the trigger path has no API check in front of it).
 	var je *jsonb.Error
@@ -124,7 +131,9 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	}
 	var hash string
 	if req.IdempotencyKey != "" {
-		if hash, err = requestHash(req); err != nil {
+		hashed := req
+		hashed.Context = sent
+		if hash, err = requestHash(hashed); err != nil {
 			return Created{}, err
 		}
 	}

@@ -70,7 +70,7 @@ func runMap(t *testing.T, h *harness, id uuid.UUID, files []string, failing map[
 			}
 			r.maxInFlight = max(r.maxInFlight, n)
 		}
-		if want := fmt.Sprintf("process[%d]", m.Index); p.Tasker.Step != want || !strings.HasSuffix(p.Tasker.IdempotencyKey, "/"+want+"/1") {
+		if want := fmt.Sprintf("process[%d]", m.Index); p.Tasker.Step != want || !strings.HasSuffix(p.Tasker.IdempotencyKey, "/"+want) {
 			t.Errorf("instance %s (key %s), want %s", p.Tasker.Step, p.Tasker.IdempotencyKey, want)
 		}
 		if failing[m.Item] {

@@ -427,6 +427,18 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 	if len(claims) == 0 {
 		return nil
 	}
+	if err := e.addInputs(ctx, claims); err != nil {
+		// Dispatching without the inputs would hand handlers a partial
+		// "results"; release the claims instead, like a failed dispatch.
+		rs := make([]store.Release, len(claims))
+		for i, c := range claims {
+			rs[i] = store.Release{StepID: c.StepID, Attempt: c.Attempt, Reason: "dispatch failed: " + truncate(err.Error())}
+		}
+		if _, rerr := e.store.ReleaseClaims(ctx, e.clock.Now(), e.cfg.InstanceID, e.cfg.DispatchRetryDelay, rs); rerr != nil {
+			return fmt.Errorf("read step inputs: %w (release claims: %v)", err, rerr)
+		}
+		return fmt.Errorf("read step inputs: %w", err)
+	}
 	errs := make([]error, len(claims))
 	latency := make([]time.Duration, len(claims))
 	ended := make([]time.Time, len(claims))
@@ -540,7 +552,7 @@ func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 		Tasker: contract.Meta{
 			Version: contract.PayloadVersion, TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Handler: c.Handler,
 			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Namespace: c.Namespace, Workflow: c.Workflow,
-			WorkflowVersion: c.Version, IdempotencyKey: contract.IdempotencyKey(c.TaskID, c.Step, c.Attempt),
+			WorkflowVersion: c.Version, IdempotencyKey: contract.IdempotencyKey(c.TaskID, c.Step, c.OperatorRetries),
 			CorrelationID: c.CorrelationID, Deadline: c.Deadline.UTC(), TraceParent: traceParent,
 			CallbackToken: token,
 		},

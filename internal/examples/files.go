@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // File batch context (templates/data_file_batch.yaml, a map step):
@@ -30,7 +30,7 @@ type convertedFile struct {
 	Rows   int    `json:"rows"`
 }
 
-func listFiles(_ context.Context, in stephandler.Input) (any, error) {
+func listFiles(_ context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -52,7 +52,7 @@ func listFiles(_ context.Context, in stephandler.Input) (any, error) {
 	return map[string]any{"bucket": bucket, "files": files}, nil
 }
 
-func convertFile(_ context.Context, in stephandler.Input) (any, error) {
+func convertFile(_ context.Context, in sdk.Input) (any, error) {
 	var f exportFile
 	_, ok, err := in.MapItem(&f)
 	if err != nil {
@@ -64,7 +64,7 @@ func convertFile(_ context.Context, in stephandler.Input) (any, error) {
 	return convertedFile{Key: f.Key, Output: f.Key + ".parquet", Rows: f.Bytes / 100}, nil
 }
 
-func summariseFiles(_ context.Context, in stephandler.Input) (any, error) {
+func summariseFiles(_ context.Context, in sdk.Input) (any, error) {
 	var converted []convertedFile
 	for name := range in.Results() {
 		if err := in.Result(name, &converted); err == nil && len(converted) > 0 {

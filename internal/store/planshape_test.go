@@ -343,7 +343,7 @@ func planCases(f planFixture) map[string]planCase {
 			}
 			return []any{now, "plan-actor", stepIDs, attempts, kinds, wakes, timeouts, reasons}
 		}},
-		// Map steps (sql/functions/040_map.sql): every in-flight step of
+		// Map steps (sql/functions/045_map.sql): every in-flight step of
 		// the batch expands into 3 instances.
 		"ExpandMaps": {sql: dbgen.ExpandMaps, args: func() []any {
 			items, conc, tol := make([]json.RawMessage, n), make([]int32, n), make([]int32, n)
@@ -363,6 +363,13 @@ func planCases(f planFixture) map[string]planCase {
 			step := "w"
 			return []any{now, "plan-actor", nil, &liveTask, &step, nil, nil, "success", json.RawMessage(`{"ok":1}`),
 				nil, nil, nil, "callback", int32(30)}
+		}},
+		"StepResults": {sql: dbgen.StepResults, args: func() []any {
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("s%d", i%4) // the steps of every seeded task
+			}
+			return []any{batch[:n], names}
 		}},
 		"SetTraceParent": {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 

@@ -280,6 +280,9 @@ type Claim struct {
 	// CallbackSecret is the secret of the attempt's callback token; the
 	// database keeps only its SHA-256 (docs/architecture.md, "Callbacks").
 	CallbackSecret []byte
+	// OperatorRetries counts the operator retries of the step; the
+	// idempotency key changes with it (docs/architecture.md, "Handler contract").
+	OperatorRetries int
 	// When is the step's condition, "" for none: the engine evaluates it
 	// before dispatching and records a skip when it is false.
 	When string
@@ -352,9 +355,8 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				MaxAttempts: int(*r.MaxAttempts), Deadline: *r.DeadlineAt, Config: r.Config, Context: r.Context,
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
-				CallbackSecret: r.CallbackSecret,
-				When:           deref(r.WhenExpr),
-				Map:            r.Map,
+				CallbackSecret: r.CallbackSecret, OperatorRetries: operatorRetries(r.OperatorRetries),
+				When: deref(r.WhenExpr), Map: r.Map,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{
@@ -369,6 +371,15 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 }
 
 // deref returns *p, or "" for nil.
+// operatorRetries reads the claimed row's count (NULL only in rows of
+// other kinds).
+func operatorRetries(p *int32) int {
+	if p == nil {
+		return 0
+	}
+	return int(*p)
+}
+
 func deref(p *string) string {
 	if p == nil {
 		return ""
@@ -479,4 +490,34 @@ func (s *Store) InFlight(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count in-flight steps: %w", err)
 	}
 	return int(n), nil
+}
+
+// StepRef names one step of a task.
+type StepRef struct {
+	TaskID uuid.UUID
+	Step   string
+}
+
+// StepResults returns the results of the named steps (nil for a step with
+// none yet), keyed by task and step: the inputs of claimed steps beyond
+// their direct parents (docs/templates.md, "Inputs"). Unknown steps are
+// absent.
+func (s *Store) StepResults(ctx context.Context, refs []StepRef) (map[StepRef]json.RawMessage, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	ids := make([]uuid.UUID, len(refs))
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i], names[i] = r.TaskID, r.Step
+	}
+	rows, err := dbq.StepResults(ctx, s.pool, dbgen.StepResultsParams{TaskIds: ids, Names: names})
+	if err != nil {
+		return nil, fmt.Errorf("step results: %w", err)
+	}
+	out := make(map[StepRef]json.RawMessage, len(rows))
+	for _, r := range rows {
+		out[StepRef{TaskID: r.TaskID, Step: r.Name}] = r.Result
+	}
+	return out, nil
 }

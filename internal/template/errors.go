@@ -9,6 +9,12 @@ import (
 // ErrNotFound is wrapped by Set.Get when no template matches the request.
 var ErrNotFound = errors.New("template not found")
 
+// ErrUnknownHandler is wrapped by the problem reported for a handler that
+// is not registered (Options.Handlers), not a built-in, not a Lambda
+// function and not mapped by handler_aliases. LoadDir and LoadFS gather
+// them into one problem naming every unmapped handler.
+var ErrUnknownHandler = errors.New("unknown handler")
+
 // Error is one problem found while loading a template. Its message names the
 // file, the step and the field involved, omitting the parts that do not apply:
 //
@@ -22,6 +28,8 @@ type Error struct {
 	// Err, when set, is the sentinel this problem is an instance of (e.g.
 	// ErrBudget), for errors.Is.
 	Err error
+	// Handler is the handler name of an ErrUnknownHandler problem.
+	Handler string
 }
 
 // Unwrap returns the sentinel the problem is an instance of, if any.

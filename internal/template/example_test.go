@@ -39,3 +39,59 @@ steps:
 	// 1 [charge reserve]
 	// 2 [ship]
 }
+
+func ExampleTemplate_ApplyDefaults() {
+	src := `
+name: signup
+context_schema:
+  type: object
+  properties:
+    plan: {type: string, default: free}
+    user:
+      type: object
+      properties:
+        newsletter: {type: boolean, default: false}
+steps:
+  - {name: welcome, handler: tasker.noop}
+`
+	t, err := template.Parse("signup.yaml", []byte(src), template.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, err := t.ApplyDefaults([]byte(`{"user":{"email":"ada@example.com"}}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(ctx))
+	// Output:
+	// {"plan":"free","user":{"email":"ada@example.com","newsletter":false}}
+}
+
+func ExampleParseAliases() {
+	aliases, err := template.ParseAliases("handler_aliases.yaml", []byte(`
+Ecommerce::ValidateOrderHandler: lambda:validate-order
+Ecommerce::ShipOrderHandler: shop.ship_order
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	t, err := template.Parse("order.yaml", []byte(`
+name: order
+step_templates:
+  - {name: validate, handler_class: Ecommerce::ValidateOrderHandler}
+  - {name: ship, handler_class: Ecommerce::ShipOrderHandler, depends_on_step: validate, inputs: all}
+`), template.Options{HandlerAliases: aliases})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range t.Steps {
+		fmt.Println(s.Name, s.Handler, s.HandlerAlias, s.Inputs)
+	}
+	// Output:
+	// validate lambda:validate-order Ecommerce::ValidateOrderHandler []
+	// ship shop.ship_order Ecommerce::ShipOrderHandler [validate]
+}

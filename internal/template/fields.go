@@ -227,6 +227,7 @@ var topFields = newFieldTable[Template](
 	fieldSpec[Template]{name: "steps", aliases: []string{"step_templates"}},
 	fieldSpec[Template]{name: "triggers"},
 	fieldSpec[Template]{name: "environments"},
+	fieldSpec[Template]{name: "handler_aliases"},
 	// Rails Tasker fields with no meaning in this engine.
 	fieldSpec[Template]{name: "task_handler_class", ignored: true},
 	fieldSpec[Template]{name: "module_namespace", ignored: true},
@@ -271,6 +272,7 @@ var stepFields = newFieldTable(
 	fieldSpec[stepBuild]{name: "concurrency",
 		apply: integer(unlimitedOrMore, func(b *stepBuild, v int) { b.s.Concurrency = v })},
 	fieldSpec[stepBuild]{name: "skippable", apply: boolean(func(b *stepBuild, v bool) { b.s.Skippable = v })},
+	fieldSpec[stepBuild]{name: "inputs", apply: (*stepBuild).inputs},
 	// Control flow (docs/architecture.md, "States"): condition.go.
 	fieldSpec[stepBuild]{name: "when", apply: (*stepBuild).when},
 	fieldSpec[stepBuild]{name: "trigger_rule", apply: (*stepBuild).triggerRule},

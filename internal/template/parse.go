@@ -113,6 +113,9 @@ type stepMeta struct {
 	fields map[string]spelled // canonical field -> spelling used
 	deps   []depRef
 	config map[string]any
+	// inputs as given: "all", or a list of step names.
+	inputsAll, inputsGiven bool
+	inputs                 []string
 }
 
 func (m *stepMeta) field(canon string) string {
@@ -193,7 +196,9 @@ func (p *parser) parse(data []byte) *Template {
 		p.triggers(t, kv)
 	}
 	p.graph(t, metas)
+	p.aliases(t, given["handler_aliases"], metas)
 	p.handlers(t, metas)
+	p.resolveInputs(t, metas)
 	p.triggerRules(t, metas)
 
 	if len(p.errs) > 0 {
@@ -870,7 +875,8 @@ func (p *parser) handlers(t *Template, metas []*stepMeta) {
 		case strings.HasPrefix(h, "tasker."):
 			p.errf(line, m.label, field, "unknown built-in handler %q: the built-ins are %s, %s, %s and %s", h, HandlerNoop, HandlerHTTP, HandlerWait, HandlerCallback)
 		case p.opts.Handlers != nil && !p.opts.Handlers.Has(h):
-			p.errf(line, m.label, field, "unknown handler %q: it is not registered, not a built-in (%s, %s) and not a Lambda function (\"lambda:<name>\" or an ARN)", h, HandlerNoop, HandlerHTTP)
+			p.errs = append(p.errs, &Error{File: p.file, Line: line, Step: m.label, Field: field, Handler: h, Err: ErrUnknownHandler,
+				Msg: fmt.Sprintf("unknown handler %q: it is not registered, not a built-in (%s, %s), not a Lambda function (\"lambda:<name>\" or an ARN) and not mapped by handler_aliases", h, HandlerNoop, HandlerHTTP)})
 		}
 	}
 }

@@ -134,6 +134,13 @@ func LoadDir(dir string, opts Options) (*Set, error) {
 		empty, _ := NewSet()
 		return empty, Errors{{File: dir, Msg: "not a directory"}}
 	}
+	aliasPath := filepath.Join(dir, AliasesFile)
+	if data, err := os.ReadFile(aliasPath); err == nil {
+		if opts, err = withAliasFile(opts, aliasPath, data); err != nil {
+			empty, _ := NewSet()
+			return empty, err
+		}
+	}
 	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			errs = append(errs, &Error{File: path, Msg: err.Error()})
@@ -148,7 +155,7 @@ func LoadDir(dir string, opts Options) (*Set, error) {
 			}
 			return nil
 		}
-		if !isTemplateFile(d.Name()) {
+		if !isTemplateFile(d.Name()) || path == aliasPath {
 			return nil
 		}
 		t, err := LoadFile(path, opts)
@@ -174,6 +181,12 @@ func LoadFS(fsys fs.FS, opts Options) (*Set, error) {
 	if _, ok := fsys.(*embed.FS); ok {
 		embedded = true
 	}
+	if data, err := fs.ReadFile(fsys, AliasesFile); err == nil {
+		if opts, err = withAliasFile(opts, AliasesFile, data); err != nil {
+			empty, _ := NewSet()
+			return empty, err
+		}
+	}
 	walkErr := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			errs = append(errs, &Error{File: path, Msg: err.Error()})
@@ -188,7 +201,7 @@ func LoadFS(fsys fs.FS, opts Options) (*Set, error) {
 			}
 			return nil
 		}
-		if !isTemplateFile(d.Name()) {
+		if !isTemplateFile(d.Name()) || path == AliasesFile {
 			return nil
 		}
 		source := path
@@ -219,7 +232,21 @@ func finishSet(ts []*Template, errs Errors) (*Set, error) {
 	if err != nil {
 		errs = append(errs, asErrors("", err)...)
 	}
-	return set, errs.err()
+	return set, gatherUnknownHandlers(errs).err()
+}
+
+// withAliasFile returns opts with the aliases of an aliases file added
+// under Options.HandlerAliases (which win).
+func withAliasFile(opts Options, source string, data []byte) (Options, error) {
+	m, err := ParseAliases(source, data)
+	if err != nil {
+		return opts, err
+	}
+	for k, v := range opts.HandlerAliases {
+		m[k] = v
+	}
+	opts.HandlerAliases = m
+	return opts, nil
 }
 
 func asErrors(file string, err error) Errors {

@@ -54,8 +54,17 @@ type Template struct {
 type Step struct {
 	Name, Description string
 	// Handler runs the step; see the package documentation for the naming rule.
-	Handler   string
-	DependsOn []string
+	Handler string
+	// HandlerAlias is the name the file gave when handler_aliases mapped it
+	// to Handler (e.g. a Rails class "Ecommerce::ValidateOrderHandler");
+	// "" otherwise.
+	HandlerAlias string
+	DependsOn    []string
+	// Inputs names the steps whose results the handler payload carries
+	// ("results"): nil means the direct parents (DependsOn); with the
+	// step's inputs field it is the parents plus the steps listed, or every
+	// ancestor for "inputs: all", in template order.
+	Inputs []string
 	// Config is handed to the handler as "config"; always a JSON object ("{}" when absent).
 	Config         json.RawMessage
 	Retry          RetryPolicy
@@ -129,6 +138,11 @@ type Options struct {
 	// Handlers, when not nil, is checked for every handler that is neither a
 	// built-in nor a Lambda function.
 	Handlers HandlerSet
+	// HandlerAliases maps handler names as written in templates (e.g. Rails
+	// class names) to the handlers that run them, for every template; a
+	// template's own handler_aliases take precedence. LoadDir and LoadFS
+	// also read the file handler_aliases.yaml at the root they load.
+	HandlerAliases map[string]string
 	// Limits bound the cost of loading one file (zero fields: DefaultLimits).
 	Limits Limits
 }

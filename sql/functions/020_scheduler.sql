@@ -198,14 +198,14 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempt, 'in_progress', u.state, u.next_retry_at,
                              u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
         RETURN QUERY SELECT * FROM unnest(v_rows);
         v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r WHERE r.to_state IN ('complete', 'error', 'skipped'));
         -- Map steps whose instances ended here may end too
-        -- (040_map.sql); their dependents are then decided below.
+        -- (045_map.sql); their dependents are then decided below.
         IF cardinality(v_front) > 0 THEN
             v_maps := ARRAY(SELECT m FROM tasker_settle_maps(p_now, p_actor, v_front) m);
             IF cardinality(v_maps) > 0 THEN
@@ -327,7 +327,7 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', k.task_id, k.id, k.name, k.attempts, 'pending', 'skipped', NULL,
                              k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM skipped k
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
@@ -391,7 +391,7 @@ BEGIN
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
                           s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret,
-                          s.map_parent_id, s.map_index, s.map_item
+                          s.map_parent_id, s.map_index, s.map_item, s.operator_retries
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -419,7 +419,8 @@ BEGIN
                        AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1,
                    c.secret, c.when_expr,
                    CASE WHEN c.map_parent_id IS NOT NULL
-                        THEN jsonb_build_object('index', c.map_index, 'item', c.map_item) END
+                        THEN jsonb_build_object('index', c.map_index, 'item', c.map_item) END,
+                   c.operator_retries
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
@@ -492,7 +493,7 @@ BEGIN
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
            NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text,
-           NULL::jsonb
+           NULL::jsonb, NULL::int
     FROM updated u;
 END
 $$;

@@ -26,3 +26,8 @@ FROM tasker_sweep_scan(@now, @lim, @after, @scan, @self, @stale_before);
 
 -- name: Heartbeat :exec
 SELECT tasker_heartbeat(@instance, @local, @now, @forget_before);
+
+-- name: StepResults :many
+-- The results of named steps of claimed tasks (sql/functions/040_inputs.sql).
+SELECT r.task_id::uuid AS task_id, r.name::text AS name, r.result::jsonb AS result
+FROM tasker_step_results(@task_ids::uuid[], @names::text[]) r;

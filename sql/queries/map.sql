@@ -1,5 +1,5 @@
 -- Map steps (Store.ExpandMaps in internal/store/map.go); calls
--- tasker_expand_maps of sql/functions/040_map.sql, which returns SETOF
+-- tasker_expand_maps of sql/functions/045_map.sql, which returns SETOF
 -- tasker_wait_row (migration 0011).
 
 -- name: ExpandMaps :many

@@ -21,8 +21,9 @@ import (
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -56,12 +57,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// tasker.http may call loopback and private addresses locally unless
 	// TASKER_HTTP_DENY_PRIVATE=true.
-	httpPolicy, err := stephandler.HTTPPolicyFromEnv(os.Getenv, false)
+	httpPolicy, err := sdk.HTTPPolicyFromEnv(os.Getenv, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
-	reg := stephandler.NewRegistry(stephandler.WithHTTPPolicy(httpPolicy))
+	reg := sdk.NewRegistry(sdk.WithHTTPPolicy(httpPolicy))
 	if err := examples.Register(reg); err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
@@ -78,6 +79,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
+	lambdas, lsrc, err := lambdaSource(o.lambdasFile, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 1
+	}
 	url, stopDB, err := devdb.Open(ctx, o.dbURL, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
@@ -87,13 +93,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	srv, err := devserver.Start(ctx, devserver.Options{
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: o.addr, Auth: verifier, Logger: logger,
 		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
-		MaxInFlight:  o.maxInFlight, Workers: o.workers, SweepInterval: o.sweep, Tracing: tracing,
+		MaxInFlight:  o.maxInFlight, Workers: o.workers, SweepInterval: o.sweep, Tracing: tracing, Lambdas: lambdas,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
-	logger.Info("tasker dev is running", "url", "http://"+srv.Addr, "templates", tsrc)
+	logger.Info("tasker dev is running", "url", "http://"+srv.Addr, "templates", tsrc, "lambdas", lsrc)
 	fmt.Fprintf(stdout, "Tasker is running at http://%s (templates: %s). Press Ctrl-C to stop.\n", srv.Addr, tsrc)
 	<-ctx.Done()
 	logger.Info("shutting down")
@@ -126,6 +132,24 @@ func templateSource(dir string) (fs.FS, string, error) {
 	return os.DirFS(dir), dir, nil
 }
 
+// lambdaSource loads the local function map: the flag or env, else
+// ./lambdas.local.yaml when it exists, else none (nil runner).
+func lambdaSource(file string, logger *slog.Logger) (*lambdalocal.Runner, string, error) {
+	if file == "" {
+		if _, err := os.Stat(lambdalocal.File); err != nil {
+			return nil, "none", nil
+		}
+		file = lambdalocal.File
+	}
+	fns, err := lambdalocal.LoadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("lambdas: %w", err)
+	}
+	r := lambdalocal.New(fns, lambdalocal.WithLogger(logger),
+		lambdalocal.WithInterpreters(os.Getenv(lambdalocal.EnvPython), os.Getenv(lambdalocal.EnvNode)))
+	return r, file, nil
+}
+
 // Ranges of the flags.
 const (
 	defaultMaxInFlight = 1000
@@ -139,6 +163,7 @@ const (
 // options are tasker dev's flags and variables, checked.
 type options struct {
 	addr, tplDir, dbURL string
+	lambdasFile         string
 	maxInFlight         int
 	workers             int
 	sweep               time.Duration
@@ -168,6 +193,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fset.SetOutput(stderr)
 	fset.StringVar(&o.addr, "addr", addr, "listen address (TASKER_ADDR)")
 	fset.StringVar(&o.tplDir, "templates", getenv("TASKER_TEMPLATES_DIR"), "template directory (TASKER_TEMPLATES_DIR; default ./templates if present, else the built-in examples)")
+	fset.StringVar(&o.lambdasFile, "lambdas", getenv("TASKER_LAMBDAS_FILE"), "local map of the Lambda functions lambda:NAME handlers run (TASKER_LAMBDAS_FILE; default ./lambdas.local.yaml if present)")
 	// DATABASE_URL is read after parsing so --help never prints its password.
 	fset.StringVar(&o.dbURL, "database-url", "", "Postgres URL (default $DATABASE_URL; when both are empty, embedded Postgres in .tasker/)")
 	fset.IntVar(&o.maxInFlight, "max-in-flight", envMax,

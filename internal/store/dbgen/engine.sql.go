@@ -94,7 +94,7 @@ func (q *Queries) ReleaseClaims(ctx context.Context, db DBTX, arg ReleaseClaimsP
 
 const SchedulerPass = `-- name: SchedulerPass :many
 
-SELECT kind, task_id, step_id, step_name, attempt, from_state, to_state, next_retry_at, reason, namespace, workflow, version, correlation_id, trace_parent, handler, max_attempts, deadline_at, config, context, results, task_started, callback_secret, when_expr, map FROM tasker_scheduler_pass($1, $2, $3::uuid[], $4::uuid[], $5::int[],
+SELECT kind, task_id, step_id, step_name, attempt, from_state, to_state, next_retry_at, reason, namespace, workflow, version, correlation_id, trace_parent, handler, max_attempts, deadline_at, config, context, results, task_started, callback_secret, when_expr, map, operator_retries FROM tasker_scheduler_pass($1, $2, $3::uuid[], $4::uuid[], $5::int[],
                                     $6::boolean[], $7::jsonb[], $8::jsonb[], $9::boolean[],
                                     $10::_int8, $11::text[], $12,
                                     $13, $14, $15::boolean[])
@@ -175,7 +175,45 @@ func (q *Queries) SchedulerPass(ctx context.Context, db DBTX, arg SchedulerPassP
 			&i.CallbackSecret,
 			&i.WhenExpr,
 			&i.Map,
+			&i.OperatorRetries,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const StepResults = `-- name: StepResults :many
+SELECT r.task_id::uuid AS task_id, r.name::text AS name, r.result::jsonb AS result
+FROM tasker_step_results($1::uuid[], $2::text[]) r
+`
+
+type StepResultsParams struct {
+	TaskIds []uuid.UUID
+	Names   []string
+}
+
+type StepResultsRow struct {
+	TaskID uuid.UUID
+	Name   string
+	Result json.RawMessage
+}
+
+// The results of named steps of claimed tasks (sql/functions/040_inputs.sql).
+func (q *Queries) StepResults(ctx context.Context, db DBTX, arg StepResultsParams) ([]StepResultsRow, error) {
+	rows, err := db.Query(ctx, StepResults, arg.TaskIds, arg.Names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StepResultsRow
+	for rows.Next() {
+		var i StepResultsRow
+		if err := rows.Scan(&i.TaskID, &i.Name, &i.Result); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

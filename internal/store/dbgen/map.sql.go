@@ -30,7 +30,7 @@ type ExpandMapsParams struct {
 }
 
 // Map steps (Store.ExpandMaps in internal/store/map.go); calls
-// tasker_expand_maps of sql/functions/040_map.sql, which returns SETOF
+// tasker_expand_maps of sql/functions/045_map.sql, which returns SETOF
 // tasker_wait_row (migration 0011).
 func (q *Queries) ExpandMaps(ctx context.Context, db DBTX, arg ExpandMapsParams) ([]TaskerWaitRow, error) {
 	rows, err := db.Query(ctx, ExpandMaps,
