@@ -42,12 +42,15 @@ func ExampleOpenAPI() {
 	// GET  /v1/tasks/{id}                         tasks:read
 	// GET  /v1/tasks/{id}/graph                   tasks:read
 	// GET  /v1/tasks/{id}/steps/{step}            steps:read
+	// GET  /v1/tasks/{id}/transitions             tasks:read
 	// GET  /v1/templates                          templates:read
 	// GET  /v1/templates/{namespace}/{name}       templates:read
 	// POST /v1/callbacks/{token}/failure          public
 	// POST /v1/callbacks/{token}/heartbeat        public
 	// POST /v1/callbacks/{token}/success          public
 	// POST /v1/tasks                              tasks:create
+	// POST /v1/tasks/bulk/cancel                  tasks:cancel
+	// POST /v1/tasks/bulk/retry                   tasks:retry
 	// POST /v1/tasks/{id}/cancel                  tasks:cancel
 	// POST /v1/tasks/{id}/retry                   tasks:retry
 	// POST /v1/tasks/{id}/steps/{step}/complete   steps:complete

@@ -368,23 +368,28 @@ func loadDoc(t *testing.T) {
 // matchPath finds the documented path template for a concrete path.
 func matchPath(path string) (string, bool) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
+	// The most specific template wins, as in ServeMux: the fewest
+	// wildcards (/v1/tasks/bulk/cancel over /v1/tasks/{id}/cancel).
+	best, bestWild := "", -1
 	for tmpl := range doc.Paths {
 		ts := strings.Split(strings.Trim(tmpl, "/"), "/")
 		if len(ts) != len(segs) {
 			continue
 		}
-		ok := true
+		ok, wild := true, 0
 		for i := range ts {
-			if !strings.HasPrefix(ts[i], "{") && ts[i] != segs[i] {
+			if strings.HasPrefix(ts[i], "{") {
+				wild++
+			} else if ts[i] != segs[i] {
 				ok = false
 				break
 			}
 		}
-		if ok {
-			return tmpl, true
+		if ok && (bestWild < 0 || wild < bestWild) {
+			best, bestWild = tmpl, wild
 		}
 	}
-	return "", false
+	return best, bestWild >= 0
 }
 
 func checkResponse(t *testing.T, method, path string, r resp) {

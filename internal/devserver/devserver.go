@@ -96,6 +96,12 @@ type Options struct {
 	Tracing *telemetry.Tracing
 	// InstanceID names this process's claims (default: random).
 	InstanceID string
+	// Retention deletes finished tasks this old in each sweep (0: keep
+	// them for ever), RetentionBatch at a time (default 100), exporting
+	// them first to Exporter when set (docs/operating.md, "Retention").
+	Retention      time.Duration
+	RetentionBatch int
+	Exporter       engine.Exporter
 	// QueryTracer, when set, observes the pool's statements (and, when it
 	// implements pgxpool.AcquireTracer, its acquires); tasker bench uses it
 	// to time the phases of a request.
@@ -115,6 +121,7 @@ func (o Options) check() error {
 		{"HTTP.ReadHeaderTimeout", int64(o.HTTP.ReadHeaderTimeout)}, {"HTTP.ReadTimeout", int64(o.HTTP.ReadTimeout)},
 		{"HTTP.WriteTimeout", int64(o.HTTP.WriteTimeout)}, {"HTTP.IdleTimeout", int64(o.HTTP.IdleTimeout)},
 		{"HTTP.MaxConns", int64(o.HTTP.MaxConns)}, {"HTTP.MaxHeaderBytes", int64(o.HTTP.MaxHeaderBytes)},
+		{"Retention", int64(o.Retention)}, {"RetentionBatch", int64(o.RetentionBatch)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("devserver: Options.%s is negative; want 0 (the default) or more", f.name))
@@ -303,6 +310,7 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		Store: st, Templates: tpls, Queue: q, Invoker: inv, Publisher: pub, Logger: log,
 		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
 		TracerProvider: opts.TracerProvider,
+		Retention:      opts.Retention, RetentionBatch: opts.RetentionBatch, Exporter: opts.Exporter,
 	})
 	if err != nil {
 		return nil, err

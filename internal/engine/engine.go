@@ -66,6 +66,16 @@ type Config struct {
 	// task whose every dispatch fails. 0 asks the Invoker (PayloadLimiter);
 	// an Invoker without a limit means none.
 	MaxPayloadBytes int
+	// Retention is how long finished tasks are kept after they finish;
+	// each sweep deletes up to RetentionBatch older ones (docs/operating.md,
+	// "Retention"). 0 keeps them for ever.
+	Retention time.Duration
+	// RetentionBatch bounds the tasks one sweep prunes (default 100, at
+	// most store.MaxPruneBatch).
+	RetentionBatch int
+	// Exporter, if set, receives each pruned task as a JSON document before
+	// it is deleted; a failed export deletes nothing.
+	Exporter Exporter
 }
 
 // PayloadLimiter is implemented by an Invoker whose payloads have a size
@@ -136,6 +146,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.HeartbeatStale <= 0 {
 		cfg.HeartbeatStale = 15 * time.Second
 	}
+	if cfg.RetentionBatch <= 0 {
+		cfg.RetentionBatch = 100
+	}
+	cfg.RetentionBatch = min(cfg.RetentionBatch, store.MaxPruneBatch)
 	if cfg.MaxQueueDelay <= 0 {
 		cfg.MaxQueueDelay = 900 * time.Second
 	}

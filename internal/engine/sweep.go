@@ -21,6 +21,7 @@ type SweepReport struct {
 	TimedOut    int // attempts past their deadline, failed as retryable
 	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
+	Pruned      int // finished tasks past the retention deleted
 }
 
 // sweepLimit bounds the work of one sweep; the next sweep takes the rest.
@@ -79,6 +80,14 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	report := SweepReport{Tasks: len(set), TimedOut: len(expired), Interrupted: len(interrupted), Waits: len(waited)}
 	if err := e.pass(ctx, keys(set), results); err != nil {
 		return report, err
+	}
+	// Retention after the pass, so live work never waits on a prune; a
+	// failed prune (say, an unreachable export bucket) is logged and tried
+	// again by the next sweep, and never stops the sweep's own work.
+	if n, err := e.pruneOnce(ctx, now); err != nil {
+		e.log.WarnContext(ctx, "retention prune failed", "error", err)
+	} else {
+		report.Pruned = n
 	}
 	if report.Tasks > 0 {
 		e.pub.Publish(ctx, []Event{{Name: SweepCompleted, Time: now,

@@ -9,6 +9,7 @@ import (
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
+	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/sdk"
 )
 
@@ -66,6 +67,7 @@ var (
 		{Name: EnvSchedulerQueueURL, Required: true},
 		{Name: lambda.EnvHandlersFunction}, {Name: lambda.EnvMaxPayloadBytes},
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
+		{Name: retention.EnvDays}, {Name: retention.EnvBatch}, {Name: retention.EnvExport},
 	})
 	httpEnv = []EnvVar{{Name: sdk.EnvHTTPAllowedHosts}, {Name: sdk.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{

@@ -53,6 +53,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
@@ -64,6 +65,7 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/queue/sqs"
+	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
@@ -310,6 +312,23 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		pool.Close()
 		return nil, err
 	}
+	// Retention (docs/operating.md, "Retention"): the sweep prunes.
+	ret, err := retention.FromEnv(s.getenv)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	exporter, err := retention.NewTarget(ret.Export, func() (retention.S3API, error) {
+		return awss3.NewFromConfig(awsCfg), nil
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	var export engine.Exporter
+	if exporter != nil {
+		export = exporter
+	}
 	s.store = st
 	eng, err := engine.New(engine.Config{
 		Store:          st,
@@ -321,6 +340,9 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		Logger:         s.log,
 		InstanceID:     instanceID(s.getenv),
 		MaxInFlight:    maxInFlight,
+		Retention:      ret.Keep,
+		RetentionBatch: ret.Batch,
+		Exporter:       export,
 	})
 	if err != nil {
 		pool.Close()

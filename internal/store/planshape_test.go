@@ -33,6 +33,7 @@ import (
 // bigTables are the tables that grow with history and live work.
 var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
+	"tasker_task_tags": true,
 }
 
 // planFixture is one database the plan shapes are checked on. Live tasks
@@ -71,11 +72,17 @@ $$ SELECT md5(kind || '-' || n)::uuid $$`
 
 // seedSQL is run statement by statement (split on blank lines after ';').
 const seedSQL = `
-INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at)
+INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at, tags)
 SELECT pg_temp.fid('task', g), 'plan', CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END, '1.0.0',
        CASE WHEN g <= $1::int THEN 'in_progress' WHEN g <= $1::int + $2::int THEN 'pending' ELSE 'complete' END,
-       '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4, NULL
+       '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4,
+       CASE WHEN g > $1::int + $2::int THEN $4::timestamptz - interval '40 days' - g * interval '1 s' END,
+       ARRAY['plan:all', 'g:' || (g % 100)]
 FROM generate_series(1, $1::int + $2::int + $3::int) g;
+
+INSERT INTO tasker_task_tags (tag, created_at, task_id)
+SELECT g.tag, t.created_at, t.id FROM tasker_tasks t CROSS JOIN LATERAL unnest(t.tags) AS g(tag)
+WHERE $1::timestamptz IS NOT NULL;
 
 INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
                           backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, next_retry_at, deadline_at,
@@ -191,7 +198,7 @@ func seedPlanFixture(t *testing.T, f planFixture) string {
 	seed(f.live, f.pending, f.hist, fixtureNow)
 	if !f.staleStats {
 		mustExec(t, conn, `DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'tasker\_%')`)
-		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions')`)
+		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions', 'tasker_task_tags')`)
 	}
 	var live int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM tasker_steps WHERE state IN ('pending', 'waiting_for_retry', 'in_progress') AND map_parent_id IS NULL").Scan(&live); err != nil {
@@ -301,7 +308,11 @@ func planCases(f planFixture) map[string]planCase {
 	for i := range waitIDs {
 		waitIDs[i], waitAttempts[i] = fid("wait", 100*(i+1)), 1 // due
 	}
-	fireRuns := 0
+	fireRuns, listRuns := 0, 0
+	histBatch := make([]uuid.UUID, n)
+	for i := range histBatch {
+		histBatch[i] = fid("task", f.live+f.pending+1+i*(f.hist/n))
+	}
 	doneTask := fid("task", f.live+f.pending+3)
 	return map[string]planCase{
 		// The engine's queries run without IndexPlans: the functions they
@@ -390,14 +401,41 @@ func planCases(f planFixture) map[string]planCase {
 		"SnapshotBegin":       {skip: "transaction control"},
 		"SnapshotEnd":         {skip: "transaction control"},
 		"IndexPlans":          {skip: "planner settings"},
+		"CustomPlans":         {skip: "planner settings"},
 		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
 		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
 		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},
-		"ListTasks": {sql: dbgen.ListTasks, args: func() []any {
-			return []any{"plan", "odd", "in_progress", nil, now.Add(-time.Hour), uuid.Max, int32(50)}
+		// ListTasks alternates its filters: workflow and status; a
+		// correlation id (tasker_tasks_correlation); a created range.
+		"ListTasks": {sql: dbgen.ListTasks, indexPlans: true, args: func() []any {
+			listRuns++
+			switch listRuns % 3 {
+			case 0:
+				return []any{"plan", "odd", "in_progress", nil, nil, nil, nil, now.Add(-time.Hour), uuid.Max, int32(n)}
+			case 1:
+				return []any{nil, nil, nil, nil, "corr-7", nil, nil, nil, nil, int32(n)}
+			default:
+				return []any{nil, nil, nil, nil, nil, now.Add(-time.Hour), now.Add(-time.Minute), nil, nil, int32(n)}
+			}
 		}},
+		// Search and history (sql/queries/ops.sql).
+		"ListTasksByTag": {sql: dbgen.ListTasksByTag, indexPlans: true, args: func() []any {
+			return []any{"g:7", []string{"plan:all"}, "plan", nil, []string{"in_progress", "pending", "complete"}, nil,
+				now.Add(-24 * time.Hour), now, nil, nil, int32(n)}
+		}},
+		"ListTasksByUpdated": {sql: dbgen.ListTasksByUpdated, indexPlans: true, args: func() []any {
+			return []any{now.Add(-time.Hour), now.Add(time.Second), "plan", nil, nil, nil, nil, nil, nil, now.Add(time.Second), uuid.Max, int32(n)}
+		}},
+		"ReadTaskTransitions": {sql: dbgen.ReadTaskTransitions, indexPlans: true, args: func() []any { return []any{liveTask, int64(0), int32(n)} }},
+		// Retention: the oldest finished tasks, a batch of them exported
+		// and deleted with everything that cascades.
+		"PruneCandidates": {sql: dbgen.PruneCandidates, indexPlans: true, args: func() []any { return []any{now, int32(n)} }},
+		"PruneCount": {sql: dbgen.PruneCount, indexPlans: true, budget: store.PruneCountCap,
+			args: func() []any { return []any{now, int32(store.PruneCountCap)} }},
+		"ExportTasks": {sql: dbgen.ExportTasks, indexPlans: true, args: func() []any { return []any{histBatch} }},
+		"DeleteTasks": {sql: dbgen.DeleteTasks, indexPlans: true, args: func() []any { return []any{histBatch, now} }},
 		// Health counts stop at StatusCountCap per state.
 		"StatusTaskCounts": {sql: dbgen.StatusTaskCounts, indexPlans: true, budget: 6 * store.StatusCountCap,
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},

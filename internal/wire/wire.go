@@ -256,3 +256,41 @@ type FieldError struct {
 	Header    string `json:"header,omitempty"`
 	Detail    string `json:"detail"`
 }
+
+// TaskTransition is one row of a task's audit (GET
+// /v1/tasks/{id}/transitions): a change of the task's status (step empty)
+// or of one of its steps.
+type TaskTransition struct {
+	Seq  int64  `json:"seq"`
+	Step string `json:"step,omitempty"`
+	Transition
+}
+
+// TaskTransitionList is a page of a task's audit, oldest first.
+type TaskTransitionList struct {
+	Transitions []TaskTransition `json:"transitions"`
+	NextCursor  *string          `json:"next_cursor"`
+}
+
+// BulkRequest is the body of POST /v1/tasks/bulk/cancel and /bulk/retry.
+// Filter takes the filters of GET /v1/tasks by the same names, each a
+// string or an array of strings.
+type BulkRequest struct {
+	Filter   map[string]any `json:"filter"`
+	DryRun   bool           `json:"dry_run,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	MaxTasks int            `json:"max_tasks,omitempty"`
+	Cursor   string         `json:"cursor,omitempty"`
+}
+
+// BulkResult sums up a bulk action.
+type BulkResult struct {
+	Action     string  `json:"action"`
+	DryRun     bool    `json:"dry_run"`
+	Matched    int     `json:"matched"`
+	Changed    int     `json:"changed"`
+	Skipped    int     `json:"skipped"`
+	Batches    int     `json:"batches"`
+	Capped     bool    `json:"capped"`
+	NextCursor *string `json:"next_cursor"`
+}

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/taskerhq/tasker/handlers"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
@@ -22,6 +25,7 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
+	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
@@ -79,6 +83,23 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
+	// Retention (docs/operating.md, "Retention"): TASKER_RETENTION_*.
+	ret, err := retention.FromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 2
+	}
+	exporter, err := retention.NewTarget(ret.Export, func() (retention.S3API, error) {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s3.NewFromConfig(cfg), nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 2
+	}
 	lambdas, lsrc, err := lambdaSource(o.lambdasFile, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
@@ -90,11 +111,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopDB()
-	srv, err := devserver.Start(ctx, devserver.Options{
+	dopts := devserver.Options{
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: o.addr, Auth: verifier, Logger: logger,
 		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
 		MaxInFlight:  o.maxInFlight, Workers: o.workers, SweepInterval: o.sweep, Tracing: tracing, Lambdas: lambdas,
-	})
+		Retention: ret.Keep, RetentionBatch: ret.Batch,
+	}
+	if exporter != nil {
+		dopts.Exporter = exporter
+	}
+	srv, err := devserver.Start(ctx, dopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
