@@ -33,7 +33,7 @@ func testFunctions(t *testing.T) lambdalocal.Functions {
 	fns := lambdalocal.Functions{}
 	for lang, rt := range map[string]string{"python": "python3.11", "node": "nodejs20.x"} {
 		for _, h := range []string{"ok", "handled", "raises", "sleeps", "crashes", "not_json", "notJson", "huge", "returns_none",
-			"returnsUndefined", "callback", "callbackError", "sync", "not_callable", "notAFunction", "missing", "leaves_child"} {
+			"returnsUndefined", "callback", "callbackError", "sync", "not_callable", "notAFunction", "missing", "leaves_child", "big"} {
 			fns[lang+"-"+h] = lambdalocal.Function{Name: lang + "-" + h, Runtime: rt, Language: map[string]string{"python": lambdalocal.Python, "node": lambdalocal.Node}[lang],
 				Dir: filepath.Join(dir, lang), Handler: "cases." + h, MemoryMB: 256, Environment: map[string]string{"GREETING": "hi"}}
 		}

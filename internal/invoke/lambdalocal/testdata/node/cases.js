@@ -24,3 +24,18 @@ exports.notJson = async () => ({ n: 10n });
 exports.huge = async () => 'x'.repeat(7 << 20);
 exports.returnsUndefined = async () => undefined;
 exports.notAFunction = 42;
+// Large payloads: the shim hands over the context and parent results
+// resolved; the large result it returns is uploaded by the shim.
+exports.big = async (event) => {
+  const c = event.context;
+  const n = c.size;
+  if (typeof c.blob !== 'string' || c.blob.length !== n || c.blob.replace(/c/g, '') !== '') {
+    return { tasker_error: { message: `context arrived as ${JSON.stringify(c).slice(0, 100)}`, permanent: true, code: 'bad_context' } };
+  }
+  for (const [name, r] of Object.entries(event.results)) {
+    if (!r || typeof r.blob !== 'string' || r.blob.length !== n || r.tag !== c.tag) {
+      return { tasker_error: { message: `result of ${name} arrived as ${JSON.stringify(r).slice(0, 100)}`, permanent: true, code: 'bad_result' } };
+    }
+  }
+  return { blob: 'n'.repeat(n), tag: c.tag, by: 'node', parents: Object.keys(event.results).sort() };
+};

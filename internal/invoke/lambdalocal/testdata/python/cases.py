@@ -56,3 +56,23 @@ def leaves_child(event, context):
     import subprocess
     subprocess.Popen(["sleep", "30"])  # inherits fd 3; must not hold the answer back
     return "done"
+
+
+def big(event, context):
+    """Large payloads: the shim hands over the context and parent results
+    resolved; the large result it returns is uploaded by the shim."""
+    c = event["context"]
+    n = c["size"]
+    if len(c["blob"]) != n or c["blob"].strip("c"):
+        return {"tasker_error": {"message": "context arrived with %d bytes" % len(c["blob"]), "permanent": True,
+                                 "code": "bad_context"}}
+    for name, r in event["results"].items():
+        if not isinstance(r, dict) or len(r.get("blob", "")) != n or r.get("tag") != c["tag"]:
+            return {"tasker_error": {"message": "result of %s arrived as %.100s" % (name, json_head(r)),
+                                     "permanent": True, "code": "bad_result"}}
+    return {"blob": "p" * n, "tag": c["tag"], "by": "python", "parents": sorted(event["results"])}
+
+
+def json_head(v):
+    import json
+    return json.dumps(v)[:100]
