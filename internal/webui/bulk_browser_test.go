@@ -48,13 +48,7 @@ func TestBrowserBulkAndTimeline(t *testing.T) {
 		s.waitTaskStatus(t, id, "error")
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := context.WithTimeout(browserContext(t, bin), 90*time.Second)
 	defer cancelT()
 
 	sel := func(id string) chromedp.CSS { return chromedp.CSS(fmt.Sprintf(`input[data-select="%s"]`, id)) }
