@@ -21,6 +21,7 @@ type SweepReport struct {
 	TimedOut    int // attempts past their deadline, failed as retryable
 	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
+	Scheduled   int // tasks started by schedules (FireSchedules)
 }
 
 // sweepLimit bounds the work of one sweep; the next sweep takes the rest.
@@ -78,6 +79,12 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	}
 	report := SweepReport{Tasks: len(set), TimedOut: len(expired), Interrupted: len(interrupted), Waits: len(waited)}
 	if err := e.pass(ctx, keys(set), results); err != nil {
+		return report, err
+	}
+	// Schedules fire from the sweep, on AWS (every minute) and locally
+	// alike (docs/control-flow.md, "Schedules"). A schedule that cannot
+	// start its task stays due; the rest of the sweep is done.
+	if report.Scheduled, err = e.FireSchedules(ctx); err != nil {
 		return report, err
 	}
 	if report.Tasks > 0 {

@@ -25,6 +25,7 @@ const (
 	MetricBatchDuration    = "tasker_scheduler_batch_duration_seconds"
 	MetricStepsInFlight    = "tasker_steps_in_flight"
 	MetricStepsSkipped     = "tasker_steps_skipped_total"
+	MetricSchedulesFired   = "tasker_schedules_fired_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -53,6 +54,7 @@ type Metrics struct {
 	created, completed, failed *telemetry.Counter
 	attempts, dispatchFailures *telemetry.Counter
 	skipped                    *telemetry.Counter
+	fired                      *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -86,6 +88,7 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		batch:    reg.NewHistogram(MetricBatchDuration, "Scheduler pass duration.", "Seconds", nil),
 		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts dispatched and not yet finished."),
 		skipped:  reg.NewCounter(MetricStepsSkipped, "Steps skipped without running, by cause (condition or trigger_rule).", "cause"),
+		fired:    reg.NewCounter(MetricSchedulesFired, "Schedule fire times that started a task.", "namespace", "workflow"),
 		started:  map[attemptKey]dispatched{},
 	}
 }
@@ -132,6 +135,11 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 				cause = "condition"
 			}
 			m.skipped.Inc(cause)
+		case engine.ScheduleFired:
+			var data engine.ScheduleFiredData
+			if json.Unmarshal(e.Data, &data) == nil && data.Created {
+				m.fired.Inc(e.Namespace, e.Workflow)
+			}
 		case engine.BatchProcessed:
 			m.batch.Observe(e.DurationMS / 1000)
 			var data engine.BatchData
