@@ -38,6 +38,7 @@ func ExampleOpenAPI() {
 	// GET  /v1/health/status                      system:read
 	// GET  /v1/metrics                            system:read
 	// GET  /v1/openapi.json                       public
+	// GET  /v1/schedules                          schedules:read
 	// GET  /v1/tasks                              tasks:list
 	// GET  /v1/tasks/{id}                         tasks:read
 	// GET  /v1/tasks/{id}/graph                   tasks:read
@@ -47,6 +48,8 @@ func ExampleOpenAPI() {
 	// POST /v1/callbacks/{token}/failure          public
 	// POST /v1/callbacks/{token}/heartbeat        public
 	// POST /v1/callbacks/{token}/success          public
+	// POST /v1/schedules/{id}/pause               schedules:manage
+	// POST /v1/schedules/{id}/resume              schedules:manage
 	// POST /v1/tasks                              tasks:create
 	// POST /v1/tasks/{id}/cancel                  tasks:cancel
 	// POST /v1/tasks/{id}/retry                   tasks:retry
