@@ -84,13 +84,14 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	// Schedules fire from the sweep, on AWS (every minute) and locally
 	// alike (docs/control-flow.md, "Schedules"). A schedule that cannot
 	// start its task stays due; the rest of the sweep is done.
-	if report.Scheduled, err = e.FireSchedules(ctx); err != nil {
-		return report, err
-	}
-	if report.Tasks > 0 {
+	report.Scheduled, err = e.FireSchedules(ctx)
+	if report.Tasks > 0 || report.Scheduled > 0 {
 		e.pub.Publish(ctx, []Event{{Name: SweepCompleted, Time: now,
 			Data: mustJSON(map[string]int{"tasks": report.Tasks, "timed_out": report.TimedOut, "interrupted": report.Interrupted,
-				"waits": report.Waits})}})
+				"waits": report.Waits, "scheduled": report.Scheduled})}})
+	}
+	if err != nil {
+		return report, err
 	}
 	return report, nil
 }
