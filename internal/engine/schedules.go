@@ -88,7 +88,21 @@ func (e *Engine) syncSchedules(ctx context.Context, now time.Time) error {
 // (docs/control-flow.md, "Schedules").
 func fireTimes(s *template.Schedule, next, now time.Time) (fire []time.Time, after time.Time) {
 	t := next
-	for !t.After(now) {
+	if s.CatchUp != template.CatchUpAll {
+		// Only the latest missed fire time matters: after a long outage,
+		// start from a recent one instead of stepping through every fire
+		// time since (a minute's cron over a year is half a million).
+		for _, back := range []time.Duration{time.Hour, 24 * time.Hour, 32 * 24 * time.Hour, 367 * 24 * time.Hour} {
+			if now.Sub(t) <= back {
+				break
+			}
+			if c := s.Next(now.Add(-back)); !c.IsZero() && !c.After(now) {
+				t = c
+				break
+			}
+		}
+	}
+	for !t.IsZero() && !t.After(now) {
 		switch s.CatchUp {
 		case template.CatchUpAll:
 			if len(fire) == MaxCatchUp {

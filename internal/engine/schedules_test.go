@@ -123,6 +123,17 @@ func TestScheduleCatchUp(t *testing.T) {
 	}
 }
 
+// A year-long outage of a minute's schedule fires only the latest fire
+// time under latest, without stepping through each missed one.
+func TestScheduleLatestAfterALongOutage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, scheduledTemplate(`  - {cron: "* * * * *", context: {kind: minutely}}`))
+	h.sweep()
+	h.clock.Advance(400 * 24 * time.Hour)
+	h.sweep()
+	equalKeys(t, h.scheduledKeys(), []string{"schedule:test/tick:0:2027-02-06T03:04:00Z"})
+}
+
 func TestConcurrentSweepsFireOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, engine.Config{}, scheduledTemplate(`  - {rate: "1 minute", catch_up: all, context: {kind: busy}}`))

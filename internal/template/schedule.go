@@ -44,7 +44,8 @@ type Schedule struct {
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// Next returns the first fire time strictly after t.
+// Next returns the first fire time strictly after t (the zero time for
+// none, which a loaded schedule never gives: compile refuses it).
 func (s *Schedule) Next(t time.Time) time.Time {
 	if s.Rate > 0 {
 		// Rates are aligned on the Unix epoch, so every instance (and every
@@ -89,6 +90,11 @@ func (s *Schedule) compile() (field, msg string) {
 		return "cron", fmt.Sprintf("invalid cron expression %q: %v (want five fields: minute hour day-of-month month day-of-week)", s.Cron, err)
 	}
 	s.sched, s.loc = sc, loc
+	// robfig/cron gives up (the zero time) on an expression with no fire
+	// time within five years, such as February 30th.
+	if s.Next(time.Now()).IsZero() {
+		return "cron", fmt.Sprintf("cron expression %q never fires", s.Cron)
+	}
 	// Every fire time is a whole minute; @every could be shorter.
 	if strings.HasPrefix(strings.TrimSpace(s.Cron), "@every") {
 		return "cron", "use rate for a fixed interval"

@@ -32,6 +32,7 @@ func TestSchedulesValidation(t *testing.T) {
 		{"bad catch-up", `  - {rate: 5 minutes, catch_up: some}`, []string{`field "schedules[0].catch_up"`, "want"}},
 		{"unknown field", `  - {rate: 5 minutes, every: 3}`, []string{`schedules[0].every`}},
 		{"not a list", `  {rate: 5 minutes}`, []string{`field "schedules"`, "list"}},
+		{"never", `  - {cron: "0 0 30 2 *"}`, []string{`field "schedules[0].cron"`, "never fires"}},
 		{"every", `  - {cron: "@every 30s"}`, []string{"use rate"}},
 	}
 	for _, tc := range cases {
