@@ -21,9 +21,9 @@ import (
 	"github.com/taskerhq/tasker/internal/lambdaapp/lambdatest"
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/testenv"
 	"github.com/taskerhq/tasker/internal/trigger"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // TestFunctions builds every function once and runs each under the Lambda
@@ -400,7 +400,7 @@ func testAWSPath(t *testing.T, bins map[string]string) {
 	})
 	notified := make(chan string, 4) // callback tokens
 	notify := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		notified <- r.Header.Get(stephandler.CallbackTokenHeader)
+		notified <- r.Header.Get(sdk.CallbackTokenHeader)
 		rw.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(notify.Close)

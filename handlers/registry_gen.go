@@ -6,12 +6,12 @@
 package handlers
 
 import (
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Register adds the handlers of every package under handlers/ to reg.
-func Register(reg *stephandler.Registry) error {
-	for _, register := range []func(*stephandler.Registry) error{} {
+func Register(reg *sdk.Registry) error {
+	for _, register := range []func(*sdk.Registry) error{} {
 		if err := register(reg); err != nil {
 			return err
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/wire"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // startAPI runs a local server on a free port and returns its URL.
 func startAPI(t *testing.T, verifier *auth.Verifier) string {
 	t.Helper()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}

@@ -102,9 +102,23 @@ func taskGraph(t store.TaskView) *graph.Graph {
 	steps := make([]graph.Step, len(t.Steps))
 	for i, s := range t.Steps {
 		steps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, State: string(s.State), Handler: s.Handler,
-			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts}
+			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, TriggerRule: s.TriggerRule, When: s.When, Note: stepNote(s)}
 	}
 	return graph.New(t.Namespace+"/"+t.Name+"@"+t.Version+" · "+t.ID.String(), steps)
+}
+
+// stepNote is what a graph tooltip adds to a step's state: when a waiting
+// step moves on by itself, why a skipped one was skipped.
+func stepNote(s store.StepView) string {
+	switch {
+	case s.WaitingUntil != nil && s.WaitKind == "timer":
+		return "timer due " + ts(*s.WaitingUntil)
+	case s.WaitingUntil != nil:
+		return "callback expires " + ts(*s.WaitingUntil)
+	case s.SkipReason != "":
+		return "skipped: " + s.SkipReason
+	}
+	return ""
 }
 
 func taskGraphView(g *graph.Graph) TaskGraph {
@@ -156,8 +170,17 @@ func templateDetail(set *template.Set, t *template.Template) TemplateDetail {
 			c := s.Concurrency
 			ts.Concurrency = &c
 		}
+		ts.TriggerRule = s.TriggerRule
+		if ts.TriggerRule == "" {
+			ts.TriggerRule = template.TriggerAllSuccess
+		}
+		when := ""
+		if s.When != nil {
+			when = s.When.Expr
+			ts.When = &when
+		}
 		out.Steps[i] = ts
-		gsteps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, Handler: s.Handler}
+		gsteps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, Handler: s.Handler, TriggerRule: s.TriggerRule, When: when}
 	}
 	g := graph.New(t.Key(), gsteps)
 	out.Graph = TemplateGraph{Nodes: make([]TemplateGraphNode, len(g.Nodes)), Edges: edgesView(g)}

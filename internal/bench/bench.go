@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/taskerhq/tasker/internal/migrate"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Options configure Run.
@@ -125,7 +125,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Machine: m}
 
 	tr := newTracker()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := reg.Register(handlerName, tr.handler); err != nil {
 		return nil, err
 	}

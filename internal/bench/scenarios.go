@@ -20,16 +20,16 @@ import (
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 type env struct {
 	opts     Options
 	db       *database
 	tr       *tracker
-	reg      *stephandler.Registry
+	reg      *sdk.Registry
 	tfs      fs.FS
 	tpls     *template.Set
 	fanout   int

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // handlerName is the benchmark's no-op handler. It returns {} like
@@ -90,7 +90,7 @@ func (t *tracker) stepsLocked(id uuid.UUID) *stepTimes {
 }
 
 // handler is the no-op step handler.
-func (t *tracker) handler(_ context.Context, in stephandler.Input) (any, error) {
+func (t *tracker) handler(_ context.Context, in sdk.Input) (any, error) {
 	if !t.recording.Load() {
 		return struct{}{}, nil
 	}

@@ -3,8 +3,9 @@
 // queue messages and the Lambda destination record (docs/architecture.md, "Handler contract",
 // "Queue messages").
 //
-// Import rules: this package imports only the standard library and uuid.
-// Everything else (engine, stephandler, adapters, functions) may import it.
+// Import rules: this package imports only the standard library, uuid and
+// sdk/contract, whose handler wire types it re-exports. Everything else
+// (engine, sdk, adapters, functions) may import it.
 package contract
 
 import (
@@ -14,89 +15,31 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	sdkcontract "github.com/taskerhq/tasker/sdk/contract"
 )
 
-// PayloadVersion is the version of the invocation payload in "tasker.version".
-const PayloadVersion = 1
+// The handler wire types are the public SDK's (sdk/contract): one
+// definition for the engine and for handler code.
+type (
+	// Meta is the "tasker" object of an invocation payload.
+	Meta = sdkcontract.Meta
+	// Payload is what a handler receives.
+	Payload = sdkcontract.Payload
+	// HandlerError is the body of a handled failure.
+	HandlerError = sdkcontract.HandlerError
+	// ErrorEnvelope is a handler response that reports a handled failure.
+	ErrorEnvelope = sdkcontract.ErrorEnvelope
+	// Pending is the body of a tasker_pending answer.
+	Pending = sdkcontract.Pending
+)
 
-// Meta is the "tasker" object of an invocation payload.
-type Meta struct {
-	Version         int       `json:"version"`
-	TaskID          uuid.UUID `json:"task_id"`
-	StepID          uuid.UUID `json:"step_id"`
-	Step            string    `json:"step"`
-	Handler         string    `json:"handler"`
-	Attempt         int       `json:"attempt"`
-	MaxAttempts     int       `json:"max_attempts"`
-	Namespace       string    `json:"namespace"`
-	Workflow        string    `json:"workflow"`
-	WorkflowVersion string    `json:"workflow_version"`
-	IdempotencyKey  string    `json:"idempotency_key"`
-	CorrelationID   string    `json:"correlation_id"`
-	Deadline        time.Time `json:"deadline"`
-	// TraceParent carries W3C trace context into the handler.
-	TraceParent string `json:"traceparent,omitempty"`
-	// CallbackToken completes, fails or extends this attempt through the
-	// callback routes (POST /v1/callbacks/{token}/success|failure|heartbeat);
-	// opaque, bound to the task, step and attempt.
-	CallbackToken string `json:"callback_token,omitempty"`
-}
-
-// Payload is what a handler Lambda receives.
-type Payload struct {
-	Tasker  Meta                       `json:"tasker"`
-	Context json.RawMessage            `json:"context"`
-	Config  json.RawMessage            `json:"config"`
-	Results map[string]json.RawMessage `json:"results"`
-}
-
-// IdempotencyKey is the key handed to handlers for one attempt of one step.
-func IdempotencyKey(taskID uuid.UUID, step string, attempt int) string {
-	return fmt.Sprintf("%s/%s/%d", taskID, step, attempt)
-}
-
-// HandlerError is the body of a handled failure.
-type HandlerError struct {
-	Message           string `json:"message"`
-	Permanent         bool   `json:"permanent,omitempty"`
-	RetryAfterSeconds int    `json:"retry_after_seconds,omitempty"`
-	Code              string `json:"code,omitempty"`
-}
-
-// ErrorEnvelope is a handler response that reports a handled failure.
-type ErrorEnvelope struct {
-	TaskerError *HandlerError `json:"tasker_error"`
-}
-
-// AsHandlerError reports whether a handler response is an error envelope: a
-// JSON object with a "tasker_error" member. A malformed envelope (wrong
-// types, not an object) is still a failure — a handler that meant to fail
-// must never be recorded as a success — reported as retryable with code
-// "malformed_error".
-func AsHandlerError(resp json.RawMessage) (*HandlerError, bool) {
-	if len(resp) == 0 || resp[0] != '{' {
-		return nil, false
-	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(resp, &probe); err != nil {
-		return nil, false
-	}
-	raw, ok := probe["tasker_error"]
-	if !ok || string(raw) == "null" {
-		return nil, false
-	}
-	var he HandlerError
-	if err := json.Unmarshal(raw, &he); err != nil {
-		return &HandlerError{
-			Message: fmt.Sprintf("handler returned a malformed tasker_error (%v): %.200s", err, raw),
-			Code:    "malformed_error",
-		}, true
-	}
-	if he.Message == "" {
-		he.Message = "handler reported an error without a message"
-	}
-	return &he, true
-}
+// Constants of the handler contract (sdk/contract).
+const (
+	PayloadVersion               = sdkcontract.PayloadVersion
+	DefaultPendingTimeoutSeconds = sdkcontract.DefaultPendingTimeoutSeconds
+	MaxWaitSeconds               = sdkcontract.MaxWaitSeconds
+)
 
 // Message kinds on the scheduler queue.
 const (
@@ -124,50 +67,6 @@ func NewWaitWake(taskID, stepID uuid.UUID, attempt int) []byte {
 func NewWake(taskID uuid.UUID) []byte {
 	b, _ := json.Marshal(Wake{Kind: KindWake, TaskID: taskID}) // cannot fail
 	return b
-}
-
-// DefaultPendingTimeoutSeconds is how long a step whose handler answered
-// tasker_pending waits for its callback unless the answer says otherwise.
-const DefaultPendingTimeoutSeconds = 86400
-
-// MaxWaitSeconds bounds a callback's timeout (365 days).
-const MaxWaitSeconds = 31_536_000
-
-// Pending is the body of a tasker_pending answer.
-type Pending struct {
-	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
-}
-
-// AsPending reports whether a handler response is a tasker_pending answer
-// (a JSON object with a "tasker_pending" member): the step waits for its
-// callback for the returned number of seconds. A malformed one (not an
-// object, a timeout outside 1..MaxWaitSeconds) is reported as a retryable
-// failure with code "malformed_pending".
-func AsPending(resp json.RawMessage) (timeoutSeconds int, failure *HandlerError, ok bool) {
-	if len(resp) == 0 || resp[0] != '{' {
-		return 0, nil, false
-	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(resp, &probe); err != nil {
-		return 0, nil, false
-	}
-	raw, found := probe["tasker_pending"]
-	if !found || string(raw) == "null" {
-		return 0, nil, false
-	}
-	var p Pending
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return 0, &HandlerError{Message: fmt.Sprintf("handler returned a malformed tasker_pending (%v): %.200s", err, raw),
-			Code: "malformed_pending"}, true
-	}
-	switch {
-	case p.TimeoutSeconds == 0:
-		return DefaultPendingTimeoutSeconds, nil, true
-	case p.TimeoutSeconds < 0 || p.TimeoutSeconds > MaxWaitSeconds:
-		return 0, &HandlerError{Message: fmt.Sprintf("handler returned tasker_pending.timeout_seconds %d: want 1 to %d",
-			p.TimeoutSeconds, MaxWaitSeconds), Code: "malformed_pending"}, true
-	}
-	return p.TimeoutSeconds, nil, true
 }
 
 // Destination conditions Lambda writes into requestContext.condition.
@@ -314,4 +213,20 @@ func ParseDestinationRecord(body []byte) (Result, error) {
 		res.Err = &HandlerError{Message: msg, Code: "unhandled"}
 	}
 	return res, nil
+}
+
+// IdempotencyKey is sdkcontract.IdempotencyKey: "<task_id>/<step>", then
+// "/<n>" after the n-th operator retry.
+func IdempotencyKey(taskID uuid.UUID, step string, operatorRetries int) string {
+	return sdkcontract.IdempotencyKey(taskID, step, operatorRetries)
+}
+
+// AsHandlerError is sdkcontract.AsHandlerError.
+func AsHandlerError(resp json.RawMessage) (*HandlerError, bool) {
+	return sdkcontract.AsHandlerError(resp)
+}
+
+// AsPending is sdkcontract.AsPending.
+func AsPending(resp json.RawMessage) (timeoutSeconds int, failure *HandlerError, ok bool) {
+	return sdkcontract.AsPending(resp)
 }

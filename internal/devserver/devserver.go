@@ -35,11 +35,11 @@ import (
 	"github.com/taskerhq/tasker/internal/migrate"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
 	"github.com/taskerhq/tasker/internal/service"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Options configure a local server.
@@ -49,7 +49,7 @@ type Options struct {
 	// the embedded templates.FS).
 	Templates fs.FS
 	// Registry holds the Go step handlers (built-ins are always there).
-	Registry *stephandler.Registry
+	Registry *sdk.Registry
 	// Lambdas runs "lambda:NAME" handlers written in Python or Node.js
 	// (lambdas.local.yaml; docs/handlers.md); nil: such steps fail with
 	// not_runnable_locally.
@@ -190,7 +190,7 @@ type Server struct {
 	Invoker *invlocal.Invoker
 	Handler http.Handler
 	// Metrics holds the server's metrics (events.Metrics and the handler
-	// metrics of stephandler.WithMetrics).
+	// metrics of sdk.WithMetrics).
 	Metrics *telemetry.Registry
 	// Addr is the listening address when an HTTP server runs.
 	Addr string
@@ -207,7 +207,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Registry == nil {
-		opts.Registry = stephandler.NewRegistry()
+		opts.Registry = sdk.NewRegistry()
 	}
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -281,7 +281,7 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		return nil, err
 	}
 	// One registry for the scheduler-side metrics (events.Metrics) and the
-	// handler SDK's (stephandler.WithMetrics), served at /v1/metrics.
+	// handler SDK's (telemetry.HandlerMetrics), served at /v1/metrics.
 	reg := telemetry.NewRegistry()
 	q := qlocal.New(qlocal.WithLogger(log))
 	invOpts := []invlocal.Option{invlocal.WithWorkers(opts.Workers), invlocal.WithLogger(log)}
@@ -289,8 +289,8 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 		invOpts = append(invOpts, invlocal.WithLambdas(opts.Lambdas))
 	}
 	inv := invlocal.New(opts.Registry, q, append(invOpts,
-		invlocal.WithRunOptions(stephandler.WithLogger(log), stephandler.WithTracerProvider(opts.TracerProvider),
-			stephandler.WithMetrics(reg)))...)
+		invlocal.WithRunOptions(sdk.WithLogger(log), sdk.WithTracerProvider(opts.TracerProvider),
+			sdk.WithObserver(telemetry.NewHandlerMetrics(reg))))...)
 	var pub engine.Publisher = events.Log{Logger: log}
 	if opts.Publisher != nil {
 		pub = opts.Publisher
@@ -395,7 +395,7 @@ func warnUnmappedLambdas(log *slog.Logger, tpls *template.Set, fns *lambdalocal.
 	var missing []string
 	for _, t := range tpls.List() {
 		for _, s := range t.Steps {
-			if !stephandler.IsLambdaName(s.Handler) || seen[s.Handler] {
+			if !sdk.IsLambdaName(s.Handler) || seen[s.Handler] {
 				continue
 			}
 			seen[s.Handler] = true

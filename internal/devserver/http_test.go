@@ -16,14 +16,14 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
 // listen starts a local server on a loopback port with the given limits.
 func listen(t *testing.T, lim devserver.HTTPLimits) *devserver.Server {
 	t.Helper()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const flakyYAML = `
@@ -66,9 +66,9 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := telemetry.NewTracerProvider(nil, nil, sdktrace.WithSyncer(exp))
 
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("obs.work", func(ctx context.Context, in stephandler.Input) (any, error) {
-		stephandler.Logger(ctx).InfoContext(ctx, "working")
+	reg := sdk.NewRegistry()
+	if err := reg.Register("obs.work", func(ctx context.Context, in sdk.Input) (any, error) {
+		sdk.Logger(ctx).InfoContext(ctx, "working")
 		if in.Step() == "flaky" && in.Attempt() == 1 {
 			return nil, errors.New("upstream unavailable")
 		}
@@ -165,13 +165,13 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 	for _, s := range exp.GetSpans() {
 		count[s.Name]++
 		switch s.Name {
-		case engine.SpanTaskCreate, engine.SpanTaskEvaluate, engine.SpanStepDispatch, stephandler.SpanStepExecute:
+		case engine.SpanTaskCreate, engine.SpanTaskEvaluate, engine.SpanStepDispatch, sdk.SpanStepExecute:
 			if s.SpanContext.TraceID().String() != apiTrace {
 				t.Errorf("%s span in trace %s, want the request's %s", s.Name, s.SpanContext.TraceID(), apiTrace)
 			}
 		}
 	}
-	if apiTrace == "" || count[engine.SpanTaskCreate] != 1 || count[engine.SpanStepDispatch] != 4 || count[stephandler.SpanStepExecute] != 4 {
+	if apiTrace == "" || count[engine.SpanTaskCreate] != 1 || count[engine.SpanStepDispatch] != 4 || count[sdk.SpanStepExecute] != 4 {
 		t.Errorf("spans: %v", count)
 	}
 
@@ -185,7 +185,7 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 		`tasker_step_attempts_total{handler="obs.work",outcome="retry_scheduled"} 1`,
 		`tasker_step_attempts_total{handler="obs.work",outcome="completed"} 3`,
 		`tasker_steps_in_flight 0`,
-		// The handler SDK's own metrics (stephandler.WithMetrics).
+		// The handler SDK's own metrics (sdk.WithMetrics).
 		`tasker_handler_executions_total{handler="obs.work",outcome="error"} 1`,
 		`tasker_handler_executions_total{handler="obs.work",outcome="ok"} 3`,
 		`tasker_handler_duration_seconds_count{handler="obs.work"} 4`,

@@ -17,9 +17,9 @@ import (
 
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/internal/testenv"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // railsContexts are valid contexts for the corpus's workflows, by
@@ -99,8 +99,8 @@ func TestRailsCorpusRuns(t *testing.T) {
 				}
 				fsys[filepath.Base(f)] = &fstest.MapFile{Data: data}
 			}
-			reg := stephandler.NewRegistry()
-			err := reg.Register("rails.stub", func(_ context.Context, in stephandler.Input) (any, error) {
+			reg := sdk.NewRegistry()
+			err := reg.Register("rails.stub", func(_ context.Context, in sdk.Input) (any, error) {
 				p := in.Payload()
 				mu.Lock()
 				key := p.Tasker.Namespace + "/" + p.Tasker.Workflow + "@" + p.Tasker.WorkflowVersion

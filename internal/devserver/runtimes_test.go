@@ -16,7 +16,7 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // requireInterpreters fails, never skips: python3 and node are part of the
@@ -34,7 +34,7 @@ func startWith(t *testing.T, opts devserver.Options) *devserver.Server {
 	t.Helper()
 	opts.DatabaseURL = pgtest.URL(t)
 	if opts.Registry == nil {
-		opts.Registry = stephandler.NewRegistry()
+		opts.Registry = sdk.NewRegistry()
 	}
 	opts.SweepInterval = 200 * time.Millisecond
 	srv, err := devserver.Start(context.Background(), opts)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,8 +28,8 @@ import (
 
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -80,7 +81,7 @@ func (b Block) where() string { return fmt.Sprintf("%s:%d", b.File, b.Line) }
 func TestDocs(t *testing.T) {
 	root := repoRoot(t)
 	blocks := docBlocks(t, root)
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func requireQuickStart(t *testing.T, sh []Block) {
 // checkYAML parses a yaml block; one with steps: or step_templates: must
 // load as a template. With `<!-- docstest: invalid -->` it must fail, and
 // every line of the text block after it must appear in the error.
-func checkYAML(t *testing.T, b Block, next *Block, reg *stephandler.Registry) {
+func checkYAML(t *testing.T, b Block, next *Block, reg *sdk.Registry) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(b.Text), &doc); err != nil {
@@ -212,7 +213,9 @@ var knownImports = map[string]string{
 	"context": "context", "errors": "errors", "fmt": "fmt", "time": "time", "os": "os", "io": "io",
 	"strings": "strings", "json": "encoding/json", "http": "net/http", "slog": "log/slog",
 	"testing": "testing", "uuid": "github.com/google/uuid",
-	"stephandler": "github.com/taskerhq/tasker/internal/stephandler",
+	"sdk":         "github.com/taskerhq/tasker/sdk",
+	"sdktest":     "github.com/taskerhq/tasker/sdk/sdktest",
+	"sdkcontract": "github.com/taskerhq/tasker/sdk/contract",
 	"examples":    "github.com/taskerhq/tasker/internal/examples",
 	"contract":    "github.com/taskerhq/tasker/internal/contract",
 	"template":    "github.com/taskerhq/tasker/internal/template",
@@ -241,12 +244,14 @@ func goSource(b Block) (src []byte, testFile bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// Each import is named as the fragment uses it (sdkcontract is
+	// sdk/contract, whose package name is contract).
 	seen := map[string]bool{}
 	var paths []string
 	for _, id := range f.Unresolved {
 		if p, ok := knownImports[id.Name]; ok && !seen[p] {
 			seen[p] = true
-			paths = append(paths, p)
+			paths = append(paths, id.Name+" "+strconv.Quote(p))
 			testFile = testFile || p == "testing"
 		}
 	}
@@ -256,7 +261,7 @@ func goSource(b Block) (src []byte, testFile bool, err error) {
 	if len(paths) > 0 {
 		buf.WriteString("import (\n")
 		for _, p := range paths {
-			fmt.Fprintf(&buf, "\t%q\n", p)
+			fmt.Fprintf(&buf, "\t%s\n", p)
 		}
 		buf.WriteString(")\n\n")
 	}

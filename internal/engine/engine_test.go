@@ -3,6 +3,7 @@ package engine_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,7 +102,7 @@ func TestWorkflowsComplete(t *testing.T) {
 					t.Errorf("%s ran twice", p.Tasker.Step)
 				}
 				done[p.Tasker.Step] = true
-				if want := contract.IdempotencyKey(id, p.Tasker.Step, 1); p.Tasker.IdempotencyKey != want {
+				if want := contract.IdempotencyKey(id, p.Tasker.Step, 0); p.Tasker.IdempotencyKey != want {
 					t.Errorf("idempotency key = %s, want %s", p.Tasker.IdempotencyKey, want)
 				}
 			}
@@ -842,5 +843,54 @@ steps:
 	}
 	if ran != 6 || maxSeen > 2 {
 		t.Fatalf("ran %d steps with at most %d in flight; want 6 with at most 2", ran, maxSeen)
+	}
+}
+
+// The idempotency key is "<task_id>/<step>" for every automatic retry and
+// gains "/<n>" after the n-th operator retry; the attempt number keeps
+// counting in the payload (docs/architecture.md, "Handler contract").
+func TestIdempotencyKeyStableAcrossAutomaticRetries(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, retryYAML)
+	id := h.create("retry", `{}`)
+	type seen struct {
+		attempt int
+		key     string
+	}
+	var keys []seen
+	fails := 0
+	handler := func(p contract.Payload) outcome {
+		if p.Tasker.Step != "flaky" {
+			return ok("done")
+		}
+		keys = append(keys, seen{p.Tasker.Attempt, p.Tasker.IdempotencyKey})
+		if fails > 0 {
+			fails--
+			return fail(&contract.HandlerError{Message: "transient"})
+		}
+		return fail(&contract.HandlerError{Message: "bug", Permanent: true})
+	}
+	// Attempt 1 fails and is retried automatically; attempt 2 fails for good.
+	fails = 1
+	h.drain(handler)
+	s := h.step(id, "flaky")
+	h.clock.Advance(s.NextRetryAt.Sub(h.clock.Now()) + time.Second)
+	if _, err := h.eng.Sweep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.drain(handler)
+	mustStatus(t, h, id, "error")
+	// Two operator retries, each failing permanently at once.
+	for range 2 {
+		if err := h.eng.RetryTask(h.ctx, id, "tester", "again"); err != nil {
+			t.Fatal(err)
+		}
+		h.drain(handler)
+		mustStatus(t, h, id, "error")
+	}
+	base := id.String() + "/flaky"
+	want := []seen{{1, base}, {2, base}, {3, base + "/1"}, {4, base + "/2"}}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("attempts and keys = %v, want %v", keys, want)
 	}
 }

@@ -538,7 +538,7 @@ func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 		Tasker: contract.Meta{
 			Version: contract.PayloadVersion, TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Handler: c.Handler,
 			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Namespace: c.Namespace, Workflow: c.Workflow,
-			WorkflowVersion: c.Version, IdempotencyKey: contract.IdempotencyKey(c.TaskID, c.Step, c.Attempt),
+			WorkflowVersion: c.Version, IdempotencyKey: contract.IdempotencyKey(c.TaskID, c.Step, c.OperatorRetries),
 			CorrelationID: c.CorrelationID, Deadline: c.Deadline.UTC(), TraceParent: traceParent,
 			CallbackToken: token,
 		},

@@ -15,8 +15,8 @@ import (
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const tracedYAML = `
@@ -58,8 +58,8 @@ func TestTraceFollowsTask(t *testing.T) {
 	tp := telemetry.NewTracerProvider(nil, nil, sdktrace.WithSyncer(exp))
 	h := newHarness(t, engine.Config{TracerProvider: tp}, tracedYAML)
 
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("test.step", func(ctx context.Context, in stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	if err := reg.Register("test.step", func(ctx context.Context, in sdk.Input) (any, error) {
 		if in.Step() == "b" && in.Attempt() == 1 {
 			return nil, errors.New("flaky")
 		}
@@ -72,7 +72,7 @@ func TestTraceFollowsTask(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp := stephandler.Run(context.Background(), reg, body, stephandler.WithTracerProvider(tp), stephandler.WithLogger(quietLog()))
+		resp := sdk.Run(context.Background(), reg, body, sdk.WithTracerProvider(tp), sdk.WithLogger(quietLog()))
 		if he, ok := contract.AsHandlerError(resp); ok {
 			return fail(he)
 		}
@@ -125,7 +125,7 @@ func TestTraceFollowsTask(t *testing.T) {
 		if s.SpanContext.TraceID() != traceID {
 			t.Errorf("span %s is in trace %s, want the task's trace %s", s.Name, s.SpanContext.TraceID(), traceID)
 		}
-		if s.Name != stephandler.SpanStepExecute && attr(s, engine.AttrTaskID).AsString() != id.String() {
+		if s.Name != sdk.SpanStepExecute && attr(s, engine.AttrTaskID).AsString() != id.String() {
 			t.Errorf("span %s has task id %q", s.Name, attr(s, engine.AttrTaskID).AsString())
 		}
 		switch s.Name {
@@ -153,7 +153,7 @@ func TestTraceFollowsTask(t *testing.T) {
 				attr(s, engine.AttrAttempt).AsInt64() < 1 || !hasEvent(s, engine.StepDispatched) {
 				t.Errorf("step.dispatch attributes %v events %v", s.Attributes, s.Events)
 			}
-		case stephandler.SpanStepExecute:
+		case sdk.SpanStepExecute:
 			p := byID[s.Parent.SpanID()]
 			if p.Name != engine.SpanStepDispatch || attr(p, engine.AttrStep) != attr(s, "tasker.step") ||
 				attr(p, engine.AttrAttempt) != attr(s, "tasker.attempt") {
@@ -168,7 +168,7 @@ func TestTraceFollowsTask(t *testing.T) {
 	}
 	t.Logf("spans: %v", count)
 	// a, b (twice), c.
-	if count[engine.SpanTaskCreate] != 1 || count[engine.SpanStepDispatch] != 4 || count[stephandler.SpanStepExecute] != 4 ||
+	if count[engine.SpanTaskCreate] != 1 || count[engine.SpanStepDispatch] != 4 || count[sdk.SpanStepExecute] != 4 ||
 		count[engine.SpanSchedulerSweep] != 1 || count[engine.SpanSchedulerBatch] == 0 || count[engine.SpanTaskEvaluate] == 0 {
 		t.Errorf("span counts: %v", count)
 	}

@@ -8,7 +8,8 @@ import (
 
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/events"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // docs/observability.md documents every event, field and metric.
@@ -28,9 +29,9 @@ func TestDocumented(t *testing.T) {
 	names = append(names, events.MetricTasksCreated, events.MetricTasksCompleted, events.MetricTasksFailed,
 		events.MetricStepAttempts, events.MetricStepDuration, events.MetricDispatchLatency, events.MetricDispatchFailures,
 		events.MetricQueueLag, events.MetricBatchDuration, events.MetricStepsInFlight, events.MetricStepsSkipped, events.MetricSchedulesFired,
-		stephandler.MetricExecutions, stephandler.MetricDuration,
+		telemetry.MetricExecutions, telemetry.MetricDuration,
 		engine.SpanTaskCreate, engine.SpanTaskEvaluate, engine.SpanStepDispatch, engine.SpanSchedulerBatch,
-		engine.SpanSchedulerSweep, stephandler.SpanStepExecute)
+		engine.SpanSchedulerSweep, sdk.SpanStepExecute)
 	for _, n := range names {
 		if !strings.Contains(doc, "`"+n+"`") && !strings.Contains(doc, n+" ") {
 			t.Errorf("docs/observability.md does not mention %s", n)

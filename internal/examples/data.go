@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Data pipeline context:
@@ -40,7 +40,7 @@ var regions = []string{"north", "south", "east", "west"}
 
 var regionNames = map[string]string{"north": "Northern", "south": "Southern", "east": "Eastern", "west": "Western"}
 
-func extract(ctx context.Context, in stephandler.Input) (any, error) {
+func extract(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func extract(ctx context.Context, in stephandler.Input) (any, error) {
 
 // recordsFrom returns the records of the first parent result holding the
 // marker key, in order of preference.
-func recordsFrom(in stephandler.Input, markers ...string) ([]record, string, error) {
+func recordsFrom(in sdk.Input, markers ...string) ([]record, string, error) {
 	for _, m := range markers {
 		if p, ok := parentWith(in, "records", m); ok {
 			var recs []record
@@ -113,7 +113,7 @@ func recordsFrom(in stephandler.Input, markers ...string) ([]record, string, err
 	return nil, "", permanent("missing_input", "no parent result of step %q carries records", in.Step())
 }
 
-func transformClean(ctx context.Context, in stephandler.Input) (any, error) {
+func transformClean(ctx context.Context, in sdk.Input) (any, error) {
 	recs, _, err := recordsFrom(in, "extracted_at", "records")
 	if err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func segmentOf(amount float64) string {
 	}
 }
 
-func transformEnrich(ctx context.Context, in stephandler.Input) (any, error) {
+func transformEnrich(ctx context.Context, in sdk.Input) (any, error) {
 	recs, from, err := recordsFrom(in, "dropped", "extracted_at", "records")
 	if err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ type regionStats struct {
 	AvgAmount   float64 `json:"avg_amount"`
 }
 
-func transformAggregate(ctx context.Context, in stephandler.Input) (any, error) {
+func transformAggregate(ctx context.Context, in sdk.Input) (any, error) {
 	// Prefer enriched clean records; when enrichment ran on raw records
 	// beside the cleaning step, aggregate the clean ones instead.
 	markers := []string{"enriched_count", "dropped", "extracted_at", "records"}
@@ -232,7 +232,7 @@ func transformAggregate(ctx context.Context, in stephandler.Input) (any, error) 
 	}, nil
 }
 
-func validateData(ctx context.Context, in stephandler.Input) (any, error) {
+func validateData(ctx context.Context, in sdk.Input) (any, error) {
 	agg, ok := parentWith(in, "by_region", "total_records")
 	if !ok {
 		return nil, permanent("missing_input", "no parent result of step %q carries an aggregate (by_region)", in.Step())
@@ -272,7 +272,7 @@ func validateData(ctx context.Context, in stephandler.Input) (any, error) {
 	return map[string]any{"valid": true, "checks": checks, "total_records": a.TotalRecords, "validated_at": now()}, nil
 }
 
-func load(ctx context.Context, in stephandler.Input) (any, error) {
+func load(ctx context.Context, in sdk.Input) (any, error) {
 	agg, ok := parentWith(in, "by_region")
 	if !ok {
 		// Loading after validate: the aggregate may be a grandparent.
@@ -295,7 +295,7 @@ func load(ctx context.Context, in stephandler.Input) (any, error) {
 	}, nil
 }
 
-func notify(ctx context.Context, in stephandler.Input) (any, error) {
+func notify(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Order context (either spelling):
@@ -39,7 +39,7 @@ type orderSummary struct {
 }
 
 // buildOrder validates the order in the context and prices it.
-func buildOrder(in stephandler.Input, d doc) (*orderSummary, error) {
+func buildOrder(in sdk.Input, d doc) (*orderSummary, error) {
 	raw := d.list("items", "cart_items", "order.items")
 	if len(raw) == 0 {
 		return nil, permanent("empty_order", "order has no items (context.items is empty or missing)")
@@ -96,7 +96,7 @@ func buildOrder(in stephandler.Input, d doc) (*orderSummary, error) {
 
 // order returns the validated order from a parent result, or validates the
 // context when no parent carries one.
-func order(in stephandler.Input, d doc) (*orderSummary, error) {
+func order(in sdk.Input, d doc) (*orderSummary, error) {
 	if p, ok := parentWith(in, "order_id", "total_cents", "items"); ok {
 		var o orderSummary
 		if err := remarshal(p, &o); err == nil {
@@ -107,7 +107,7 @@ func order(in stephandler.Input, d doc) (*orderSummary, error) {
 }
 
 // orderFrom reads the task context and the order the step works on.
-func orderFrom(in stephandler.Input) (doc, *orderSummary, error) {
+func orderFrom(in sdk.Input) (doc, *orderSummary, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, nil, err
@@ -116,7 +116,7 @@ func orderFrom(in stephandler.Input) (doc, *orderSummary, error) {
 	return d, o, err
 }
 
-func validateOrder(ctx context.Context, in stephandler.Input) (any, error) {
+func validateOrder(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -133,7 +133,7 @@ func validateOrder(ctx context.Context, in stephandler.Input) (any, error) {
 
 var disposableDomains = map[string]bool{"mailinator.com": true, "tempmail.com": true, "10minutemail.com": true}
 
-func fraudCheck(ctx context.Context, in stephandler.Input) (any, error) {
+func fraudCheck(ctx context.Context, in sdk.Input) (any, error) {
 	d, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
@@ -170,7 +170,7 @@ func fraudCheck(ctx context.Context, in stephandler.Input) (any, error) {
 	}, nil
 }
 
-func processPayment(ctx context.Context, in stephandler.Input) (any, error) {
+func processPayment(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -210,7 +210,7 @@ func processPayment(ctx context.Context, in stephandler.Input) (any, error) {
 	}, nil
 }
 
-func updateInventory(ctx context.Context, in stephandler.Input) (any, error) {
+func updateInventory(ctx context.Context, in sdk.Input) (any, error) {
 	_, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
@@ -242,7 +242,7 @@ func updateInventory(ctx context.Context, in stephandler.Input) (any, error) {
 	}, nil
 }
 
-func createShipment(ctx context.Context, in stephandler.Input) (any, error) {
+func createShipment(ctx context.Context, in sdk.Input) (any, error) {
 	d, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err
@@ -283,7 +283,7 @@ func createShipment(ctx context.Context, in stephandler.Input) (any, error) {
 	return shipment, nil
 }
 
-func sendConfirmation(ctx context.Context, in stephandler.Input) (any, error) {
+func sendConfirmation(ctx context.Context, in sdk.Input) (any, error) {
 	_, o, err := orderFrom(in)
 	if err != nil {
 		return nil, err

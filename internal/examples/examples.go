@@ -23,12 +23,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 type entry struct {
 	name string
-	h    stephandler.Handler
+	h    sdk.Handler
 }
 
 // all lists every example handler, in template order.
@@ -59,6 +59,17 @@ var all = []entry{
 	{"payments.restock_items", restockItems},
 	{"payments.update_records", updateRecords},
 	{"payments.notify_customer", notifyCustomer},
+
+	{"travel.reserve_flight", reserveFlight},
+	{"travel.reserve_hotel", reserveHotel},
+	{"travel.charge_card", chargeCard},
+	{"travel.confirm_trip", confirmTrip},
+	{"travel.cancel_flight", cancelReservation("flight_reservation", "flight")},
+	{"travel.cancel_hotel", cancelReservation("hotel_reservation", "hotel")},
+
+	{"media.probe", probeVideo},
+	{"media.submit_transcode", submitTranscode},
+	{"media.publish", publishVideo},
 }
 
 // Names lists the handler names Register adds, in template order.
@@ -72,7 +83,7 @@ func Names() []string {
 
 // Register adds every example handler to reg. It fails if any name is
 // already registered (e.g. when called twice on one registry).
-func Register(reg *stephandler.Registry) error {
+func Register(reg *sdk.Registry) error {
 	for _, e := range all {
 		if err := reg.Register(e.name, e.h); err != nil {
 			return fmt.Errorf("examples: %w", err)
@@ -87,10 +98,10 @@ func Register(reg *stephandler.Registry) error {
 type doc map[string]any
 
 // contextDoc decodes the task context (an empty doc when absent).
-func contextDoc(in stephandler.Input) (doc, error) {
+func contextDoc(in sdk.Input) (doc, error) {
 	var d doc
 	if err := in.Context(&d); err != nil {
-		return nil, stephandler.Permanent(stephandler.WithCode(err, "invalid_input"))
+		return nil, sdk.Permanent(sdk.WithCode(err, "invalid_input"))
 	}
 	if d == nil {
 		d = doc{}
@@ -172,7 +183,7 @@ func (d doc) list(paths ...string) []any {
 
 // parentWith finds the parent result that is an object holding every key,
 // preferring step names in sorted order for determinism.
-func parentWith(in stephandler.Input, keys ...string) (doc, bool) {
+func parentWith(in sdk.Input, keys ...string) (doc, bool) {
 	results := in.Results()
 	names := make([]string, 0, len(results))
 	for n := range results {
@@ -200,7 +211,7 @@ func parentWith(in stephandler.Input, keys ...string) (doc, bool) {
 
 // stableID derives an id that is the same for every attempt of a step of
 // a task: retries are idempotent.
-func stableID(prefix string, in stephandler.Input, parts ...string) string {
+func stableID(prefix string, in sdk.Input, parts ...string) string {
 	h := sha256.New()
 	h.Write([]byte(in.TaskID().String()))
 	for _, p := range parts {
@@ -229,16 +240,16 @@ func cents(dollars float64) int64 { return int64(math.Round(dollars * 100)) }
 func dollars(c int64) float64 { return float64(c) / 100 }
 
 func permanent(code, format string, args ...any) error {
-	return stephandler.Permanent(stephandler.WithCode(fmt.Errorf(format, args...), code))
+	return sdk.Permanent(sdk.WithCode(fmt.Errorf(format, args...), code))
 }
 
 // simulatedFailure fails retryably while the attempt is at most the
 // context's flag value (a demo aid: "simulate_payment_failures": 2 makes
 // the first two attempts fail).
-func simulatedFailure(in stephandler.Input, d doc, flag, code, what string) error {
+func simulatedFailure(in sdk.Input, d doc, flag, code, what string) error {
 	n := d.integer(0, flag)
 	if n > 0 && in.Attempt() <= n {
-		return stephandler.WithCode(fmt.Errorf("%s (simulated failure %d of %d)", what, in.Attempt(), n), code)
+		return sdk.WithCode(fmt.Errorf("%s (simulated failure %d of %d)", what, in.Attempt(), n), code)
 	}
 	return nil
 }
@@ -258,7 +269,7 @@ func ctxCheck(ctx context.Context) error {
 }
 
 // configFloat reads a numeric step config value.
-func configFloat(in stephandler.Input, key string, def float64) float64 {
+func configFloat(in sdk.Input, key string, def float64) float64 {
 	f, err := strconv.ParseFloat(in.ConfigString(key, ""), 64)
 	if err != nil {
 		return def

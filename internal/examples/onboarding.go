@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Onboarding context:
@@ -27,7 +27,7 @@ var plans = map[string]planInfo{
 	"enterprise": {49900, 100},
 }
 
-func onboardingInput(in stephandler.Input) (d doc, email, name, plan string, err error) {
+func onboardingInput(in sdk.Input) (d doc, email, name, plan string, err error) {
 	if d, err = contextDoc(in); err != nil {
 		return nil, "", "", "", err
 	}
@@ -40,7 +40,7 @@ func onboardingInput(in stephandler.Input) (d doc, email, name, plan string, err
 	return d, email, name, plan, nil
 }
 
-func createAccount(ctx context.Context, in stephandler.Input) (any, error) {
+func createAccount(ctx context.Context, in sdk.Input) (any, error) {
 	_, email, name, plan, err := onboardingInput(in)
 	if err != nil {
 		return nil, err
@@ -66,14 +66,14 @@ func createAccount(ctx context.Context, in stephandler.Input) (any, error) {
 
 // account returns the created account from a parent result, or an error
 // naming what is missing.
-func account(in stephandler.Input) (doc, error) {
+func account(in sdk.Input) (doc, error) {
 	if a, ok := parentWith(in, "user_id", "email"); ok {
 		return a, nil
 	}
 	return nil, permanent("missing_input", "no parent result carries the account (user_id, email); does step %q depend on create_account?", in.Step())
 }
 
-func sendWelcomeEmail(ctx context.Context, in stephandler.Input) (any, error) {
+func sendWelcomeEmail(ctx context.Context, in sdk.Input) (any, error) {
 	a, err := account(in)
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func sendWelcomeEmail(ctx context.Context, in stephandler.Input) (any, error) {
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
 
-func provisionWorkspace(ctx context.Context, in stephandler.Input) (any, error) {
+func provisionWorkspace(ctx context.Context, in sdk.Input) (any, error) {
 	d, _, name, plan, err := onboardingInput(in)
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func provisionWorkspace(ctx context.Context, in stephandler.Input) (any, error) 
 	}, nil
 }
 
-func setupBilling(ctx context.Context, in stephandler.Input) (any, error) {
+func setupBilling(ctx context.Context, in sdk.Input) (any, error) {
 	d, _, _, plan, err := onboardingInput(in)
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func setupBilling(ctx context.Context, in stephandler.Input) (any, error) {
 	return out, nil
 }
 
-func activate(ctx context.Context, in stephandler.Input) (any, error) {
+func activate(ctx context.Context, in sdk.Input) (any, error) {
 	// The account may be a grandparent: take the user id from any parent.
 	a, ok := parentWith(in, "user_id")
 	if !ok {

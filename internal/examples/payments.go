@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Refund context (amounts in cents, as in the Rails example):
@@ -27,7 +27,7 @@ type refund struct {
 	RefundableDays int    `json:"refundable_days"`
 }
 
-func refundRequest(in stephandler.Input) (*refund, error) {
+func refundRequest(in sdk.Input) (*refund, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func refundRequest(in stephandler.Input) (*refund, error) {
 	return r, nil
 }
 
-func validateRefund(ctx context.Context, in stephandler.Input) (any, error) {
+func validateRefund(ctx context.Context, in sdk.Input) (any, error) {
 	r, err := refundRequest(in)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func validateRefund(ctx context.Context, in stephandler.Input) (any, error) {
 
 // validatedRefund returns the validated refund from a parent result, or
 // validates the context.
-func validatedRefund(in stephandler.Input) (*refund, error) {
+func validatedRefund(in sdk.Input) (*refund, error) {
 	if p, ok := parentWith(in, "payment_id", "eligible"); ok {
 		var r refund
 		if err := remarshal(p, &r); err == nil {
@@ -97,7 +97,7 @@ func validatedRefund(in stephandler.Input) (*refund, error) {
 	return v.(*refund), nil
 }
 
-func processRefund(ctx context.Context, in stephandler.Input) (any, error) {
+func processRefund(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func processRefund(ctx context.Context, in stephandler.Input) (any, error) {
 	}, nil
 }
 
-func updateRecords(ctx context.Context, in stephandler.Input) (any, error) {
+func updateRecords(ctx context.Context, in sdk.Input) (any, error) {
 	p, ok := parentWith(in, "refund_id", "payment_id")
 	if !ok {
 		return nil, permanent("missing_input", "no parent result of step %q carries a refund (refund_id)", in.Step())
@@ -147,7 +147,7 @@ func updateRecords(ctx context.Context, in stephandler.Input) (any, error) {
 	}, nil
 }
 
-func notifyCustomer(ctx context.Context, in stephandler.Input) (any, error) {
+func notifyCustomer(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func notifyCustomer(ctx context.Context, in stephandler.Input) (any, error) {
 
 // restockItems puts refunded items back into stock unless the context says
 // not to (restock: false).
-func restockItems(ctx context.Context, in stephandler.Input) (any, error) {
+func restockItems(ctx context.Context, in sdk.Input) (any, error) {
 	d, err := contextDoc(in)
 	if err != nil {
 		return nil, err

@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/taskerhq/tasker/internal/examples"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -13,7 +13,7 @@ import (
 // registered example or a built-in.
 func TestShippedTemplatesUseRegisteredHandlers(t *testing.T) {
 	t.Parallel()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,44 @@ type Step struct {
 	Handler     string
 	Attempts    int
 	MaxAttempts int
+	// TriggerRule is the step's trigger rule ("" or "all_success" for the
+	// default); its incoming edges are drawn by it (EdgeStyleOf).
+	TriggerRule string
+	// When is the step's condition, shown in tooltips.
+	When string
+	// Note says more about the state, shown in tooltips: when a waiting
+	// step is due, why a step was skipped.
+	Note string
+}
+
+// The trigger rules with an edge style of their own
+// (docs/control-flow.md, "Trigger rules").
+const (
+	RuleAllSuccess = "all_success"
+	RuleAllDone    = "all_done"
+	RuleOneFailed  = "one_failed"
+)
+
+// Kind is what a node is drawn as, from its handler: a step (the default),
+// a durable timer (tasker.wait) or a wait for a callback (tasker.callback).
+type Kind string
+
+// The node kinds.
+const (
+	KindStep     Kind = "step"
+	KindWait     Kind = "wait"
+	KindCallback Kind = "callback"
+)
+
+// KindOf returns the kind of a step with the given handler.
+func KindOf(handler string) Kind {
+	switch handler {
+	case "tasker.wait":
+		return KindWait
+	case "tasker.callback":
+		return KindCallback
+	}
+	return KindStep
 }
 
 // Node is a laid-out step. Level 0 holds the steps without parents; a
@@ -31,9 +69,11 @@ type Node struct {
 	Level int
 }
 
-// Edge runs from a parent to a dependent step.
+// Edge runs from a parent to a dependent step. Rule is the dependent's
+// trigger rule when it is not the default (all_done, one_failed), else "".
 type Edge struct {
 	From, To string
+	Rule     string
 }
 
 // Graph is a laid-out DAG.
@@ -71,7 +111,11 @@ func New(title string, steps []Step) *Graph {
 			parents[i] = append(parents[i], j)
 			children[j] = append(children[j], i)
 			indeg[i]++
-			g.Edges = append(g.Edges, Edge{From: steps[j].Name, To: s.Name})
+			rule := s.TriggerRule
+			if rule == RuleAllSuccess {
+				rule = ""
+			}
+			g.Edges = append(g.Edges, Edge{From: steps[j].Name, To: s.Name, Rule: rule})
 		}
 	}
 	level := make([]int, len(steps))
@@ -123,15 +167,11 @@ type Style struct {
 	Dashed             bool
 }
 
-// drawn are the step states with a style of their own, in lifecycle order;
-// the others (waiting, skipped) are drawn plain and left out of legends.
-var drawn = []domain.StepState{domain.StepPending, domain.StepInProgress, domain.StepWaitingForRetry,
-	domain.StepComplete, domain.StepError, domain.StepCancelled, domain.StepResolvedManually}
-
-// States lists the step states in lifecycle order, as drawn in legends.
+// States lists the step states in lifecycle order (domain.AllStepStates),
+// as drawn in legends; each has a style of its own.
 var States = func() []string {
-	out := make([]string, len(drawn))
-	for i, s := range drawn {
+	out := make([]string, len(domain.AllStepStates))
+	for i, s := range domain.AllStepStates {
 		out[i] = string(s)
 	}
 	return out
@@ -141,13 +181,38 @@ var styles = map[domain.StepState]Style{
 	domain.StepPending:          {Fill: "#f3f4f6", Stroke: "#6b7280", Text: "#111827"},
 	domain.StepInProgress:       {Fill: "#dbeafe", Stroke: "#2563eb", Text: "#1e3a8a"},
 	domain.StepWaitingForRetry:  {Fill: "#fef3c7", Stroke: "#d97706", Text: "#78350f"},
+	domain.StepWaiting:          {Fill: "#cffafe", Stroke: "#0891b2", Text: "#164e63"},
 	domain.StepComplete:         {Fill: "#dcfce7", Stroke: "#16a34a", Text: "#14532d"},
+	domain.StepSkipped:          {Fill: "#fafaf9", Stroke: "#a8a29e", Text: "#78716c", Dashed: true},
 	domain.StepError:            {Fill: "#fee2e2", Stroke: "#dc2626", Text: "#7f1d1d"},
 	domain.StepCancelled:        {Fill: "#e5e7eb", Stroke: "#4b5563", Text: "#374151", Dashed: true},
 	domain.StepResolvedManually: {Fill: "#ede9fe", Stroke: "#7c3aed", Text: "#4c1d95"},
 }
 
 var plain = Style{Fill: "#ffffff", Stroke: "#374151", Text: "#111827"}
+
+// EdgeStyle is how an edge is drawn: edges into a step with a trigger rule
+// other than all_success are dashed, coloured and labelled by the rule.
+type EdgeStyle struct {
+	Stroke string
+	Dash   string // SVG stroke-dasharray; "" is solid
+	Label  string // "" for the default rule
+}
+
+var edgeStyles = map[string]EdgeStyle{
+	"":            {Stroke: "#6b7280"},
+	RuleOneFailed: {Stroke: "#dc2626", Dash: "6 4", Label: "on failure"},
+	RuleAllDone:   {Stroke: "#7c3aed", Dash: "2 3", Label: "always"},
+}
+
+// EdgeStyleOf returns the style of edges into a step with the given
+// trigger rule; the default and unknown rules are plain.
+func EdgeStyleOf(rule string) EdgeStyle {
+	if s, ok := edgeStyles[rule]; ok {
+		return s
+	}
+	return edgeStyles[""]
+}
 
 // StyleOf returns the style of a state; unknown states and "" are plain.
 func StyleOf(state string) Style {
@@ -165,6 +230,31 @@ func (g *Graph) hasStates() bool {
 		}
 	}
 	return false
+}
+
+// tooltip describes a node: name, state, attempts, handler, condition,
+// trigger rule and note.
+func (n Node) tooltip() string {
+	tip := n.Name
+	if n.State != "" {
+		tip += ": " + n.State
+		if n.MaxAttempts > 0 {
+			tip += ", attempt " + strconv.Itoa(n.Attempts) + " of " + strconv.Itoa(n.MaxAttempts)
+		}
+	}
+	if n.Note != "" {
+		tip += " (" + n.Note + ")"
+	}
+	if n.Handler != "" {
+		tip += " [" + n.Handler + "]"
+	}
+	if n.When != "" {
+		tip += " when " + n.When
+	}
+	if n.TriggerRule != "" && n.TriggerRule != RuleAllSuccess {
+		tip += " trigger_rule " + n.TriggerRule
+	}
+	return tip
 }
 
 // detail is the second label line of a node: its state and attempts for a

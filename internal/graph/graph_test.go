@@ -46,7 +46,7 @@ func TestLevels(t *testing.T) {
 	if fmt.Sprint(g.Levels) != "[[a] [b c] [d]]" || g.Nodes[3].Level != 2 {
 		t.Fatalf("diamond levels = %v", g.Levels)
 	}
-	if fmt.Sprint(g.Edges) != "[{a b} {a c} {c d} {b d}]" {
+	if fmt.Sprint(g.Edges) != "[{a b } {a c } {c d } {b d }]" {
 		t.Fatalf("edges = %v", g.Edges)
 	}
 }
@@ -110,7 +110,7 @@ func TestSVG(t *testing.T) {
 	}
 	// Columns by level: a left of b and c (one column), left of d.
 	x := map[string]int{}
-	re := regexp.MustCompile(`data-step="(\w+)" data-state="(\w+)"><title>[^<]*</title><rect x="(\d+)" y="\d+" width="\d+" height="\d+" rx="8" ry="8" fill="(#[0-9a-f]+)"`)
+	re := regexp.MustCompile(`data-step="(\w+)" data-state="(\w+)" data-kind="step"><title>[^<]*</title><rect x="(\d+)" y="\d+" width="\d+" height="\d+" rx="8" ry="8" fill="(#[0-9a-f]+)"`)
 	for _, m := range re.FindAllStringSubmatch(out, -1) {
 		x[m[1]], _ = strconv.Atoi(m[3])
 		if m[4] != graph.StyleOf(m[2]).Fill {
@@ -130,5 +130,93 @@ func TestSVG(t *testing.T) {
 	long := graph.New("<t>", []graph.Step{{Name: strings.Repeat("n", 100) + "&", State: "pending"}}).SVG()
 	if strings.Contains(long, "<t>") || !strings.Contains(long, "&lt;t&gt;") || !strings.Contains(long, "…") {
 		t.Errorf("escaping/truncation:\n%s", long)
+	}
+}
+
+// saga is a task graph using the control-flow step kinds, states and
+// trigger rules (docs/control-flow.md).
+func saga() *graph.Graph {
+	return graph.New("travel/trip@1.0.0", []graph.Step{
+		{Name: "book", State: "error", Attempts: 1, MaxAttempts: 1},
+		{Name: "hold", Handler: "tasker.wait", State: "waiting", Note: "due 2026-12-06T08:00:00Z"},
+		{Name: "approve", Handler: "tasker.callback", DependsOn: []string{"hold"}, State: "pending", When: "context.amount > 100"},
+		{Name: "refund", DependsOn: []string{"book"}, TriggerRule: "one_failed", State: "complete", Attempts: 1, MaxAttempts: 3},
+		{Name: "notify", DependsOn: []string{"book", "approve"}, TriggerRule: "all_done", State: "pending"},
+		{Name: "ship", DependsOn: []string{"book"}, TriggerRule: "all_success", State: "skipped", Note: "skipped: a parent failed"},
+	})
+}
+
+func TestControlFlowStyles(t *testing.T) {
+	t.Parallel()
+	// Every step state has a style of its own, distinct from the others.
+	fills := map[string]string{}
+	for _, st := range graph.States {
+		s := graph.StyleOf(st)
+		if s == graph.StyleOf("") {
+			t.Errorf("state %s is drawn plain", st)
+		}
+		if other, dup := fills[s.Fill+s.Stroke]; dup {
+			t.Errorf("states %s and %s look the same", st, other)
+		}
+		fills[s.Fill+s.Stroke] = st
+	}
+	for _, st := range []string{"waiting", "skipped"} {
+		if !strings.Contains(strings.Join(graph.States, " "), st) {
+			t.Errorf("legend lacks %s", st)
+		}
+	}
+	kinds := map[string]graph.Kind{"tasker.wait": graph.KindWait, "tasker.callback": graph.KindCallback,
+		"tasker.noop": graph.KindStep, "": graph.KindStep, "lambda:x": graph.KindStep}
+	for h, want := range kinds {
+		if got := graph.KindOf(h); got != want {
+			t.Errorf("KindOf(%q) = %s, want %s", h, got, want)
+		}
+	}
+	g := saga()
+	rules := map[string]string{}
+	for _, e := range g.Edges {
+		rules[e.From+">"+e.To] = e.Rule
+	}
+	if want := map[string]string{"hold>approve": "", "book>refund": "one_failed", "book>notify": "all_done",
+		"approve>notify": "all_done", "book>ship": ""}; fmt.Sprint(rules) != fmt.Sprint(want) {
+		t.Errorf("edge rules = %v, want %v", rules, want)
+	}
+}
+
+func TestControlFlowFormats(t *testing.T) {
+	t.Parallel()
+	g := saga()
+	tests := []struct {
+		format string
+		out    string
+		want   []string
+	}{
+		{"mermaid", g.Mermaid(), []string{
+			`s1(["hold<br/>waiting"])`, `s2{{"approve<br/>pending"}}`, `s0 -. on failure .-> s3`, `s0 -. always .-> s4`,
+			"s0 --> s5", "linkStyle 1 stroke:#dc2626", "class s1 waiting", "class s5 skipped",
+			"classDef waiting fill:" + graph.StyleOf("waiting").Fill, "classDef skipped fill:" + graph.StyleOf("skipped").Fill,
+		}},
+		{"dot", g.DOT(), []string{
+			`"hold" [label="hold\nwaiting", fillcolor="#cffafe"`, `peripheries=2`, `shape=hexagon`,
+			`"book" -> "refund" [style=dashed, color="#dc2626", fontcolor="#dc2626", label="on failure"`,
+			`"approve" -> "notify" [style=dotted`, `"book" -> "ship";`,
+			`tooltip="ship: skipped (skipped: a parent failed)"`, `when context.amount > 100`,
+		}},
+		{"svg", g.SVG(), []string{
+			`data-step="hold" data-state="waiting" data-kind="wait"`, `data-step="approve" data-state="pending" data-kind="callback"`,
+			`fill="` + graph.StyleOf("waiting").Fill + `"`, `data-rule="one_failed" stroke-dasharray="6 4"`,
+			`>on failure</text>`, `>always</text>`, `<circle`, `>waiting</text>`, `>skipped</text>`,
+			`hold: waiting (due 2026-12-06T08:00:00Z) [tasker.wait]`, `when context.amount &gt; 100`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			t.Parallel()
+			for _, w := range tc.want {
+				if !strings.Contains(tc.out, w) {
+					t.Errorf("%s lacks %q:\n%s", tc.format, w, tc.out)
+				}
+			}
+		})
 	}
 }

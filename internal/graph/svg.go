@@ -130,46 +130,55 @@ func (g *Graph) SVG() string {
 
 	b.WriteString(`<g fill="none" stroke="#6b7280" stroke-width="1.5">` + "\n")
 	lane := 0
+	var labels []string
 	for _, e := range g.Edges {
 		p, c := at[e.From], at[e.To]
 		x1, y1 := p.x+w, p.y+svgNodeH/2
 		x2, y2 := c.x, c.y+svgNodeH/2
+		es := EdgeStyleOf(e.Rule)
+		attrs := ""
+		if e.Rule != "" {
+			attrs = fmt.Sprintf(` stroke="%s" data-rule="%s"`, es.Stroke, esc(e.Rule))
+			if es.Dash != "" {
+				attrs += fmt.Sprintf(` stroke-dasharray="%s"`, es.Dash)
+			}
+		}
 		if level[e.To]-level[e.From] > 1 {
 			// Up into a lane, across, and down into the child.
 			ly := top - svgLaneGap/2 - (lane%svgMaxLanes)*svgLaneH
 			lane++
 			h := svgColGap / 2
-			fmt.Fprintf(&b, `<path d="M%d,%d C%d,%d %d,%d %d,%d L%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#tasker-arrow)"/>`+"\n",
-				x1, y1, x1+h, y1, x1+h, ly, x1+svgColGap, ly, x2-svgColGap, ly, x2-h, ly, x2-h, y2, x2, y2)
-			continue
+			fmt.Fprintf(&b, `<path d="M%d,%d C%d,%d %d,%d %d,%d L%d,%d C%d,%d %d,%d %d,%d"%s marker-end="url(#tasker-arrow)"/>`+"\n",
+				x1, y1, x1+h, y1, x1+h, ly, x1+svgColGap, ly, x2-svgColGap, ly, x2-h, ly, x2-h, y2, x2, y2, attrs)
+		} else {
+			dx := max((x2-x1)/2, 20)
+			fmt.Fprintf(&b, `<path d="M%d,%d C%d,%d %d,%d %d,%d"%s marker-end="url(#tasker-arrow)"/>`+"\n",
+				x1, y1, x1+dx, y1, x2-dx, y2, x2, y2, attrs)
 		}
-		dx := max((x2-x1)/2, 20)
-		fmt.Fprintf(&b, `<path d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#tasker-arrow)"/>`+"\n",
-			x1, y1, x1+dx, y1, x2-dx, y2, x2, y2)
+		if es.Label != "" {
+			// The label sits just before the arrow head, above the line.
+			labels = append(labels, fmt.Sprintf(`<text x="%d" y="%d" text-anchor="end" font-size="10" fill="%s">%s</text>`,
+				x2-4, y2-5, es.Stroke, esc(es.Label)))
+		}
 	}
 	b.WriteString("</g>\n")
+	for _, l := range labels {
+		b.WriteString(l + "\n")
+	}
 
 	for _, n := range g.Nodes {
 		p := at[n.Name]
 		s := StyleOf(n.State)
-		tip := n.Name
-		if n.State != "" {
-			tip += ": " + n.State
-			if n.MaxAttempts > 0 {
-				tip += fmt.Sprintf(", attempt %d of %d", n.Attempts, n.MaxAttempts)
-			}
-		}
-		if n.Handler != "" {
-			tip += " (" + n.Handler + ")"
-		}
-		fmt.Fprintf(&b, `<g data-step="%s" data-state="%s">`, esc(n.Name), esc(n.State))
-		fmt.Fprintf(&b, "<title>%s</title>", esc(tip))
+		kind := KindOf(n.Handler)
+		fmt.Fprintf(&b, `<g data-step="%s" data-state="%s" data-kind="%s">`, esc(n.Name), esc(n.State), kind)
+		fmt.Fprintf(&b, "<title>%s</title>", esc(n.tooltip()))
 		dash := ""
 		if s.Dashed {
 			dash = ` stroke-dasharray="5 3"`
 		}
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" rx="8" ry="8" fill="%s" stroke="%s" stroke-width="1.5"%s/>`,
 			p.x, p.y, w, svgNodeH, s.Fill, s.Stroke, dash)
+		b.WriteString(kindIcon(kind, p.x+6, p.y+6, s.Stroke))
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="12" font-weight="600" fill="%s">%s</text>`,
 			p.x+w/2, p.y+19, s.Text, esc(truncate(n.Name, nameFit)))
 		if d := n.detail(); d != "" {
@@ -196,6 +205,20 @@ func (g *Graph) SVG() string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// kindIcon draws the 12×12 badge of a wait (a clock) or callback (an
+// envelope) step with its top-left corner at x, y; plain steps get none.
+func kindIcon(k Kind, x, y int, stroke string) string {
+	switch k {
+	case KindWait:
+		return fmt.Sprintf(`<g class="kind" fill="none" stroke="%s" stroke-width="1.3"><circle cx="%d" cy="%d" r="5.5"/><path d="M%d,%d V%d H%d"/></g>`,
+			stroke, x+6, y+6, x+6, y+2, y+6, y+9)
+	case KindCallback:
+		return fmt.Sprintf(`<g class="kind" fill="none" stroke="%s" stroke-width="1.3"><rect x="%d" y="%d" width="12" height="9" rx="1"/><path d="M%d,%d L%d,%d L%d,%d"/></g>`,
+			stroke, x, y+1, x, y+1, x+6, y+6, x+12, y+1)
+	}
+	return ""
 }
 
 func esc(s string) string { return html.EscapeString(s) }

@@ -22,10 +22,27 @@ func (g *Graph) Mermaid() string {
 		if d := n.detail(); d != "" {
 			label += "<br/>" + mermaidText(d)
 		}
-		fmt.Fprintf(&b, "    s%d[\"%s\"]\n", i, label)
+		// Shapes by kind: a stadium for a timer, a hexagon for a callback.
+		open, close := "[", "]"
+		switch KindOf(n.Handler) {
+		case KindWait:
+			open, close = "([", "])"
+		case KindCallback:
+			open, close = "{{", "}}"
+		}
+		fmt.Fprintf(&b, "    s%d%s\"%s\"%s\n", i, open, label, close)
 	}
-	for _, e := range g.Edges {
+	var ruled []int // indexes of edges with a trigger rule, for linkStyle
+	for i, e := range g.Edges {
+		if es := EdgeStyleOf(e.Rule); es.Label != "" {
+			fmt.Fprintf(&b, "    %s -. %s .-> %s\n", ids[e.From], mermaidText(es.Label), ids[e.To])
+			ruled = append(ruled, i)
+			continue
+		}
 		fmt.Fprintf(&b, "    %s --> %s\n", ids[e.From], ids[e.To])
+	}
+	for _, i := range ruled {
+		fmt.Fprintf(&b, "    linkStyle %d stroke:%s\n", i, EdgeStyleOf(g.Edges[i].Rule).Stroke)
 	}
 	if !g.hasStates() {
 		return b.String()
@@ -81,13 +98,28 @@ func (g *Graph) DOT() string {
 		}
 		fmt.Fprintf(&b, "    %s [label=%s, fillcolor=%s, color=%s, fontcolor=%s, style=%s",
 			dotQuote(n.Name), dotQuote(label), dotQuote(s.Fill), dotQuote(s.Stroke), dotQuote(s.Text), dotQuote(style))
-		if n.State != "" {
-			fmt.Fprintf(&b, ", tooltip=%s", dotQuote(n.Name+": "+n.State))
+		// Shapes by kind: a doubled box for a timer, a hexagon for a callback.
+		switch KindOf(n.Handler) {
+		case KindWait:
+			b.WriteString(", peripheries=2")
+		case KindCallback:
+			b.WriteString(", shape=hexagon")
+		}
+		if n.State != "" || n.When != "" || n.TriggerRule != "" {
+			fmt.Fprintf(&b, ", tooltip=%s", dotQuote(n.tooltip()))
 		}
 		b.WriteString("];\n")
 	}
 	for _, e := range g.Edges {
-		fmt.Fprintf(&b, "    %s -> %s;\n", dotQuote(e.From), dotQuote(e.To))
+		fmt.Fprintf(&b, "    %s -> %s", dotQuote(e.From), dotQuote(e.To))
+		if es := EdgeStyleOf(e.Rule); es.Label != "" {
+			style := "dashed"
+			if e.Rule == RuleAllDone {
+				style = "dotted"
+			}
+			fmt.Fprintf(&b, " [style=%s, color=%s, fontcolor=%s, label=%s, fontsize=9]", style, dotQuote(es.Stroke), dotQuote(es.Stroke), dotQuote(es.Label))
+		}
+		b.WriteString(";\n")
 	}
 	for _, lv := range g.Levels {
 		if len(lv) < 2 {

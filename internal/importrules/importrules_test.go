@@ -172,7 +172,7 @@ func TestViolations(t *testing.T) {
 	}{
 		{"store imports engine", map[string][]string{"internal/store": {"internal/engine"}}, true},
 		{"engine imports an adapter", map[string][]string{"internal/engine": {"internal/queue/local"}}, true},
-		{"engine imports the handler SDK", map[string][]string{"internal/engine": {"internal/stephandler"}}, true},
+		{"engine imports the handler SDK", map[string][]string{"internal/engine": {"sdk"}}, true},
 		{"api wires a queue", map[string][]string{"internal/api": {"internal/queue/sqs"}}, true},
 		{"leaf imports the module", map[string][]string{"internal/contract": {"internal/jsonb"}}, true},
 		{"adapter reads the database", map[string][]string{"internal/queue/sqs": {"internal/store"}}, true},

@@ -55,7 +55,7 @@ var Rules = []Rule{
 		Pkgs: []string{"internal/contract", "internal/domain", "internal/jsonb", "internal/service",
 			"internal/auth", "internal/dbconfig", "internal/embeddedpg", "internal/template",
 			"internal/store/dbgen", "internal/wire", "internal/config", "sql", "templates", "runtimes"},
-		Only: []string{"internal/config"},
+		Only: []string{"internal/config", "sdk/contract"},
 	},
 	{
 		Why:  "graph is a leaf but for the domain's step states it draws",
@@ -81,12 +81,12 @@ var Rules = []Rule{
 	{
 		Why:  "store is the bottom layer: it talks SQL and knows nothing above it",
 		Pkgs: []string{"internal/store/..."},
-		Deny: cat([]string{"internal/engine", "internal/api", "internal/template", "internal/stephandler", "internal/webui"}, portAdapters, wiring),
+		Deny: cat([]string{"internal/engine", "internal/api", "internal/template", "sdk", "internal/webui"}, portAdapters, wiring),
 	},
 	{
 		Why:  "engine sees ports only, never an adapter, so local and AWS modes run the same engine code",
 		Pkgs: []string{"internal/engine"},
-		Deny: cat([]string{"internal/api", "internal/stephandler", "internal/webui", "internal/migrate"}, portAdapters, wiring),
+		Deny: cat([]string{"internal/api", "sdk", "internal/webui", "internal/migrate"}, portAdapters, wiring),
 	},
 	{
 		Why:  "port adapters implement the engine's interfaces; they reach the database only through the engine",
@@ -96,17 +96,22 @@ var Rules = []Rule{
 	{
 		Why:  "api is an adapter over the engine and its own Reader interface; it never wires queues, invokers or the database",
 		Pkgs: []string{"internal/api"},
-		Deny: cat([]string{"internal/migrate", "internal/stephandler", "internal/webui"}, portAdapters, wiring),
+		Deny: cat([]string{"internal/migrate", "sdk", "internal/webui"}, portAdapters, wiring),
 	},
 	{
-		Why:  "the handler SDK is what handler code imports; it knows only the wire contract (and config)",
-		Pkgs: []string{"internal/stephandler"},
-		Only: []string{"internal/contract", "internal/domain", "internal/telemetry", "internal/config"},
+		Why:  "the public handler SDK is imported by other modules: it must not drag the engine in, so it imports only itself and config (a stdlib-only leaf whose types it never exposes)",
+		Pkgs: []string{"sdk/..."},
+		Only: []string{"sdk", "sdk/contract", "internal/config"},
+	},
+	{
+		Why:  "the SDK's wire contract is a leaf: the engine's internal/contract aliases its types",
+		Pkgs: []string{"sdk/contract"},
+		Only: []string{},
 	},
 	{
 		Why:  "handlers are user code: they see the SDK only",
 		Pkgs: []string{"handlers", "internal/examples"},
-		Only: []string{"internal/stephandler", "internal/contract"},
+		Only: []string{"sdk", "sdk/contract", "internal/contract"},
 	},
 	{
 		Why:  "the web UI renders graphs; it never reads the database",

@@ -28,7 +28,7 @@ import (
 	"github.com/taskerhq/tasker/internal/lambdaapp"
 	"github.com/taskerhq/tasker/internal/lambdaapp/lambdatest"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // TestEventExpired runs the order workflow with the functions connected
@@ -62,11 +62,11 @@ func TestEventExpired(t *testing.T) {
 	}
 
 	// A real success, output included.
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	result := stephandler.Run(ctx, reg, first.Payload)
+	result := sdk.Run(ctx, reg, first.Payload)
 	resp = batch(sched(ctx, lambdatest.SQSEvent(t, lambdatest.Message{ID: "dest-ok", Body: lambdatest.DestinationSuccess(t, first.Payload, result)})))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Errorf("success record failed: %s", failedIDs(resp))
@@ -119,11 +119,11 @@ func TestHandlersRefuseExpiredInvocations(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var ran atomic.Int32
-	fn := lambdaapp.Handlers(func(r *stephandler.Registry) error {
+	fn := lambdaapp.Handlers(func(r *sdk.Registry) error {
 		if err := examples.Register(r); err != nil {
 			return err
 		}
-		return r.Register("test.count", func(context.Context, stephandler.Input) (any, error) {
+		return r.Register("test.count", func(context.Context, sdk.Input) (any, error) {
 			ran.Add(1)
 			return map[string]int{"ok": 1}, nil
 		})

@@ -9,7 +9,7 @@ import (
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Environment variables read here (the others belong to dbconfig, auth and
@@ -67,7 +67,7 @@ var (
 		{Name: lambda.EnvHandlersFunction}, {Name: lambda.EnvMaxPayloadBytes},
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
 	})
-	httpEnv = []EnvVar{{Name: stephandler.EnvHTTPAllowedHosts}, {Name: stephandler.EnvHTTPDenyPrivate}}
+	httpEnv = []EnvVar{{Name: sdk.EnvHTTPAllowedHosts}, {Name: sdk.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{
 		{Name: auth.EnvHS256Secret, Group: GroupAuth}, {Name: EnvAuthSecretARN, Group: GroupAuth},
 		{Name: auth.EnvJWKSURL, Group: GroupAuth}, {Name: EnvAuthDisabled, Group: GroupAuth},

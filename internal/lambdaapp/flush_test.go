@@ -10,7 +10,7 @@ import (
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/lambdaapp"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // The Lambda runtime may freeze the process as soon as an invocation
@@ -38,12 +38,12 @@ func TestSpansExportedBeforeInvocationReturns(t *testing.T) {
 		}
 		var n int
 		for _, s := range exp.GetSpans() {
-			if s.Name == stephandler.SpanStepExecute {
+			if s.Name == sdk.SpanStepExecute {
 				n++
 			}
 		}
 		if n != i {
-			t.Fatalf("after invocation %d, %d %s spans exported, want %d", i, n, stephandler.SpanStepExecute, i)
+			t.Fatalf("after invocation %d, %d %s spans exported, want %d", i, n, sdk.SpanStepExecute, i)
 		}
 	}
 }

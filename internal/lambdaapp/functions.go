@@ -21,10 +21,11 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/migrate"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/internal/trigger"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // The functions of the deployment (see the package doc).
@@ -46,24 +47,39 @@ var (
 // register adds to a registry holding the built-ins (tasker.noop,
 // tasker.http). At setup it warns about template steps naming a Go
 // handler that is not registered.
-func Handlers(register func(*stephandler.Registry) error) Function {
+func Handlers(register func(*sdk.Registry) error) Function {
+	return handlersFunction("handlers", register, nil)
+}
+
+// HandlerFunction is a function hosting one Go handler, deployed as a
+// Lambda function of its own (`tasker new --function`): template steps name
+// it "lambda:<function name>", and it runs h whatever the payload's handler
+// name (sdk.HandlerFunction), with the handlers function's logging,
+// tracing, metrics and refusal of expired invocations.
+func HandlerFunction(h sdk.Handler) Function {
+	return handlersFunction("handler", nil, h)
+}
+
+func handlersFunction(name string, register func(*sdk.Registry) error, single sdk.Handler) Function {
 	return Function{
-		Name: "handlers",
+		Name: name,
 		Env:  join(logEnv, templatesEnv, httpEnv),
 		setup: func(ctx context.Context, s *setup) (any, error) {
 			// tasker.http refuses private and loopback addresses here
 			// unless TASKER_HTTP_DENY_PRIVATE=false.
-			policy, err := stephandler.HTTPPolicyFromEnv(s.getenv, true)
+			policy, err := sdk.HTTPPolicyFromEnv(s.getenv, true)
 			if err != nil {
 				return nil, fmt.Errorf("handlers function: %w", err)
 			}
-			reg := stephandler.NewRegistry(stephandler.WithHTTPPolicy(policy))
+			reg := sdk.NewRegistry(sdk.WithHTTPPolicy(policy))
 			if register != nil {
 				if err := register(reg); err != nil {
 					return nil, fmt.Errorf("register step handlers: %w", err)
 				}
 			}
-			if set, err := LoadTemplates(s.getenv); err != nil {
+			if single != nil {
+				// One handler, named by its function: nothing to check.
+			} else if set, err := LoadTemplates(s.getenv); err != nil {
 				s.log.WarnContext(ctx, "templates not loaded; handler names not checked", "error", err)
 			} else {
 				for _, t := range set.List() {
@@ -80,8 +96,21 @@ func Handlers(register func(*stephandler.Registry) error) Function {
 				return nil, err
 			}
 			s.log.InfoContext(ctx, "step handlers ready", "handlers", reg.Names())
-			h := stephandler.LambdaHandler(reg, stephandler.WithLogger(s.log),
-				stephandler.WithTracerProvider(o.tp), stephandler.WithEMF(s.deps.Logs))
+			// Handler metrics go out as CloudWatch EMF lines after each
+			// invocation: CloudWatch turns them into metrics with no API call.
+			metrics := telemetry.NewRegistry()
+			emf := &telemetry.EMF{Registry: metrics, W: s.deps.Logs}
+			opts := []sdk.Option{sdk.WithLogger(s.log), sdk.WithTracerProvider(o.tp),
+				sdk.WithObserver(telemetry.NewHandlerMetrics(metrics)),
+				sdk.WithAfterInvoke(func(ctx context.Context) {
+					if err := emf.Flush(time.Now()); err != nil {
+						s.log.WarnContext(ctx, "write EMF metrics", "error", err)
+					}
+				})}
+			h := sdk.LambdaHandler(reg, opts...)
+			if single != nil {
+				h = sdk.HandlerFunction(single, opts...)
+			}
 			return wrap(o, refuseExpired(h, s.now, s.log)), nil
 		},
 	}
@@ -108,7 +137,7 @@ func refuseExpired(h func(context.Context, json.RawMessage) (json.RawMessage, er
 					"step", p.Tasker.Step, "attempt", p.Tasker.Attempt, "late_by", late.String())
 				err := fmt.Errorf("invocation arrived %s after the attempt's deadline %s; the handler did not run",
 					late.Round(time.Millisecond), p.Tasker.Deadline.Format(time.RFC3339))
-				return stephandler.ErrorResponse(stephandler.WithCode(err, contract.CodeEventExpired)), nil
+				return sdk.ErrorResponse(sdk.WithCode(err, contract.CodeEventExpired)), nil
 			}
 		}
 		return h(ctx, payload)

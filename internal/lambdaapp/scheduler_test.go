@@ -19,9 +19,9 @@ import (
 	"github.com/taskerhq/tasker/internal/lambdaapp"
 	"github.com/taskerhq/tasker/internal/lambdaapp/lambdatest"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/testenv"
 	"github.com/taskerhq/tasker/internal/trigger"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 type (
@@ -165,11 +165,11 @@ func TestSchedulerFunction(t *testing.T) {
 	}
 
 	// The handler's real answer comes back as a destination record.
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	result := stephandler.Run(ctx, reg, first.Payload)
+	result := sdk.Run(ctx, reg, first.Payload)
 	if _, isErr := contract.AsHandlerError(result); isErr {
 		t.Fatalf("validate_order failed: %s", result)
 	}

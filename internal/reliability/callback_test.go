@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // A real Go handler hands its step over to a callback (tasker_pending
-// through stephandler.Pending), a tasker.callback step notifies an HTTP
+// through sdk.Pending), a tasker.callback step notifies an HTTP
 // endpoint with its token, and both are completed through the API's
 // callback routes, on the local stack: queue, invoker, sweeper and API.
 func TestRealHandlerPendingAndNotifiedCallback(t *testing.T) {
@@ -28,10 +28,10 @@ func TestRealHandlerPendingAndNotifiedCallback(t *testing.T) {
 			} `json:"tasker"`
 		}
 		_ = json.Unmarshal(body, &p)
-		if h := r.Header.Get(stephandler.CallbackTokenHeader); h == "" || h != p.Tasker.CallbackToken {
+		if h := r.Header.Get(sdk.CallbackTokenHeader); h == "" || h != p.Tasker.CallbackToken {
 			t.Errorf("notify: header token %q, payload token %q", h, p.Tasker.CallbackToken)
 		}
-		notified <- r.Header.Get(stephandler.CallbackTokenHeader)
+		notified <- r.Header.Get(sdk.CallbackTokenHeader)
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()
@@ -48,10 +48,10 @@ steps:
     config: {timeout_seconds: 600, notify: {url: "` + srv.URL + `/approvals"}}
   - {name: after, handler: tasker.noop, depends_on: [job, approve]}
 `},
-		handlers: map[string]stephandler.Handler{
-			"rel.start_job": func(_ context.Context, in stephandler.Input) (any, error) {
+		handlers: map[string]sdk.Handler{
+			"rel.start_job": func(_ context.Context, in sdk.Input) (any, error) {
 				started <- in.CallbackToken()
-				return stephandler.Pending(10 * time.Minute), nil
+				return sdk.Pending(10 * time.Minute), nil
 			},
 		},
 	})
@@ -112,8 +112,8 @@ steps:
   - {name: pause, handler: tasker.wait, config: {seconds: 1}}
   - {name: after, handler: rel.after, depends_on: [pause]}
 `},
-		handlers: map[string]stephandler.Handler{
-			"rel.after": func(_ context.Context, in stephandler.Input) (any, error) {
+		handlers: map[string]sdk.Handler{
+			"rel.after": func(_ context.Context, in sdk.Input) (any, error) {
 				var w struct {
 					WaitedUntil string `json:"waited_until"`
 				}

@@ -18,8 +18,8 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/enginetest"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 func oneStep(name, handler, extra string) string {
@@ -105,10 +105,10 @@ func TestHandlerFaults(t *testing.T) {
 		}
 	}))
 	defer sink.Close()
-	handlers := map[string]stephandler.Handler{
+	handlers := map[string]sdk.Handler{
 		// Ignores its context and answers 2.5 s after the deadline (1 s
 		// timeout + 0.5 s grace), leaving the sweep ample time under load.
-		"faults.hang": func(_ context.Context, in stephandler.Input) (any, error) {
+		"faults.hang": func(_ context.Context, in sdk.Input) (any, error) {
 			if in.Meta().Attempt == 1 {
 				defer lateDone.Done()
 				time.Sleep(4 * time.Second)
@@ -116,21 +116,21 @@ func TestHandlerFaults(t *testing.T) {
 			return attemptResult{in.Meta().Attempt}, nil
 		},
 		// Honours its context: gives up at the deadline.
-		"faults.wait": func(ctx context.Context, in stephandler.Input) (any, error) {
+		"faults.wait": func(ctx context.Context, in sdk.Input) (any, error) {
 			if in.Meta().Attempt == 1 {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			}
 			return attemptResult{in.Meta().Attempt}, nil
 		},
-		"faults.panic": func(_ context.Context, in stephandler.Input) (any, error) {
+		"faults.panic": func(_ context.Context, in sdk.Input) (any, error) {
 			if in.Meta().Attempt == 1 {
 				var m map[string]int
 				m["boom"]++ // nil map write
 			}
 			return attemptResult{in.Meta().Attempt}, nil
 		},
-		"faults.huge": func(context.Context, stephandler.Input) (any, error) {
+		"faults.huge": func(context.Context, sdk.Input) (any, error) {
 			return map[string]string{"blob": huge}, nil
 		},
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/queue/faulty"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // chaosYAML: a diamond whose results depend on their parents' results, so
@@ -70,7 +70,7 @@ func newExecutions() *executions {
 	return &executions{byKey: map[string]int{}, byStep: map[string]int{}}
 }
 
-func (e *executions) record(in stephandler.Input) {
+func (e *executions) record(in sdk.Input) {
 	m := in.Meta()
 	e.mu.Lock()
 	e.byKey[m.IdempotencyKey]++
@@ -79,12 +79,12 @@ func (e *executions) record(in stephandler.Input) {
 }
 
 // chaosHandlers compute a: n, b: 2a, c: a+1, d: b+c.
-func chaosHandlers(ex *executions) map[string]stephandler.Handler {
-	compute := func(_ context.Context, in stephandler.Input) (any, error) {
+func chaosHandlers(ex *executions) map[string]sdk.Handler {
+	compute := func(_ context.Context, in sdk.Input) (any, error) {
 		ex.record(in)
 		var c chaosCtx
 		if err := json.Unmarshal(in.Payload().Context, &c); err != nil {
-			return nil, stephandler.Permanent(err)
+			return nil, sdk.Permanent(err)
 		}
 		res := in.Payload().Results
 		parent := func(name string) int {
@@ -103,16 +103,16 @@ func chaosHandlers(ex *executions) map[string]stephandler.Handler {
 		case "d":
 			return vResult{V: parent("b") + parent("c"), Attempt: m.Attempt}, nil
 		}
-		return nil, stephandler.Permanent(errors.New("unknown step " + m.Step))
+		return nil, sdk.Permanent(errors.New("unknown step " + m.Step))
 	}
-	flaky := func(_ context.Context, in stephandler.Input) (any, error) {
+	flaky := func(_ context.Context, in sdk.Input) (any, error) {
 		ex.record(in)
 		var c chaosCtx
 		_ = json.Unmarshal(in.Payload().Context, &c)
 		m := in.Meta()
 		switch {
 		case c.Fail:
-			return nil, stephandler.Permanent(errors.New("rejected for good"))
+			return nil, sdk.Permanent(errors.New("rejected for good"))
 		case c.Flaky && m.Attempt == 1:
 			return nil, errors.New("transient failure")
 		}
@@ -120,7 +120,7 @@ func chaosHandlers(ex *executions) map[string]stephandler.Handler {
 		_ = json.Unmarshal(in.Payload().Results["a"], &a)
 		return vResult{V: a.V + 1, Attempt: m.Attempt}, nil
 	}
-	return map[string]stephandler.Handler{"rel.compute": compute, "rel.flaky": flaky}
+	return map[string]sdk.Handler{"rel.compute": compute, "rel.flaky": flaky}
 }
 
 // Duplicated, reordered, delayed, held back ("minutes late") and dropped

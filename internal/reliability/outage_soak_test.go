@@ -15,7 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/embeddedpg"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const outageYAML = `
@@ -59,8 +59,8 @@ func TestSoakDatabaseOutage(t *testing.T) {
 	opts.Port = pg.Port()
 	url := pg.URL("tasker")
 
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("rel.slow", func(context.Context, stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	if err := reg.Register("rel.slow", func(context.Context, sdk.Input) (any, error) {
 		time.Sleep(300 * time.Millisecond)
 		return map[string]bool{"ok": true}, nil
 	}); err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 const overloadYAML = `
@@ -48,7 +48,7 @@ func (r overloadReport) String() string {
 func runOverload(t *testing.T, tasks, clients, capN int, timeout time.Duration) overloadReport {
 	t.Helper()
 	var running, maxRunning atomic.Int64
-	work := func(context.Context, stephandler.Input) (any, error) {
+	work := func(context.Context, sdk.Input) (any, error) {
 		n := running.Add(1)
 		for {
 			m := maxRunning.Load()
@@ -60,7 +60,7 @@ func runOverload(t *testing.T, tasks, clients, capN int, timeout time.Duration) 
 		running.Add(-1)
 		return map[string]bool{"ok": true}, nil
 	}
-	r := newRig(t, rigOptions{templates: []string{overloadYAML}, handlers: map[string]stephandler.Handler{"rel.work": work},
+	r := newRig(t, rigOptions{templates: []string{overloadYAML}, handlers: map[string]sdk.Handler{"rel.work": work},
 		maxInFlight: capN, poolSize: 32})
 	srv := httptest.NewServer(r.h)
 	defer srv.Close()

@@ -16,7 +16,7 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/lambdaapp"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // poisonResultsYAML: b's handler returns what the context asks for, so a
@@ -42,11 +42,11 @@ type poisonCtx struct {
 
 // resultHandlers: rel.result returns {"ok":true}, or on step b the
 // unstorable result the context names.
-func resultHandlers() map[string]stephandler.Handler {
-	return map[string]stephandler.Handler{"rel.result": func(_ context.Context, in stephandler.Input) (any, error) {
+func resultHandlers() map[string]sdk.Handler {
+	return map[string]sdk.Handler{"rel.result": func(_ context.Context, in sdk.Input) (any, error) {
 		var c poisonCtx
 		if err := json.Unmarshal(in.Payload().Context, &c); err != nil {
-			return nil, stephandler.Permanent(err)
+			return nil, sdk.Permanent(err)
 		}
 		if c.Poison > 0 && in.Meta().Step == "b" {
 			return json.RawMessage(unstorable[c.Poison-1]), nil

@@ -26,9 +26,9 @@ import (
 	"github.com/taskerhq/tasker/internal/migrate"
 	"github.com/taskerhq/tasker/internal/pgtest"
 	qlocal "github.com/taskerhq/tasker/internal/queue/local"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // rigOptions configure an in-process Tasker built from the same pieces as
@@ -38,7 +38,7 @@ import (
 type rigOptions struct {
 	url       string   // database; default pgtest.URL(t)
 	templates []string // YAML documents
-	handlers  map[string]stephandler.Handler
+	handlers  map[string]sdk.Handler
 	// wrap, when set, wraps the local queue for every sender (engine
 	// wake-ups and the invoker's destination records).
 	wrap        func(*qlocal.Queue) engine.Queue
@@ -122,7 +122,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		o.poolSize = 16
 	}
 	log := testLogger()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	for name, h := range o.handlers {
 		if err := reg.Register(name, h); err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		send = o.wrap(q)
 	}
 	inv := invlocal.New(reg, send, append([]invlocal.Option{invlocal.WithLogger(log),
-		invlocal.WithRunOptions(stephandler.WithLogger(log))}, o.invOpts...)...)
+		invlocal.WithRunOptions(sdk.WithLogger(log))}, o.invOpts...)...)
 	if err := inv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -280,6 +280,9 @@ type Claim struct {
 	// CallbackSecret is the secret of the attempt's callback token; the
 	// database keeps only its SHA-256 (docs/architecture.md, "Callbacks").
 	CallbackSecret []byte
+	// OperatorRetries counts the operator retries of the step; the
+	// idempotency key changes with it (docs/architecture.md, "Handler contract").
+	OperatorRetries int
 	// When is the step's condition, "" for none: the engine evaluates it
 	// before dispatching and records a skip when it is false.
 	When string
@@ -349,8 +352,8 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				MaxAttempts: int(*r.MaxAttempts), Deadline: *r.DeadlineAt, Config: r.Config, Context: r.Context,
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
-				CallbackSecret: r.CallbackSecret,
-				When:           deref(r.WhenExpr),
+				CallbackSecret: r.CallbackSecret, OperatorRetries: operatorRetries(r.OperatorRetries),
+				When: deref(r.WhenExpr),
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{
@@ -365,6 +368,15 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 }
 
 // deref returns *p, or "" for nil.
+// operatorRetries reads the claimed row's count (NULL only in rows of
+// other kinds).
+func operatorRetries(p *int32) int {
+	if p == nil {
+		return 0
+	}
+	return int(*p)
+}
+
 func deref(p *string) string {
 	if p == nil {
 		return ""

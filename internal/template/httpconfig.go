@@ -13,7 +13,7 @@ import (
 const MaxHTTPTimeoutSeconds = MaxTimeoutSeconds
 
 // httpPlaceholder matches the ${context.path} placeholders tasker.http
-// substitutes at run time (internal/stephandler).
+// substitutes at run time (sdk).
 var httpPlaceholder = regexp.MustCompile(`\$\{context\.[^}]+\}`)
 
 // problem is one invalid field of a step config; field is relative to the

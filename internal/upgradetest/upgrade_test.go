@@ -789,7 +789,7 @@ func (h *head) r1Record(k r1Task, step string, n int, result string) []byte {
 	payload, err := json.Marshal(contract.Payload{
 		Tasker: contract.Meta{Version: contract.PayloadVersion, TaskID: k.id, StepID: id, Step: step, Handler: "tasker.noop",
 			Attempt: n, MaxAttempts: 3, Namespace: r1Namespace, Workflow: r1Workflow, WorkflowVersion: "1.0.0",
-			IdempotencyKey: contract.IdempotencyKey(k.id, step, n), CorrelationID: "corr-" + k.key},
+			IdempotencyKey: contract.IdempotencyKey(k.id, step, 0), CorrelationID: "corr-" + k.key},
 		Context: json.RawMessage(`{}`), Config: json.RawMessage(`{}`), Results: map[string]json.RawMessage{},
 	})
 	if err != nil {

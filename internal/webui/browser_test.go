@@ -31,8 +31,8 @@ import (
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/graph"
 	"github.com/taskerhq/tasker/internal/pgtest"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/webui"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -120,7 +120,7 @@ type stack struct {
 // middleware in front of the mounted handler.
 type stackOptions struct {
 	templates fs.FS
-	registry  *stephandler.Registry
+	registry  *sdk.Registry
 	auth      *auth.Verifier
 	wrap      func(http.Handler) http.Handler
 }
@@ -128,7 +128,7 @@ type stackOptions struct {
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	if o.registry == nil {
-		o.registry = stephandler.NewRegistry()
+		o.registry = sdk.NewRegistry()
 		if err := examples.Register(o.registry); err != nil {
 			t.Fatal(err)
 		}
@@ -327,11 +327,17 @@ func TestBrowserListsAndTemplates(t *testing.T) {
 	mustContain(t, dom, "No tasks match these filters.")
 
 	dom = string(browse(t, bin, s.url+"/#/templates", "--dump-dom"))
-	for _, tpl := range []string{"ecommerce/process_order", "onboarding/customer", "data/etl_pipeline", "payments/process_refund"} {
+	for _, tpl := range []string{"ecommerce/process_order", "onboarding/customer", "data/etl_pipeline", "payments/process_refund",
+		"payments/refund_with_approval", "travel/book_trip", "media/transcode"} {
 		card := regexp.MustCompile(`(?s)<article class="card template-card" data-template="` + tpl + `">.*?</article>`).FindString(dom)
 		if !strings.Contains(card, `<svg class="dag"`) || !strings.Contains(card, `class="node st-none"`) {
 			t.Errorf("template %s has no graph: %s", tpl, tail(card, 2000))
 		}
+	}
+
+	// A callback step has the callback look in its template's graph.
+	if card := regexp.MustCompile(`(?s)<article class="card template-card" data-template="payments/refund_with_approval">.*?</article>`).FindString(dom); !strings.Contains(card, `data-kind="callback" data-step="manager_approval"`) {
+		t.Errorf("the approval template's graph has no callback node: %s", tail(card, 2000))
 	}
 
 	dom = string(browse(t, bin, s.url+"/#/templates/ecommerce/process_order", "--dump-dom"))
@@ -366,8 +372,8 @@ func TestBrowserAutoRefresh(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
 	open := func() { once.Do(func() { close(gate) }) }
-	reg := stephandler.NewRegistry()
-	if err := reg.Register("webui.gate", func(ctx context.Context, _ stephandler.Input) (any, error) {
+	reg := sdk.NewRegistry()
+	if err := reg.Register("webui.gate", func(ctx context.Context, _ sdk.Input) (any, error) {
 		select {
 		case <-gate:
 			return map[string]any{"opened": true}, nil

@@ -220,4 +220,14 @@ func TestStatesMatchGraph(t *testing.T) {
 	if want := `["` + strings.Join(graph.States, `", "`) + `"]`; !strings.Contains(js, want) {
 		t.Errorf("states.js = %s, want %s", js, want)
 	}
+	// Edges into trigger-rule steps: styled and labelled as the SVG draws them.
+	for _, r := range []string{graph.RuleOneFailed, graph.RuleAllDone} {
+		es := graph.EdgeStyleOf(r)
+		if want := ".edge.rule-" + r + " { stroke: " + es.Stroke + "; stroke-dasharray: " + es.Dash + "; }"; !strings.Contains(css, want) {
+			t.Errorf("states.css lacks %q", want)
+		}
+		if want := r + ": \"" + es.Label + "\""; !strings.Contains(js, want) {
+			t.Errorf("states.js lacks %q: %s", want, js)
+		}
+	}
 }

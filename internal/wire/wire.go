@@ -150,6 +150,10 @@ type TemplateStep struct {
 	Retry          RetryPolicy `json:"retry"`
 	TimeoutSeconds int         `json:"timeout_seconds"`
 	Concurrency    *int        `json:"concurrency"`
+	// When is the step's condition (nil without one) and TriggerRule how
+	// its parents must have ended (docs/control-flow.md).
+	When        *string `json:"when"`
+	TriggerRule string  `json:"trigger_rule"`
 }
 
 // RetryPolicy of a template step.

@@ -168,7 +168,7 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempt, 'in_progress', u.state, u.next_retry_at,
                              u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
@@ -271,7 +271,7 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', k.task_id, k.id, k.name, k.attempts, 'pending', 'skipped', NULL,
                              k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM skipped k
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
@@ -333,7 +333,8 @@ BEGIN
                 FROM allowed a
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
-                          s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret
+                          s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret,
+                          s.operator_retries
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -359,7 +360,7 @@ BEGIN
                    -- The task's first claim of this pass reports that it started.
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
                        AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1,
-                   c.secret, c.when_expr
+                   c.secret, c.when_expr, c.operator_retries
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
@@ -428,7 +429,7 @@ BEGIN
     )
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
-           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text
+           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text, NULL::int
     FROM updated u;
 END
 $$;

@@ -34,6 +34,7 @@ SELECT @task_id::uuid, old.status, @status::text, @reason::text, @actor::text, @
 WITH updated AS (
     UPDATE tasker_steps s
     SET state = 'pending', max_attempts = s.attempts + s.retry_limit, next_retry_at = NULL,
+        operator_retries = s.operator_retries + 1,
         completed_at = NULL, updated_at = @now::timestamptz
     WHERE s.task_id = @task_id::uuid AND s.state = 'error'
     RETURNING s.id, s.name, s.attempts

@@ -22,8 +22,8 @@ import (
 	"github.com/taskerhq/tasker/internal/devserver"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
-	"github.com/taskerhq/tasker/internal/stephandler"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
 )
 
@@ -57,12 +57,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// tasker.http may call loopback and private addresses locally unless
 	// TASKER_HTTP_DENY_PRIVATE=true.
-	httpPolicy, err := stephandler.HTTPPolicyFromEnv(os.Getenv, false)
+	httpPolicy, err := sdk.HTTPPolicyFromEnv(os.Getenv, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
-	reg := stephandler.NewRegistry(stephandler.WithHTTPPolicy(httpPolicy))
+	reg := sdk.NewRegistry(sdk.WithHTTPPolicy(httpPolicy))
 	if err := examples.Register(reg); err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1

@@ -25,19 +25,29 @@ import (
 	"github.com/taskerhq/tasker/internal/template"
 )
 
-const newUsage = `usage: tasker new NAMESPACE/NAME --steps a,b,c [--dir .]
+const newUsage = `usage: tasker new NAMESPACE/NAME --steps a,b,c [--dir .] [--function]
 
 Scaffolds a workflow whose steps run one after another (a -> b -> c):
 
   templates/NAMESPACE_NAME.yaml      the template, with a context_schema stub
   handlers/NAMESPACE/STEP.go         one Go handler per step ("NAMESPACE.STEP")
-  handlers/NAMESPACE/STEP_test.go    a test per step, through stephandler.Run
-  handlers/NAMESPACE/register.go     func Register(reg *stephandler.Registry) error
+  handlers/NAMESPACE/STEP_test.go    a test per step, through sdk.Run
+  handlers/NAMESPACE/register.go     func Register(reg *sdk.Registry) error
   handlers/registry_gen.go           (re)generated: registers every handlers/* package;
-                                     tasker dev calls it
+                                     tasker dev and the handlers function call it
 
-DIR (default .) must be inside the Tasker module (the handlers import
-github.com/taskerhq/tasker/internal/stephandler). Existing files are never
+With --function each step's handler is a Lambda function of its own,
+named tasker-NAMESPACE-STEP, which the template's steps name
+"lambda:tasker-NAMESPACE-STEP" (tasker dev still runs it in process):
+
+  functions/handler_NAMESPACE_STEP/main.go   the function's main package
+  template.yaml                              + the function and the scheduler's
+                                               permission to invoke it
+  functions/build.mk                         + its sam build target
+
+DIR (default .) must be the Tasker repository (or a directory inside its
+module): the handlers function and tasker dev host the packages
+handlers/registry_gen.go registers. Existing files are never
 overwritten. Names are lower-case letters, digits and single underscores,
 starting with a letter.
 `
@@ -75,16 +85,21 @@ var (
 type scaffold struct {
 	Namespace, Name string
 	Steps           []scaffoldStep
-	Package         string // Go package name (the namespace)
-	TemplateFile    string // base name of the template file
+	// Function: every step is a Lambda function of its own (--function).
+	Function     bool
+	Package      string // Go package name (the namespace)
+	TemplateFile string // base name of the template file
 }
 
 type scaffoldStep struct {
 	Name    string // step name
 	Func    string // exported Go name: CheckStock
-	Handler string // namespace.step
-	Parent  *scaffoldStep
-	Index   int
+	Handler string // namespace.step, or lambda:FunctionName with --function
+	// With --function: the Lambda function's name, its template.yaml
+	// resource and its directory under functions/.
+	FunctionName, LogicalID, FunctionDir string
+	Parent                               *scaffoldStep
+	Index                                int
 }
 
 func (s scaffoldStep) Result() string { return s.Func + "Result" }
@@ -112,7 +127,7 @@ func checkScaffoldName(kind, v string, maxLen int) error {
 	return nil
 }
 
-func newScaffold(workflow string, steps []string) (*scaffold, error) {
+func newScaffold(workflow string, steps []string, function bool) (*scaffold, error) {
 	ns, name, ok := strings.Cut(workflow, "/")
 	if !ok || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("%q is not NAMESPACE/NAME (e.g. shop/refund)", workflow)
@@ -129,7 +144,7 @@ func newScaffold(workflow string, steps []string) (*scaffold, error) {
 	if len(steps) == 0 {
 		return nil, errors.New("--steps is required: the step names in order, e.g. --steps check,refund,notify")
 	}
-	sc := &scaffold{Namespace: ns, Name: name, Package: ns, TemplateFile: ns + "_" + name + ".yaml"}
+	sc := &scaffold{Namespace: ns, Name: name, Package: ns, TemplateFile: ns + "_" + name + ".yaml", Function: function}
 	seen := map[string]bool{}
 	for i, st := range steps {
 		st = strings.TrimSpace(st)
@@ -147,7 +162,18 @@ func newScaffold(workflow string, steps []string) (*scaffold, error) {
 		if !template.ValidName(st) || !template.ValidName(ns+"."+st) {
 			return nil, fmt.Errorf("step %q is not a valid step or handler name", st)
 		}
-		sc.Steps = append(sc.Steps, scaffoldStep{Name: st, Func: camel(st), Handler: ns + "." + st, Index: i})
+		step := scaffoldStep{Name: st, Func: camel(st), Handler: ns + "." + st, Index: i}
+		if function {
+			// Lambda function names are at most 64 characters.
+			step.FunctionName = "tasker-" + strings.ReplaceAll(ns+"-"+st, "_", "-")
+			if len(step.FunctionName) > 64 {
+				return nil, fmt.Errorf("step %q: the function name %s is longer than 64 characters; shorten the namespace or step", st, step.FunctionName)
+			}
+			step.Handler = "lambda:" + step.FunctionName
+			step.LogicalID = "Handler" + camel(ns) + camel(st) + "Function"
+			step.FunctionDir = "handler_" + ns + "_" + st
+		}
+		sc.Steps = append(sc.Steps, step)
 	}
 	idents := map[string]string{} // Go identifier -> step declaring it
 	for i := range sc.Steps {
@@ -197,6 +223,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	stepsArg := fs.String("steps", "", "comma-separated step names, run in this order")
 	dirArg := fs.String("dir", ".", "root directory to generate into (the Tasker repository)")
+	functionArg := fs.Bool("function", false, "deploy each step's handler as a Lambda function of its own (template.yaml, functions/)")
 	fs.Usage = cli.UsageFunc(fs, newUsage)
 	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
@@ -211,7 +238,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if strings.TrimSpace(*stepsArg) != "" {
 		steps = strings.Split(*stepsArg, ",")
 	}
-	sc, err := newScaffold(pos[0], steps)
+	sc, err := newScaffold(pos[0], steps, *functionArg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker new: %v\n", err)
 		return 2
@@ -228,6 +255,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // scaffoldResult says what write did.
 type scaffoldResult struct {
 	created    []string // paths, as given under dir
+	updated    []string // existing files rewritten: template.yaml, functions/build.mk (--function)
 	imports    string   // import path of the handlers directory
 	registry   string   // path of registry_gen.go
 	namespaces []string // packages registry_gen.go registers
@@ -253,6 +281,14 @@ func (sc *scaffold) write(dir string) (*scaffoldResult, error) {
 	files, err := sc.renderFiles(tplPath, pkgDir, registerPath, res)
 	if err != nil {
 		return nil, err
+	}
+	var updates []scaffoldFile // existing files rewritten (--function)
+	if sc.Function {
+		fnFiles, upd, err := sc.renderFunctions(dir, handlersImport)
+		if err != nil {
+			return nil, err
+		}
+		files, updates = append(files, fnFiles...), upd
 	}
 	if err := sc.refuseOverwrite(dir, files, tplPath, regGen); err != nil {
 		return nil, err
@@ -281,9 +317,73 @@ func (sc *scaffold) write(dir string) (*scaffoldResult, error) {
 	if err := os.WriteFile(regGen, regSrc, 0o644); err != nil {
 		return nil, err
 	}
+	for _, u := range updates {
+		if err := os.WriteFile(u.path, u.data, 0o644); err != nil {
+			return nil, err
+		}
+		res.updated = append(res.updated, u.path)
+	}
 	res.namespaces = nss
 	return res, nil
 }
+
+// renderFunctions renders, for --function, each step's functions/<dir>/main.go
+// and the new contents of template.yaml (the function resources, before
+// Outputs) and functions/build.mk (the build targets sam build runs).
+func (sc *scaffold) renderFunctions(dir, handlersImport string) (files, updates []scaffoldFile, err error) {
+	tplPath := filepath.Join(dir, "template.yaml")
+	buildPath := filepath.Join(dir, "functions", "build.mk")
+	tpl, err := os.ReadFile(tplPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--function adds the functions to template.yaml: %w", err)
+	}
+	build, err := os.ReadFile(buildPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--function adds build targets to functions/build.mk: %w", err)
+	}
+	var resources, targets bytes.Buffer
+	for _, st := range sc.Steps {
+		if bytes.Contains(tpl, []byte("\n  "+st.LogicalID+":")) {
+			return nil, nil, fmt.Errorf("template.yaml already has a resource %s; choose another step or namespace", st.LogicalID)
+		}
+		data := struct {
+			*scaffold
+			Step           scaffoldStep
+			HandlersImport string
+		}{sc, st, handlersImport}
+		src, err := sc.renderGo(functionMainTemplate, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, scaffoldFile{filepath.Join(dir, "functions", st.FunctionDir, "main.go"), src})
+		if err := functionResourceTemplate.Execute(&resources, data); err != nil {
+			return nil, nil, err
+		}
+		if err := functionBuildTemplate.Execute(&targets, data); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The resources go at the end of Resources: before the top-level
+	// section that follows it, or at the end of the file.
+	i := bytes.Index(tpl, []byte("\nResources:\n"))
+	if i < 0 {
+		return nil, nil, errors.New("template.yaml has no top-level Resources section")
+	}
+	end := len(tpl)
+	if m := topLevelKey.FindIndex(tpl[i+len("\nResources:\n"):]); m != nil {
+		end = i + len("\nResources:\n") + m[0] + 1
+	}
+	newTpl := slices.Concat(tpl[:end], bytes.TrimPrefix(resources.Bytes(), []byte("\n")), []byte("\n"), tpl[end:])
+	if end == len(tpl) {
+		newTpl = slices.Concat(bytes.TrimRight(tpl, "\n"), []byte("\n"), resources.Bytes())
+	}
+	updates = []scaffoldFile{{tplPath, newTpl}, {buildPath, slices.Concat(bytes.TrimRight(build, "\n"), []byte("\n"), targets.Bytes())}}
+	return files, updates, nil
+}
+
+// topLevelKey finds the next top-level YAML key (a line starting with a
+// letter).
+var topLevelKey = regexp.MustCompile(`\n[A-Za-z][A-Za-z0-9]*:`)
 
 // handlersImportPath is the import path of dir/handlers. dir must be a
 // directory inside the Tasker module: the generated handlers import its
@@ -301,7 +401,7 @@ func handlersImportPath(dir string) (string, error) {
 		return "", err
 	}
 	if modPath != scaffoldModule && !strings.HasPrefix(modPath, scaffoldModule+"/") {
-		return "", fmt.Errorf("%s is in module %s, but generated handlers import %s/internal/stephandler, which Go allows only inside %s: generate into the Tasker repository",
+		return "", fmt.Errorf("%s is in module %s, but the handlers function and tasker dev host only the handlers of %s (handlers/registry_gen.go): generate into the Tasker repository, or write your own Lambda with the public SDK (%s/sdk, docs/handlers.md)",
 			dir, modPath, scaffoldModule, scaffoldModule)
 	}
 	rel, err := filepath.Rel(modRoot, filepath.Join(abs, "handlers"))
@@ -505,6 +605,12 @@ func (sc *scaffold) renderGo(t *texttemplate.Template, data any) ([]byte, error)
 
 func (sc *scaffold) registerSnippet() string {
 	var b strings.Builder
+	if sc.Function {
+		for _, st := range sc.Steps {
+			fmt.Fprintf(&b, "\tif err := reg.RegisterFunction(%q, %s); err != nil {\n\t\treturn err\n\t}\n", st.Handler, st.Func)
+		}
+		return b.String()
+	}
 	for _, st := range sc.Steps {
 		fmt.Fprintf(&b, "\t\t{%q, %s},\n", st.Handler, st.Func)
 	}
@@ -524,6 +630,13 @@ func (r *scaffoldResult) print(w io.Writer, sc *scaffold, dir string) {
 		fmt.Fprintf(w, "  %s\n", show(p))
 	}
 	fmt.Fprintf(w, "Updated %s (registers: %s)\n", show(r.registry), strings.Join(r.namespaces, ", "))
+	for _, p := range r.updated {
+		fmt.Fprintf(w, "Updated %s\n", show(p))
+	}
+	if sc.Function {
+		fmt.Fprintf(w, "Each step runs in a Lambda function of its own (template steps name it lambda:<function>;\n"+
+			"tasker dev runs it in process): %s\n", functionList(sc))
+	}
 	if r.registerSnippet != "" {
 		fmt.Fprintf(w, "\n%s already existed and was left alone. Add the new handlers to its Register list\n(until then tasker dev refuses the template: its handlers are unknown):\n%s",
 			show(r.registerFile), r.registerSnippet)
@@ -543,18 +656,28 @@ Next steps%s:
      and loads templates/, so a fresh build picks the workflow up (restart it):
        go run ./cmd/tasker dev
        go run ./cmd/tasker run %s/%s --context '{"id":"demo-1"}' --watch
-  4. On AWS, the handlers function (functions/handlers) hosts registered Go handlers
-     and templates/ is embedded at build time. Register the generated packages in
-     functions/handlers/main.go:
-       lambdaapp.Main(lambdaapp.Handlers(func(reg *stephandler.Registry) error {
-           if err := examples.Register(reg); err != nil {
-               return err
-           }
-           return handlers.Register(reg) // %s
-       }))
-     template.yaml already builds HandlersFunction from functions/handlers and points the
-     scheduler at it (TASKER_HANDLERS_FUNCTION), so the %s.* steps run there. Give it
-     what your handlers need, e.g.:
+%s     then: sam build && sam deploy
+`, in, pkg, sc.Package, tpl, sc.Namespace, sc.Name, awsStep(sc))
+}
+
+// awsStep is the "On AWS" paragraph of the next steps.
+func awsStep(sc *scaffold) string {
+	if sc.Function {
+		return fmt.Sprintf(`  4. On AWS, each step runs in its own function: template.yaml has %s,
+     built from functions/handler_%s_<step> (functions/build.mk), invoked by the scheduler
+     and reporting to its queue. templates/ is embedded in the scheduler at build time.
+     Give a function what its handler needs under its Properties (Environment,
+     Policies), e.g. for %s:
+       Environment:
+         Variables:
+           SHOP_API_URL: https://shop.example.com
+       Policies:
+         - DynamoDBCrudPolicy: {TableName: !Ref ShopTable}
+`, functionList(sc), sc.Package, sc.Steps[0].LogicalID)
+	}
+	return fmt.Sprintf(`  4. On AWS, the handlers function (functions/handlers) hosts the same packages
+     (handlers/registry_gen.go) and templates/ is embedded at build time, so the
+     %s.* steps run there with no further edit. Give it what your handlers need, e.g.:
        HandlersFunction:
          Properties:
            Environment:
@@ -562,8 +685,15 @@ Next steps%s:
                SHOP_API_URL: https://shop.example.com
            Policies:
              - DynamoDBCrudPolicy: {TableName: !Ref ShopTable}
-     then: sam build && sam deploy
-`, in, pkg, sc.Package, tpl, sc.Namespace, sc.Name, r.imports, sc.Namespace)
+`, sc.Namespace)
+}
+
+func functionList(sc *scaffold) string {
+	names := make([]string, len(sc.Steps))
+	for i, s := range sc.Steps {
+		names[i] = s.LogicalID + " (" + s.FunctionName + ")"
+	}
+	return strings.Join(names, ", ")
 }
 
 func stepChain(sc *scaffold) string {

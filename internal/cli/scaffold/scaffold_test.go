@@ -96,7 +96,7 @@ func TestNewScaffold(t *testing.T) {
 		filepath.Join(dir, "templates", "shop_refund.yaml"),
 		filepath.Join(dir, "handlers", "shop", "refund_test.go"),
 		"registers: shop", "go run ./cmd/tasker dev", "go run ./cmd/tasker run shop/refund",
-		"functions/handlers/main.go", "return handlers.Register(reg)", "HandlersFunction:",
+		"handlers/registry_gen.go", "with no further edit", "HandlersFunction:",
 	}, nil)
 	for _, f := range []string{"register.go", "check.go", "check_test.go", "refund.go", "refund_test.go", "notify.go", "notify_test.go"} {
 		if _, err := os.Stat(filepath.Join(dir, "handlers", "shop", f)); err != nil {
@@ -132,13 +132,13 @@ func TestNewScaffold(t *testing.T) {
 import (
 	"testing"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/internal/template"
 	"github.com/taskerhq/tasker/scaffoldtest/handlers"
 )
 
 func TestTemplateHandlersRegistered(t *testing.T) {
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	if err := handlers.Register(reg); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestTemplateHandlersRegistered(t *testing.T) {
 func TestNewScaffoldOutsideTasker(t *testing.T) {
 	t.Parallel()
 	other := scaffoldModuleDir(t, "example.com/app")
-	runNew(t, "new", "shop/refund", "--steps", "a", "--dir", other).want(t, 1, nil, []string{"module example.com/app", "only inside github.com/taskerhq/tasker"})
+	runNew(t, "new", "shop/refund", "--steps", "a", "--dir", other).want(t, 1, nil, []string{"module example.com/app", "host only the handlers of github.com/taskerhq/tasker"})
 	runNew(t, "new", "shop/refund", "--steps", "a", "--dir", filepath.Join(other, "missing")).want(t, 1, nil, []string{"not a directory"})
 	if entries, _ := os.ReadDir(other); len(entries) != 2 {
 		t.Errorf("files were written: %v", entries)
@@ -217,7 +217,7 @@ func TestNewNames(t *testing.T) {
 		r := runNew(t, "new", tc.workflow, "--steps", tc.steps, "--dir", t.TempDir())
 		r.want(t, 2, nil, []string{tc.err})
 	}
-	if _, err := newScaffold("shop/refund", []string{"check_stock", "x2", "notify"}); err != nil {
+	if _, err := newScaffold("shop/refund", []string{"check_stock", "x2", "notify"}, false); err != nil {
 		t.Error(err)
 	}
 }

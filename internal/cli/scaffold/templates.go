@@ -2,6 +2,7 @@ package scaffold
 
 import (
 	"fmt"
+	"strings"
 	texttemplate "text/template"
 )
 
@@ -9,13 +10,26 @@ import (
 
 var funcs = texttemplate.FuncMap{
 	"quote": func(s string) string { return fmt.Sprintf("%q", s) },
+	// register is the Registry method for a handler name: a step deployed
+	// as its own function is named "lambda:<function>".
+	"register": func(handler string) string {
+		if strings.HasPrefix(handler, "lambda:") {
+			return "RegisterFunction"
+		}
+		return "Register"
+	},
 }
 
 var yamlTemplate = texttemplate.Must(texttemplate.New("template.yaml").Funcs(funcs).Parse(`# {{.Namespace}}/{{.Name}}, scaffolded by ` + "`tasker new`" + `.
 #
 #   {{range $i, $s := .Steps}}{{if $i}} ─ {{end}}{{$s.Name}}{{end}}
 #
+{{- if .Function}}
+# Each step runs its Go handler in handlers/{{.Package}}/ in a Lambda function
+# of its own, lambda:tasker-{{.Namespace}}-<step> (template.yaml, functions/).
+{{- else}}
 # Each step runs the Go handler "{{.Namespace}}.<step>" in handlers/{{.Package}}/.
+{{- end}}
 # Describe the task context in context_schema: tasks whose context does not
 # match are refused when they are created.
 namespace: {{.Namespace}}
@@ -51,21 +65,21 @@ package {{.Package}}
 import (
 	"fmt"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Register adds the {{.Namespace}} handlers to reg. handlers/registry_gen.go
 // calls it, so ` + "`tasker dev`" + ` hosts them.
-func Register(reg *stephandler.Registry) error {
+func Register(reg *sdk.Registry) error {
 	for _, h := range []struct {
 		name string
-		fn   stephandler.Handler
+		fn   sdk.Handler
 	}{
 {{- range .Steps}}
 		{ {{quote .Handler}}, {{.Func}} },
 {{- end}}
 	} {
-		if err := reg.Register(h.name, h.fn); err != nil {
+		if err := reg.{{if .Function}}RegisterFunction{{else}}Register{{end}}(h.name, h.fn); err != nil {
 			return fmt.Errorf("{{.Package}}: %w", err)
 		}
 	}
@@ -79,7 +93,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // {{.Step.Result}} is the result of the {{.Step.Name}} step. Steps that depend
@@ -95,26 +109,26 @@ type {{.Step.Result}} struct {
 // It gets the task context, the step's config from the template and the
 // results of the steps it depends on. Whatever it returns (JSON-encodable)
 // is the step's result. A returned error is retried with backoff unless it
-// is wrapped with stephandler.Permanent; stephandler.RetryAfter asks for a
+// is wrapped with sdk.Permanent; sdk.RetryAfter asks for a
 // delay. A step runs at least once, possibly more: make side effects
 // idempotent with in.IdempotencyKey().
-func {{.Step.Func}}(ctx context.Context, in stephandler.Input) (any, error) {
+func {{.Step.Func}}(ctx context.Context, in sdk.Input) (any, error) {
 	var task struct {
 		ID string ` + "`json:\"id\"`" + `
 	}
 	if err := in.Context(&task); err != nil {
-		return nil, stephandler.Permanent(err)
+		return nil, sdk.Permanent(err)
 	}
 	if task.ID == "" {
-		return nil, stephandler.Permanent(errors.New("the task context has no \"id\""))
+		return nil, sdk.Permanent(errors.New("the task context has no \"id\""))
 	}
 {{- if .Step.Parent}}
 	var prev {{.Step.Parent.Result}}
 	if err := in.Result({{quote .Step.Parent.Name}}, &prev); err != nil {
-		return nil, stephandler.Permanent(err)
+		return nil, sdk.Permanent(err)
 	}
 	if !prev.Done {
-		return nil, stephandler.Permanent(errors.New("{{.Step.Parent.Name}} did not finish its work"))
+		return nil, sdk.Permanent(errors.New("{{.Step.Parent.Name}} did not finish its work"))
 	}
 {{- end}}
 	if err := ctx.Err(); err != nil {
@@ -139,16 +153,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
-// {{.Step.Func}} through stephandler.Run, with the invocation payload Tasker sends.
+// {{.Step.Func}} through sdk.Run, with the invocation payload Tasker sends.
 func Test{{.Step.Func}}(t *testing.T) {
-	reg := stephandler.NewRegistry()
-	if err := reg.Register({{quote .Step.Handler}}, {{.Step.Func}}); err != nil {
+	reg := sdk.NewRegistry()
+	if err := reg.{{register .Step.Handler}}({{quote .Step.Handler}}, {{.Step.Func}}); err != nil {
 		t.Fatal(err)
 	}
-	quiet := stephandler.WithLogger(slog.New(slog.DiscardHandler))
+	quiet := sdk.WithLogger(slog.New(slog.DiscardHandler))
 	payload := func(taskContext string) []byte {
 		return []byte(` + "`" + `{
 			"tasker": {"version": 1, "step": {{quote .Step.Name}}, "handler": {{quote .Step.Handler}},
@@ -162,7 +176,7 @@ func Test{{.Step.Func}}(t *testing.T) {
 		}` + "`" + `)
 	}
 
-	out := stephandler.Run(context.Background(), reg, payload(` + "`" + `{"id": "demo-1"}` + "`" + `), quiet)
+	out := sdk.Run(context.Background(), reg, payload(` + "`" + `{"id": "demo-1"}` + "`" + `), quiet)
 	var got {{.Step.Result}}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("result %s: %v", out, err)
@@ -172,7 +186,7 @@ func Test{{.Step.Func}}(t *testing.T) {
 	}
 
 	// A context without an id fails permanently.
-	out = stephandler.Run(context.Background(), reg, payload(` + "`{}`" + `), quiet)
+	out = sdk.Run(context.Background(), reg, payload(` + "`{}`" + `), quiet)
 	if !strings.Contains(string(out), ` + "`\"permanent\":true`" + `) {
 		t.Errorf("without an id: %s, want a permanent error", out)
 	}
@@ -190,12 +204,12 @@ import (
 {{- range .Packages}}
 	"{{$.Import}}/{{.}}"
 {{- end}}
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Register adds the handlers of every package under handlers/ to reg.
-func Register(reg *stephandler.Registry) error {
-	for _, register := range []func(*stephandler.Registry) error{
+func Register(reg *sdk.Registry) error {
+	for _, register := range []func(*sdk.Registry) error{
 {{- range .Packages}}
 		{{.}}.Register,
 {{- end}}
@@ -206,4 +220,71 @@ func Register(reg *stephandler.Registry) error {
 	}
 	return nil
 }
+`))
+
+// functionMainTemplate is functions/<dir>/main.go of a step deployed as
+// its own Lambda function (tasker new --function).
+var functionMainTemplate = texttemplate.Must(texttemplate.New("function main.go").Funcs(funcs).Parse(`// Command {{.Step.FunctionDir}} is the Lambda function {{.Step.FunctionName}}, which runs the
+// {{.Step.Name}} step of {{.Namespace}}/{{.Name}} (template.yaml: {{.Step.LogicalID}}; template steps
+// name it {{quote .Step.Handler}}). Scaffolded by ` + "`tasker new --function`" + `; edit freely.
+package main
+
+import (
+	"{{.HandlersImport}}/{{.Package}}"
+
+	"github.com/taskerhq/tasker/internal/lambdaapp"
+)
+
+func main() { lambdaapp.Main(lambdaapp.HandlerFunction({{.Package}}.{{.Step.Func}})) }
+`))
+
+// functionResourceTemplate is what template.yaml gains for a step
+// deployed as its own function: the function, invoked asynchronously by the
+// scheduler with both destinations on the scheduler queue like
+// HandlersFunction, and the scheduler's permission to invoke it.
+var functionResourceTemplate = texttemplate.Must(texttemplate.New("function resources").Funcs(funcs).Parse(`
+  # ---- {{.Step.Handler}}: step {{.Step.Name}} of {{.Namespace}}/{{.Name}} (tasker new --function) ----
+  {{.Step.LogicalID}}:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: makefile
+    Properties:
+      FunctionName: {{.Step.FunctionName}}
+      Description: Tasker step handler {{.Namespace}}.{{.Step.Name}}, invoked asynchronously by the scheduler
+      Timeout: 900 # a step's timeout_seconds is at most 900
+      RecursiveLoop: Allow # SQS -> scheduler -> this function -> SQS is the intended loop
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0 # Tasker owns retries
+        MaximumEventAgeInSeconds: 930 # the longest step timeout plus the engine's grace
+        DestinationConfig:
+          OnSuccess:
+            Type: SQS
+            Destination: !GetAtt SchedulerQueue.Arn
+          OnFailure:
+            Type: SQS
+            Destination: !GetAtt SchedulerQueue.Arn
+      Policies:
+        - SQSSendMessagePolicy:
+            QueueName: !GetAtt SchedulerQueue.QueueName
+
+  {{.Step.LogicalID}}InvokePolicy:
+    Type: AWS::IAM::Policy
+    Properties:
+      PolicyName: !Sub "${AWS::StackName}-invoke-{{.Step.FunctionName}}"
+      Roles: [!Ref SchedulerFunctionRole]
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Action: lambda:InvokeFunction
+            Resource: !GetAtt {{.Step.LogicalID}}.Arn
+`))
+
+// functionBuildTemplate is the functions/build.mk target sam build runs for
+// the function.
+var functionBuildTemplate = texttemplate.Must(texttemplate.New("build target").Parse(`
+# {{.Step.Handler}} (tasker new --function)
+.PHONY: build-{{.Step.LogicalID}}
+build-{{.Step.LogicalID}}:
+	$(call lambda-build,{{.Step.FunctionDir}})
 `))

@@ -136,6 +136,10 @@ func stepSymbol(state string) string {
 		return "▶"
 	case domain.StepWaitingForRetry:
 		return "↻"
+	case domain.StepWaiting:
+		return "⏸"
+	case domain.StepSkipped:
+		return "↷"
 	case domain.StepCancelled:
 		return "-"
 	}
@@ -144,7 +148,7 @@ func stepSymbol(state string) string {
 
 var stateColors = map[domain.StepState]string{
 	domain.StepComplete: "32", domain.StepResolvedManually: "32", domain.StepError: "31", domain.StepCancelled: "90",
-	domain.StepInProgress: "36", domain.StepWaitingForRetry: "33",
+	domain.StepInProgress: "36", domain.StepWaitingForRetry: "33", domain.StepWaiting: "34", domain.StepSkipped: "90",
 }
 
 func (p *progress) paint(state, text string) string {
@@ -186,6 +190,12 @@ func stepLine(s wire.Step, padded bool, width int) string {
 			parts = append(parts, "retry in "+fmtDuration(time.Until(at)))
 		}
 	}
+	if st == domain.StepWaiting {
+		parts = append(parts, waitText(s, time.Now()))
+	}
+	if st == domain.StepSkipped && s.SkipReason != nil && *s.SkipReason != "" {
+		parts = append(parts, "skipped: "+truncate(*s.SkipReason, 100))
+	}
 	if st == domain.StepError || st == domain.StepWaitingForRetry {
 		if e := errorText(s.LastError); e != "" {
 			parts = append(parts, truncate(e, 100))
@@ -193,6 +203,29 @@ func stepLine(s wire.Step, padded bool, width int) string {
 	}
 	out := strings.Join(parts, "  ")
 	return strings.TrimRight(out, " ")
+}
+
+// waitText says what a waiting step waits for (a timer or a callback,
+// docs/control-flow.md) and when it moves on by itself: the timer's due
+// time or the callback's expiry, as a UTC time and from now.
+func waitText(s wire.Step, now time.Time) string {
+	callback := s.WaitKind == "callback" || (s.WaitKind == "" && s.Handler != "tasker.wait")
+	what, due := "timer", "due"
+	if callback {
+		what, due = "callback", "expires"
+	}
+	if s.WaitingUntil == nil {
+		return "waiting for " + what
+	}
+	at, err := time.Parse(time.RFC3339Nano, *s.WaitingUntil)
+	if err != nil {
+		return "waiting for " + what
+	}
+	when := at.UTC().Format("2006-01-02 15:04:05Z")
+	if d := at.Sub(now); d > 0 {
+		return fmt.Sprintf("%s: %s %s (in %s)", what, due, when, fmtDuration(d))
+	}
+	return fmt.Sprintf("%s: %s %s (now)", what, due, when)
 }
 
 // stepDuration is completed-started, or the time running so far.

@@ -7,9 +7,11 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/taskerhq/tasker/internal/apiclient"
 	"github.com/taskerhq/tasker/internal/cli"
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/wire"
 )
 
@@ -94,10 +96,25 @@ func printTask(w io.Writer, t wire.Task) {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPTS\tDURATION\tLAST ERROR")
+	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPTS\tDURATION\tNOTE")
 	for _, s := range t.Steps {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", s.Name, s.Status, s.Attempts, s.MaxAttempts, stepDuration(s),
-			truncate(errorText(s.LastError), 100))
+			stepNote(s, time.Now()))
 	}
 	tw.Flush()
+}
+
+// stepNote is the last column of a step row: what a waiting step waits
+// for, why a skipped one was skipped, else the last error.
+func stepNote(s wire.Step, now time.Time) string {
+	switch domain.StepState(s.Status) {
+	case domain.StepWaiting:
+		return waitText(s, now)
+	case domain.StepSkipped:
+		if s.SkipReason != nil {
+			return truncate("skipped: "+*s.SkipReason, 100)
+		}
+		return ""
+	}
+	return truncate(errorText(s.LastError), 100)
 }

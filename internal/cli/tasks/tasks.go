@@ -18,8 +18,6 @@ func taskFinished(status string) bool { return domain.TaskStatus(status).Termina
 
 func taskSucceeded(status string) bool { return domain.TaskStatus(status).Succeeded() }
 
-// stepDone reports whether a step counts as done for the progress bar.
-func stepDone(status string) bool {
-	st := domain.StepState(status)
-	return st == domain.StepComplete || st == domain.StepResolvedManually
-}
+// stepDone reports whether a step counts as done for the progress bar:
+// complete, resolved or skipped (it lets its dependents run).
+func stepDone(status string) bool { return domain.StepState(status).Satisfies() }

@@ -31,3 +31,69 @@ func TestProgressRedraw(t *testing.T) {
 		t.Errorf("frames %q / %q", first, second)
 	}
 }
+
+// Waiting steps show what they wait for and until when; skipped steps
+// show why; both count correctly in the progress (docs/control-flow.md).
+func TestProgressControlFlow(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	str := func(s string) *string { return &s }
+	tests := []struct {
+		name string
+		step wire.Step
+		want []string
+	}{
+		{"timer", wire.Step{Name: "cool_off", Status: "waiting", Handler: "tasker.wait", WaitingUntil: str("2026-12-06T08:30:00Z"), WaitKind: "timer"},
+			[]string{"⏸ cool_off", "waiting", "timer: due 2026-12-06 08:30:00Z (in 30m0s)"}},
+		{"callback", wire.Step{Name: "approve", Status: "waiting", Handler: "tasker.callback", WaitingUntil: str("2026-12-07T08:00:00Z")},
+			[]string{"⏸ approve", "callback: expires 2026-12-07 08:00:00Z (in 24h0m0s)"}},
+		{"pending result", wire.Step{Name: "job", Status: "waiting", Handler: "media.start", WaitKind: "callback", WaitingUntil: str("2026-12-06T07:59:00Z")},
+			[]string{"callback: expires 2026-12-06 07:59:00Z (now)"}},
+		{"no due time", wire.Step{Name: "hold", Status: "waiting", Handler: "tasker.wait"}, []string{"waiting for timer"}},
+		{"skipped", wire.Step{Name: "ship", Status: "skipped", SkipReason: str("when: context.amount > 100 was false")},
+			[]string{"↷ ship", "skipped", "skipped: when: context.amount > 100 was false"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			line := stepLine(tc.step, false, 0)
+			if tc.step.Status == "waiting" {
+				line += "  " + waitText(tc.step, now) // stepLine uses the wall clock; the test clock pins the text
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("line %q lacks %q", line, w)
+				}
+			}
+		})
+	}
+
+	// Plain output: skipped counts as done, waiting does not.
+	var b bytes.Buffer
+	task := wire.Task{ID: "t1", Namespace: "n", Name: "w", Version: "1.0.0", Status: "in_progress", Steps: []wire.Step{
+		{Name: "a", Status: "complete", Attempts: 1, MaxAttempts: 3},
+		{Name: "b", Status: "skipped", SkipReason: str("condition false")},
+		{Name: "c", Status: "waiting", Handler: "tasker.callback", Attempts: 1, MaxAttempts: 1, WaitingUntil: str("2999-01-01T00:00:00Z")},
+	}}
+	p := &progress{w: &b, seen: map[string]string{}, start: time.Now()}
+	p.update(task)
+	out := b.String()
+	for _, w := range []string{"[1/3] ✓ a", "[2/3] ↷ b", "skipped: condition false", "[2/3] ⏸ c", "callback: expires 2999-01-01 00:00:00Z", "[2/3] task in_progress"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("plain output lacks %q:\n%s", w, out)
+		}
+	}
+
+	// A failed task names its skipped steps apart from those never run.
+	var stderr bytes.Buffer
+	task.Status = "error"
+	task.Steps[2] = wire.Step{Name: "c", Status: "error", Attempts: 1, MaxAttempts: 1, LastError: json.RawMessage(`{"message":"rejected"}`)}
+	task.Steps = append(task.Steps, wire.Step{Name: "d", Status: "pending"},
+		wire.Step{Name: "e", Status: "skipped", SkipReason: str("trigger rule all_success cannot hold: parent c failed")})
+	reportFailedSteps(&stderr, "run", task)
+	for _, w := range []string{"step c failed after 1/1 attempts: rejected", "skipped: b (condition false)\n", "not run: d, e\n"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("report lacks %q:\n%s", w, stderr.String())
+		}
+	}
+}

@@ -69,13 +69,21 @@ func watchTask(ctx context.Context, c *apiclient.Client, task wire.Task, raw []b
 	return 1
 }
 
+// upstreamFailed starts the skip reason of a step that could not run
+// because a parent failed (docs/control-flow.md, "Trigger rules").
+const upstreamFailed = "trigger rule all_success cannot hold"
+
 // reportFailedSteps names the failing steps of a task that did not complete.
 func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 	fmt.Fprintf(stderr, "tasker %s: task %s ended %s\n", cmd, task.ID, task.Status)
-	var notRun []string
+	var notRun, skipped []string
 	for _, s := range task.Steps {
 		msg := errorText(s.LastError)
 		switch st := domain.StepState(s.Status); {
+		case st == domain.StepSkipped && (s.SkipReason == nil || strings.HasPrefix(*s.SkipReason, upstreamFailed)):
+			notRun = append(notRun, s.Name) // skipped because of the failure reported above
+		case st == domain.StepSkipped:
+			skipped = append(skipped, s.Name+" ("+*s.SkipReason+")")
 		case st == domain.StepError:
 			if msg == "" {
 				msg = "(no error recorded)"
@@ -87,6 +95,9 @@ func reportFailedSteps(stderr io.Writer, cmd string, task wire.Task) {
 		default:
 			notRun = append(notRun, s.Name)
 		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(stderr, "  skipped: %s\n", strings.Join(skipped, ", "))
 	}
 	if len(notRun) > 0 {
 		fmt.Fprintf(stderr, "  not run: %s\n", strings.Join(notRun, ", "))

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/taskerhq/tasker/internal/template"
 )
@@ -113,6 +114,11 @@ func printTemplate(w io.Writer, t *template.Template, verbose bool) {
 		levels = append(levels, "["+strings.Join(l, " ")+"]")
 	}
 	fmt.Fprintf(w, "%s  %d %s  levels: %s\n", t.Key(), n, unit, strings.Join(levels, " "))
+	for _, s := range t.Steps {
+		if cf := controlFlow(s); cf != "" {
+			fmt.Fprintf(w, "  %s: %s\n", s.Name, cf)
+		}
+	}
 	if verbose {
 		fmt.Fprintf(w, "  source: %s\n", t.Source)
 		if len(t.Ignored) > 0 {
@@ -122,4 +128,36 @@ func printTemplate(w io.Writer, t *template.Template, verbose bool) {
 			fmt.Fprintf(w, "  schedules[%d]: %s, catch_up %s\n", i, sc.Spec, sc.CatchUp)
 		}
 	}
+}
+
+// controlFlow describes a step's control flow (docs/control-flow.md) in
+// one line: its wait or callback, its condition and its trigger rule; ""
+// for a plain step.
+func controlFlow(s template.Step) string {
+	var parts []string
+	switch s.Handler {
+	case template.HandlerWait:
+		if c, err := template.ParseWaitConfig(s.Config); err == nil {
+			if c.Until != "" {
+				parts = append(parts, "wait until "+c.Until)
+			} else {
+				parts = append(parts, "wait "+c.Seconds+"s")
+			}
+		}
+	case template.HandlerCallback:
+		if c, err := template.ParseCallbackConfig(s.Config); err == nil {
+			cb := "callback, timeout " + (time.Duration(c.TimeoutSeconds) * time.Second).String()
+			if len(c.Notify) > 0 {
+				cb += ", notify"
+			}
+			parts = append(parts, cb)
+		}
+	}
+	if s.When != nil {
+		parts = append(parts, "when "+s.When.Expr)
+	}
+	if s.TriggerRule != "" && s.TriggerRule != template.TriggerAllSuccess {
+		parts = append(parts, "trigger_rule "+s.TriggerRule)
+	}
+	return strings.Join(parts, "; ")
 }

@@ -29,6 +29,14 @@ func TestCmdValidate(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("name: wf\nsteps:\n  - {name: a, handler: x.a, depends_on: [b]}\n  - {name: b, handler: x.b, depends_on: [a]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	waits := filepath.Join(t.TempDir(), "waits.yaml")
+	if err := os.WriteFile(waits, []byte("namespace: n\nname: w\nversion: 1.0.0\nsteps:\n"+
+		"  - {name: a, handler: tasker.wait, config: {seconds: 90}}\n"+
+		"  - {name: b, handler: tasker.wait, depends_on: [a], config: {until: '${context.due}'}}\n"+
+		"  - {name: c, handler: tasker.callback, depends_on: [b], config: {notify: {url: 'https://example.com/hook'}}}\n"+
+		"  - {name: d, handler: x.d, depends_on: [c], trigger_rule: all_done}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	badCEL := filepath.Join(t.TempDir(), "cond.yaml")
 	if err := os.WriteFile(badCEL, []byte("name: wf\nsteps:\n  - {name: a, handler: tasker.noop}\n"+
 		"  - {name: b, handler: tasker.noop, depends_on: [a], when: 'context.amount >'}\n"+
@@ -52,9 +60,20 @@ func TestCmdValidate(t *testing.T) {
 			},
 		},
 		{
-			name:       "shipped templates",
-			args:       []string{"../../../templates"},
-			stdout:     []string{"ecommerce/process_order@1.0.0  6 steps  levels: [validate_order] [process_payment fraud_check] [update_inventory] [create_shipment] [send_confirmation]\n", "data/etl_pipeline@1.0.0", "onboarding/customer@1.0.0", "payments/process_refund@1.0.0"},
+			name: "waits and callbacks",
+			args: []string{waits},
+			stdout: []string{"n/w@1.0.0  4 steps", "\n  a: wait 90s\n", "\n  b: wait until ${context.due}\n",
+				"\n  c: callback, timeout 24h0m0s, notify\n", "\n  d: trigger_rule all_done\n"},
+			stderrNone: true,
+		},
+		{
+			name: "shipped templates",
+			args: []string{"../../../templates"},
+			stdout: []string{"ecommerce/process_order@1.0.0  6 steps  levels: [validate_order] [process_payment fraud_check] [update_inventory] [create_shipment] [send_confirmation]\n", "data/etl_pipeline@1.0.0", "onboarding/customer@1.0.0", "payments/process_refund@1.0.0",
+				// Control flow, one line per step that has any (docs/control-flow.md).
+				"payments/refund_with_approval@1.0.0  6 steps",
+				"\n  manager_approval: callback, timeout 72h0m0s; when context.refund_amount > 50000\n",
+				"\n  cancel_flight: trigger_rule one_failed\n", "media/transcode@1.0.0  4 steps", "\n  propagate: wait 2s\n"},
 			stderrNone: true,
 		},
 		{

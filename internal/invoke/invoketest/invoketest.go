@@ -90,7 +90,7 @@ func NewInvocation(t testing.TB, handler string, size int) engine.Invocation {
 		Tasker: contract.Meta{
 			Version: contract.PayloadVersion, TaskID: taskID, StepID: stepID, Step: step,
 			Handler: handler, Attempt: 1, MaxAttempts: 3, Namespace: "invoketest", Workflow: "suite",
-			WorkflowVersion: "1.0.0", IdempotencyKey: contract.IdempotencyKey(taskID, step, 1),
+			WorkflowVersion: "1.0.0", IdempotencyKey: contract.IdempotencyKey(taskID, step, 0),
 			CorrelationID: "invoketest-" + stepID.String()[:8],
 			Deadline:      time.Now().Add(time.Minute).UTC().Truncate(time.Second),
 		},

@@ -25,7 +25,7 @@ import (
 	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/service"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // Defaults and limits.
@@ -119,8 +119,8 @@ func WithMaxAbandoned(n int) Option {
 	}
 }
 
-// WithRunOptions passes options to stephandler.Run (e.g. the result limit).
-func WithRunOptions(opts ...stephandler.Option) Option {
+// WithRunOptions passes options to sdk.Run (e.g. the result limit).
+func WithRunOptions(opts ...sdk.Option) Option {
 	return func(i *Invoker) { i.runOpts = append(i.runOpts, opts...) }
 }
 
@@ -152,7 +152,7 @@ func WithLogger(l *slog.Logger) Option {
 type Invoker struct {
 	service.Base
 
-	reg        *stephandler.Registry
+	reg        *sdk.Registry
 	dest       engine.Queue
 	workers    int
 	backlog    int
@@ -162,11 +162,11 @@ type Invoker struct {
 	maxAbandoned   int
 	abandoned      atomic.Int64 // abandoned handlers still running
 	abandonedTotal atomic.Int64
-	runOpts        []stephandler.Option
+	runOpts        []sdk.Option
 	lambdas        LambdaRunner
 	logger         *slog.Logger
-	// run is stephandler.Run; tests replace it.
-	run func(ctx context.Context, reg *stephandler.Registry, payload []byte, opts ...stephandler.Option) []byte
+	// run is sdk.Run; tests replace it.
+	run func(ctx context.Context, reg *sdk.Registry, payload []byte, opts ...sdk.Option) []byte
 
 	// mu guards accepting: Invoke holds it shared while it enqueues, so
 	// once Stop or Close has set accepting to false no job is added.
@@ -184,7 +184,7 @@ var (
 // New returns an invoker running handlers from reg and sending destination
 // records to dest. It starts nothing: Invoke refuses with ErrClosed until
 // Start.
-func New(reg *stephandler.Registry, dest engine.Queue, opts ...Option) *Invoker {
+func New(reg *sdk.Registry, dest engine.Queue, opts ...Option) *Invoker {
 	i := &Invoker{
 		reg:        reg,
 		dest:       dest,
@@ -195,7 +195,7 @@ func New(reg *stephandler.Registry, dest engine.Queue, opts ...Option) *Invoker 
 		abandonGrace: DefaultAbandonGrace,
 		maxAbandoned: DefaultMaxAbandoned,
 		logger:       slog.Default(),
-		run:          stephandler.Run,
+		run:          sdk.Run,
 	}
 	for _, o := range opts {
 		o(i)
@@ -355,7 +355,9 @@ func (i *Invoker) execute(ctx context.Context, inv engine.Invocation) {
 		RequestPayload:  inv.Payload,
 		ResponseContext: contract.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
 	}
-	if stephandler.IsLambdaName(inv.Handler) {
+	// A Go handler deployed as its own function (sdk.RegisterFunction)
+	// runs in process like any registered handler.
+	if sdk.IsLambdaName(inv.Handler) && !i.reg.Has(inv.Handler) {
 		resp, unhandled, found, err := i.runLambda(ctx, inv)
 		switch {
 		case err != nil:
@@ -364,7 +366,7 @@ func (i *Invoker) execute(ctx context.Context, inv engine.Invocation) {
 				"handler", inv.Handler, "error", err)
 			return
 		case !found:
-			rec.ResponsePayload = stephandler.ErrorResponse(stephandler.Permanent(stephandler.WithCode(
+			rec.ResponsePayload = sdk.ErrorResponse(sdk.Permanent(sdk.WithCode(
 				fmt.Errorf("handler %s is a Lambda function that local mode cannot run: map its name in lambdas.local.yaml (runtime, path, handler)", inv.Handler),
 				CodeNotLocal)))
 		case unhandled != nil:
@@ -478,9 +480,9 @@ func (i *Invoker) runSafely(ctx context.Context, inv engine.Invocation) (resp []
 	i.logger.Warn("local invoker: handler ignored its deadline; reporting a timeout and abandoning it (it keeps running)",
 		"correlation_id", inv.CorrelationID, "task_id", inv.TaskID, "step", inv.Step, "attempt", inv.Attempt,
 		"handler", inv.Handler, "deadline", deadline, "abandoned", n, "max_abandoned", i.maxAbandoned)
-	return stephandler.ErrorResponse(stephandler.WithCode(fmt.Errorf(
+	return sdk.ErrorResponse(sdk.WithCode(fmt.Errorf(
 		"handler %s still running %s past its deadline %s (it ignores its context); abandoned", inv.Handler, i.abandonGrace,
-		deadline.UTC().Format(time.RFC3339)), stephandler.CodeTimeout)), nil, false
+		deadline.UTC().Format(time.RFC3339)), sdk.CodeTimeout)), nil, false
 }
 
 // runLambda runs a Lambda function with the configured runner.

@@ -17,7 +17,7 @@ import (
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/invoke/invoketest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 // capture is a destination queue that keeps what it is sent.
@@ -62,26 +62,28 @@ func (c *capture) wait(ctx context.Context, n int) ([][]byte, error) {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newInvoker returns an invoker over a registry with test handlers.
-func newInvoker(t *testing.T, opts ...Option) (*Invoker, *capture, *stephandler.Registry) {
+func newInvoker(t *testing.T, opts ...Option) (*Invoker, *capture, *sdk.Registry) {
 	t.Helper()
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(reg.Register("test.ok", func(_ context.Context, in stephandler.Input) (any, error) {
+	must(reg.Register("test.ok", func(_ context.Context, in sdk.Input) (any, error) {
 		return map[string]any{"step": in.Step(), "attempt": in.Attempt()}, nil
 	}))
-	must(reg.Register("test.permanent", func(context.Context, stephandler.Input) (any, error) {
-		return nil, stephandler.Permanent(stephandler.WithCode(errors.New("card declined"), "declined"))
+	must(reg.Register("test.permanent", func(context.Context, sdk.Input) (any, error) {
+		return nil, sdk.Permanent(sdk.WithCode(errors.New("card declined"), "declined"))
 	}))
-	must(reg.Register("test.retry_after", func(context.Context, stephandler.Input) (any, error) {
-		return nil, stephandler.RetryAfter(errors.New("busy"), 42*time.Second)
+	must(reg.Register("test.retry_after", func(context.Context, sdk.Input) (any, error) {
+		return nil, sdk.RetryAfter(errors.New("busy"), 42*time.Second)
 	}))
-	must(reg.Register("test.panic", func(context.Context, stephandler.Input) (any, error) { panic("kaboom") }))
+	must(reg.Register("test.panic", func(context.Context, sdk.Input) (any, error) { panic("kaboom") }))
+	// A Go handler deployed as its own function runs locally too.
+	must(reg.RegisterFunction("lambda:go-function", func(context.Context, sdk.Input) (any, error) { return "own function", nil }))
 	dest := newCapture()
-	inv := New(reg, dest, append([]Option{WithLogger(quiet()), WithRunOptions(stephandler.WithLogger(quiet()))}, opts...)...)
+	inv := New(reg, dest, append([]Option{WithLogger(quiet()), WithRunOptions(sdk.WithLogger(quiet()))}, opts...)...)
 	if err := inv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestConformance(t *testing.T) {
 	invoketest.Run(t, func(t *testing.T) invoketest.Harness {
 		gate := make(chan struct{})
 		inv, dest, reg := newInvoker(t, WithWorkers(4), WithBacklog(8))
-		if err := reg.Register("test.block", func(ctx context.Context, _ stephandler.Input) (any, error) {
+		if err := reg.Register("test.block", func(ctx context.Context, _ sdk.Input) (any, error) {
 			select {
 			case <-gate:
 			case <-ctx.Done():
@@ -192,10 +194,11 @@ func TestRecords(t *testing.T) {
 		{handler: "test.permanent", condition: "Success", permanent: true, code: "declined", msg: "card declined"},
 		{handler: "test.retry_after", condition: "Success", retry: 42, msg: "busy"},
 		{handler: "test.panic", condition: "Success", code: "panic", msg: "handler panicked: kaboom"},
-		{handler: "nope.unknown", condition: "Success", permanent: true, code: stephandler.CodeUnknownHandler, msg: `"nope.unknown"`},
+		{handler: "nope.unknown", condition: "Success", permanent: true, code: sdk.CodeUnknownHandler, msg: `"nope.unknown"`},
 		{handler: "arn:aws:lambda:us-east-1:123456789012:function:charge", condition: "Success", permanent: true, code: CodeNotLocal,
 			msg: "handler arn:aws:lambda:us-east-1:123456789012:function:charge is a Lambda function that local mode cannot run: map its name in lambdas.local.yaml"},
 		{handler: "lambda:charge", condition: "Success", permanent: true, code: CodeNotLocal, msg: "is a Lambda function"},
+		{handler: "lambda:go-function", output: `"own function"`, condition: "Success"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.handler, func(t *testing.T) {
@@ -238,7 +241,7 @@ func TestRecords(t *testing.T) {
 func TestUnhandledPanicIsRetriesExhausted(t *testing.T) {
 	t.Parallel()
 	inv, dest, _ := newInvoker(t)
-	inv.run = func(context.Context, *stephandler.Registry, []byte, ...stephandler.Option) []byte {
+	inv.run = func(context.Context, *sdk.Registry, []byte, ...sdk.Option) []byte {
 		panic("runtime exploded")
 	}
 	rec, res, _ := invokeOne(t, inv, dest, "test.ok")
@@ -259,7 +262,7 @@ func TestThrottleAndLimits(t *testing.T) {
 	inv, dest, reg := newInvoker(t, WithWorkers(1), WithBacklog(1), WithMaxPayloadBytes(2048))
 	gate := make(chan struct{})
 	started := make(chan struct{}, 10)
-	if err := reg.Register("test.block", func(ctx context.Context, _ stephandler.Input) (any, error) {
+	if err := reg.Register("test.block", func(ctx context.Context, _ sdk.Input) (any, error) {
 		started <- struct{}{}
 		<-gate
 		return "done", nil
@@ -310,7 +313,7 @@ func TestThrottleAndLimits(t *testing.T) {
 func TestCloseDrains(t *testing.T) {
 	t.Parallel()
 	inv, dest, reg := newInvoker(t, WithWorkers(2))
-	if err := reg.Register("test.slow", func(ctx context.Context, _ stephandler.Input) (any, error) {
+	if err := reg.Register("test.slow", func(ctx context.Context, _ sdk.Input) (any, error) {
 		time.Sleep(20 * time.Millisecond)
 		return "ok", nil
 	}); err != nil {
@@ -340,14 +343,14 @@ func TestCloseGivesUp(t *testing.T) {
 	t.Parallel()
 	inv, dest, reg := newInvoker(t, WithWorkers(1))
 	started := make(chan struct{})
-	if err := reg.Register("test.wait", func(ctx context.Context, _ stephandler.Input) (any, error) {
+	if err := reg.Register("test.wait", func(ctx context.Context, _ sdk.Input) (any, error) {
 		close(started)
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.Register("test.never", func(context.Context, stephandler.Input) (any, error) {
+	if err := reg.Register("test.never", func(context.Context, sdk.Input) (any, error) {
 		t.Error("a queued invocation ran after Close gave up")
 		return nil, nil
 	}); err != nil {
@@ -384,7 +387,7 @@ func TestCloseGivesUp(t *testing.T) {
 }
 
 func BenchmarkInvokeNoop(b *testing.B) {
-	reg := stephandler.NewRegistry()
+	reg := sdk.NewRegistry()
 	dest := newCapture()
 	inv := New(reg, dest, WithBacklog(b.N+1))
 	if err := inv.Start(context.Background()); err != nil {
@@ -427,7 +430,7 @@ func TestHandlerIgnoringItsDeadlineIsAbandoned(t *testing.T) {
 	inv, dest, reg := newInvoker(t, WithWorkers(1), WithAbandonGrace(50*time.Millisecond), WithMaxAbandoned(1))
 	release := make(chan struct{})
 	defer close(release)
-	if err := reg.Register("test.stuck", func(context.Context, stephandler.Input) (any, error) {
+	if err := reg.Register("test.stuck", func(context.Context, sdk.Input) (any, error) {
 		<-release // ignores ctx
 		return "late", nil
 	}); err != nil {
@@ -451,7 +454,7 @@ func TestHandlerIgnoringItsDeadlineIsAbandoned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Err == nil || res.Err.Permanent || res.Err.Code != stephandler.CodeTimeout || !strings.Contains(res.Err.Message, "abandoned") {
+	if res.Err == nil || res.Err.Permanent || res.Err.Code != sdk.CodeTimeout || !strings.Contains(res.Err.Message, "abandoned") {
 		t.Fatalf("result %+v, want a retryable timeout", res.Err)
 	}
 	if inv.Abandoned() != 1 || inv.AbandonedTotal() != 1 {
@@ -493,7 +496,7 @@ func TestAbandonedHandlerFreesItsWorker(t *testing.T) {
 	inv, dest, reg := newInvoker(t, WithWorkers(1), WithAbandonGrace(0), WithMaxAbandoned(4))
 	release := make(chan struct{})
 	defer close(release)
-	if err := reg.Register("test.stuck", func(context.Context, stephandler.Input) (any, error) {
+	if err := reg.Register("test.stuck", func(context.Context, sdk.Input) (any, error) {
 		<-release
 		return nil, nil
 	}); err != nil {

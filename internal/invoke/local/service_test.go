@@ -8,20 +8,20 @@ import (
 	"github.com/taskerhq/tasker/internal/invoke/invoketest"
 	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/service/servicetest"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
 )
 
 func TestService(t *testing.T) {
 	t.Parallel()
 	servicetest.Run(t, func(*testing.T) service.Service {
-		return New(stephandler.NewRegistry(), newCapture(), WithWorkers(4), WithLogger(quiet()))
+		return New(sdk.NewRegistry(), newCapture(), WithWorkers(4), WithLogger(quiet()))
 	}, servicetest.Options{})
 }
 
 // New starts nothing: an invoker that was never started refuses work.
 func TestNotStartedRefuses(t *testing.T) {
 	t.Parallel()
-	inv := New(stephandler.NewRegistry(), newCapture(), WithLogger(quiet()))
+	inv := New(sdk.NewRegistry(), newCapture(), WithLogger(quiet()))
 	if err := inv.Invoke(context.Background(), invoketest.NewInvocation(t, "tasker.noop", 0)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Invoke before Start = %v, want ErrClosed", err)
 	}

@@ -12,29 +12,30 @@ import (
 )
 
 type TaskerSchedulerPassRow struct {
-	Kind           string
-	TaskID         uuid.UUID
-	StepID         *uuid.UUID
-	StepName       *string
-	Attempt        *int32
-	FromState      string
-	ToState        string
-	NextRetryAt    *time.Time
-	Reason         *string
-	Namespace      string
-	Workflow       string
-	Version        string
-	CorrelationID  string
-	TraceParent    *string
-	Handler        *string
-	MaxAttempts    *int32
-	DeadlineAt     *time.Time
-	Config         json.RawMessage
-	Context        json.RawMessage
-	Results        json.RawMessage
-	TaskStarted    *bool
-	CallbackSecret []byte
-	WhenExpr       *string
+	Kind            string
+	TaskID          uuid.UUID
+	StepID          *uuid.UUID
+	StepName        *string
+	Attempt         *int32
+	FromState       string
+	ToState         string
+	NextRetryAt     *time.Time
+	Reason          *string
+	Namespace       string
+	Workflow        string
+	Version         string
+	CorrelationID   string
+	TraceParent     *string
+	Handler         *string
+	MaxAttempts     *int32
+	DeadlineAt      *time.Time
+	Config          json.RawMessage
+	Context         json.RawMessage
+	Results         json.RawMessage
+	TaskStarted     *bool
+	CallbackSecret  []byte
+	WhenExpr        *string
+	OperatorRetries *int32
 }
 
 type TaskerSweepScanRow struct {

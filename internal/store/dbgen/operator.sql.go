@@ -223,6 +223,7 @@ const RetryFailedSteps = `-- name: RetryFailedSteps :many
 WITH updated AS (
     UPDATE tasker_steps s
     SET state = 'pending', max_attempts = s.attempts + s.retry_limit, next_retry_at = NULL,
+        operator_retries = s.operator_retries + 1,
         completed_at = NULL, updated_at = $1::timestamptz
     WHERE s.task_id = $2::uuid AND s.state = 'error'
     RETURNING s.id, s.name, s.attempts

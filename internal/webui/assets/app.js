@@ -18,7 +18,9 @@ const REFRESH_MS = 1500;
 const LIST_REFRESH_MS = 5000;
 const TASK_STATUSES = ['pending', 'in_progress', 'complete', 'error', 'cancelled', 'resolved_manually'];
 const LIVE = new Set(['pending', 'in_progress']);
-const STEP_DONE = new Set(['complete', 'error', 'cancelled', 'resolved_manually']);
+const STEP_DONE = new Set(['complete', 'skipped', 'error', 'cancelled', 'resolved_manually']);
+// Steps that count as done in the progress bar: they let dependents run.
+const STEP_SATISFIED = new Set(['complete', 'resolved_manually', 'skipped']);
 
 const app = document.getElementById('app');
 
@@ -110,7 +112,7 @@ function errorMessage(e) {
 function progress(steps) {
   const counts = {};
   for (const st of steps) counts[st.status] = (counts[st.status] || 0) + 1;
-  const done = (counts.complete || 0) + (counts.resolved_manually || 0);
+  const done = steps.filter((st) => STEP_SATISFIED.has(st.status)).length;
   const bar = h('div', { class: 'bar', role: 'img', 'aria-label': `${done} of ${steps.length} steps done` });
   for (const st of STEP_STATES) {
     if (!counts[st]) continue;
@@ -120,6 +122,89 @@ function progress(steps) {
   }
   return h('div', { class: 'progress' }, bar,
     h('span', { class: 'muted' }, `${done} of ${steps.length} steps done`));
+}
+
+// ------------------------------------------------------------ control flow
+// (docs/control-flow.md)
+
+// waitUntil is when a waiting step moves on by itself: a timer's due time,
+// a callback's expiry.
+const waitUntil = (st) => (st.status === 'waiting' ? st.waiting_until || null : null);
+
+// isTimer: a waiting step parked on a timer (tasker.wait), not a callback.
+const isTimer = (st) => (st.wait_kind ? st.wait_kind === 'timer' : st.handler === 'tasker.wait');
+
+// waitText says what a waiting step waits for and until when.
+function waitText(st) {
+  const until = waitUntil(st);
+  const what = isTimer(st) ? 'due' : 'callback expires';
+  if (!until) return isTimer(st) ? 'timer' : 'for a callback';
+  const ms = new Date(until) - Date.now();
+  return `${what} ${fmtTime(until)}${ms > 0 ? ` (in ${fmtDuration(ms).replace(/\.\d+ s$/, ' s')})` : ''}`;
+}
+
+// note is the graph tooltip's word on a waiting or skipped step.
+function note(st) {
+  if (st.status === 'waiting') return waitText(st);
+  if (st.status === 'skipped' && st.skip_reason) return `skipped: ${st.skip_reason}`;
+  return '';
+}
+
+// tokenAllows reports whether the stored token grants permission, read
+// from its scope / permissions claims with the server's wildcard rules
+// (docs/auth.md). It only decides what to offer: the server checks every
+// request. Without a token (a local server running open) it allows.
+function tokenAllows(permission) {
+  const token = getToken();
+  if (!token) return true;
+  let claims;
+  try {
+    const part = token.split('.')[1].replaceAll('-', '+').replaceAll('_', '/');
+    claims = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, '=')));
+  } catch { return false; }
+  const grants = [];
+  for (const name of ['scope', 'permissions']) {
+    const v = claims[name];
+    if (typeof v === 'string') grants.push(...v.split(/\s+/).filter(Boolean));
+    else if (Array.isArray(v)) grants.push(...v.filter((x) => typeof x === 'string'));
+  }
+  return grants.some((g) => g === '*' || g === permission
+    || (g.length > 2 && g.endsWith(':*') && permission.startsWith(g.slice(0, -1))));
+}
+
+// decisionForm is the Approve / Reject form of a waiting tasker.callback
+// step. Both complete the step through POST /v1/tasks/{id}/steps/{step}/complete
+// (permission steps:complete): Approve with {approved: true}, Reject with
+// {approved: false}; a comment is added to either. The workflow decides
+// what a rejection means with `when` on the steps after it.
+function decisionForm(v, id, step) {
+  const comment = h('input', {
+    id: 'decision-comment', name: 'comment', autocomplete: 'off', maxlength: 2000, placeholder: 'optional',
+  });
+  const msg = h('p', { class: 'error-text', role: 'alert' });
+  const decide = async (approved, ev) => {
+    ev.preventDefault();
+    msg.textContent = '';
+    for (const b of form.querySelectorAll('button')) b.disabled = true;
+    const result = { approved };
+    if (comment.value.trim()) result.comment = comment.value.trim();
+    try {
+      await api(`/v1/tasks/${enc(id)}/steps/${enc(step.name)}/complete`, { method: 'POST', body: { result } });
+      v.refresh();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) { tokenBox(err); return; }
+      msg.textContent = err.message;
+      for (const b of form.querySelectorAll('button')) b.disabled = false;
+    }
+  };
+  const form = h('form', { class: 'decision-form', id: 'decision', onsubmit: (ev) => decide(true, ev) },
+    h('p', null, 'This step waits for a decision. ', h('span', { class: 'muted small' }, waitText(step))),
+    h('label', { for: 'decision-comment' }, 'Comment'),
+    h('div', { class: 'row' }, comment,
+      h('button', { type: 'submit', class: 'primary', 'data-action': 'approve' }, 'Approve'),
+      h('button', { type: 'button', class: 'danger', 'data-action': 'reject', onclick: (ev) => decide(false, ev) }, 'Reject')),
+    msg);
+  return form;
 }
 
 // ------------------------------------------------------------ view state
@@ -430,8 +515,8 @@ async function taskPage(v, id, stepName) {
     swap(head, JSON.stringify([task.status, live]), () => taskHead(v, task, live));
     swap(meta, JSON.stringify([task.updated_at, task.completed_at, task.steps.map((st) => st.status)]) + (live ? Date.now() : ''),
       () => [taskFacts(task), progress(task.steps)]);
-    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts])) + stepName,
-      () => renderGraph(task.steps, {
+    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, st.waiting_until, st.skip_reason])) + stepName,
+      () => renderGraph(task.steps.map((st) => ({ ...st, note: note(st) })), {
         title: `${task.namespace}/${task.name}@${task.version} · ${task.id}`,
         link: (st) => `#/tasks/${enc(id)}/steps/${enc(st.name)}`,
         selected: stepName,
@@ -498,7 +583,11 @@ function stepsTable(id, steps, selected) {
     steps.map((st) => h('tr', { class: selected === st.name ? 'selected' : null, 'data-step': st.name },
       h('td', null, h('a', { href: `#/tasks/${enc(id)}/steps/${enc(st.name)}`, class: 'strong' }, st.name)),
       h('td', null, badge(st.status), st.next_retry_at && st.status === 'waiting_for_retry'
-        ? h('span', { class: 'muted small' }, ` retry at ${new Date(st.next_retry_at).toLocaleTimeString()}`) : null),
+        ? h('span', { class: 'muted small' }, ` retry at ${new Date(st.next_retry_at).toLocaleTimeString()}`) : null,
+        st.status === 'waiting' ? h('span', { class: 'muted small wait-note' }, ` ${waitText(st)}`) : null,
+        st.status === 'waiting' && st.handler === 'tasker.callback' && tokenAllows('steps:complete')
+          ? [' ', h('a', { href: `#/tasks/${enc(id)}/steps/${enc(st.name)}`, class: 'small decide-link' }, 'decide…')] : null,
+        st.status === 'skipped' && st.skip_reason ? h('span', { class: 'muted small skip-note' }, ` ${st.skip_reason}`) : null),
       h('td', { class: 'num' }, `${st.attempts}/${st.max_attempts}`),
       h('td', { class: 'hide-sm mono small' }, st.handler),
       h('td', { class: 'hide-md nowrap' }, time(st.started_at)),
@@ -506,6 +595,9 @@ function stepsTable(id, steps, selected) {
       h('td', { class: 'hide-sm error-text' }, st.status === 'complete' ? '' : errorMessage(st.last_error)))),
     'steps');
 }
+
+// Attempt outcomes whose reason is an error message.
+const FAILED_OUTCOMES = new Set(['error', 'waiting_for_retry', 'cancelled']);
 
 // attemptsOf groups a step's transitions by attempt: when it started, how
 // it ended and why.
@@ -515,6 +607,7 @@ function attemptsOf(transitions) {
     if (!tr.attempt) continue;
     const a = byAttempt.get(tr.attempt) || { attempt: tr.attempt };
     if (tr.to === 'in_progress' && !a.started) a.started = tr.at;
+    else if (tr.to === 'waiting') { a.outcome = tr.to; a.reason = tr.reason; } // parked: not over yet
     else if (tr.to !== 'in_progress') { a.ended = tr.at; a.outcome = tr.to; a.reason = tr.reason; a.metadata = tr.metadata; }
     byAttempt.set(tr.attempt, a);
   }
@@ -548,7 +641,14 @@ function stepDetail(v, id, task, step) {
       ['Completed', time(step.completed_at)],
       ['Duration', stepDuration(step)],
       step.next_retry_at ? ['Next retry', time(step.next_retry_at)] : null,
+      step.status === 'waiting' ? [isTimer(step) ? 'Due' : 'Waiting',
+        h('span', { class: 'wait-note' }, waitText(step))] : null,
+      step.status === 'skipped' ? ['Skipped because', h('span', { class: 'skip-note' }, step.skip_reason || '—')] : null,
+      step.when ? ['Condition', h('code', null, step.when)] : null,
+      step.trigger_rule && step.trigger_rule !== 'all_success' ? ['Trigger rule', h('code', null, step.trigger_rule)] : null,
     ]),
+    step.status === 'waiting' && step.handler === 'tasker.callback' && tokenAllows('steps:complete')
+      ? decisionForm(v, id, step) : null,
     err ? h('div', { class: ['error-box', step.status !== 'error' && 'earlier'], role: step.status === 'error' ? 'alert' : null },
       h('strong', null, step.status === 'error' ? 'Error: ' : 'Error of an earlier attempt: '), errorMessage(err),
       err.code ? h('span', { class: 'tag' }, err.code) : null,
@@ -564,7 +664,7 @@ function stepDetail(v, id, task, step) {
         h('td', null, time(a.ended)),
         h('td', { class: 'num' }, a.started ? fmtDuration(between(a.started, a.ended)) : '—'),
         h('td', null, a.outcome ? badge(a.outcome) : badge('in_progress')),
-        h('td', { class: a.outcome && a.outcome !== 'complete' ? 'error-text' : null }, a.reason || '')))) : h('p', { class: 'muted' }, 'Not attempted yet.'),
+        h('td', { class: FAILED_OUTCOMES.has(a.outcome) ? 'error-text' : null }, a.reason || '')))) : h('p', { class: 'muted' }, 'Not attempted yet.'),
     h('h3', null, 'Transitions'),
     table([['At'], ['From → to'], ['Attempt', 'num'], ['Actor', 'hide-sm'], ['Reason'], ['Metadata', 'hide-md']],
       (step.transitions || []).map((tr) => h('tr', null,
@@ -679,7 +779,9 @@ async function templatePage(v, ns, name, version) {
     card('Steps', table(
       [['Step'], ['Handler'], ['Depends on', 'hide-sm'], ['Retry', 'hide-sm'], ['Timeout', 'num hide-md'], ['Concurrency', 'num hide-md']],
       t.steps.map((st) => h('tr', { 'data-step': st.name },
-        h('td', null, h('strong', { class: 'mono' }, st.name), st.description ? h('div', { class: 'muted small' }, st.description) : null),
+        h('td', null, h('strong', { class: 'mono' }, st.name), st.description ? h('div', { class: 'muted small' }, st.description) : null,
+          st.when ? h('div', { class: 'small' }, 'when ', h('code', null, st.when)) : null,
+          st.trigger_rule && st.trigger_rule !== 'all_success' ? h('div', { class: 'small' }, 'trigger rule ', h('code', null, st.trigger_rule)) : null),
         h('td', { class: 'mono small' }, st.handler),
         h('td', { class: 'hide-sm' }, st.depends_on.length ? st.depends_on.join(', ') : h('span', { class: 'muted' }, '—')),
         h('td', { class: 'hide-sm small' }, `${st.retry.max_attempts}× · ${st.retry.backoff_base_seconds}s base · ≤${st.retry.max_backoff_seconds}s`),

@@ -6,6 +6,7 @@
 // data-state attributes; template nodes are "node st-none".
 
 import { s } from './dom.js';
+import { EDGE_LABELS } from './states.js';
 
 const M = 16;          // margin
 const NODE_H = 46;
@@ -36,7 +37,8 @@ export function layout(steps) {
       parents[i].push(j);
       children[j].push(i);
       indeg[i]++;
-      edges.push({ from: steps[j].name, to: st.name });
+      const rule = st.trigger_rule && st.trigger_rule !== 'all_success' ? st.trigger_rule : '';
+      edges.push({ from: steps[j].name, to: st.name, rule });
     }
   });
   const level = steps.map(() => 0);
@@ -83,6 +85,28 @@ function fit(text, font, width) {
 
 const humanState = (st) => st.replaceAll('_', ' ');
 
+// kindOf is what a step is drawn as, from its handler (as internal/graph
+// KindOf): a durable timer, a wait for a callback, or a plain step.
+export function kindOf(handler) {
+  if (handler === 'tasker.wait') return 'wait';
+  if (handler === 'tasker.callback') return 'callback';
+  return 'step';
+}
+
+// kindIcon is the 12×12 badge of a wait (a clock) or callback (an
+// envelope) node with its top-left corner at x, y.
+function kindIcon(kind, x, y) {
+  if (kind === 'wait') {
+    return s('g', { class: 'kind' }, s('circle', { cx: x + 6, cy: y + 6, r: 5.5 }),
+      s('path', { d: `M${x + 6},${y + 2} V${y + 6} H${x + 9}` }));
+  }
+  if (kind === 'callback') {
+    return s('g', { class: 'kind' }, s('rect', { x, y: y + 1, width: 12, height: 9, rx: 1 }),
+      s('path', { d: `M${x},${y + 1} L${x + 6},${y + 6} L${x + 12},${y + 1}` }));
+  }
+  return null;
+}
+
 // detail is a node's second line: state and attempts for a task step, the
 // handler for a template step.
 function detail(nd) {
@@ -96,7 +120,9 @@ let graphSeq = 0;
 
 // renderGraph(steps, {title, link(step) → href, selected}) → <svg>.
 // Steps are task steps ({name, depends_on, status, attempts, max_attempts,
-// handler}) or template steps ({name, depends_on, handler}).
+// handler, note?}) or template steps ({name, depends_on, handler}); both may
+// carry when and trigger_rule. Edges into a step with a trigger rule other
+// than all_success are dashed and labelled (states.css, EDGE_LABELS).
 export function renderGraph(steps, { title = 'workflow graph', link, selected } = {}) {
   const g = layout(steps);
   const nameFont = `600 12px ${FONT}`;
@@ -148,25 +174,36 @@ export function renderGraph(steps, { title = 'workflow graph', link, selected } 
       d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
     }
     const parent = byName.get(e.from).status;
-    const done = parent === 'complete' || parent === 'resolved_manually';
-    return s('path', { d, class: ['edge', done && 'done'], 'marker-end': `url(#${arrow})` });
+    const done = parent === 'complete' || parent === 'resolved_manually' || parent === 'skipped';
+    const path = s('path', {
+      d, class: ['edge', done && 'done', e.rule && `rule-${e.rule}`], 'data-rule': e.rule || null,
+      'marker-end': `url(#${arrow})`,
+    });
+    if (!e.rule || !EDGE_LABELS[e.rule]) return path;
+    return [path, s('text', { class: ['edge-label', `rule-${e.rule}`], x: x2 - 4, y: y2 - 5, 'text-anchor': 'end' },
+      EDGE_LABELS[e.rule])];
   });
 
   const nodes = g.nodes.map((nd) => {
     const { x, y } = at.get(nd.name);
     const state = nd.status || '';
+    const kind = kindOf(nd.handler);
     let tip = nd.name;
     if (state) {
       tip += `: ${humanState(state)}`;
       if (nd.max_attempts > 0) tip += `, attempt ${nd.attempts} of ${nd.max_attempts}`;
     }
-    if (nd.handler) tip += ` (${nd.handler})`;
+    if (nd.note) tip += ` (${nd.note})`;
+    if (nd.handler) tip += ` [${nd.handler}]`;
+    if (nd.when) tip += ` when ${nd.when}`;
+    if (nd.trigger_rule && nd.trigger_rule !== 'all_success') tip += ` trigger_rule ${nd.trigger_rule}`;
     const node = s('g', {
       class: ['node', `st-${state || 'none'}`, selected === nd.name && 'selected'],
-      'data-step': nd.name, 'data-state': state,
+      'data-kind': kind, 'data-step': nd.name, 'data-state': state,
     },
     s('title', null, tip),
     s('rect', { x, y, width: w, height: NODE_H, rx: 8, ry: 8 }),
+    kindIcon(kind, x + 6, y + 6),
     s('text', { class: 'name', x: x + w / 2, y: y + 19, 'text-anchor': 'middle' }, fit(nd.name, nameFont, w - 2 * PAD_X)),
     s('text', { class: 'detail', x: x + w / 2, y: y + 35, 'text-anchor': 'middle' }, fit(detail(nd), detailFont, w - 2 * PAD_X)));
     const href = link && link(nd);

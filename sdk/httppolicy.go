@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // recorder is a real HTTP server on 127.0.0.1 that records what reaches it.

@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // Error is a handler failure with instructions for the engine. Build one

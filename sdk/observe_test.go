@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"bytes"
@@ -8,13 +8,14 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 func TestRunObservability(t *testing.T) {
@@ -38,7 +39,14 @@ func TestRunObservability(t *testing.T) {
 	payload, _ := json.Marshal(p)
 
 	var logs, emf bytes.Buffer
-	h := LambdaHandler(reg, WithTracerProvider(tp), WithEMF(&emf),
+	metrics := telemetry.NewRegistry()
+	flusher := &telemetry.EMF{Registry: metrics, W: &emf}
+	h := LambdaHandler(reg, WithTracerProvider(tp), WithObserver(telemetry.NewHandlerMetrics(metrics)),
+		WithAfterInvoke(func(context.Context) {
+			if err := flusher.Flush(time.Now()); err != nil {
+				t.Error(err)
+			}
+		}),
 		WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	resp, err := h(context.Background(), payload)
 	if err != nil {

@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"context"
@@ -98,6 +98,35 @@ func (r *Registry) Register(name string, h Handler) error {
 	case IsLambdaName(name):
 		return fmt.Errorf("register handler %q: names starting with arn: or lambda: designate Lambda functions", name)
 	}
+	return r.add(name, h)
+}
+
+// FunctionPrefix starts the handler name of a step that runs in a Lambda
+// function of its own: "lambda:<function name>".
+const FunctionPrefix = "lambda:"
+
+var validFunction = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// RegisterFunction adds a handler under a "lambda:<function name>" name:
+// a Go handler deployed as a Lambda function of its own (HandlerFunction;
+// `tasker new --function`), which template steps name that way. On AWS the
+// scheduler invokes that function, so the shared handlers function never
+// sees the name; registering it lets `tasker dev` run the handler in
+// process. It fails for a nil handler, a name without the prefix, a
+// function name that is not 1-64 letters, digits, "-" and "_", or a
+// duplicate.
+func (r *Registry) RegisterFunction(name string, h Handler) error {
+	fn, ok := strings.CutPrefix(name, FunctionPrefix)
+	switch {
+	case h == nil:
+		return fmt.Errorf("register function handler %q: nil handler", name)
+	case !ok || !validFunction.MatchString(fn):
+		return fmt.Errorf("register function handler %q: want %q and a Lambda function name of 1-64 letters, digits, - and _", name, FunctionPrefix)
+	}
+	return r.add(name, h)
+}
+
+func (r *Registry) add(name string, h Handler) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.handlers[name]; dup {

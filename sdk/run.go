@@ -1,11 +1,10 @@
-package stephandler
+package sdk
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -16,17 +15,15 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/taskerhq/tasker/internal/contract"
-	"github.com/taskerhq/tasker/internal/domain"
-	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // DefaultMaxResultBytes is the default limit on an encoded step result. A
 // destination record carries the result and the request payload, and SQS
 // and Lambda bound their sizes, so results are kept small; store large
 // data elsewhere and return a reference. It is the payload limit,
-// domain.MaxPayloadBytes.
-const DefaultMaxResultBytes = domain.MaxPayloadBytes
+// contract.MaxPayloadBytes.
+const DefaultMaxResultBytes = contract.MaxPayloadBytes
 
 // Option configures Run and LambdaHandler.
 type Option func(*runConfig)
@@ -35,27 +32,36 @@ type runConfig struct {
 	maxResult int
 	logger    *slog.Logger
 	tracer    trace.TracerProvider
-	metrics   *telemetry.Registry
-	emf       io.Writer
-	// set by newRunConfig when metrics is set
-	executions *telemetry.Counter
-	duration   *telemetry.Histogram
+	observer  Observer
+	after     func(context.Context)
 }
 
-// Handler metrics, recorded by Run with WithMetrics or WithEMF.
+// Outcomes of an execution, as Observer sees them.
 const (
-	MetricExecutions = "tasker_handler_executions_total"
-	MetricDuration   = "tasker_handler_duration_seconds"
+	OutcomeOK             = "ok"
+	OutcomeError          = "error"
+	OutcomePermanentError = "permanent_error"
 )
 
-// WithMetrics records each execution in reg: MetricExecutions by handler
-// and outcome (ok, error, permanent_error) and MetricDuration by handler.
-func WithMetrics(reg *telemetry.Registry) Option { return func(c *runConfig) { c.metrics = reg } }
+// Observer is told of every handler execution Run makes: the handler
+// name, the outcome (OutcomeOK, OutcomeError, OutcomePermanentError) and
+// how long the handler ran. Tasker's own functions count them as metrics
+// (docs/observability.md); an implementation must be safe for concurrent
+// use.
+type Observer interface {
+	ObserveExecution(ctx context.Context, handler, outcome string, d time.Duration)
+}
 
-// WithEMF makes LambdaHandler write the handler metrics as CloudWatch
-// Embedded Metric Format lines to w (os.Stdout in Lambda) after each
-// invocation; CloudWatch turns them into metrics with no API call.
-func WithEMF(w io.Writer) Option { return func(c *runConfig) { c.emf = w } }
+// WithObserver makes Run report each execution to o.
+func WithObserver(o Observer) Option { return func(c *runConfig) { c.observer = o } }
+
+// WithAfterInvoke makes LambdaHandler call fn at the end of each
+// invocation, after the response is built and before it is returned: the
+// place to flush buffered telemetry while the Lambda environment still
+// runs.
+func WithAfterInvoke(fn func(ctx context.Context)) Option {
+	return func(c *runConfig) { c.after = fn }
+}
 
 // WithMaxResultBytes sets the limit on an encoded result (default
 // DefaultMaxResultBytes); n <= 0 means no limit.
@@ -98,13 +104,6 @@ func newRunConfig(opts []Option) *runConfig {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	if c.emf != nil && c.metrics == nil {
-		c.metrics = telemetry.NewRegistry()
-	}
-	if c.metrics != nil {
-		c.executions = c.metrics.NewCounter(MetricExecutions, "Step handler executions by outcome.", "handler", "outcome")
-		c.duration = c.metrics.NewHistogram(MetricDuration, "Step handler execution time.", "Seconds", nil, "handler")
-	}
 	return c
 }
 
@@ -116,7 +115,7 @@ func newRunConfig(opts []Option) *runConfig {
 // unknown handler, an undecodable payload, a result that cannot be encoded
 // or is over the size limit yield permanent errors. Run never fails.
 func Run(ctx context.Context, reg *Registry, payload []byte, opts ...Option) []byte {
-	return run(ctx, reg, payload, newRunConfig(opts))
+	return run(ctx, reg.Lookup, payload, newRunConfig(opts))
 }
 
 // LambdaHandler adapts a registry to lambda.Start: the handler Lambda
@@ -124,23 +123,32 @@ func Run(ctx context.Context, reg *Registry, payload []byte, opts ...Option) []b
 // failures reach the OnSuccess destination as error envelopes, exactly as
 // for handlers written in any other runtime. It never returns an error.
 func LambdaHandler(reg *Registry, opts ...Option) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-	cfg := newRunConfig(opts)
-	var emf *telemetry.EMF
-	if cfg.emf != nil {
-		emf = &telemetry.EMF{Registry: cfg.metrics, W: cfg.emf}
-	}
+	return lambdaHandler(reg.Lookup, newRunConfig(opts))
+}
+
+// HandlerFunction adapts one handler to lambda.Start, for a Go handler
+// deployed as a Lambda function of its own, which template steps name as
+// "lambda:<function name>" or by ARN (docs/handlers.md): it runs h
+// whatever handler name the payload carries, and answers exactly as
+// LambdaHandler does.
+//
+//	func main() { lambda.Start(sdk.HandlerFunction(charge)) }
+func HandlerFunction(h Handler, opts ...Option) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+	lookup := func(string) (Handler, bool) { return h, h != nil }
+	return lambdaHandler(lookup, newRunConfig(opts))
+}
+
+func lambdaHandler(lookup func(string) (Handler, bool), cfg *runConfig) func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
-		out := run(ctx, reg, payload, cfg)
-		if emf != nil {
-			if err := emf.Flush(time.Now()); err != nil {
-				cfg.logger.WarnContext(ctx, "write EMF metrics", "error", err)
-			}
+		out := run(ctx, lookup, payload, cfg)
+		if cfg.after != nil {
+			cfg.after(ctx)
 		}
 		return out, nil
 	}
 }
 
-func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []byte {
+func run(ctx context.Context, lookup func(string) (Handler, bool), payload []byte, cfg *runConfig) []byte {
 	p := new(contract.Payload)
 	if err := json.Unmarshal(payload, p); err != nil {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("invalid invocation payload: %v", err), CodeInvalidPayload)))
@@ -149,7 +157,7 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 	if name == "" {
 		return ErrorResponse(Permanent(WithCode(errors.New("invalid invocation payload: tasker.handler is empty"), CodeInvalidPayload)))
 	}
-	h, ok := reg.Lookup(name)
+	h, ok := lookup(name)
 	if !ok {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("no handler registered under %q", name), CodeUnknownHandler)))
 	}
@@ -169,16 +177,15 @@ func run(ctx context.Context, reg *Registry, payload []byte, cfg *runConfig) []b
 	in := newInputRaw(p, payload)
 	start := time.Now()
 	res, err := call(ctx, h, in, log)
-	if cfg.metrics != nil {
-		cfg.duration.Observe(time.Since(start).Seconds(), name)
-		outcome := "ok"
+	if cfg.observer != nil {
+		outcome := OutcomeOK
 		if err != nil {
-			outcome = "error"
+			outcome = OutcomeError
 			if HandlerError(err).Permanent {
-				outcome = "permanent_error"
+				outcome = OutcomePermanentError
 			}
 		}
-		cfg.executions.Inc(name, outcome)
+		cfg.observer.ObserveExecution(ctx, name, outcome, time.Since(start))
 	}
 	if err != nil {
 		he := HandlerError(err)
@@ -223,7 +230,7 @@ func startSpan(ctx context.Context, cfg *runConfig, m *contract.Meta) (context.C
 			ctx = trace.ContextWithRemoteSpanContext(ctx, psc)
 		}
 	}
-	return tp.Tracer("github.com/taskerhq/tasker/internal/stephandler").Start(ctx, SpanStepExecute, opts...)
+	return tp.Tracer("github.com/taskerhq/tasker/sdk").Start(ctx, SpanStepExecute, opts...)
 }
 
 func call(ctx context.Context, h Handler, in Input, log *slog.Logger) (res any, err error) {

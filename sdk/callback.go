@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // CallbackTokenHeader carries the callback token on the notify request of

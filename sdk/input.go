@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // Input is what a Handler receives: the decoded invocation payload
@@ -71,9 +71,13 @@ func (in Input) Attempt() int { return in.payload().Tasker.Attempt }
 // MaxAttempts is the number of attempts the step is allowed.
 func (in Input) MaxAttempts() int { return in.payload().Tasker.MaxAttempts }
 
-// IdempotencyKey identifies this attempt of this step
-// ("<task_id>/<step>/<attempt>"). Execution is at-least-once: use it to
-// make side effects idempotent.
+// IdempotencyKey identifies the step's side effects: "<task_id>/<step>",
+// the same for every automatic retry, so a service that already did the
+// work for a lost attempt can recognise the retry; "/<n>" is appended after
+// the n-th operator retry, which asks for the work to be done again
+// (contract.IdempotencyKey). Execution is at-least-once: pass it to the
+// services you call (tasker.http sends it as Idempotency-Key) or record it
+// with your side effect. Attempt tells the attempts apart.
 func (in Input) IdempotencyKey() string { return in.payload().Tasker.IdempotencyKey }
 
 // CorrelationID is the task's correlation id.

@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 var (
@@ -361,4 +361,43 @@ func TestRegistry(t *testing.T) {
 	}
 	var loader interface{ Has(string) bool } = reg
 	_ = loader
+}
+
+func TestRegisterFunction(t *testing.T) {
+	t.Parallel()
+	h := func(context.Context, Input) (any, error) { return "ran", nil }
+	tests := []struct {
+		name    string
+		handler Handler
+		wantErr string
+	}{
+		{name: "lambda:tasker-shop-check", handler: h},
+		{name: "lambda:billing_charge", handler: h},
+		{name: "shop.check", handler: h, wantErr: `want "lambda:"`},
+		{name: "lambda:", handler: h, wantErr: `want "lambda:"`},
+		{name: "lambda:a.b", handler: h, wantErr: `want "lambda:"`},
+		{name: "lambda:x", wantErr: "nil handler"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			reg := NewRegistry()
+			err := reg.RegisterFunction(tt.name, tt.handler)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.RegisterFunction(tt.name, tt.handler); err == nil {
+				t.Fatal("duplicate registered")
+			}
+			if got := string(Run(context.Background(), reg, testPayload(t, tt.name, "", "", nil))); got != `"ran"` {
+				t.Fatalf("run: %s", got)
+			}
+		})
+	}
 }

@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/contract"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // runHTTP runs tasker.http with the given config against srv's client.

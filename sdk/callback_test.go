@@ -1,4 +1,4 @@
-package stephandler_test
+package sdk_test
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskerhq/tasker/internal/contract"
-	"github.com/taskerhq/tasker/internal/stephandler"
+	"github.com/taskerhq/tasker/sdk"
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 func TestPendingIsTheTaskerPendingAnswer(t *testing.T) {
 	t.Parallel()
 	for d, want := range map[time.Duration]int{time.Hour: 3600, 0: contract.DefaultPendingTimeoutSeconds, 10 * time.Millisecond: 1} {
-		b, err := json.Marshal(stephandler.Pending(d))
+		b, err := json.Marshal(sdk.Pending(d))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,11 +34,11 @@ func TestCallbackBuiltinNotifiesWithTheToken(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	h, ok := stephandler.NewRegistry().Lookup(stephandler.BuiltinCallback)
+	h, ok := sdk.NewRegistry().Lookup(sdk.BuiltinCallback)
 	if !ok {
 		t.Fatal("tasker.callback is not a built-in")
 	}
-	in := stephandler.NewInput(contract.Payload{
+	in := sdk.NewInput(contract.Payload{
 		Tasker: contract.Meta{Step: "approve", Attempt: 1, CallbackToken: "tok-123"},
 		Config: json.RawMessage(`{"timeout_seconds":600,"notify":{"url":"` + srv.URL + `","headers":{"X-Team":"ops"}}}`),
 	})
@@ -50,7 +50,7 @@ func TestCallbackBuiltinNotifiesWithTheToken(t *testing.T) {
 	if secs, _, ok := contract.AsPending(b); !ok || secs != 600 {
 		t.Fatalf("result %s, want tasker_pending with 600 s", b)
 	}
-	if got.Get(stephandler.CallbackTokenHeader) != "tok-123" || got.Get("X-Team") != "ops" {
+	if got.Get(sdk.CallbackTokenHeader) != "tok-123" || got.Get("X-Team") != "ops" {
 		t.Fatalf("notify headers = %v", got)
 	}
 	// A notify endpoint that refuses fails the attempt as tasker.http would.

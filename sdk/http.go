@@ -1,4 +1,4 @@
-package stephandler
+package sdk
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/taskerhq/tasker/sdk/contract"
 )
 
 // DefaultHTTPTimeout bounds one tasker.http request unless the step config
@@ -157,7 +159,7 @@ func doHTTP(ctx context.Context, client *http.Client, policy HTTPPolicy, in Inpu
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "tasker-http/1")
 	if m.IdempotencyKey != "" {
-		req.Header.Set("Idempotency-Key", m.IdempotencyKey)
+		req.Header.Set(contract.IdempotencyKeyHeader, m.IdempotencyKey)
 	}
 	req.Header.Set("X-Tasker-Task-Id", m.TaskID.String())
 	req.Header.Set("X-Tasker-Step", m.Step)

@@ -1,4 +1,4 @@
-// Package stephandler is the Go SDK for step handlers (docs/handlers.md).
+// Package sdk is the Go SDK for step handlers (docs/handlers.md).
 //
 // A Handler receives an Input — the invocation payload with typed
 // accessors for the task context, the step config and the parents' results
@@ -13,14 +13,16 @@
 // LambdaHandler wraps Run for lambda.Start; the local invoker calls Run
 // in process.
 //
-// Execution is at-least-once: use Input.IdempotencyKey to make side
-// effects idempotent.
+// Execution is at-least-once: use Input.IdempotencyKey, the same for every
+// automatic retry of a step, to make side effects idempotent.
 //
 // Observability (docs/observability.md): Run starts a step.execute span as
 // a child of the dispatch span whose context the payload carries in
 // tasker.traceparent (WithTracerProvider); logs with the task's
 // correlation_id, task_id, step and attempt, and hands handlers the same
-// logger through Logger(ctx) (WithLogger); and counts executions and their
-// duration by handler (WithMetrics), written as CloudWatch EMF lines after
-// each Lambda invocation with WithEMF.
-package stephandler
+// logger through Logger(ctx) (WithLogger); and reports each execution to an
+// Observer (WithObserver), which Tasker's functions turn into metrics.
+//
+// The wire shapes themselves are in sdk/contract; sdk/sdktest runs a
+// handler against a payload in tests.
+package sdk
