@@ -13,6 +13,14 @@ PKGS         ?= ./...
 # of it); later runs reuse the Go build cache.
 SQLC ?= $(GO) -C tools/sqlc tool sqlc
 
+# gqlgen compiles internal/graphql/schema.graphqls into exec_gen.go and
+# models_gen.go. Like sqlc it is pinned by its own module, tools/gqlgen, so
+# its code generator's dependencies stay out of go.mod (go.mod has only its
+# small runtime). It must run from internal/graphql, in the main module,
+# so it is built into bin/ first.
+GQLGEN ?= bin/gqlgen
+GQLGEN_FILES = internal/graphql/exec_gen.go internal/graphql/models_gen.go
+
 .PHONY: build test dev lint soak bench generate fuzz
 
 ## build: compile every package and the tasker CLI into bin/tasker
@@ -49,9 +57,14 @@ bench:
 dev:
 	$(GO) run ./cmd/tasker dev
 
-## generate: regenerate internal/store/dbgen from sql/ with sqlc
-generate:
+## generate: regenerate internal/store/dbgen from sql/ with sqlc and internal/graphql with gqlgen
+generate: bin/gqlgen
 	$(SQLC) -f $(CURDIR)/sqlc.yaml generate
+	cd internal/graphql && $(CURDIR)/$(GQLGEN) generate --config gqlgen.yml
+
+.PHONY: bin/gqlgen
+bin/gqlgen:
+	@$(GO) -C tools/gqlgen build -o $(CURDIR)/bin/gqlgen github.com/99designs/gqlgen
 
 ## lint: fail on unformatted files, stale generated code or a forbidden import, then go vet,
 ## cfn-lint on template.yaml, infra/database.yaml and template.yaml's SAM translation
@@ -74,6 +87,15 @@ lint:
 	cp -R sqlc.yaml sql "$$tmp"/ && $(SQLC) -f "$$tmp/sqlc.yaml" generate && \
 	diff -ru internal/store/dbgen "$$tmp/internal/store/dbgen" || \
 	{ echo "internal/store/dbgen is stale or sqlc failed: run make generate"; exit 1; }
+	@$(MAKE) --no-print-directory bin/gqlgen
+	@# gqlgen writes in place: keep the committed files, regenerate, compare,
+	@# and put the committed ones back whatever the outcome.
+	@tmp="$$(mktemp -d)"; trap 'cp "$$tmp"/*.go internal/graphql/ && rm -rf "$$tmp"' EXIT; \
+	cp $(GQLGEN_FILES) "$$tmp"/ && mkdir "$$tmp/new" && \
+	(cd internal/graphql && $(CURDIR)/$(GQLGEN) generate --config gqlgen.yml) && \
+	cp $(GQLGEN_FILES) "$$tmp/new"/ && diff -u "$$tmp/exec_gen.go" "$$tmp/new/exec_gen.go" && \
+	diff -u "$$tmp/models_gen.go" "$$tmp/new/models_gen.go" || \
+	{ echo "internal/graphql is stale or gqlgen failed: run make generate"; exit 1; }
 	$(GO) test -count=1 ./internal/importrules/
 	$(GO) vet ./...
 	@command -v cfn-lint >/dev/null 2>&1 || { echo "cfn-lint is not installed: pip install cfn-lint"; exit 1; }

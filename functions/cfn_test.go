@@ -161,6 +161,7 @@ var pseudo = map[string]bool{
 // attributes lists the GetAtt attributes of the resource types used.
 var attributes = map[string][]string{
 	"AWS::SQS::Queue":                             {"Arn", "QueueName", "QueueUrl"},
+	"AWS::S3::Bucket":                             {"Arn"},
 	"AWS::Serverless::Function":                   {"Arn"},
 	"AWS::Lambda::Function":                       {"Arn"},
 	"AWS::Events::Rule":                           {"Arn"},

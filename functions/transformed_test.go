@@ -239,6 +239,61 @@ func TestTransformedTemplate(t *testing.T) {
 		}
 	})
 
+	t.Run("payload bucket", func(t *testing.T) {
+		b := fn("PayloadBucket")
+		rules, _ := path(b, "LifecycleConfiguration", "Rules").([]any)
+		if len(rules) != 1 || path(rules[0], "Status") != "Enabled" || path(rules[0], "Prefix") != "tasks/" ||
+			!isRef(path(rules[0], "ExpirationInDays"), "PayloadRetentionDays") {
+			t.Errorf("lifecycle rules %v, want one expiring tasks/ after PayloadRetentionDays", rules)
+		}
+		for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
+			if path(b, "PublicAccessBlockConfiguration", k) != true {
+				t.Errorf("PublicAccessBlockConfiguration.%s is not true", k)
+			}
+		}
+		if _, ok := params["PayloadRetentionDays"]; !ok {
+			t.Error("no PayloadRetentionDays parameter")
+		}
+		// Least privilege: object actions under tasks/ only, and only the
+		// functions that store or read values; handlers use presigned URLs.
+		want := map[string][]string{
+			"SchedulerFunctionRole": {"s3:GetObject", "s3:PutObject"},
+			"ApiFunctionRole":       {"s3:GetObject", "s3:PutObject"},
+			"TriggerFunctionRole":   {"s3:PutObject"},
+			"HandlersFunctionRole":  nil,
+			"MigrateFunctionRole":   nil,
+		}
+		for role, actions := range want {
+			var got []string
+			for _, pol := range asList(path(fn(role), "Policies")) {
+				for _, st := range asList(path(pol, "PolicyDocument", "Statement")) {
+					acts := asList(path(st, "Action"))
+					for _, a := range acts {
+						as, _ := a.(string)
+						if !strings.HasPrefix(as, "s3:") {
+							continue
+						}
+						got = append(got, as)
+						r := path(st, "Resource")
+						sub, _ := path(r, "Fn::Sub").(string)
+						if sub != "${PayloadBucket.Arn}/tasks/*" {
+							t.Errorf("%s: %s on %v, want ${PayloadBucket.Arn}/tasks/*", role, as, r)
+						}
+					}
+				}
+			}
+			sort.Strings(got)
+			if strings.Join(got, ",") != strings.Join(actions, ",") {
+				t.Errorf("%s: S3 actions %v, want %v", role, got, actions)
+			}
+		}
+		for _, f := range []string{"SchedulerFunction", "ApiFunction", "TriggerFunction"} {
+			if !isRef(path(fn(f), "Environment", "Variables", "TASKER_PAYLOAD_BUCKET"), "PayloadBucket") {
+				t.Errorf("%s: TASKER_PAYLOAD_BUCKET is not !Ref PayloadBucket", f)
+			}
+		}
+	})
+
 	t.Run("permissions", func(t *testing.T) {
 		for _, id := range resourcesOf(tpl, "AWS::Lambda::Permission") {
 			p := fn(id)
@@ -247,4 +302,16 @@ func TestTransformedTemplate(t *testing.T) {
 			}
 		}
 	})
+}
+
+// asList returns v as a list: a one-element list for a single value.
+func asList(v any) []any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		return x
+	default:
+		return []any{x}
+	}
 }

@@ -174,9 +174,12 @@ func run(ctx context.Context, lookup func(string) (Handler, bool), payload []byt
 		ctx, span = startSpan(ctx, cfg, m)
 		defer span.End()
 	}
-	in := newInputRaw(p, payload)
 	start := time.Now()
-	res, err := call(ctx, h, in, log)
+	var res any
+	err := resolvePayload(ctx, p)
+	if err == nil {
+		res, err = call(ctx, h, newInputRaw(p, resolvedRaw(payload)), log)
+	}
 	if cfg.observer != nil {
 		outcome := OutcomeOK
 		if err != nil {
@@ -200,6 +203,10 @@ func run(ctx context.Context, lookup func(string) (Handler, bool), payload []byt
 	out, err := json.Marshal(res)
 	if err != nil {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("handler %q returned a result that is not JSON-encodable: %v", name, err), CodeInvalidResult)))
+	}
+	if out, err = offloadResult(ctx, m.ResultUpload, out); err != nil {
+		log.InfoContext(ctx, "step result not stored", "handler", name, "error", err)
+		return ErrorResponse(err)
 	}
 	if cfg.maxResult > 0 && len(out) > cfg.maxResult {
 		return ErrorResponse(Permanent(WithCode(fmt.Errorf("result is %d bytes, over the %d-byte limit", len(out), cfg.maxResult), CodeResultTooLarge)))

@@ -18,6 +18,7 @@ import (
 	"github.com/taskerhq/tasker/internal/cli/bench"
 	"github.com/taskerhq/tasker/internal/cli/dev"
 	"github.com/taskerhq/tasker/internal/cli/migrate"
+	"github.com/taskerhq/tasker/internal/cli/prune"
 	"github.com/taskerhq/tasker/internal/cli/scaffold"
 	"github.com/taskerhq/tasker/internal/cli/tasks"
 	"github.com/taskerhq/tasker/internal/cli/token"
@@ -29,6 +30,7 @@ func commands() map[string]cli.Command {
 		"bench":     {Summary: "run the benchmark suite against an embedded PostgreSQL", Run: bench.Run},
 		"dev":       {Summary: "run API, scheduler, sweeper and handlers in one process", Run: dev.Run},
 		"migrate":   {Summary: "apply database migrations", Run: migrate.Run},
+		"prune":     {Summary: "delete finished tasks older than an age (--dry-run counts)", Run: prune.Run},
 		"validate":  {Summary: "validate workflow templates", Run: validate.Run},
 		"run":       {Summary: "start a task (--watch follows its steps until it finishes)", Run: tasks.Run},
 		"tasks":     {Summary: "list tasks", Run: tasks.List},

@@ -60,6 +60,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/graphql"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/template"
 )
@@ -114,6 +115,7 @@ type server struct {
 	tracing bool
 	mux     *http.ServeMux
 	routes  []route
+	graphql http.Handler
 }
 
 // route is one endpoint. Pattern paths use ServeMux syntax, which is also
@@ -147,6 +149,11 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+		// Room for the largest context and the request around it
+		// (payloads.go).
+		if l, ok := cfg.Engine.(contextLimiter); ok && int64(l.MaxContextBytes())+bodySlack > cfg.MaxBodyBytes {
+			cfg.MaxBodyBytes = int64(l.MaxContextBytes()) + bodySlack
+		}
 	}
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
@@ -173,6 +180,9 @@ func New(cfg Config) (http.Handler, error) {
 		{"GET", "/v1/tasks/{id}", auth.TasksRead, s.getTask},
 		{"POST", "/v1/tasks/{id}/cancel", auth.TasksCancel, s.cancelTask},
 		{"POST", "/v1/tasks/{id}/retry", auth.TasksRetry, s.retryTask},
+		{"POST", "/v1/tasks/bulk/cancel", auth.TasksCancel, s.bulkCancel},
+		{"POST", "/v1/tasks/bulk/retry", auth.TasksRetry, s.bulkRetry},
+		{"GET", "/v1/tasks/{id}/transitions", auth.TasksRead, s.taskTransitions},
 		{"GET", "/v1/tasks/{id}/graph", auth.TasksRead, s.taskGraph},
 		{"GET", "/v1/tasks/{id}/steps/{step}", auth.StepsRead, s.getStep},
 		{"POST", "/v1/tasks/{id}/steps/{step}/resolve", auth.StepsResolve, s.resolveStep},
@@ -186,12 +196,27 @@ func New(cfg Config) (http.Handler, error) {
 		{"GET", "/v1/schedules", auth.SchedulesRead, s.listSchedules},
 		{"POST", "/v1/schedules/{id}/pause", auth.SchedulesManage, s.pauseSchedule},
 		{"POST", "/v1/schedules/{id}/resume", auth.SchedulesManage, s.resumeSchedule},
+		{"GET", "/v1/analytics/templates/{namespace}/{name}", auth.SystemRead, s.templateAnalytics},
+		{"POST", "/v1/subscriptions", auth.SystemAdmin, s.createSubscription},
+		{"GET", "/v1/subscriptions", auth.SystemAdmin, s.listSubscriptions},
+		{"DELETE", "/v1/subscriptions/{id}", auth.SystemAdmin, s.deleteSubscription},
+		{"GET", "/v1/subscriptions/{id}/deliveries", auth.SystemAdmin, s.listDeliveries},
 		{"GET", "/v1/health/live", "", s.live},
 		{"GET", "/v1/health/ready", "", s.ready},
 		{"GET", "/v1/health/status", auth.SystemRead, s.status},
 		{"GET", "/v1/metrics", auth.SystemRead, s.serveMetrics},
 		{"GET", "/v1/openapi.json", "", s.openAPI},
+		// Needs a valid token; each field then needs the permission of the
+		// route it mirrors (internal/graphql, operations).
+		{"POST", "/v1/graphql", authenticatedOnly, s.serveGraphQL},
+		{"GET", "/v1/graphql/schema.graphqls", "", s.graphQLSchema},
 	}
+	gql, err := graphql.NewHandler(graphql.Options{Engine: cfg.Engine, Reader: cfg.Store, Permission: s.routePermission,
+		Logger: cfg.Logger, MaxResponseBytes: cfg.MaxResponseBytes - listEnvelope})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.graphql = gql
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern(), s.guard(rt))
 	}
@@ -292,7 +317,7 @@ func (s *server) guard(rt route) http.Handler {
 				s.writeProblem(w, r, prob)
 				return
 			}
-			if !p.Allows(rt.perm) {
+			if rt.perm != authenticatedOnly && !p.Allows(rt.perm) {
 				s.writeProblem(w, r, forbidden(rt.perm))
 				return
 			}
@@ -313,6 +338,21 @@ func (s *server) guard(rt route) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		rt.h(w, r)
 	})
+}
+
+// authenticatedOnly is the perm of a route that needs a valid token but
+// checks permissions itself, per operation (POST /v1/graphql).
+const authenticatedOnly = "(authenticated)"
+
+// routePermission returns the permission of the route "METHOD /path", for
+// the GraphQL operations that mirror it.
+func (s *server) routePermission(route string) (string, bool) {
+	for _, rt := range s.routes {
+		if rt.pattern() == route {
+			return rt.perm, rt.perm != authenticatedOnly
+		}
+	}
+	return "", false
 }
 
 // anonymous is the caller when auth is off: it may do everything.

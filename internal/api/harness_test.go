@@ -116,6 +116,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	e := &env{t: t, pool: pool, clock: enginetest.NewClock(time.Now().Truncate(time.Microsecond)), queue: &enginetest.Queue{}, inv: &enginetest.Invoker{}}
 	e.eng, err = engine.New(engine.Config{Store: st, Templates: set, Queue: e.queue, Invoker: e.inv, Clock: e.clock, MaxInFlight: 50,
+		// A fixed cap: adaptive concurrency (engine tests) would move it under load.
+		Adaptive:        engine.AdaptiveConfig{Disabled: true},
 		MaxPayloadBytes: opts.maxPayload})
 	if err != nil {
 		t.Fatal(err)
@@ -368,23 +370,28 @@ func loadDoc(t *testing.T) {
 // matchPath finds the documented path template for a concrete path.
 func matchPath(path string) (string, bool) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
+	// The most specific template wins, as in ServeMux: the fewest
+	// wildcards (/v1/tasks/bulk/cancel over /v1/tasks/{id}/cancel).
+	best, bestWild := "", -1
 	for tmpl := range doc.Paths {
 		ts := strings.Split(strings.Trim(tmpl, "/"), "/")
 		if len(ts) != len(segs) {
 			continue
 		}
-		ok := true
+		ok, wild := true, 0
 		for i := range ts {
-			if !strings.HasPrefix(ts[i], "{") && ts[i] != segs[i] {
+			if strings.HasPrefix(ts[i], "{") {
+				wild++
+			} else if ts[i] != segs[i] {
 				ok = false
 				break
 			}
 		}
-		if ok {
-			return tmpl, true
+		if ok && (bestWild < 0 || wild < bestWild) {
+			best, bestWild = tmpl, wild
 		}
 	}
-	return "", false
+	return best, bestWild >= 0
 }
 
 func checkResponse(t *testing.T, method, path string, r resp) {
@@ -422,6 +429,12 @@ func checkResponse(t *testing.T, method, path string, r resp) {
 		name := strings.TrimPrefix(rs.Ref, "#/components/responses/")
 		content = doc.Components.Responses[name].Content
 		schemaBase = "#/components/responses/" + name + "/content/"
+	}
+	if r.code == http.StatusNoContent {
+		if len(r.body) > 0 {
+			t.Fatalf("%s %s: 204 with a body", method, path)
+		}
+		return
 	}
 	mt, _, err := mime.ParseMediaType(r.header.Get("Content-Type"))
 	if err != nil {

@@ -58,10 +58,13 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
 		OpenAPI string `json:"openapi"`
 		Paths   map[string]map[string]struct {
-			OperationID string                `json:"operationId"`
-			Permission  string                `json:"x-permission"`
-			Security    []map[string][]string `json:"security"`
-			Responses   map[string]any        `json:"responses"`
+			OperationID string `json:"operationId"`
+			Permission  string `json:"x-permission"`
+			// Authenticated marks a route that needs a valid token and
+			// checks permissions itself (POST /v1/graphql).
+			Authenticated bool                  `json:"x-authenticated"`
+			Security      []map[string][]string `json:"security"`
+			Responses     map[string]any        `json:"responses"`
 		} `json:"paths"`
 	}
 	if err := json.Unmarshal(openAPIJSON, &doc); err != nil {
@@ -77,11 +80,18 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		for m, op := range methods {
 			pattern := strings.ToUpper(m) + " " + path
 			documented[pattern] = op.Permission
+			if op.Authenticated {
+				documented[pattern] = authenticatedOnly
+				if op.Permission != "" || len(op.Security) != 1 || len(op.Security[0]["bearerAuth"]) != 0 ||
+					op.Responses["401"] == nil || op.Responses["403"] == nil {
+					t.Errorf("%s: an authenticated route needs security [{bearerAuth: []}], 401 and 403, no x-permission", pattern)
+				}
+			}
 			if op.OperationID == "" || ops[op.OperationID] {
 				t.Errorf("%s: missing or duplicate operationId %q", pattern, op.OperationID)
 			}
 			ops[op.OperationID] = true
-			if op.Permission == "" && (len(op.Security) != 0) {
+			if op.Permission == "" && !op.Authenticated && (len(op.Security) != 0) {
 				t.Errorf("%s: public but has security %v", pattern, op.Security)
 			}
 			if op.Permission != "" && (len(op.Security) != 1 || !slices.Equal(op.Security[0]["bearerAuth"], []string{op.Permission})) {

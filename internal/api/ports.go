@@ -30,6 +30,8 @@ type Engine interface {
 	// PauseSchedule pauses or resumes one (engine.ErrNotFound).
 	Schedules(ctx context.Context, n int) ([]engine.ScheduleView, error)
 	PauseSchedule(ctx context.Context, id int64, paused bool) (engine.ScheduleView, error)
+	// Bulk cancels or retries the tasks a filter selects, in batches.
+	Bulk(ctx context.Context, req engine.BulkRequest) (engine.BulkResult, error)
 	Health() (engine.HealthState, int)
 	InstanceID() string
 	Templates() *template.Set
@@ -45,6 +47,7 @@ type Reader interface {
 	GetStep(ctx context.Context, taskID uuid.UUID, name string) (step store.StepView, transitions []store.TransitionView, taskFound bool, err error)
 	ListTasks(ctx context.Context, f store.ListFilter) (tasks []store.TaskView, next *store.Cursor, err error)
 	Status(ctx context.Context, since time.Time) (store.SystemStatus, error)
+	TaskTransitions(ctx context.Context, id uuid.UUID, after int64, limit int) (trs []store.TaskTransition, more bool, err error)
 }
 
 // The production implementations.

@@ -123,7 +123,9 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		Recent: Recent{WindowSeconds: int(statusWindow / time.Second), Completed: st.RecentCompleted,
 			Retried: st.RecentRetried, Failed: st.RecentFailed},
 		Engine: EngineHealth{InstanceID: s.eng.InstanceID(), RecentResults: hs.RecentResults,
-			RecentFailures: hs.RecentFailures, ErrorRate: hs.ErrorRate, PoolPressure: hs.PoolPressure, CapFactor: hs.CapFactor},
+			RecentFailures: hs.RecentFailures, ErrorRate: hs.ErrorRate, PoolPressure: hs.PoolPressure, CapFactor: hs.CapFactor,
+			Instances: hs.Instances, Connections: hs.Connections, MaxConnections: hs.MaxConnections, CommitMS: hs.CommitMS,
+			PoolWaitMS: hs.PoolWaitMS, Throttles: hs.Throttles},
 		Templates: s.tpls.Len(),
 	}
 	if total := st.RecentCompleted + st.RecentRetried + st.RecentFailed; total > 0 {
@@ -131,7 +133,10 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if capN > 0 {
 		out.InFlight.Cap = &capN
+		maxN := hs.MaxLimit
+		out.InFlight.Max = &maxN
 	}
+	out.InFlight.Reason, out.InFlight.Detail = hs.Reason, hs.Detail
 	if hs.CapFactor < 1 {
 		out.Status = "degraded"
 	}

@@ -172,7 +172,7 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	t, err := s.store.GetTask(r.Context(), created.TaskID)
+	t, err := s.readTask(r.Context(), created.TaskID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -212,9 +212,14 @@ func (s *server) unknownTemplate(req engine.CreateRequest, err error) error {
 		req.Version, req.Namespace, req.Name, strings.Join(vs, ", "))})
 }
 
+// listParams are the query parameters of GET /v1/tasks that filter; the
+// bulk actions take the same ones in their body's filter.
+var listParams = []string{"namespace", "name", "status", "tag", "correlation_id",
+	"created_from", "created_to", "updated_from", "updated_to"}
+
 // GET /v1/tasks
 func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
-	q, err := query(r, []string{"namespace", "name", "status", "limit", "cursor", "fields"}, "status")
+	q, err := query(r, append([]string{"limit", "cursor", "fields"}, listParams...), "status", "tag")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -224,26 +229,12 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	f := store.ListFilter{Namespace: q.Get("namespace"), Name: q.Get("name"), Limit: defaultListLimit,
-		MaxBytes: s.maxResponse - listEnvelope, OmitContext: !fields.has("context")}
-	for _, p := range []string{"namespace", "name"} {
-		if v := q.Get(p); q.Has(p) && !template.ValidName(v) {
-			s.fail(w, r, badParam(p, p+" must be 1-128 letters, digits, '_', '.' or '-'"))
-			return
-		}
+	f, err := parseListFilter(q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	for _, v := range q["status"] {
-		for _, st := range strings.Split(v, ",") {
-			st = strings.TrimSpace(st)
-			if !domain.TaskStatus(st).Valid() {
-				s.fail(w, r, badParam("status", fmt.Sprintf("unknown status %q; one of %s", st, taskStatusList)))
-				return
-			}
-			if !contains(f.Statuses, st) {
-				f.Statuses = append(f.Statuses, st)
-			}
-		}
-	}
+	f.Limit, f.MaxBytes, f.OmitContext = defaultListLimit, s.maxResponse-listEnvelope, !fields.has("context")
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > maxListLimit {
@@ -260,6 +251,10 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 		}
 		f.After = &c
 	}
+	if err := checkCursorKind(f); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	tasks, next, err := s.store.ListTasks(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
@@ -275,7 +270,12 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 		nc = &c
 	}
 	body, err := s.encodeTaskList(views, nc, fields, func(i int) string {
-		return encodeCursor(store.Cursor{CreatedAt: tasks[i].CreatedAt, ID: tasks[i].ID})
+		c := store.Cursor{CreatedAt: tasks[i].CreatedAt, ID: tasks[i].ID}
+		if listedByUpdate(f) {
+			at := tasks[i].UpdatedAt
+			c.UpdatedAt = &at
+		}
+		return encodeCursor(c)
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -302,8 +302,12 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// Cursors are opaque to clients: base64url of "v1|<created_at>|<id>".
+// Cursors are opaque to clients: base64url of "v1|<created_at>|<id>", or
+// "u1|<updated_at>|<id>" for a list ordered by update time.
 func encodeCursor(c store.Cursor) string {
+	if c.UpdatedAt != nil {
+		return base64.RawURLEncoding.EncodeToString([]byte("u1|" + c.UpdatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID.String()))
+	}
 	return base64.RawURLEncoding.EncodeToString([]byte("v1|" + c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID.String()))
 }
 
@@ -316,7 +320,7 @@ func decodeCursor(s string) (store.Cursor, bool) {
 		return store.Cursor{}, false
 	}
 	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || parts[0] != "v1" {
+	if len(parts) != 3 || (parts[0] != "v1" && parts[0] != "u1") {
 		return store.Cursor{}, false
 	}
 	at, err := time.Parse(time.RFC3339Nano, parts[1])
@@ -326,6 +330,9 @@ func decodeCursor(s string) (store.Cursor, bool) {
 	id, err := uuid.Parse(parts[2])
 	if err != nil {
 		return store.Cursor{}, false
+	}
+	if parts[0] == "u1" {
+		return store.Cursor{UpdatedAt: &at, ID: id}, true
 	}
 	return store.Cursor{CreatedAt: at, ID: id}, true
 }
@@ -344,7 +351,7 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	t, err := s.store.GetTask(r.Context(), id)
+	t, err := s.readTask(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, taskErr(id, err))
 		return
@@ -410,7 +417,7 @@ func (s *server) operate(w http.ResponseWriter, r *http.Request, do func(uuid.UU
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	t, err := s.store.GetTask(r.Context(), id)
+	t, err := s.readTask(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, taskErr(id, err))
 		return
@@ -474,6 +481,10 @@ func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID,
 	}
 	if fields != nil {
 		fields["name"] = true // a step is named by its name, as a task by its id
+	}
+	if st.Result, err = s.whole(r.Context(), st.Result); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	body, err := encodeFields(stepDetailView(st, trs), fields)
 	if err != nil {

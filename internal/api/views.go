@@ -12,29 +12,32 @@ import (
 // Response shapes (docs/architecture.md, "HTTP API"). They are defined once, in internal/wire, which
 // the CLI's client shares; the names here are aliases of them.
 type (
-	Task              = wire.Task
-	Step              = wire.Step
-	StepDetail        = wire.StepDetail
-	Transition        = wire.Transition
-	TaskList          = wire.TaskList
-	TaskGraph         = wire.TaskGraph
-	TaskGraphNode     = wire.TaskGraphNode
-	GraphEdge         = wire.GraphEdge
-	TemplateSummary   = wire.TemplateSummary
-	TemplateList      = wire.TemplateList
-	TemplateDetail    = wire.TemplateDetail
-	TemplateStep      = wire.TemplateStep
-	RetryPolicy       = wire.RetryPolicy
-	TemplateGraph     = wire.TemplateGraph
-	TemplateGraphNode = wire.TemplateGraphNode
-	Health            = wire.Health
-	SystemStatus      = wire.SystemStatus
-	InFlight          = wire.InFlight
-	Recent            = wire.Recent
-	EngineHealth      = wire.EngineHealth
-	FieldError        = wire.FieldError
-	Schedule          = wire.Schedule
-	ScheduleList      = wire.ScheduleList
+	Task               = wire.Task
+	Step               = wire.Step
+	StepDetail         = wire.StepDetail
+	Transition         = wire.Transition
+	TaskTransition     = wire.TaskTransition
+	TaskTransitionList = wire.TaskTransitionList
+	BulkResult         = wire.BulkResult
+	TaskList           = wire.TaskList
+	TaskGraph          = wire.TaskGraph
+	TaskGraphNode      = wire.TaskGraphNode
+	GraphEdge          = wire.GraphEdge
+	TemplateSummary    = wire.TemplateSummary
+	TemplateList       = wire.TemplateList
+	TemplateDetail     = wire.TemplateDetail
+	TemplateStep       = wire.TemplateStep
+	RetryPolicy        = wire.RetryPolicy
+	TemplateGraph      = wire.TemplateGraph
+	TemplateGraphNode  = wire.TemplateGraphNode
+	Health             = wire.Health
+	SystemStatus       = wire.SystemStatus
+	InFlight           = wire.InFlight
+	Recent             = wire.Recent
+	EngineHealth       = wire.EngineHealth
+	FieldError         = wire.FieldError
+	Schedule           = wire.Schedule
+	ScheduleList       = wire.ScheduleList
 )
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -66,3 +66,22 @@ func (c *Client) ResolveStep(ctx context.Context, id, step string, req any) (wir
 	raw, _, err := c.Post(ctx, TaskPath(id)+"/steps/"+url.PathEscape(step)+"/resolve", req, &s)
 	return s, raw, err
 }
+
+// BulkTasks runs POST /v1/tasks/bulk/{action} (cancel or retry).
+func (c *Client) BulkTasks(ctx context.Context, action string, req wire.BulkRequest) (wire.BulkResult, []byte, error) {
+	var r wire.BulkResult
+	raw, _, err := c.Post(ctx, "/v1/tasks/bulk/"+url.PathEscape(action), req, &r)
+	return r, raw, err
+}
+
+// TaskTransitions fetches one page of a task's audit; cursor "" starts at
+// the beginning.
+func (c *Client) TaskTransitions(ctx context.Context, id, cursor string) (wire.TaskTransitionList, []byte, error) {
+	var l wire.TaskTransitionList
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	raw, err := c.Get(ctx, TaskPath(id)+"/transitions", q, &l)
+	return l, raw, err
+}

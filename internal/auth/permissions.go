@@ -24,6 +24,8 @@ const (
 	SchedulesRead   = "schedules:read"
 	SchedulesManage = "schedules:manage"
 	SystemRead      = "system:read"
+	// SystemAdmin manages webhook subscriptions.
+	SystemAdmin = "system:admin"
 )
 
 // AllPermissions lists every permission, e.g. for `tasker token --all`.
@@ -32,7 +34,7 @@ var AllPermissions = []string{
 	StepsRead, StepsResolve, StepsComplete,
 	TemplatesRead,
 	SchedulesRead, SchedulesManage,
-	SystemRead,
+	SystemRead, SystemAdmin,
 }
 
 // Principal is the verified caller.

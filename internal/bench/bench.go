@@ -31,8 +31,8 @@ type Options struct {
 	// Quick runs a small matrix with fewer samples, as a smoke test; its
 	// figures are not the reference ones.
 	Quick bool
-	// Only lists the scenarios to run (2, 3: in every matrix cell; 4, 5, 7:
-	// once, after the matrix); empty runs all. #0 always runs.
+	// Only lists the scenarios to run (2, 3: in every matrix cell; 4, 5, 7,
+	// 8: once, after the matrix); empty runs all. #0 always runs.
 	Only []int
 	// Growth adds a 10,000,000-finished-step row to the matrix.
 	Growth bool
@@ -49,6 +49,10 @@ type Options struct {
 	// Keep leaves PostgreSQL running after the report, until ctx ends, for
 	// inspection.
 	Keep bool
+	// RetentionHistory is the finished steps #8 (retention) prunes over
+	// (default 1,000,000; Quick 100,000); it adds history when the matrix
+	// seeded less.
+	RetentionHistory int64
 	// Scale multiplies sample counts (tests use a small one; default 1).
 	Scale float64
 	// Out receives the report; Progress receives progress lines.
@@ -204,6 +208,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return nil, err
 			}
 		}
+	}
+
+	if opts.runs(8) {
+		fmt.Fprintf(progress, "bench: #8 retention\n")
+		rows, err := e.retention(ctx, seed)
+		if err != nil {
+			if err := failed(8, err); err != nil {
+				return nil, err
+			}
+		}
+		res.Rows = append(res.Rows, rows...)
 	}
 
 	for _, r := range res.Rows {

@@ -25,7 +25,7 @@ func TestRunSmoke(t *testing.T) {
 	defer cancel()
 	var out, progress bytes.Buffer
 	res, err := Run(ctx, Options{
-		Quick: true, Histories: []int64{0, 2_000}, Lives: []int64{100}, Scale: 0.02,
+		Quick: true, Histories: []int64{0, 2_000}, Lives: []int64{100}, Scale: 0.02, RetentionHistory: 20_000,
 		Out: &out, Progress: &progress,
 	})
 	if err != nil {
@@ -65,7 +65,7 @@ func TestRunSmoke(t *testing.T) {
 	}
 	for _, want := range []string{"## Machine", "## Matrix", "| history | live |", "per-step overhead p50 ≤ 2 commits",
 		"throughput ≥ 8,000 steps/s", "within 25 % of the best", "never analysed", "#5 API task creation",
-		"create: SQL round trip", "fan-out", "step executed"} {
+		"create: SQL round trip", "fan-out", "step executed", "while pruning the 20k", "prune transaction"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}

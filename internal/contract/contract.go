@@ -32,7 +32,16 @@ type (
 	ErrorEnvelope = sdkcontract.ErrorEnvelope
 	// Pending is the body of a tasker_pending answer.
 	Pending = sdkcontract.Pending
+	// Ref, RefEnvelope and Upload are the large-payload shapes
+	// (docs/architecture.md, "Large payloads").
+	Ref         = sdkcontract.Ref
+	RefEnvelope = sdkcontract.RefEnvelope
+	Upload      = sdkcontract.Upload
 )
+
+// AsRef reports whether v is a reference ({"tasker_ref":…}); see
+// sdkcontract.AsRef.
+func AsRef(v json.RawMessage) (*Ref, bool, error) { return sdkcontract.AsRef(v) }
 
 // Constants of the handler contract (sdk/contract).
 const (

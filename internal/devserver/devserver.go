@@ -12,12 +12,14 @@ package devserver
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/blob"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/events"
 	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
@@ -94,8 +97,20 @@ type Options struct {
 	// telemetry.NewTracing's): the server starts it first and stops it
 	// last, so the other services' last spans are exported.
 	Tracing *telemetry.Tracing
+	// Payload are the large-payload limits (default: engine's defaults).
+	// With an HTTP server (Addr), contexts and results over the inline
+	// threshold are stored in PostgreSQL and served at signed URLs under
+	// /v1/blobs/ (docs/architecture.md, "Large payloads"); without one,
+	// every value stays inline.
+	Payload engine.PayloadLimits
 	// InstanceID names this process's claims (default: random).
 	InstanceID string
+	// Retention deletes finished tasks this old in each sweep (0: keep
+	// them for ever), RetentionBatch at a time (default 100), exporting
+	// them first to Exporter when set (docs/operating.md, "Retention").
+	Retention      time.Duration
+	RetentionBatch int
+	Exporter       engine.Exporter
 	// QueryTracer, when set, observes the pool's statements (and, when it
 	// implements pgxpool.AcquireTracer, its acquires); tasker bench uses it
 	// to time the phases of a request.
@@ -115,6 +130,7 @@ func (o Options) check() error {
 		{"HTTP.ReadHeaderTimeout", int64(o.HTTP.ReadHeaderTimeout)}, {"HTTP.ReadTimeout", int64(o.HTTP.ReadTimeout)},
 		{"HTTP.WriteTimeout", int64(o.HTTP.WriteTimeout)}, {"HTTP.IdleTimeout", int64(o.HTTP.IdleTimeout)},
 		{"HTTP.MaxConns", int64(o.HTTP.MaxConns)}, {"HTTP.MaxHeaderBytes", int64(o.HTTP.MaxHeaderBytes)},
+		{"Retention", int64(o.Retention)}, {"RetentionBatch", int64(o.RetentionBatch)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("devserver: Options.%s is negative; want 0 (the default) or more", f.name))
@@ -299,15 +315,44 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 	if opts.Metrics == nil {
 		opts.Metrics = reg.Handler()
 	}
-	eng, err := engine.New(engine.Config{
+	var ln net.Listener
+	var hosts []string
+	var addr string
+	var blobs *blob.Local
+	if opts.Addr != "" {
+		// Bound now: the API's allowed hosts and the blob URLs name the
+		// bound address.
+		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+		}
+		addr = ln.Addr().String()
+		hosts = api.LocalHosts(addr, opts.AllowedHosts)
+		if blobs, err = localBlobs(st, ln.Addr(), opts.Payload); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
+	ecfg := engine.Config{
 		Store: st, Templates: tpls, Queue: q, Invoker: inv, Publisher: pub, Logger: log,
 		InstanceID: opts.InstanceID, Local: true, MaxInFlight: opts.MaxInFlight, HeartbeatStale: 10 * time.Second,
+		// Webhook subscriptions are delivered by the sweep; local
+		// receivers (localhost) are allowed here.
+		Webhooks:       events.NewWebhooks(events.WebhookOptions{}),
 		TracerProvider: opts.TracerProvider,
-	})
+		Retention:      opts.Retention, RetentionBatch: opts.RetentionBatch, Exporter: opts.Exporter,
+		PayloadInlineBytes: opts.Payload.InlineBytes, PayloadMaxBytes: opts.Payload.MaxBytes,
+	}
+	if blobs != nil {
+		ecfg.Blobs = blobs
+	}
+	eng, err := engine.New(ecfg)
 	if err != nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
 		return nil, err
 	}
-	s := &Server{Engine: eng, Store: st, Pool: pool, Queue: q, Invoker: inv, Metrics: reg}
+	s := &Server{Engine: eng, Store: st, Pool: pool, Queue: q, Invoker: inv, Metrics: reg, Addr: addr}
 	if opts.Tracing != nil {
 		s.services = append(s.services, opts.Tracing)
 	}
@@ -315,16 +360,6 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 	// can dispatch.
 	s.services = append(s.services, inv, qlocal.NewConsumers(q, opts.Consumers, opts.BatchSize, schedulerPass(eng, log)),
 		engine.NewSweeper(eng, opts.SweepInterval))
-	var ln net.Listener
-	var hosts []string
-	if opts.Addr != "" {
-		// Bound now: the API's allowed hosts name the bound address.
-		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
-		}
-		s.Addr = ln.Addr().String()
-		hosts = api.LocalHosts(s.Addr, opts.AllowedHosts)
-	}
 	h, err := api.New(api.Config{Engine: eng, Store: s.Store, Auth: opts.Auth, Logger: log, Metrics: opts.Metrics,
 		TracerProvider: opts.TracerProvider, AllowedHosts: hosts})
 	if err != nil {
@@ -335,10 +370,37 @@ func build(opts Options, pool *pgxpool.Pool, tpls *template.Set) (*Server, error
 	}
 	s.Handler = h
 	if ln != nil {
-		s.http = NewHTTPServer(ln, webui.Mount(h), opts.HTTP, log)
+		var root http.Handler = webui.Mount(h)
+		if blobs != nil {
+			mux := http.NewServeMux()
+			mux.Handle(blob.LocalPath, blobs.Handler())
+			mux.Handle("/", root)
+			root = mux
+		}
+		s.http = NewHTTPServer(ln, root, opts.HTTP, log)
 		s.services = append(s.services, s.http)
 	}
 	return s, nil
+}
+
+// localBlobs is the blob store of large payloads in local mode: the
+// PostgreSQL store behind URLs signed with a secret made for this process
+// and served by its HTTP server.
+func localBlobs(st *store.Store, addr net.Addr, lim engine.PayloadLimits) (*blob.Local, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("blob URL secret: %w", err)
+	}
+	host := addr.String()
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		// A wildcard bind is reached on loopback by in-process handlers.
+		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port))
+	}
+	maxBytes := lim.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = engine.DefaultPayloadMaxBytes
+	}
+	return blob.NewLocal(st, "http://"+host, secret, int64(maxBytes), nil)
 }
 
 // schedulerPass handles a batch in one scheduler pass. A pass fails as a

@@ -111,6 +111,25 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 	if done := waitDone(t, srv.Handler, id); done["status"] != "complete" {
 		t.Fatalf("status %v", done["status"])
 	}
+	// The engine reports the task's end (its event, log line and metrics)
+	// just after the commit the API has already seen; wait for it.
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		srv.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/metrics", nil))
+		return rec.Body.String()
+	}
+	reported := func() bool {
+		m := metrics()
+		return strings.Contains(logs.String(), `"task.completed"`) &&
+			strings.Contains(m, `tasker_tasks_completed_total{namespace="obs",workflow="flaky"} 1`+"\n") &&
+			strings.Contains(m, "tasker_steps_in_flight 0\n")
+	}
+	for deadline := time.Now().Add(30 * time.Second); !reported(); {
+		if time.Now().After(deadline) {
+			break // the checks below report what is missing
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	// Logs: every line naming the task carries the correlation id.
 	var lines, stepLines int
@@ -176,9 +195,7 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 	}
 
 	// Metrics.
-	mreq := httptest.NewRequest("GET", "/v1/metrics", nil)
-	mrec := httptest.NewRecorder()
-	srv.Handler.ServeHTTP(mrec, mreq)
+	body := metrics()
 	for _, want := range []string{
 		`tasker_tasks_created_total{namespace="obs",workflow="flaky"} 1`,
 		`tasker_tasks_completed_total{namespace="obs",workflow="flaky"} 1`,
@@ -190,8 +207,8 @@ func TestObservabilityOfRetriedTask(t *testing.T) {
 		`tasker_handler_executions_total{handler="obs.work",outcome="ok"} 3`,
 		`tasker_handler_duration_seconds_count{handler="obs.work"} 4`,
 	} {
-		if !strings.Contains(mrec.Body.String(), want+"\n") {
-			t.Errorf("/v1/metrics (%d) lacks %s:\n%s", mrec.Code, want, mrec.Body)
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/v1/metrics lacks %s:\n%s", want, body)
 		}
 	}
 }

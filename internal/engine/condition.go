@@ -34,7 +34,19 @@ func (e *Engine) conditions(ctx context.Context, claims []store.Claim) (run []st
 			run = append(run, c)
 			continue
 		}
-		ok, err := e.evalCondition(c)
+		// The condition sees whole values; the claim dispatched keeps its
+		// references (docs/architecture.md, "Large payloads").
+		wc, err := e.wholeClaim(ctx, c)
+		if err != nil {
+			decided = append(decided, failure(c.StepID, c.Attempt,
+				&contract.HandlerError{Message: err.Error(), Code: codePayloadUnavailable}, "failed: "+err.Error()))
+			if !seen[c.TaskID] {
+				seen[c.TaskID] = true
+				tasks = append(tasks, c.TaskID)
+			}
+			continue
+		}
+		ok, err := e.evalCondition(wc)
 		switch {
 		case err != nil:
 			msg := "when: " + err.Error()

@@ -121,7 +121,11 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	if err := jsonb.Check(req.Context); errors.As(err, &je) {
 		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: je.Pointer, Message: je.Detail()}}}
 	}
-	if limit := e.cfg.MaxPayloadBytes; limit > 0 && len(req.Context)+PayloadReserve > limit {
+	if limit := e.cfg.PayloadMaxBytes; e.cfg.Blobs != nil && len(req.Context) > limit {
+		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: "", Message: fmt.Sprintf(
+			"context is %d bytes, over the %d-byte limit on task contexts (TASKER_PAYLOAD_MAX_BYTES)", len(req.Context), limit)}}}
+	}
+	if limit := e.cfg.MaxPayloadBytes; e.cfg.Blobs == nil && limit > 0 && len(req.Context)+PayloadReserve > limit {
 		return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: "", Message: fmt.Sprintf(
 			"context is %d bytes; with the %d bytes every handler payload needs beside it, it cannot fit in the %d-byte payload limit of handler invocations",
 			len(req.Context), PayloadReserve, limit)}}}
@@ -151,6 +155,14 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 		IdempotencyScope: req.IdempotencyScope, IdempotencyKey: req.IdempotencyKey, RequestHash: hash,
 		CorrelationID: req.CorrelationID, Actor: req.Actor, Now: now,
 		TraceParent: telemetry.TraceParent(ctx),
+	}
+	if e.cfg.Blobs != nil && len(req.Context) > e.cfg.PayloadInlineBytes {
+		// Stored before the task row. A replay of an idempotency key
+		// stores a copy under its own (unused) task id that nothing
+		// references (docs/architecture.md, "Large payloads": retention).
+		if nt.Context, err = e.offload(ctx, contextKey(id), req.Context); err != nil {
+			return Created{}, err
+		}
 	}
 	for _, st := range tpl.Steps {
 		sid, err := uuid.NewV7()

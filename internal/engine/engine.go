@@ -45,8 +45,10 @@ type Config struct {
 	// claims can be recovered promptly after a crash (docs/architecture.md, "Local mode").
 	Local bool
 	// MaxInFlight caps step attempts in progress across the system; 0 means
-	// no cap. The effective cap shrinks while the system is unhealthy.
+	// no cap. The effective cap adapts to pressure (Adaptive; health.go).
 	MaxInFlight int
+	// Adaptive tunes adaptive concurrency (on whenever MaxInFlight > 0).
+	Adaptive AdaptiveConfig
 	// ClaimLimit caps steps claimed in one scheduler pass (default 1000).
 	ClaimLimit int
 	// DispatchConcurrency bounds parallel Invoke calls (default 64).
@@ -60,12 +62,42 @@ type Config struct {
 	HeartbeatStale time.Duration
 	// MaxQueueDelay caps wake-up delays (SQS: 900 s); later work is found by the sweep.
 	MaxQueueDelay time.Duration
+	// Webhooks sends webhook deliveries (events.Webhooks); nil: the
+	// outbox is kept but nothing is delivered.
+	Webhooks WebhookSender
+	// WebhookBackoff is the wait after a first failed delivery, doubled
+	// per attempt up to an hour (default 10 s).
+	WebhookBackoff time.Duration
+	// WebhookRetention is how long finished deliveries are kept (default
+	// DefaultWebhookRetention).
+	WebhookRetention time.Duration
 	// MaxPayloadBytes is the largest handler payload the Invoker can
 	// deliver. CreateTask refuses a context that alone cannot fit in one
 	// (its size plus PayloadReserve over the limit) instead of accepting a
 	// task whose every dispatch fails. 0 asks the Invoker (PayloadLimiter);
 	// an Invoker without a limit means none.
 	MaxPayloadBytes int
+	// Retention is how long finished tasks are kept after they finish;
+	// each sweep deletes up to RetentionBatch older ones (docs/operating.md,
+	// "Retention"). 0 keeps them for ever.
+	Retention time.Duration
+	// RetentionBatch bounds the tasks one sweep prunes (default 100, at
+	// most store.MaxPruneBatch).
+	RetentionBatch int
+	// Exporter, if set, receives each pruned task as a JSON document before
+	// it is deleted; a failed export deletes nothing.
+	Exporter Exporter
+
+	// Blobs stores contexts and results over PayloadInlineBytes out of
+	// line (docs/architecture.md, "Large payloads"); nil keeps every value
+	// inline, within MaxPayloadBytes.
+	Blobs Blobs
+	// PayloadInlineBytes is the size above which a context or result is
+	// stored in Blobs (default DefaultPayloadInlineBytes).
+	PayloadInlineBytes int
+	// PayloadMaxBytes is the largest context or result accepted with Blobs
+	// (default DefaultPayloadMaxBytes).
+	PayloadMaxBytes int
 }
 
 // PayloadLimiter is implemented by an Invoker whose payloads have a size
@@ -118,6 +150,12 @@ func New(cfg Config) (*Engine, error) {
 			cfg.MaxPayloadBytes = pl.MaxPayloadBytes()
 		}
 	}
+	if cfg.PayloadInlineBytes <= 0 {
+		cfg.PayloadInlineBytes = DefaultPayloadInlineBytes
+	}
+	if cfg.PayloadMaxBytes <= 0 {
+		cfg.PayloadMaxBytes = DefaultPayloadMaxBytes
+	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "engine-" + uuid.NewString()[:8]
 	}
@@ -136,6 +174,17 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.HeartbeatStale <= 0 {
 		cfg.HeartbeatStale = 15 * time.Second
 	}
+	if cfg.RetentionBatch <= 0 {
+		cfg.RetentionBatch = 100
+	}
+	cfg.RetentionBatch = min(cfg.RetentionBatch, store.MaxPruneBatch)
+	cfg.Adaptive = cfg.Adaptive.withDefaults(cfg.MaxInFlight)
+	if cfg.WebhookRetention <= 0 {
+		cfg.WebhookRetention = DefaultWebhookRetention
+	}
+	if cfg.WebhookBackoff <= 0 {
+		cfg.WebhookBackoff = defaultWebhookBackoff
+	}
 	if cfg.MaxQueueDelay <= 0 {
 		cfg.MaxQueueDelay = 900 * time.Second
 	}
@@ -145,7 +194,7 @@ func New(cfg Config) (*Engine, error) {
 		log:    cfg.Logger,
 		clock:  cfg.Clock,
 		pub:    cfg.Publisher,
-		health: newHealth(cfg.Store),
+		health: &health{},
 		tracer: cfg.TracerProvider.Tracer(TracerName),
 	}, nil
 }

@@ -587,7 +587,7 @@ steps:
 		yaml string
 		cap  int
 	}{
-		{"global", engine.Config{MaxInFlight: 4}, fanoutYAML(20), 4},
+		{"global", engine.Config{MaxInFlight: 4, Adaptive: engine.AdaptiveConfig{Disabled: true}}, fanoutYAML(20), 4},
 		{"per step", engine.Config{}, capped, 3},
 	}
 	for _, tc := range tests {
@@ -810,7 +810,7 @@ version: 1.0.0
 steps:
   - {name: s, handler: tasker.noop}
 `
-	h := newHarness(t, engine.Config{MaxInFlight: 2}, single)
+	h := newHarness(t, engine.Config{MaxInFlight: 2, Adaptive: engine.AdaptiveConfig{Disabled: true}}, single)
 	var ids []uuid.UUID
 	for range 6 {
 		ids = append(ids, h.create("single", `{}`))

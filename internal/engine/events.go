@@ -39,8 +39,12 @@ const (
 
 	ScheduleFired EventName = "schedule.fired"
 
-	BatchProcessed EventName = "scheduler.batch_processed"
-	SweepCompleted EventName = "scheduler.sweep_completed"
+	BatchProcessed     EventName = "scheduler.batch_processed"
+	SweepCompleted     EventName = "scheduler.sweep_completed"
+	PassFailed         EventName = "scheduler.pass_failed"
+	ConcurrencyChanged EventName = "scheduler.concurrency_changed"
+
+	WebhookDead EventName = "webhook.dead"
 )
 
 // Catalogue lists every lifecycle event with what it means.
@@ -74,6 +78,19 @@ var Catalogue = []struct {
 	{ScheduleFired, "a schedule fired: the sweep started (or, with created false, found already started) the task of one fire time; data {schedule_id, index, fire_time, created}"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},
+	{PassFailed, "a scheduler pass failed (the database refused or was unreachable); its messages are retried"},
+	{ConcurrencyChanged, "the adaptive in-flight limit changed; data has the new limit and the reason"},
+	{WebhookDead, "a webhook delivery failed its subscription's last attempt and was given up"},
+}
+
+// InCatalogue reports whether n is a lifecycle event of the catalogue.
+func InCatalogue(n EventName) bool {
+	for _, c := range Catalogue {
+		if c.Name == n {
+			return true
+		}
+	}
+	return false
 }
 
 // Event is one lifecycle event.
@@ -96,4 +113,7 @@ type Event struct {
 	// scheduler.batch_processed, how long the pass took.
 	DurationMS float64         `json:"duration_ms,omitempty"`
 	Data       json.RawMessage `json:"data,omitempty"`
+	// Custom marks an event a handler published with its result
+	// (contract.EventsKey); its name is the handler's, not the catalogue's.
+	Custom bool `json:"custom,omitempty"`
 }

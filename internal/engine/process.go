@@ -89,7 +89,7 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 					r.Err = herr
 				}
 			}
-			results = append(results, e.toStepResult(r))
+			results = append(results, e.toStepResult(ctx, r))
 		}
 	}
 	start := time.Now()
@@ -106,6 +106,8 @@ func (e *Engine) HandleMessages(ctx context.Context, msgs []InMessage) (failed [
 		}
 	}
 	if err := e.pass(ctx, keys(tasks), results); err != nil {
+		e.pub.Publish(ctx, []Event{{Name: PassFailed, Time: e.clock.Now(), Reason: truncate(err.Error()),
+			Data: mustJSON(map[string]int{"messages": len(msgs)})}})
 		return append(failed, ok...), err
 	}
 	e.pub.Publish(ctx, []Event{batchEvent(msgs, len(failed), start)})
@@ -164,12 +166,16 @@ func (e *Engine) ProcessTasks(ctx context.Context, ids ...uuid.UUID) error {
 const (
 	codeResultTooLarge = "result_too_large"
 	codeResultInvalid  = "result_invalid"
+	codeInvalidEvents  = "invalid_events"
 )
 
-func (e *Engine) toStepResult(r *contract.Result) store.StepResult {
+func (e *Engine) toStepResult(ctx context.Context, r *contract.Result) store.StepResult {
 	sr := store.StepResult{StepID: r.StepID, Attempt: r.Attempt}
 	if r.Err == nil {
 		r.Err = e.checkResult(r.Output)
+	}
+	if r.Err == nil {
+		r.Err = e.checkResultRef(ctx, r)
 	}
 	if r.Err == nil {
 		sr.OK, sr.Result, sr.Reason = true, r.Output, reasonSucceeded
@@ -192,6 +198,9 @@ func (e *Engine) checkResult(out json.RawMessage) *contract.HandlerError {
 	}
 	if err := jsonb.Check(out); err != nil {
 		return &contract.HandlerError{Message: "result: " + err.Error(), Permanent: true, Code: codeResultInvalid}
+	}
+	if _, err := contract.CustomEvents(out); err != nil {
+		return &contract.HandlerError{Message: "result: " + err.Error(), Permanent: true, Code: codeInvalidEvents}
 	}
 	return nil
 }
@@ -223,7 +232,7 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	}
 	start := time.Now()
 	now := e.clock.Now()
-	globalCap := e.health.cap(e.cfg.MaxInFlight)
+	globalCap := e.inFlightCap(ctx)
 	out, results, err := e.process(ctx, store.ProcessInput{
 		Now: now, Actor: e.cfg.InstanceID, TaskIDs: taskIDs, Results: results,
 		ClaimLimit: e.cfg.ClaimLimit, GlobalCap: globalCap, Grace: e.cfg.DeadlineGrace,
@@ -231,6 +240,7 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	if err != nil {
 		return err
 	}
+	e.health.commit(time.Since(start))
 	// One task.evaluate span per task this pass changed, under the task's
 	// stored trace context (none when tracing is off).
 	var spans taskSpans
@@ -245,9 +255,18 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	}
 	defer spans.end()
 	permanent := map[stepAttempt]bool{}
+	var withEvents map[stepAttempt][]contract.CustomEvent
 	for _, r := range results {
 		if !r.OK && r.Permanent {
 			permanent[stepAttempt{r.StepID, r.Attempt}] = true
+		}
+		if r.OK {
+			if evs, _ := contract.CustomEvents(r.Result); len(evs) > 0 { // checked in toStepResult
+				if withEvents == nil {
+					withEvents = map[stepAttempt][]contract.CustomEvent{}
+				}
+				withEvents[stepAttempt{r.StepID, r.Attempt}] = evs
+			}
 		}
 	}
 	events := make([]Event, 0, len(out.Recorded)+len(out.Finalized)+len(out.Claims))
@@ -283,6 +302,9 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 			}
 		}
 		events = append(events, ev)
+		if evs := withEvents[stepAttempt{t.StepID, t.Attempt}]; len(evs) > 0 && t.To == domain.StepComplete {
+			events = append(events, customEvents(ev, evs)...)
+		}
 	}
 	for _, f := range out.Finalized {
 		ev := Event{Time: now, TaskID: f.TaskID, Namespace: f.Namespace, Workflow: f.Workflow,
@@ -453,7 +475,7 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 			dspans[i] = span
 			traceParent = telemetry.TraceParent(dctx)
 		}
-		payload, err := buildPayload(c, traceParent)
+		payload, err := e.buildPayload(dctx, c, traceParent)
 		if err == nil {
 			err = e.cfg.Invoker.Invoke(dctx, Invocation{
 				TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Attempt: c.Attempt, Handler: c.Handler, Payload: payload,
@@ -482,6 +504,9 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 				&contract.HandlerError{Message: err.Error(), Permanent: true, Code: "payload_too_large"}, "dispatch failed: "+err.Error()))
 			tasks[c.TaskID] = struct{}{}
 		default:
+			if errors.Is(err, ErrThrottled) {
+				e.health.throttled(1)
+			}
 			ev.Name, ev.Reason = StepDispatchFailed, err.Error()
 			releases = append(releases, store.Release{StepID: c.StepID, Attempt: c.Attempt, Reason: "dispatch failed: " + truncate(err.Error())})
 		}
@@ -523,7 +548,7 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 	return nil
 }
 
-func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
+func (e *Engine) buildPayload(ctx context.Context, c store.Claim, traceParent string) ([]byte, error) {
 	token := ""
 	if len(c.CallbackSecret) > 0 {
 		token = callbackToken(c.StepID, c.Attempt, c.CallbackSecret)
@@ -534,7 +559,7 @@ func buildPayload(c store.Claim, traceParent string) ([]byte, error) {
 			return nil, fmt.Errorf("parent results of %s: %w", c.Step, err)
 		}
 	}
-	return json.Marshal(contract.Payload{
+	return e.preparePayload(ctx, c, &contract.Payload{
 		Tasker: contract.Meta{
 			Version: contract.PayloadVersion, TaskID: c.TaskID, StepID: c.StepID, Step: c.Step, Handler: c.Handler,
 			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Namespace: c.Namespace, Workflow: c.Workflow,
@@ -607,4 +632,16 @@ func (e *Engine) wakeWaiting(taskIDs []uuid.UUID, out store.ProcessOutput, wakes
 			wakes[id] = 0
 		}
 	}
+}
+
+// customEvents are the events a handler published with its result, about
+// the step of base (its step.completed event).
+func customEvents(base Event, evs []contract.CustomEvent) []Event {
+	out := make([]Event, 0, len(evs))
+	for _, ce := range evs {
+		ev := base
+		ev.Name, ev.Custom, ev.Data, ev.From, ev.To, ev.Reason = EventName(ce.Name), true, ce.Data, "", "", ""
+		out = append(out, ev)
+	}
+	return out
 }

@@ -22,6 +22,8 @@ type SweepReport struct {
 	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
 	Scheduled   int // tasks started by schedules (FireSchedules)
+	Pruned      int // finished tasks past the retention deleted
+	Webhooks    WebhookReport
 }
 
 // sweepLimit bounds the work of one sweep; the next sweep takes the rest.
@@ -80,6 +82,21 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	report := SweepReport{Tasks: len(set), TimedOut: len(expired), Interrupted: len(interrupted), Waits: len(waited)}
 	if err := e.pass(ctx, keys(set), results); err != nil {
 		return report, err
+	}
+	// Retention after the pass, so live work never waits on a prune; a
+	// failed prune (say, an unreachable export bucket) is logged and tried
+	// again by the next sweep, and never stops the sweep's own work.
+	if n, err := e.pruneOnce(ctx, now); err != nil {
+		e.log.WarnContext(ctx, "retention prune failed", "error", err)
+	} else {
+		report.Pruned = n
+	}
+	// Webhook deliveries ride on the sweep; a failure to reach the outbox
+	// is logged, and the next sweep tries again.
+	if wr, err := e.DeliverWebhooks(ctx); err != nil {
+		e.log.WarnContext(ctx, "webhook deliveries", "error", err)
+	} else {
+		report.Webhooks = wr
 	}
 	// Schedules fire from the sweep, on AWS (every minute) and locally
 	// alike (docs/control-flow.md, "Schedules"). A schedule that cannot

@@ -120,6 +120,18 @@ func (e *Engine) parkClaims(ctx context.Context, claims []store.Claim, spans tas
 	tasks := map[uuid.UUID]struct{}{}
 	invoke := claims[:0:0]
 	for _, c := range claims {
+		if c.Handler == template.HandlerWait {
+			// A timer's config may read the context, which may be stored
+			// out of line (docs/architecture.md, "Large payloads").
+			v, err := e.Resolve(ctx, c.Context)
+			if err != nil {
+				herr := &contract.HandlerError{Message: err.Error(), Code: codePayloadUnavailable}
+				bad = append(bad, failure(c.StepID, c.Attempt, herr, "failed: "+herr.Message))
+				tasks[c.TaskID] = struct{}{}
+				continue
+			}
+			c.Context = v
+		}
 		p, herr, ok := parkOf(c, now)
 		switch {
 		case !ok:

@@ -496,7 +496,7 @@ func TestCancelTaskWithAWaitingStep(t *testing.T) {
 
 func TestWaitingStepsHoldNoInFlightSlot(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, engine.Config{MaxInFlight: 1}, pendingYAML)
+	h := newHarness(t, engine.Config{MaxInFlight: 1, Adaptive: engine.AdaptiveConfig{Disabled: true}}, pendingYAML)
 	ph := &pendingHandler{}
 	a := h.create("pending", `{}`)
 	b := h.create("pending", `{}`)

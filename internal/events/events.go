@@ -35,7 +35,8 @@ var Fields = []struct{ Name, Description string }{
 	{"to", "the state after the change"},
 	{"reason", "why: the error message of a failure, an operator's reason, …"},
 	{"duration_ms", "step.dispatched/dispatch_failed: how long the invoker took; scheduler.batch_processed: how long the pass took"},
-	{"data", "event-specific extras: scheduler.batch_processed {messages, malformed, queue_lag_ms}; scheduler.sweep_completed {tasks, timed_out, interrupted}"},
+	{"data", "event-specific extras: scheduler.batch_processed {messages, malformed, queue_lag_ms}; scheduler.sweep_completed {tasks, timed_out, interrupted}; a custom event's data"},
+	{"custom", "true on a custom event a handler published"},
 }
 
 // Multi publishes to each publisher in turn.
@@ -103,6 +104,9 @@ func Attrs(e engine.Event) []slog.Attr {
 	}
 	if len(e.Data) > 0 {
 		attrs = append(attrs, slog.Any("data", e.Data))
+	}
+	if e.Custom {
+		attrs = append(attrs, slog.Bool("custom", true))
 	}
 	return attrs
 }

@@ -55,7 +55,7 @@ func TestLogCarriesTaskFields(t *testing.T) {
 func TestFieldsCoverEvent(t *testing.T) {
 	b, err := json.Marshal(engine.Event{Name: "x", Time: time.Now(), TaskID: uuid.New(), Namespace: "n", Workflow: "w",
 		CorrelationID: "c", Step: "s", StepID: uuid.New(), Attempt: 1, Handler: "h", From: "a", To: "b", Reason: "r",
-		DurationMS: 1, Data: json.RawMessage(`{}`)})
+		DurationMS: 1, Data: json.RawMessage(`{}`), Custom: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,4 +291,66 @@ func (f *fakeBus) sent() int {
 		n += len(c)
 	}
 	return n
+}
+
+// TestMetricsParallelSiblings replays the order in which a pass publishes
+// the events of two sibling steps dispatched together, when the first
+// sibling's result is recorded before the dispatch round ends: the
+// durations stay non-negative and nothing stays in flight.
+func TestMetricsParallelSiblings(t *testing.T) {
+	t.Parallel()
+	reg := telemetry.NewRegistry()
+	m := events.NewMetrics(reg)
+	a, b := uuid.New(), uuid.New()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	m.Publish(ctx, []engine.Event{
+		{Name: engine.StepClaimed, StepID: a, Attempt: 1, Handler: "h", Time: t0},
+		{Name: engine.StepClaimed, StepID: b, Attempt: 1, Handler: "h", Time: t0},
+	})
+	// a's result pass runs while b is still being dispatched.
+	m.Publish(ctx, []engine.Event{{Name: engine.StepCompleted, StepID: a, Attempt: 1, Time: t0.Add(time.Second)}})
+	m.Publish(ctx, []engine.Event{
+		{Name: engine.StepDispatched, StepID: a, Attempt: 1, Handler: "h", Time: t0.Add(3 * time.Second), DurationMS: 1},
+		{Name: engine.StepDispatched, StepID: b, Attempt: 1, Handler: "h", Time: t0.Add(3 * time.Second), DurationMS: 1},
+	})
+	// A result stamped before the claim (clocks of different passes).
+	m.Publish(ctx, []engine.Event{{Name: engine.StepCompleted, StepID: b, Attempt: 1, Time: t0.Add(-time.Second)}})
+	var buf bytes.Buffer
+	if err := reg.WritePrometheus(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tasker_step_duration_seconds_sum{handler="h"} 1`,
+		`tasker_step_duration_seconds_count{handler="h"} 2`,
+		`tasker_step_attempts_total{handler="h",outcome="completed"} 2`,
+		`tasker_steps_in_flight 0`,
+	} {
+		if !strings.Contains(buf.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestMetricsInFlightLimit(t *testing.T) {
+	t.Parallel()
+	reg := telemetry.NewRegistry()
+	m := events.NewMetrics(reg)
+	m.Publish(context.Background(), []engine.Event{
+		{Name: engine.ConcurrencyChanged, Data: json.RawMessage(`{"limit":50,"previous":50,"reason":"healthy"}`)},
+		{Name: engine.ConcurrencyChanged, Data: json.RawMessage(`{"limit":25,"previous":50,"reason":"pressure"}`)},
+	})
+	var b bytes.Buffer
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tasker_in_flight_limit 25`,
+		`tasker_in_flight_limit_reason{reason="pressure"} 1`,
+		`tasker_in_flight_limit_reason{reason="healthy"} 0`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, b.String())
+		}
+	}
 }

@@ -19,7 +19,7 @@ type Rule struct {
 var (
 	entryPoints = []string{"cmd/...", "functions/..."}
 	// Adapters implement the engine's ports or expose it (HTTP, UI).
-	portAdapters = []string{"internal/queue/...", "internal/invoke/...", "internal/events", "internal/trigger"}
+	portAdapters = []string{"internal/queue/...", "internal/invoke/...", "internal/events", "internal/trigger", "internal/blob"}
 	wiring       = []string{"internal/devserver", "internal/lambdaapp", "internal/bench"}
 	testSupport  = []string{
 		"internal/pgtest", "internal/enginetest", "internal/queue/queuetest", "internal/queue/faulty",
@@ -97,6 +97,17 @@ var Rules = []Rule{
 		Why:  "api is an adapter over the engine and its own Reader interface; it never wires queues, invokers or the database",
 		Pkgs: []string{"internal/api"},
 		Deny: cat([]string{"internal/migrate", "sdk", "internal/webui"}, portAdapters, wiring),
+	},
+	{
+		Why:  "graphql is the API's second face over the same ports: it never wires queues, invokers or the database, nor imports the REST API",
+		Pkgs: []string{"internal/graphql"},
+		Deny: cat([]string{"internal/api", "internal/migrate", "sdk", "internal/webui"}, portAdapters, wiring),
+	},
+	{
+		Why:    "graphql is mounted by the API only, behind its authentication",
+		Pkgs:   []string{"..."},
+		Except: []string{"internal/api"},
+		Deny:   []string{"internal/graphql"},
 	},
 	{
 		Why:  "the public handler SDK is imported by other modules: it must not drag the engine in, so it imports only itself and config (a stdlib-only leaf whose types it never exposes)",

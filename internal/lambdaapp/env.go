@@ -8,7 +8,9 @@ import (
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/invoke/lambda"
+	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/sdk"
 )
 
@@ -21,6 +23,13 @@ const (
 	EnvSchedulerQueueURL = "TASKER_SCHEDULER_QUEUE_URL"
 	EnvMaxInFlight       = "TASKER_MAX_IN_FLIGHT"
 	EnvEventBus          = "TASKER_EVENT_BUS"
+	// EnvPayloadBucket names the S3 bucket of large payloads (template.yaml,
+	// PayloadBucket); unset keeps every value inline.
+	EnvPayloadBucket = "TASKER_PAYLOAD_BUCKET"
+	// Adaptive concurrency and webhook deliveries (docs/operating.md).
+	EnvAdaptiveConcurrency = "TASKER_ADAPTIVE_CONCURRENCY"
+	EnvMinInFlight         = "TASKER_MIN_IN_FLIGHT"
+	EnvWebhookDenyPrivate  = "TASKER_WEBHOOK_DENY_PRIVATE"
 	// EnvAuthSecretARN names a Secrets Manager secret whose SecretString
 	// is the HS256 secret, read at cold start when TASKER_AUTH_HS256_SECRET
 	// is not set, so the secret stays out of the function's configuration.
@@ -66,6 +75,9 @@ var (
 		{Name: EnvSchedulerQueueURL, Required: true},
 		{Name: lambda.EnvHandlersFunction}, {Name: lambda.EnvMaxPayloadBytes},
 		{Name: EnvMaxInFlight}, {Name: EnvEventBus},
+		{Name: retention.EnvDays}, {Name: retention.EnvBatch}, {Name: retention.EnvExport},
+		{Name: EnvPayloadBucket}, {Name: engine.EnvPayloadInlineBytes}, {Name: engine.EnvPayloadMaxBytes},
+		{Name: EnvAdaptiveConcurrency}, {Name: EnvMinInFlight}, {Name: EnvWebhookDenyPrivate},
 	})
 	httpEnv = []EnvVar{{Name: sdk.EnvHTTPAllowedHosts}, {Name: sdk.EnvHTTPDenyPrivate}}
 	authEnv = []EnvVar{

@@ -53,17 +53,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/taskerhq/tasker/internal/blob"
 	tconfig "github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbconfig"
 	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/events"
 	lambdainvoke "github.com/taskerhq/tasker/internal/invoke/lambda"
 	"github.com/taskerhq/tasker/internal/queue/sqs"
+	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/internal/service"
 	"github.com/taskerhq/tasker/internal/store"
 	"github.com/taskerhq/tasker/internal/template"
@@ -284,9 +288,21 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 	if err != nil {
 		return nil, err
 	}
-	maxInFlight, err := tconfig.Int(s.getenv, EnvMaxInFlight, 0, 0, tconfig.MaxInFlightLimit)
+	maxInFlight, err := tconfig.Int(s.getenv, EnvMaxInFlight, DefaultMaxInFlight, 0, tconfig.MaxInFlightLimit)
 	if err != nil {
 		return nil, fmt.Errorf("%s function: %w (0: no cap)", s.fn.Name, err)
+	}
+	adaptive, err := tconfig.Bool(s.getenv, EnvAdaptiveConcurrency, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	minInFlight, err := tconfig.Int(s.getenv, EnvMinInFlight, 0, 0, tconfig.MaxInFlightLimit)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w (0: a tenth of %s)", s.fn.Name, err, EnvMaxInFlight)
+	}
+	denyPrivate, err := tconfig.Bool(s.getenv, EnvWebhookDenyPrivate, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
 	}
 	invCfg, err := lambdainvoke.ConfigFromEnv(s.getenv)
 	if err != nil {
@@ -310,17 +326,54 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		pool.Close()
 		return nil, err
 	}
+	// Retention (docs/operating.md, "Retention"): the sweep prunes.
+	ret, err := retention.FromEnv(s.getenv)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	exporter, err := retention.NewTarget(ret.Export, func() (retention.S3API, error) {
+		return awss3.NewFromConfig(awsCfg), nil
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	var export engine.Exporter
+	if exporter != nil {
+		export = exporter
+	}
 	s.store = st
+	limits, err := engine.PayloadLimitsFromEnv(s.getenv)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%s function: %w", s.fn.Name, err)
+	}
+	// Large payloads (docs/architecture.md, "Large payloads"): with a
+	// bucket, contexts and results over the inline threshold go to S3.
+	var blobs engine.Blobs
+	if bucket := strings.TrimSpace(s.getenv(EnvPayloadBucket)); bucket != "" {
+		blobs = blob.NewS3(awss3.NewFromConfig(awsCfg), bucket)
+	}
 	eng, err := engine.New(engine.Config{
-		Store:          st,
-		Templates:      set,
-		Queue:          sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
-		Invoker:        lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
-		Publisher:      o.publisher,
-		TracerProvider: o.tp,
-		Logger:         s.log,
-		InstanceID:     instanceID(s.getenv),
-		MaxInFlight:    maxInFlight,
+		Store:              st,
+		Templates:          set,
+		Queue:              sqs.New(awssqs.NewFromConfig(awsCfg), s.env(EnvSchedulerQueueURL)),
+		Invoker:            lambdainvoke.New(awslambda.NewFromConfig(awsCfg), invCfg),
+		Publisher:          o.publisher,
+		TracerProvider:     o.tp,
+		Logger:             s.log,
+		InstanceID:         instanceID(s.getenv),
+		MaxInFlight:        maxInFlight,
+		Retention:          ret.Keep,
+		RetentionBatch:     ret.Batch,
+		Exporter:           export,
+		Blobs:              blobs,
+		PayloadInlineBytes: limits.InlineBytes,
+		PayloadMaxBytes:    limits.MaxBytes,
+		Adaptive:           engine.AdaptiveConfig{Disabled: !adaptive, Min: minInFlight},
+		// Deliveries ride on the sweep (the schedule, every minute).
+		Webhooks: events.NewWebhooks(events.WebhookOptions{DenyPrivate: denyPrivate}),
 	})
 	if err != nil {
 		pool.Close()
@@ -330,6 +383,12 @@ func (s *setup) engine(ctx context.Context, o *observer) (*engine.Engine, error)
 		"max_conns", poolCfg.MaxConns)
 	return eng, nil
 }
+
+// DefaultMaxInFlight is the in-flight cap of a deployment that does not set
+// TASKER_MAX_IN_FLIGHT: a cap keeps adaptive concurrency on, and 50 is well
+// inside a default Lambda account's concurrency and a small database's
+// connections (docs/operating.md, "Adaptive concurrency").
+const DefaultMaxInFlight = 50
 
 // instanceID names this execution environment on claims and transitions.
 func instanceID(getenv func(string) string) string {

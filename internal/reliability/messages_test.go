@@ -59,7 +59,8 @@ type vResult struct {
 	Attempt int `json:"attempt"`
 }
 
-// executions records every handler execution by idempotency key.
+// executions records every handler execution by attempt (the idempotency
+// key, stable across automatic retries, plus the attempt number).
 type executions struct {
 	mu     sync.Mutex
 	byKey  map[string]int
@@ -73,7 +74,7 @@ func newExecutions() *executions {
 func (e *executions) record(in sdk.Input) {
 	m := in.Meta()
 	e.mu.Lock()
-	e.byKey[m.IdempotencyKey]++
+	e.byKey[fmt.Sprintf("%s#%d", m.IdempotencyKey, m.Attempt)]++
 	e.byStep[m.TaskID.String()+"/"+m.Step]++
 	e.mu.Unlock()
 }

@@ -154,7 +154,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	eng, err := engine.New(engine.Config{
 		Store: st, Templates: tpls, Queue: send, Invoker: inv, Logger: log, Local: true,
-		MaxInFlight: o.maxInFlight, DeadlineGrace: o.grace, HeartbeatStale: 10 * time.Second,
+		MaxInFlight: o.maxInFlight, Adaptive: engine.AdaptiveConfig{Disabled: true}, DeadlineGrace: o.grace, HeartbeatStale: 10 * time.Second,
 		DispatchRetryDelay: 100 * time.Millisecond,
 	})
 	if err != nil {

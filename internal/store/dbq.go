@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/store/dbgen"
 )
@@ -95,38 +94,3 @@ type replay struct{ br pgx.BatchResults }
 func (r replay) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) { return r.br.Exec() }
 func (r replay) Query(context.Context, string, ...any) (pgx.Rows, error)         { return r.br.Query() }
 func (r replay) QueryRow(context.Context, string, ...any) pgx.Row                { return r.br.QueryRow() }
-
-// describeExec runs queries as unnamed statements planned for their actual
-// parameters (pgx.QueryExecModeCacheDescribe) rather than as prepared
-// statements that may settle on one generic plan: for queries with optional
-// filters, where the NULL branches should fold away. On a pool in the
-// simple protocol (behind RDS Proxy, internal/dbconfig), which the server
-// also plans for the actual values, it keeps that mode: the extended
-// protocol would pin the proxy session.
-type describeExec struct {
-	db     dbgen.DBTX
-	simple bool
-}
-
-func newDescribeExec(pool *pgxpool.Pool) describeExec {
-	return describeExec{db: pool, simple: pool.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol}
-}
-
-func (d describeExec) args(args []any) []any {
-	if d.simple {
-		return args
-	}
-	return append([]any{pgx.QueryExecModeCacheDescribe}, args...)
-}
-
-func (d describeExec) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return d.db.Exec(ctx, sql, d.args(args)...)
-}
-
-func (d describeExec) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return d.db.Query(ctx, sql, d.args(args)...)
-}
-
-func (d describeExec) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return d.db.QueryRow(ctx, sql, d.args(args)...)
-}

@@ -72,16 +72,11 @@ func (s *Store) CancelTask(ctx context.Context, id uuid.UUID, now time.Time, act
 		if !h.Status.CanTransition(domain.TaskCancelled) {
 			return fmt.Errorf("task %s is %s and cannot be cancelled: %w", id, h.Status, ErrConflict)
 		}
-		rows, err := dbq.CancelSteps(ctx, tx, dbgen.CancelStepsParams{TaskID: id, Now: now, Reason: reason, Actor: actor})
-		if err != nil {
-			return err
+		r, err := cancelLocked(ctx, tx, h, now, actor, reason)
+		if err == nil {
+			res = *r
 		}
-		res.Steps = make([]StepChange, len(rows))
-		for i, r := range rows {
-			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepState(r.FromState), To: domain.StepCancelled}
-		}
-		res.Task.Status = domain.TaskCancelled
-		return setTaskStatus(ctx, tx, id, domain.TaskCancelled, now, reason, actor)
+		return err
 	})
 	if err != nil {
 		return OperatorResult{}, fmt.Errorf("cancel task: %w", err)
@@ -101,23 +96,11 @@ func (s *Store) RetryTask(ctx context.Context, id uuid.UUID, now time.Time, acto
 		if h.Status != domain.TaskError {
 			return fmt.Errorf("task %s is %s; only a task in error can be retried: %w", id, h.Status, ErrConflict)
 		}
-		rows, err := dbq.RetryFailedSteps(ctx, tx, dbgen.RetryFailedStepsParams{TaskID: id, Now: now, Reason: reason, Actor: actor})
-		if err != nil {
-			return err
+		r, err := retryLocked(ctx, tx, h, now, actor, reason)
+		if err == nil {
+			res = *r
 		}
-		res.Steps = make([]StepChange, len(rows))
-		roots := make([]uuid.UUID, len(rows))
-		for i, r := range rows {
-			res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepPending}
-			roots[i] = r.ID
-		}
-		reset, err := resetSkipped(ctx, tx, id, roots, now, reason, actor)
-		if err != nil {
-			return err
-		}
-		res.Steps = append(res.Steps, reset...)
-		res.Task.Status = domain.TaskInProgress
-		return setTaskStatus(ctx, tx, id, domain.TaskInProgress, now, reason, actor)
+		return err
 	})
 	if err != nil {
 		return OperatorResult{}, fmt.Errorf("retry task: %w", err)
@@ -169,6 +152,45 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, resu
 		return OperatorResult{}, fmt.Errorf("resolve step: %w", err)
 	}
 	return res, nil
+}
+
+// cancelLocked cancels the task h, locked by the caller and cancellable:
+// its unfinished steps, then the task. Shared by CancelTask and CancelTasks.
+func cancelLocked(ctx context.Context, tx pgx.Tx, h *TaskHeader, now time.Time, actor, reason string) (*OperatorResult, error) {
+	res := &OperatorResult{Task: *h, From: h.Status}
+	rows, err := dbq.CancelSteps(ctx, tx, dbgen.CancelStepsParams{TaskID: h.ID, Now: now, Reason: reason, Actor: actor})
+	if err != nil {
+		return nil, err
+	}
+	res.Steps = make([]StepChange, len(rows))
+	for i, r := range rows {
+		res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepState(r.FromState), To: domain.StepCancelled}
+	}
+	res.Task.Status = domain.TaskCancelled
+	return res, setTaskStatus(ctx, tx, h.ID, domain.TaskCancelled, now, reason, actor)
+}
+
+// retryLocked retries the task h, locked by the caller and in error. Shared
+// by RetryTask and RetryTasks.
+func retryLocked(ctx context.Context, tx pgx.Tx, h *TaskHeader, now time.Time, actor, reason string) (*OperatorResult, error) {
+	res := &OperatorResult{Task: *h, From: h.Status}
+	rows, err := dbq.RetryFailedSteps(ctx, tx, dbgen.RetryFailedStepsParams{TaskID: h.ID, Now: now, Reason: reason, Actor: actor})
+	if err != nil {
+		return nil, err
+	}
+	res.Steps = make([]StepChange, len(rows))
+	roots := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		res.Steps[i] = StepChange{StepID: r.ID, Step: r.Name, Attempt: int(r.Attempts), From: domain.StepError, To: domain.StepPending}
+		roots[i] = r.ID
+	}
+	reset, err := resetSkipped(ctx, tx, h.ID, roots, now, reason, actor)
+	if err != nil {
+		return nil, err
+	}
+	res.Steps = append(res.Steps, reset...)
+	res.Task.Status = domain.TaskInProgress
+	return res, setTaskStatus(ctx, tx, h.ID, domain.TaskInProgress, now, reason, actor)
 }
 
 // resetSkipped puts the steps skipped below roots (through skipped steps

@@ -33,6 +33,8 @@ import (
 // bigTables are the tables that grow with history and live work.
 var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
+	"tasker_task_tags": true,
+	"tasker_blobs": true,
 }
 
 // planFixture is one database the plan shapes are checked on. Live tasks
@@ -68,11 +70,17 @@ $$ SELECT md5(kind || '-' || n)::uuid $$`
 
 // seedSQL is run statement by statement (split on blank lines after ';').
 const seedSQL = `
-INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at)
+INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at, tags)
 SELECT pg_temp.fid('task', g), 'plan', CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END, '1.0.0',
        CASE WHEN g <= $1::int THEN 'in_progress' WHEN g <= $1::int + $2::int THEN 'pending' ELSE 'complete' END,
-       '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4, NULL
+       '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4,
+       CASE WHEN g > $1::int + $2::int THEN $4::timestamptz - interval '40 days' - g * interval '1 s' END,
+       ARRAY['plan:all', 'g:' || (g % 100)]
 FROM generate_series(1, $1::int + $2::int + $3::int) g;
+
+INSERT INTO tasker_task_tags (tag, created_at, task_id)
+SELECT g.tag, t.created_at, t.id FROM tasker_tasks t CROSS JOIN LATERAL unnest(t.tags) AS g(tag)
+WHERE $1::timestamptz IS NOT NULL;
 
 INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
                           backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, next_retry_at, deadline_at,
@@ -117,6 +125,12 @@ SELECT pg_temp.fid('wait', g), pg_temp.fid('task', g), 'w', 4, 'tasker.callback'
        CASE WHEN g % 2 = 0 THEN 'timer' ELSE 'callback' END, 3600, $4, $4
 FROM generate_series(1, $1::int) g
 WHERE $2::int >= 0 AND $3::int >= 0;
+
+INSERT INTO tasker_blobs (key, task_id, data, created_at)
+SELECT 'tasks/' || pg_temp.fid('task', g) || '/context', pg_temp.fid('task', g), '\x7b7d'::bytea, $4::timestamptz
+FROM generate_series(1, $1::int) g
+WHERE $2::int >= 0 AND $3::int >= 0
+ON CONFLICT (key) DO NOTHING;
 
 INSERT INTO tasker_instances (id, local, started_at, heartbeat_at)
 VALUES ('plan-instance', true, $1::timestamptz, $1::timestamptz),
@@ -166,9 +180,14 @@ func seedPlanFixture(t *testing.T, f planFixture) string {
 		mustExec(t, conn, "TRUNCATE tasker_tasks, tasker_instances CASCADE")
 	}
 	seed(f.live, f.pending, f.hist, fixtureNow)
+	// A webhook subscription to every event, so each statement that
+	// records transitions also runs the outbox trigger
+	// (sql/functions/040_events.sql) under the same checks.
+	mustExec(t, conn, `INSERT INTO tasker_subscriptions (id, url, events, secret, max_attempts, created_at)
+		VALUES (gen_random_uuid(), 'https://example.com/hook', '{*}', 'plan-secret', 5, $1)`, fixtureNow)
 	if !f.staleStats {
 		mustExec(t, conn, `DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'tasker\_%')`)
-		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions')`)
+		mustExec(t, conn, `UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE relname IN ('tasker_tasks', 'tasker_steps', 'tasker_step_edges', 'tasker_transitions', 'tasker_task_tags')`)
 	}
 	var live int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM tasker_steps WHERE state IN ('pending', 'waiting_for_retry', 'in_progress')").Scan(&live); err != nil {
@@ -274,7 +293,11 @@ func planCases(f planFixture) map[string]planCase {
 	for i := range waitIDs {
 		waitIDs[i], waitAttempts[i] = fid("wait", 100*(i+1)), 1 // due
 	}
-	fireRuns := 0
+	fireRuns, listRuns := 0, 0
+	histBatch := make([]uuid.UUID, n)
+	for i := range histBatch {
+		histBatch[i] = fid("task", f.live+f.pending+1+i*(f.hist/n))
+	}
 	doneTask := fid("task", f.live+f.pending+3)
 	return map[string]planCase{
 		// The engine's queries run without IndexPlans: the functions they
@@ -366,14 +389,41 @@ func planCases(f planFixture) map[string]planCase {
 		"SnapshotBegin":       {skip: "transaction control"},
 		"SnapshotEnd":         {skip: "transaction control"},
 		"IndexPlans":          {skip: "planner settings"},
+		"CustomPlans":         {skip: "planner settings"},
 		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
 		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
 		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},
-		"ListTasks": {sql: dbgen.ListTasks, args: func() []any {
-			return []any{"plan", "odd", "in_progress", nil, now.Add(-time.Hour), uuid.Max, int32(50)}
+		// ListTasks alternates its filters: workflow and status; a
+		// correlation id (tasker_tasks_correlation); a created range.
+		"ListTasks": {sql: dbgen.ListTasks, indexPlans: true, args: func() []any {
+			listRuns++
+			switch listRuns % 3 {
+			case 0:
+				return []any{"plan", "odd", "in_progress", nil, nil, nil, nil, now.Add(-time.Hour), uuid.Max, int32(n)}
+			case 1:
+				return []any{nil, nil, nil, nil, "corr-7", nil, nil, nil, nil, int32(n)}
+			default:
+				return []any{nil, nil, nil, nil, nil, now.Add(-time.Hour), now.Add(-time.Minute), nil, nil, int32(n)}
+			}
 		}},
+		// Search and history (sql/queries/ops.sql).
+		"ListTasksByTag": {sql: dbgen.ListTasksByTag, indexPlans: true, args: func() []any {
+			return []any{"g:7", []string{"plan:all"}, "plan", nil, []string{"in_progress", "pending", "complete"}, nil,
+				now.Add(-24 * time.Hour), now, nil, nil, int32(n)}
+		}},
+		"ListTasksByUpdated": {sql: dbgen.ListTasksByUpdated, indexPlans: true, args: func() []any {
+			return []any{now.Add(-time.Hour), now.Add(time.Second), "plan", nil, nil, nil, nil, nil, nil, now.Add(time.Second), uuid.Max, int32(n)}
+		}},
+		"ReadTaskTransitions": {sql: dbgen.ReadTaskTransitions, indexPlans: true, args: func() []any { return []any{liveTask, int64(0), int32(n)} }},
+		// Retention: the oldest finished tasks, a batch of them exported
+		// and deleted with everything that cascades.
+		"PruneCandidates": {sql: dbgen.PruneCandidates, indexPlans: true, args: func() []any { return []any{now, int32(n)} }},
+		"PruneCount": {sql: dbgen.PruneCount, indexPlans: true, budget: store.PruneCountCap,
+			args: func() []any { return []any{now, int32(store.PruneCountCap)} }},
+		"ExportTasks": {sql: dbgen.ExportTasks, indexPlans: true, args: func() []any { return []any{histBatch} }},
+		"DeleteTasks": {sql: dbgen.DeleteTasks, indexPlans: true, args: func() []any { return []any{histBatch, now} }},
 		// Health counts stop at StatusCountCap per state.
 		"StatusTaskCounts": {sql: dbgen.StatusTaskCounts, indexPlans: true, budget: 6 * store.StatusCountCap,
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
@@ -381,8 +431,41 @@ func planCases(f planFixture) map[string]planCase {
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
 		"StatusRecentOutcomes": {sql: dbgen.StatusRecentOutcomes, indexPlans: true, budget: store.StatusCountCap,
 			args: func() []any { return []any{now.Add(-5 * time.Minute), int32(store.StatusCountCap)} }},
+		"PutBlob": {sql: dbgen.PutBlob, args: func() []any {
+			return []any{"tasks/" + liveTask.String() + "/context", liveTask, []byte(`{"n":2}`)}
+		}},
+		"GetBlob":  {sql: dbgen.GetBlob, args: func() []any { return []any{"tasks/" + liveTask.String() + "/context"} }},
+		"BlobSize": {sql: dbgen.BlobSize, args: func() []any { return []any{"tasks/" + liveTask.String() + "/context"} }},
 		"StatusInFlight": {sql: dbgen.StatusInFlight, indexPlans: true, budget: store.StatusCountCap,
 			args: func() []any { return []any{int32(store.StatusCountCap)} }},
+
+		// Webhook subscriptions and adaptive concurrency (sql/queries/events.sql):
+		// small tables of their own, never the big ones.
+		"CreateSubscription": {sql: dbgen.CreateSubscription, args: func() []any {
+			return []any{uuid.New(), "https://example.com/hook", []string{"task.*"}, "secret", "", int32(5), now}
+		}},
+		"ListSubscriptions":  {sql: dbgen.ListSubscriptions, args: func() []any { return nil }},
+		"DeleteSubscription": {sql: dbgen.DeleteSubscription, args: func() []any { return []any{uuid.New()} }},
+		"ClaimDeliveries": {sql: dbgen.ClaimDeliveries, args: func() []any {
+			return []any{now.Add(time.Minute), now, int32(100)}
+		}},
+		"FinishDeliveries": {sql: dbgen.FinishDeliveries, args: func() []any {
+			return []any{now, []int64{1}, []int32{1}, []string{"delivered"}, []time.Time{now}, []int32{200}, []string{""}, []float64{1}}
+		}},
+		"PruneDeliveries": {sql: dbgen.PruneDeliveries, args: func() []any { return []any{now, int32(200)} }},
+		"ListDeliveries":  {sql: dbgen.ListDeliveries, args: func() []any { return []any{uuid.New(), int32(50)} }},
+		"RecordPressure": {sql: dbgen.RecordPressure, args: func() []any {
+			return []any{"plan-actor", now, float32(1), float32(0), int32(10), int32(1), int32(0)}
+		}},
+		"ReadPressure": {sql: dbgen.ReadPressure, args: func() []any { return []any{now.Add(-time.Minute)} }},
+		// Template analytics: bounded by the window and the task cap, each
+		// task's rows reached by key.
+		"TemplateStepStats": {sql: dbgen.TemplateStepStats, indexPlans: true, args: func() []any {
+			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
+		"TemplateTaskCount": {sql: dbgen.TemplateTaskCount, indexPlans: true, args: func() []any {
+			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
 	}
 }
 

@@ -203,10 +203,14 @@ func (s *Store) GetStep(ctx context.Context, taskID uuid.UUID, name string) (ste
 	return stepView(row), transitions, true, nil
 }
 
-// Cursor is a position in the task list: the last task of a page.
+// Cursor is a position in the task list: the last task of a page. A list
+// filtered by update time (ListFilter.UpdatedFrom or UpdatedTo) is ordered
+// by UpdatedAt, the others by CreatedAt.
 type Cursor struct {
 	CreatedAt time.Time
 	ID        uuid.UUID
+	// UpdatedAt is set in the cursors of a list ordered by update time.
+	UpdatedAt *time.Time
 }
 
 // ListFilter selects and pages tasks. Empty fields do not filter.
@@ -214,6 +218,16 @@ type ListFilter struct {
 	Namespace string
 	Name      string
 	Statuses  []string
+	// Tags keeps tasks carrying every one of these tags ("k:v").
+	Tags []string
+	// CorrelationID keeps the tasks created under this correlation id.
+	CorrelationID string
+	// CreatedFrom and CreatedTo keep tasks created in [from, to); zero
+	// times do not bound.
+	CreatedFrom, CreatedTo time.Time
+	// UpdatedFrom and UpdatedTo keep tasks last changed in [from, to);
+	// either one orders the list by update time, newest first.
+	UpdatedFrom, UpdatedTo time.Time
 	// After continues after this task (exclusive); nil starts at the newest.
 	After *Cursor
 	// Limit is the page size, 1..1000.
@@ -261,23 +275,7 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 	if f.MaxBytes < 0 {
 		return nil, nil, fmt.Errorf("list tasks: negative byte budget %d", f.MaxBytes)
 	}
-	var p dbgen.ListTasksParams
-	if f.Namespace != "" {
-		p.Namespace = &f.Namespace
-	}
-	if f.Name != "" {
-		p.Name = &f.Name
-	}
-	switch len(f.Statuses) {
-	case 0:
-	case 1:
-		p.Status = &f.Statuses[0]
-	default:
-		p.Statuses = f.Statuses
-	}
-	if f.After != nil {
-		p.AfterCreatedAt, p.AfterID = &f.After.CreatedAt, &f.After.ID
-	}
+	q := newListQuery(f)
 	// Without a budget one query reads the page and one row more (which
 	// says whether there is a next page). With one, the rows are read in
 	// batches sized from the rows seen so far and the budget left, each
@@ -288,23 +286,18 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 	}
 	used := 0
 	for {
-		p.MaxRows = int32(batch)
-		// Planned for these very parameters, so the "no filter" branches
-		// fold away and the right index is chosen, instead of one generic
-		// plan for every filter combination.
-		rows, err := dbq.ListTasks(ctx, newDescribeExec(s.pool), p)
+		rows, err := s.listBatch(ctx, q, batch)
 		if err != nil {
 			return nil, nil, fmt.Errorf("list tasks: %w", err)
 		}
-		for _, r := range rows {
-			t := taskView(dbgen.ReadTaskRow(r))
+		for _, t := range rows {
 			if f.OmitContext {
 				t.Context = nil
 			}
 			size := t.Size()
 			if len(tasks) == f.Limit || (f.MaxBytes > 0 && len(tasks) > 0 && used+size > f.MaxBytes) {
-				last := tasks[len(tasks)-1]
-				return tasks, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
+				c := q.cursor(tasks[len(tasks)-1])
+				return tasks, &c, nil
 			}
 			tasks = append(tasks, t)
 			used += size
@@ -312,8 +305,7 @@ func (s *Store) ListTasks(ctx context.Context, f ListFilter) (tasks []TaskView, 
 		if len(rows) < batch {
 			return tasks, nil, nil
 		}
-		last := tasks[len(tasks)-1]
-		p.AfterCreatedAt, p.AfterID = &last.CreatedAt, &last.ID
+		q.after(q.cursor(tasks[len(tasks)-1]))
 		avg := used/len(tasks) + 1
 		batch = min(f.Limit-len(tasks)+1, max(1, (f.MaxBytes-used)/avg+1))
 	}

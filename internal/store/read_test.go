@@ -192,12 +192,14 @@ func TestListTasksUsesIndexes(t *testing.T) {
 		args  []any
 		index string
 	}{
-		{"none", []any{nil, nil, nil, nil, nil, nil, 11}, "tasker_tasks_created"},
-		{"cursor", []any{nil, nil, nil, nil, at, id, 11}, "tasker_tasks_created"},
-		{"workflow", []any{"shop", "w1", nil, nil, nil, nil, 11}, "tasker_tasks_workflow"},
-		{"workflow+cursor", []any{"shop", "w1", nil, nil, at, id, 11}, "tasker_tasks_workflow"},
-		{"status", []any{nil, nil, "error", nil, nil, nil, 11}, "tasker_tasks_status"},
-		{"status+cursor", []any{nil, nil, "error", nil, at, id, 11}, "tasker_tasks_status"},
+		{"none", []any{nil, nil, nil, nil, nil, nil, nil, nil, nil, 11}, "tasker_tasks_created"},
+		{"cursor", []any{nil, nil, nil, nil, nil, nil, nil, at, id, 11}, "tasker_tasks_created"},
+		{"workflow", []any{"shop", "w1", nil, nil, nil, nil, nil, nil, nil, 11}, "tasker_tasks_workflow"},
+		{"workflow+cursor", []any{"shop", "w1", nil, nil, nil, nil, nil, at, id, 11}, "tasker_tasks_workflow"},
+		{"status", []any{nil, nil, "error", nil, nil, nil, nil, nil, nil, 11}, "tasker_tasks_status"},
+		{"status+cursor", []any{nil, nil, "error", nil, nil, nil, nil, at, id, 11}, "tasker_tasks_status"},
+		{"correlation id", []any{nil, nil, nil, nil, "corr-x", nil, nil, nil, nil, 11}, "tasker_tasks_correlation"},
+		{"created range", []any{nil, nil, nil, nil, nil, t0, at, nil, nil, 11}, "tasker_tasks_created"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

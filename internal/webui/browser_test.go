@@ -342,7 +342,9 @@ func TestBrowserListsAndTemplates(t *testing.T) {
 
 	dom = string(browse(t, bin, s.url+"/#/templates/ecommerce/process_order", "--dump-dom"))
 	mustContain(t, dom, `<ol class="levels"`, "in parallel", `<tr data-step="fraud_check">`, `<svg class="dag"`,
-		`data-step="send_confirmation" data-state=""`, "Start a task")
+		`data-step="send_confirmation" data-state=""`, "Start a task",
+		// Analytics of the last 24 hours: the order created above.
+		"Last 24 hours", `<svg class="chart"`, `<tr data-analytics="fraud_check"`, "slowest path")
 }
 
 // gatedTemplate's middle step runs until the test opens the gate.

@@ -204,6 +204,12 @@ type InFlight struct {
 	Current int64 `json:"current"`
 	// Cap is the effective in-flight cap of this instance; null when uncapped.
 	Cap *int `json:"cap"`
+	// Max is the configured cap (TASKER_MAX_IN_FLIGHT); null when uncapped.
+	Max *int `json:"max,omitempty"`
+	// Reason is why Cap is what it is: healthy, recovering, pressure or
+	// fixed; Detail names the pressure seen (adaptive concurrency).
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Recent counts step attempt outcomes in a window.
@@ -223,6 +229,14 @@ type EngineHealth struct {
 	ErrorRate      float64 `json:"error_rate"`
 	PoolPressure   float64 `json:"pool_pressure"`
 	CapFactor      float64 `json:"cap_factor"`
+	// The database pressure last read by adaptive concurrency, over every
+	// scheduler instance.
+	Instances      int     `json:"instances,omitempty"`
+	Connections    int     `json:"connections,omitempty"`
+	MaxConnections int     `json:"max_connections,omitempty"`
+	CommitMS       float64 `json:"commit_ms,omitempty"`
+	PoolWaitMS     float64 `json:"pool_wait_ms,omitempty"`
+	Throttles      int64   `json:"throttles,omitempty"`
 }
 
 // Problem is an RFC 9457 problem detail. Errors lists field-level
@@ -272,4 +286,42 @@ type Schedule struct {
 // ScheduleList is the schedule list.
 type ScheduleList struct {
 	Schedules []Schedule `json:"schedules"`
+}
+
+// TaskTransition is one row of a task's audit (GET
+// /v1/tasks/{id}/transitions): a change of the task's status (step empty)
+// or of one of its steps.
+type TaskTransition struct {
+	Seq  int64  `json:"seq"`
+	Step string `json:"step,omitempty"`
+	Transition
+}
+
+// TaskTransitionList is a page of a task's audit, oldest first.
+type TaskTransitionList struct {
+	Transitions []TaskTransition `json:"transitions"`
+	NextCursor  *string          `json:"next_cursor"`
+}
+
+// BulkRequest is the body of POST /v1/tasks/bulk/cancel and /bulk/retry.
+// Filter takes the filters of GET /v1/tasks by the same names, each a
+// string or an array of strings.
+type BulkRequest struct {
+	Filter   map[string]any `json:"filter"`
+	DryRun   bool           `json:"dry_run,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	MaxTasks int            `json:"max_tasks,omitempty"`
+	Cursor   string         `json:"cursor,omitempty"`
+}
+
+// BulkResult sums up a bulk action.
+type BulkResult struct {
+	Action     string  `json:"action"`
+	DryRun     bool    `json:"dry_run"`
+	Matched    int     `json:"matched"`
+	Changed    int     `json:"changed"`
+	Skipped    int     `json:"skipped"`
+	Batches    int     `json:"batches"`
+	Capped     bool    `json:"capped"`
+	NextCursor *string `json:"next_cursor"`
 }

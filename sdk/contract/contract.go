@@ -10,6 +10,7 @@
 package contract
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -48,6 +49,64 @@ type Meta struct {
 	// callback routes (POST /v1/callbacks/{token}/success|failure|heartbeat);
 	// opaque, bound to the task, step and attempt.
 	CallbackToken string `json:"callback_token,omitempty"`
+	// ResultUpload is where a result over its InlineLimit goes (present
+	// when large payloads are on; docs/handlers.md, "Large payloads").
+	ResultUpload *Upload `json:"result_upload,omitempty"`
+}
+
+// Ref is the reference that stands, in a payload, for a context or result
+// stored out of line: {"tasker_ref":{"uri","size","sha256","url"}}. URI
+// names the stored value (s3://bucket/key on AWS, pg:key locally), Size is
+// its length in bytes and SHA256 the hex digest of those bytes (the JSON
+// text). URL, present only in invocation payloads, is a time-limited HTTP
+// GET URL that returns the bytes (docs/handlers.md, "Large payloads").
+type Ref struct {
+	URI    string `json:"uri"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	URL    string `json:"url,omitempty"`
+}
+
+// RefEnvelope is a value replaced by a reference.
+type RefEnvelope struct {
+	Ref *Ref `json:"tasker_ref"`
+}
+
+// Upload tells a handler where to put a large result: a result whose JSON
+// is longer than InlineLimit bytes (and at most MaxBytes) is sent with an
+// HTTP PUT of the JSON bytes to URL, and the handler returns
+// {"tasker_ref":{"uri":URI,"size":…,"sha256":…}} instead.
+type Upload struct {
+	URL         string `json:"url"`
+	URI         string `json:"uri"`
+	InlineLimit int    `json:"inline_limit"`
+	MaxBytes    int64  `json:"max_bytes"`
+}
+
+// AsRef reports whether v is a reference: a JSON object whose only member
+// is "tasker_ref". A "tasker_ref" that is not a well-formed reference
+// returns an error, so a malformed reference is never taken for data.
+func AsRef(v json.RawMessage) (*Ref, bool, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || v[0] != '{' || !bytes.Contains(v, []byte(`"tasker_ref"`)) {
+		return nil, false, nil
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(v, &probe); err != nil {
+		return nil, false, nil
+	}
+	raw, ok := probe["tasker_ref"]
+	if !ok || len(probe) != 1 {
+		return nil, false, nil
+	}
+	var r Ref
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, true, fmt.Errorf("malformed tasker_ref: %w", err)
+	}
+	if r.URI == "" || r.Size < 0 || len(r.SHA256) != 64 {
+		return nil, true, fmt.Errorf("malformed tasker_ref: want uri, size >= 0 and a 64-digit hex sha256, got %.200s", raw)
+	}
+	return &r, true, nil
 }
 
 // Payload is what a handler receives.

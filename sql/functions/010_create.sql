@@ -60,6 +60,10 @@ BEGIN
     INSERT INTO tasker_transitions (task_id, from_state, to_state, reason, actor, created_at)
     VALUES (p_id, NULL, 'pending', 'created', p_actor, p_now);
 
+    -- The tag search index (migration 0017).
+    INSERT INTO tasker_task_tags (tag, created_at, task_id)
+    SELECT DISTINCT g.tag, p_now, p_id FROM unnest(p_tags) AS g(tag);
+
     RETURN QUERY SELECT p_id, true, p_request_hash;
 END
 $$;

@@ -78,6 +78,11 @@ WHERE (sqlc.narg('namespace')::text IS NULL OR t.namespace = sqlc.narg('namespac
   AND (sqlc.narg('name')::text IS NULL OR t.name = sqlc.narg('name')::text)
   AND (sqlc.narg('status')::text IS NULL OR t.status = sqlc.narg('status')::text)
   AND (sqlc.narg('statuses')::text[] IS NULL OR t.status = ANY (sqlc.narg('statuses')::text[]))
+  -- Search (migration 0017): a correlation id walks tasker_tasks_correlation;
+  -- a created range is a range of whichever index leads.
+  AND (sqlc.narg('correlation_id')::text IS NULL OR t.correlation_id = sqlc.narg('correlation_id')::text)
+  AND (sqlc.narg('created_from')::timestamptz IS NULL OR t.created_at >= sqlc.narg('created_from')::timestamptz)
+  AND (sqlc.narg('created_to')::timestamptz IS NULL OR t.created_at < sqlc.narg('created_to')::timestamptz)
   AND (sqlc.narg('after_created_at')::timestamptz IS NULL
        OR (t.created_at, t.id) < (sqlc.narg('after_created_at')::timestamptz, sqlc.narg('after_id')::uuid))
 ORDER BY t.created_at DESC, t.id DESC

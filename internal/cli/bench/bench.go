@@ -21,7 +21,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("tasker bench", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	quick := fset.Bool("quick", false, "small matrix (history 0,100000 x live 1000) and fewer samples: a smoke test (under a minute)")
-	only := fset.String("only", "", "comma-separated scenarios: 2,3 (per matrix cell), 4, 5, 7 (once, after the matrix); default all")
+	only := fset.String("only", "", "comma-separated scenarios: 2,3 (per matrix cell), 4, 5, 7, 8 (once, after the matrix); default all")
+	retention := fset.Int64("retention-history", 0, "#8 retention: finished steps pruned while passes are timed (default 1000000; --quick: 100000)")
 	growth := fset.Bool("growth", false, "add 10,000,000 finished steps to the history axis (seeding takes minutes)")
 	history := fset.String("history", "", "history axis: finished steps per row, comma-separated (default 0,100000,1000000; --quick: 0,100000)")
 	live := fset.String("live", "", "live-task axis: in-progress tasks per column, comma-separated (default 0,10000,100000; --quick: 1000)")
@@ -42,14 +43,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if *retention < 0 {
+		fmt.Fprintln(stderr, "tasker bench: --retention-history takes a non-negative integer")
+		return 2
+	}
 	if fset.NArg() > 0 {
 		fmt.Fprintf(stderr, "tasker bench: unexpected argument %q\n", fset.Arg(0))
 		return 2
 	}
 	var scenarios []int
 	for _, n := range splitInts(*only) {
-		if !slices.Contains([]int64{2, 3, 4, 5, 7}, n) {
-			fmt.Fprintf(stderr, "tasker bench: --only: %q is not one of 2, 3, 4, 5, 7\n", *only)
+		if !slices.Contains([]int64{2, 3, 4, 5, 7, 8}, n) {
+			fmt.Fprintf(stderr, "tasker bench: --only: %q is not one of 2, 3, 4, 5, 7, 8\n", *only)
 			return 2
 		}
 		scenarios = append(scenarios, int(n))
@@ -63,7 +68,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := benchmark.Run(ctx, benchmark.Options{
 		Quick: *quick, Only: scenarios, Growth: *growth, Histories: histories, Lives: lives,
-		CPUProfile: *cpuprofile, TrackAll: *trackAll, Keep: *keep, Out: stdout, Progress: stderr,
+		CPUProfile: *cpuprofile, TrackAll: *trackAll, Keep: *keep, Out: stdout, Progress: stderr, RetentionHistory: *retention,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker bench: %v\n", err)

@@ -14,14 +14,19 @@ import (
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/taskerhq/tasker/handlers"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
 	"github.com/taskerhq/tasker/internal/cli/devdb"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/devserver"
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/invoke/lambdalocal"
+	"github.com/taskerhq/tasker/internal/retention"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/sdk"
 	"github.com/taskerhq/tasker/templates"
@@ -79,6 +84,23 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
 	}
+	// Retention (docs/operating.md, "Retention"): TASKER_RETENTION_*.
+	ret, err := retention.FromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 2
+	}
+	exporter, err := retention.NewTarget(ret.Export, func() (retention.S3API, error) {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s3.NewFromConfig(cfg), nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
+		return 2
+	}
 	lambdas, lsrc, err := lambdaSource(o.lambdasFile, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
@@ -90,11 +112,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopDB()
-	srv, err := devserver.Start(ctx, devserver.Options{
+	dopts := devserver.Options{
 		DatabaseURL: url, Templates: tfs, Registry: reg, Addr: o.addr, Auth: verifier, Logger: logger,
 		AllowedHosts: api.ParseAllowedHosts(os.Getenv(api.EnvAllowedHosts)),
 		MaxInFlight:  o.maxInFlight, Workers: o.workers, SweepInterval: o.sweep, Tracing: tracing, Lambdas: lambdas,
-	})
+		Retention: ret.Keep, RetentionBatch: ret.Batch, Payload: o.payload,
+	}
+	if exporter != nil {
+		dopts.Exporter = exporter
+	}
+	srv, err := devserver.Start(ctx, dopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "tasker dev: %v\n", err)
 		return 1
@@ -168,6 +195,7 @@ type options struct {
 	workers             int
 	sweep               time.Duration
 	logLevel            slog.Level
+	payload             engine.PayloadLimits
 }
 
 // errUsage is a flag error the flag package has reported already.
@@ -180,6 +208,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	var o options
 	envMax, err := config.Int(getenv, "TASKER_MAX_IN_FLIGHT", defaultMaxInFlight, 0, config.MaxInFlightLimit)
 	if err != nil {
+		return o, err
+	}
+	if o.payload, err = engine.PayloadLimitsFromEnv(getenv); err != nil {
 		return o, err
 	}
 	if o.logLevel, err = config.LogLevel(getenv); err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/taskerhq/tasker/internal/wire"
 )
 
-const tasksUsage = `usage: tasker tasks [--namespace N] [--name N] [--status S[,S]] [--limit N] [--all | --cursor C]
+const tasksUsage = `usage: tasker tasks [--namespace N] [--name N] [--status S[,S]] [--tag K:V]... [--correlation-id C] [--limit N] [--all | --cursor C]
 
 Lists tasks, newest first: one page (--limit, default 20, at most 100), or
 every page with --all.
@@ -32,6 +32,9 @@ func List(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "", "only workflows of this name")
 	var statuses stringList
 	fs.Var(&statuses, "status", "only tasks in this status (repeatable or comma-separated: pending, in_progress, complete, error, cancelled, resolved_manually)")
+	var tags stringList
+	fs.Var(&tags, "tag", "only tasks carrying this tag, like env:prod (repeatable: every one)")
+	corr := fs.String("correlation-id", "", "only tasks created under this correlation id")
 	limit := fs.Int("limit", 0, "tasks per page (1-100; default 20)")
 	all := fs.Bool("all", false, "follow next_cursor and list every matching task")
 	cursor := fs.String("cursor", "", "start after this cursor (the next_cursor of a previous page)")
@@ -54,6 +57,12 @@ func List(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	q := listQuery(*ns, *name, statuses, *limit, *cursor)
+	for _, t := range tags {
+		q.Add("tag", t)
+	}
+	if *corr != "" {
+		q.Set("correlation_id", *corr)
+	}
 	tasks, rawTasks, next, err := fetchTasks(ctx, c, q, *all)
 	if err != nil {
 		return cli.ReportError(stderr, "tasks", err, api.JSON)

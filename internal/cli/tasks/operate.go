@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,14 +15,18 @@ import (
 )
 
 const cancelUsage = `usage: tasker cancel ID [--reason TEXT]
+       tasker cancel --all [--status S] [--name N] [--namespace N] [--tag K:V]... [--dry-run] [--yes]
 
 Cancels a pending, running or failed task: steps not yet finished are
-cancelled.
+cancelled. With --all, every task the filters select (without --status:
+pending, in_progress and error), after a confirmation.
 `
 
 const retryUsage = `usage: tasker retry ID [--reason TEXT] [--watch]
+       tasker retry --all [--name N] [--namespace N] [--tag K:V]... [--dry-run] [--yes]
 
 Retries a task in error: its failed steps go back to pending and run again.
+With --all, every task in error the filters select, after a confirmation.
 `
 
 // Cancel is `tasker cancel ID`.
@@ -42,10 +48,26 @@ func operate(ctx context.Context, cmd, usage string, args []string, stdout, stde
 	if cmd == "retry" {
 		watch = fs.Bool("watch", false, "follow the task until it finishes again")
 	}
+	bf := addBulkFlags(fs)
 	fs.Usage = cli.UsageFunc(fs, usage)
+	if slices.ContainsFunc(args, func(a string) bool { return a == "--all" || a == "-all" || a == "--all=true" }) {
+		pos, code, ok := cli.ParseInterleaved(fs, args)
+		if !ok {
+			return code
+		}
+		if len(pos) > 0 {
+			fmt.Fprintf(stderr, "tasker %s: --all takes filters, not a task ID (%q)\n", cmd, pos[0])
+			return 2
+		}
+		return bulk(ctx, cmd, bf, api, *reason, os.Stdin, stdout, stderr)
+	}
 	id, c, code, ok := oneIDCommand(fs, api, cmd, args, stderr)
 	if !ok {
 		return code
+	}
+	if bf.dryRun || bf.yes || len(bf.filter()) > 0 {
+		fmt.Fprintf(stderr, "tasker %s: the filters, --dry-run and --yes go with --all, not with a task ID\n", cmd)
+		return 2
 	}
 	body := map[string]any{}
 	if *reason != "" {

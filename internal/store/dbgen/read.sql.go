@@ -37,10 +37,15 @@ WHERE ($1::text IS NULL OR t.namespace = $1::text)
   AND ($2::text IS NULL OR t.name = $2::text)
   AND ($3::text IS NULL OR t.status = $3::text)
   AND ($4::text[] IS NULL OR t.status = ANY ($4::text[]))
-  AND ($5::timestamptz IS NULL
-       OR (t.created_at, t.id) < ($5::timestamptz, $6::uuid))
+  -- Search (migration 0017): a correlation id walks tasker_tasks_correlation;
+  -- a created range is a range of whichever index leads.
+  AND ($5::text IS NULL OR t.correlation_id = $5::text)
+  AND ($6::timestamptz IS NULL OR t.created_at >= $6::timestamptz)
+  AND ($7::timestamptz IS NULL OR t.created_at < $7::timestamptz)
+  AND ($8::timestamptz IS NULL
+       OR (t.created_at, t.id) < ($8::timestamptz, $9::uuid))
 ORDER BY t.created_at DESC, t.id DESC
-LIMIT $7::int
+LIMIT $10::int
 `
 
 type ListTasksParams struct {
@@ -48,6 +53,9 @@ type ListTasksParams struct {
 	Name           *string
 	Status         *string
 	Statuses       []string
+	CorrelationID  *string
+	CreatedFrom    *time.Time
+	CreatedTo      *time.Time
 	AfterCreatedAt *time.Time
 	AfterID        *uuid.UUID
 	MaxRows        int32
@@ -84,6 +92,9 @@ func (q *Queries) ListTasks(ctx context.Context, db DBTX, arg ListTasksParams) (
 		arg.Name,
 		arg.Status,
 		arg.Statuses,
+		arg.CorrelationID,
+		arg.CreatedFrom,
+		arg.CreatedTo,
 		arg.AfterCreatedAt,
 		arg.AfterID,
 		arg.MaxRows,

@@ -1,16 +1,17 @@
 // Tasker web view: a hash-routed single-page app over the HTTP API v1.
 //
-//   #/tasks?namespace=&name=&status=   task list, filters, status counts
-//   #/tasks/<id>                       task: DAG by state, steps, context
+//   #/tasks?namespace=&name=&status=&tag=   task list, filters, status counts,
+//                                      bulk cancel/retry of selected rows or all matching
+//   #/tasks/<id>                       task: DAG by state, steps, timeline, context
 //   #/tasks/<id>/steps/<step>          the same, with one step's detail
 //   #/templates                        workflows with their graphs
-//   #/templates/<ns>/<name>?version=   one workflow: graph, levels, steps
+//   #/templates/<ns>/<name>?version=   one workflow: graph, levels, steps, analytics
 //   #/schedules                        schedules with their next fire times; pause/resume
 //
 // Pages of live tasks refresh every REFRESH_MS until the task finishes.
 
 import { api, ApiError, getToken, setToken } from './api.js';
-import { h, swap } from './dom.js';
+import { h, s, swap } from './dom.js';
 import { renderGraph } from './graph.js';
 import { STEP_STATES } from './states.js';
 
@@ -372,7 +373,12 @@ async function route() {
 async function taskList(v, query) {
   const filters = {
     namespace: query.get('namespace') || '', name: query.get('name') || '', status: query.get('status') || '',
+    tag: query.get('tag') || '',
   };
+  // Bulk selection: ids picked row by row, or every task the filters match.
+  const selected = new Set();
+  let allMatching = false;
+  const bulkBar = h('div', { class: 'bulk-bar', id: 'bulk' });
   const counts = h('div', { class: 'counts', id: 'counts' });
   const rows = h('tbody');
   const more = h('div', { class: 'more' });
@@ -391,21 +397,22 @@ async function taskList(v, query) {
   },
   field('Namespace', 'namespace', { list: 'dl-namespaces', placeholder: 'any' }),
   field('Name', 'name', { list: 'dl-names', placeholder: 'any' }),
+  field('Tag', 'tag', { placeholder: 'k:v' }),
   h('label', null, h('span', null, 'Status'),
     h('select', { name: 'status', onchange: (ev) => ev.target.form.requestSubmit() },
       h('option', { value: '' }, 'any'),
       TASK_STATUSES.map((st) => h('option', { value: st, selected: filters.status === st }, human(st))))),
   h('div', { class: 'filter-buttons' },
     h('button', { type: 'submit', class: 'primary' }, 'Filter'),
-    (filters.namespace || filters.name || filters.status) ? h('a', { class: 'button', href: '#/tasks' }, 'Clear') : null),
+    (filters.namespace || filters.name || filters.status || filters.tag) ? h('a', { class: 'button', href: '#/tasks' }, 'Clear') : null),
   namespaces, names);
 
   app.replaceChildren(
     h('div', { class: 'page-head' }, h('h1', null, 'Tasks'),
       h('span', { class: 'muted small', id: 'list-updated' })),
-    counts, form,
+    counts, form, bulkBar,
     card(null, [table(
-      [['Workflow'], ['Status'], ['Created', 'hide-sm'], ['Duration', 'hide-sm num'], ['Initiator', 'hide-md'], ['Task id', 'hide-md']],
+      [['', 'select'], ['Workflow'], ['Status'], ['Created', 'hide-sm'], ['Duration', 'hide-sm num'], ['Initiator', 'hide-md'], ['Task id', 'hide-md']],
       rows, 'tasks'), more]));
 
   // Filter suggestions from the templates (best effort).
@@ -416,6 +423,14 @@ async function taskList(v, query) {
   }).catch(() => {});
 
   const row = (t) => h('tr', { 'data-task': t.id },
+    h('td', { class: 'select' }, h('input', {
+      type: 'checkbox', 'aria-label': `Select ${t.id}`, 'data-select': t.id, checked: allMatching || selected.has(t.id),
+      disabled: allMatching,
+      onchange: (ev) => {
+        if (ev.target.checked) selected.add(t.id); else selected.delete(t.id);
+        renderBulk();
+      },
+    })),
     h('td', null, h('a', { href: `#/tasks/${enc(t.id)}`, class: 'strong' }, `${t.namespace}/${t.name}`),
       h('span', { class: 'muted small' }, ` v${t.version}`)),
     h('td', null, badge(t.status)),
@@ -426,7 +441,82 @@ async function taskList(v, query) {
     h('td', { class: 'hide-md mono small' }, t.id.slice(0, 8)));
 
   let paged = false;
-  const listQuery = { namespace: filters.namespace, name: filters.name, status: filters.status, limit: 50 };
+  const listQuery = { namespace: filters.namespace, name: filters.name, status: filters.status, tag: filters.tag, limit: 50 };
+  // The bulk filter: the list's filters by the API's names.
+  const bulkFilter = {};
+  for (const k of ['namespace', 'name', 'status', 'tag']) if (filters[k]) bulkFilter[k] = filters[k];
+  const resetRows = () => {
+    for (const cb of rows.querySelectorAll('input[data-select]')) {
+      cb.checked = allMatching || selected.has(cb.dataset.select);
+      cb.disabled = allMatching;
+    }
+  };
+  // The bar: what is selected, the actions, and a confirmation step that
+  // names how many tasks an action will touch (a dry run for "all matching").
+  const renderBulk = (confirmFor, result) => {
+    const n = selected.size;
+    const what = allMatching ? 'all matching tasks' : `${n} selected`;
+    const act = (action) => async () => {
+      let count = n;
+      if (allMatching) {
+        try {
+          const dry = await api(`/v1/tasks/bulk/${action}`, { method: 'POST', body: { filter: bulkFilter, dry_run: true } });
+          count = dry.capped ? `${dry.matched}+` : dry.matched;
+        } catch (err) { renderBulk(null, err.message); return; }
+      }
+      renderBulk({ action, count });
+    };
+    const run = async (action, reason) => {
+      renderBulk(null, `${action === 'cancel' ? 'Cancelling' : 'Retrying'}…`);
+      let changed = 0; let skipped = 0;
+      try {
+        if (allMatching) {
+          let cursor;
+          do {
+            const r = await api(`/v1/tasks/bulk/${action}`, { method: 'POST', body: { filter: bulkFilter, reason, cursor } });
+            changed += r.changed; skipped += r.skipped; cursor = r.next_cursor || undefined;
+            renderBulk(null, `${changed} done, ${skipped} skipped…`);
+          } while (cursor);
+        } else {
+          for (const id of selected) {
+            try {
+              await api(`/v1/tasks/${enc(id)}/${action}`, { method: 'POST', body: reason ? { reason } : {} });
+              changed++;
+            } catch (err) {
+              if (err instanceof ApiError && err.status === 409) skipped++; else throw err;
+            }
+          }
+        }
+      } catch (err) { renderBulk(null, `Stopped after ${changed}: ${err.message}`); return; }
+      selected.clear(); allMatching = false;
+      renderBulk(null, `${changed} tasks ${action === 'cancel' ? 'cancelled' : 'retried'}, ${skipped} skipped (their status did not allow it).`);
+      resetRows();
+      v.refresh();
+    };
+    const reasonBox = h('input', { name: 'reason', placeholder: 'reason (optional)', autocomplete: 'off' });
+    bulkBar.replaceChildren(
+      h('span', { class: 'bulk-what', 'data-selected': allMatching ? 'all' : String(n) }, what),
+      h('button', { type: 'button', 'data-bulk': 'page', onclick: () => {
+        allMatching = false;
+        for (const cb of rows.querySelectorAll('input[data-select]')) selected.add(cb.dataset.select);
+        resetRows(); renderBulk();
+      } }, 'Select page'),
+      h('button', { type: 'button', 'data-bulk': 'all', onclick: () => { allMatching = true; resetRows(); renderBulk(); } },
+        'Select all matching'),
+      (n || allMatching) ? h('button', { type: 'button', 'data-bulk': 'clear', onclick: () => {
+        selected.clear(); allMatching = false; resetRows(); renderBulk();
+      } }, 'Clear selection') : null,
+      (n || allMatching) ? h('button', { type: 'button', class: 'danger', 'data-bulk': 'cancel', onclick: act('cancel') }, 'Cancel…') : null,
+      (n || allMatching) ? h('button', { type: 'button', 'data-bulk': 'retry', onclick: act('retry') }, 'Retry…') : null,
+      confirmFor ? h('div', { class: 'bulk-confirm', id: 'bulk-confirm', 'data-action': confirmFor.action, 'data-count': String(confirmFor.count) },
+        h('span', null, `${confirmFor.action === 'cancel' ? 'Cancel' : 'Retry'} ${confirmFor.count} tasks?`),
+        reasonBox,
+        h('button', { type: 'button', class: 'primary', 'data-bulk': 'confirm',
+          onclick: () => run(confirmFor.action, reasonBox.value.trim()) }, 'Confirm'),
+        h('button', { type: 'button', 'data-bulk': 'back', onclick: () => renderBulk() }, 'Back')) : null,
+      result ? h('div', { class: 'bulk-result', id: 'bulk-result', role: 'status' }, result) : null);
+  };
+  renderBulk();
   const showMore = (cursor) => {
     more.replaceChildren();
     if (cursor) more.append(h('button', {
@@ -454,7 +544,7 @@ async function taskList(v, query) {
     if (list) {
       swap(rows, JSON.stringify(list.tasks.map((t) => [t.id, t.status, t.completed_at])) + Math.floor(Date.now() / 10000),
         () => (list.tasks.length ? list.tasks.map(row)
-          : h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'No tasks match these filters.'))));
+          : h('tr', null, h('td', { colspan: 7, class: 'empty' }, 'No tasks match these filters.'))));
       showMore(list.next_cursor);
     }
     if (status) {
@@ -489,6 +579,7 @@ async function taskPage(v, id, stepName) {
   const stepBox = h('div', { id: 'step' });
   const stepsBox = h('div');
   const contextBox = h('div');
+  const timelineBox = h('div', { id: 'timeline' });
   let shownOnce = false;
 
   const load = async () => {
@@ -509,6 +600,7 @@ async function taskPage(v, id, stepName) {
         card('Graph', graphBox, legend()),
         stepBox,
         card('Steps', stepsBox),
+        card('Timeline', timelineBox),
         card('Context', contextBox));
       document.title = `${task.namespace}/${task.name} · Tasker`;
     }
@@ -523,10 +615,37 @@ async function taskPage(v, id, stepName) {
       }));
     swap(stepsBox, JSON.stringify(task.steps) + (live ? Math.floor(Date.now() / 1000) : ''), () => stepsTable(id, task.steps, stepName));
     swap(contextBox, JSON.stringify(task.context), () => jsonView(task.context));
+    const trs = await timelineOf(v, id);
+    swap(timelineBox, String(trs.length) + (trs.length ? trs[trs.length - 1].seq : ''), () => timeline(id, trs));
     if (step) swap(stepBox, JSON.stringify(step), () => stepDetail(v, id, task, step));
     return live;
   };
   await v.poll(REFRESH_MS, load);
+}
+
+// The task's whole audit (GET /v1/tasks/{id}/transitions), up to 5 pages.
+async function timelineOf(v, id) {
+  const out = [];
+  let cursor;
+  for (let i = 0; i < 5; i++) {
+    const page = await v.get(`/v1/tasks/${enc(id)}/transitions`, { limit: 1000, cursor });
+    out.push(...page.transitions);
+    if (!page.next_cursor) break;
+    cursor = page.next_cursor;
+  }
+  return out;
+}
+
+// timeline: task and step transitions interleaved, oldest first.
+function timeline(id, trs) {
+  if (!trs.length) return h('p', { class: 'muted' }, 'No transitions recorded.');
+  return h('ol', { class: 'timeline' }, trs.map((tr) => h('li', { 'data-seq': tr.seq, 'data-step': tr.step || '', 'data-to': tr.to },
+    time(tr.at),
+    h('span', { class: 'who' }, tr.step ? h('a', { href: `#/tasks/${enc(id)}/steps/${enc(tr.step)}` }, tr.step) : h('strong', null, 'task')),
+    h('span', { class: 'change' }, tr.from ? [badge(tr.from), ' → '] : null, badge(tr.to)),
+    tr.attempt ? h('span', { class: 'muted small' }, ` attempt ${tr.attempt}`) : null,
+    tr.reason ? h('span', { class: 'reason' }, ` ${tr.reason}`) : null,
+    tr.actor ? h('span', { class: 'muted small actor' }, ` by ${tr.actor}`) : null)));
 }
 
 function taskHead(v, task, live) {
@@ -787,9 +906,65 @@ async function templatePage(v, ns, name, version) {
         h('td', { class: 'hide-sm small' }, `${st.retry.max_attempts}× · ${st.retry.backoff_base_seconds}s base · ≤${st.retry.max_backoff_seconds}s`),
         h('td', { class: 'num hide-md' }, `${st.timeout_seconds}s`),
         h('td', { class: 'num hide-md' }, st.concurrency ?? '—'))))),
+    analyticsCard(v, t),
     card('Context schema', t.context_schema ? h('details', null, h('summary', null, 'JSON Schema'), jsonView(t.context_schema))
       : h('p', { class: 'muted' }, 'No schema: any JSON object is accepted.')),
     card('Start a task', start));
+}
+
+// ---------------------------------------------------------------- analytics
+
+// analyticsCard shows GET /v1/analytics/templates/… for the last 24 hours:
+// a bar chart of each step's p50 and p95 duration (inline SVG) and a table
+// of runs, failures, retries and queue wait. It loads after the page; a
+// token without system:read gets a note instead.
+function analyticsCard(v, t) {
+  const body = h('div', { id: 'analytics' }, h('p', { class: 'muted' }, 'Loading…'));
+  v.get(`/v1/analytics/templates/${enc(t.namespace)}/${enc(t.name)}`, { window: '24h', version: t.version })
+    .then((a) => body.replaceChildren(...renderAnalytics(a)))
+    .catch((err) => {
+      if (err.name === 'AbortError') return;
+      body.replaceChildren(h('p', { class: 'muted' }, `Analytics are not available: ${err.message}`));
+    });
+  return card('Last 24 hours', body);
+}
+
+const ms = (x) => (x == null ? '—' : x >= 1000 ? `${(x / 1000).toFixed(x >= 10000 ? 0 : 1)} s` : `${Math.round(x)} ms`);
+
+function renderAnalytics(a) {
+  if (!a.tasks) return [h('p', { class: 'muted' }, 'No tasks of this workflow were created in the last 24 hours.')];
+  const steps = a.steps;
+  const max = Math.max(1, ...steps.map((st) => st.duration_ms?.p95 ?? 0));
+  const row = 22, label = 130, width = 520;
+  const bars = steps.map((st, i) => {
+    const y = i * row;
+    const p50 = st.duration_ms?.p50 ?? 0, p95 = st.duration_ms?.p95 ?? 0;
+    const w = (x) => Math.max(1, Math.round((x / max) * (width - label - 70)));
+    return s('g', { 'data-step': st.step },
+      s('text', { x: 0, y: y + 15, class: 'chart-label' }, st.step),
+      s('rect', { x: label, y: y + 4, width: w(p95), height: 14, class: 'chart-p95' }, s('title', null, `${st.step} p95 ${ms(p95)}`)),
+      s('rect', { x: label, y: y + 4, width: w(p50), height: 14, class: 'chart-p50' }, s('title', null, `${st.step} p50 ${ms(p50)}`)),
+      s('text', { x: label + w(p95) + 6, y: y + 15, class: 'chart-value' }, ms(st.duration_ms?.p50)));
+  });
+  const chart = s('svg', {
+    class: 'chart', xmlns: 'http://www.w3.org/2000/svg', role: 'img', viewBox: `0 0 ${width} ${steps.length * row}`,
+    'aria-label': 'Step durations: p50 (dark) and p95 (light)',
+  }, bars);
+  const onPath = new Set(a.slowest_path);
+  return [
+    h('p', { class: 'muted small' }, `${a.tasks} task${a.tasks === 1 ? '' : 's'}${a.truncated ? ' (the newest)' : ''}; `,
+      'slowest path ', h('strong', null, a.slowest_path.join(' → ')), ` (${ms(a.slowest_path_ms)} at the median).`),
+    chart,
+    table(
+      [['Step'], ['Runs', 'num'], ['Failure rate', 'num'], ['Retries', 'num hide-sm'], ['p50 / p95 / p99', 'num'], ['Queue wait p50', 'num hide-sm']],
+      steps.map((st) => h('tr', { 'data-analytics': st.step, class: onPath.has(st.step) ? 'on-path' : null },
+        h('td', { class: 'mono' }, st.step),
+        h('td', { class: 'num' }, st.runs),
+        h('td', { class: 'num' }, `${Math.round(st.failure_rate * 100)}%`),
+        h('td', { class: 'num hide-sm' }, st.retries),
+        h('td', { class: 'num' }, st.duration_ms ? `${ms(st.duration_ms.p50)} / ${ms(st.duration_ms.p95)} / ${ms(st.duration_ms.p99)}` : '—'),
+        h('td', { class: 'num hide-sm' }, ms(st.queue_wait_ms?.p50))))),
+  ];
 }
 
 // -------------------------------------------------------------------- boot
