@@ -34,7 +34,7 @@ import (
 var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
 	"tasker_task_tags": true,
-	"tasker_blobs": true,
+	"tasker_blobs":     true,
 }
 
 // planFixture is one database the plan shapes are checked on. Live tasks
