@@ -21,6 +21,33 @@ var functionOf = map[string]lambdaapp.Function{
 	"migrate": lambdaapp.Migrate, "handlers": lambdaapp.Handlers(nil),
 }
 
+// leftToDefault lists the variables the functions read that template.yaml
+// leaves unset on purpose, with why. Per function: a variable also set on
+// another function (TASKER_RETENTION_DAYS on the scheduler) is listed when
+// some function reading it does not need it.
+var leftToDefault = map[string]string{
+	"TASKER_TEMPLATES_DIR":            "the templates are built into the binary",
+	"TASKER_ENV":                      "no per-environment template overrides on AWS",
+	"TASKER_HANDLERS_FUNCTION":        "only the scheduler invokes handlers",
+	"TASKER_INVOKE_MAX_PAYLOAD_BYTES": "Lambda's asynchronous payload limit is the default",
+	"TASKER_EVENT_BUS":                "set only with EnableLifecycleEvents",
+	"TASKER_RETENTION_DAYS":           "only the scheduler's sweep prunes",
+	"TASKER_RETENTION_BATCH":          "only the scheduler's sweep prunes",
+	"TASKER_RETENTION_EXPORT":         "only the scheduler's sweep exports, and only with RetentionExportBucket",
+	"TASKER_WEBHOOK_DENY_PRIVATE":     "only the scheduler's sweep delivers webhooks",
+	"TASKER_DB_PORT":                  "from the secret or URL",
+	"TASKER_DB_USER":                  "from the secret or URL",
+	"TASKER_DB_NAME":                  "from the secret or URL",
+	"TASKER_DB_SSLMODE":               "the default requires TLS",
+	"TASKER_DB_QUERY_EXEC_MODE":       "follows TASKER_DB_PROXY",
+	"TASKER_DB_MAX_CONNS":             "the per-function default",
+	"TASKER_DB_MAX_CONN_IDLE_TIME":    "the default",
+	"TASKER_DB_HOST":                  "from the secret or URL unless DatabaseHost or CreateDatabase",
+	"TASKER_HTTP_ALLOWED_HOSTS":       "set only with HttpAllowedHosts",
+	"TASKER_AUTH_ISSUER":              "set only with AuthIssuer",
+	"TASKER_AUTH_AUDIENCE":            "set only with AuthAudience",
+}
+
 // buildTargets parses functions/build.mk: target name -> functions/ dir.
 func buildTargets(t *testing.T) map[string]string {
 	t.Helper()
@@ -161,11 +188,33 @@ func TestTemplate(t *testing.T) {
 					t.Errorf("%s: the template sets %s, which the %s function does not read", id, k, f.Name)
 				}
 			}
+			// Every variable the function reads is set by the template or
+			// deliberately left to its default (leftToDefault says why), so
+			// a setting added to internal/lambdaapp is not forgotten here.
+			for _, v := range f.Env {
+				if env[v.Name] == nil && v.Group == "" && !v.Runtime && leftToDefault[v.Name] == "" {
+					t.Errorf("%s: the %s function reads %s, which the template neither sets nor lists in leftToDefault", id, f.Name, v.Name)
+				}
+			}
 			if q, ok := env["TASKER_SCHEDULER_QUEUE_URL"]; ok && !isRef(q, "SchedulerQueue") {
 				t.Errorf("%s: TASKER_SCHEDULER_QUEUE_URL is %v, want !Ref SchedulerQueue", id, q)
 			}
 			if h, ok := env["TASKER_HANDLERS_FUNCTION"]; ok && !isRef(h, "HandlersFunction") {
 				t.Errorf("%s: TASKER_HANDLERS_FUNCTION is %v, want !Ref HandlersFunction", id, h)
+			}
+		}
+	})
+
+	t.Run("left to default", func(t *testing.T) {
+		read := map[string]bool{}
+		for _, f := range functionOf {
+			for _, v := range f.Env {
+				read[v.Name] = true
+			}
+		}
+		for name := range leftToDefault {
+			if !read[name] {
+				t.Errorf("leftToDefault lists %s, which no function reads", name)
 			}
 		}
 	})

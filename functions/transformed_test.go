@@ -4,6 +4,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	tconfig "github.com/taskerhq/tasker/internal/config"
+	"github.com/taskerhq/tasker/internal/retention"
 )
 
 // resourcesOf returns the logical ids of a template's resources of a type.
@@ -291,6 +294,110 @@ func TestTransformedTemplate(t *testing.T) {
 			if !isRef(path(fn(f), "Environment", "Variables", "TASKER_PAYLOAD_BUCKET"), "PayloadBucket") {
 				t.Errorf("%s: TASKER_PAYLOAD_BUCKET is not !Ref PayloadBucket", f)
 			}
+		}
+	})
+
+	t.Run("retention", func(t *testing.T) {
+		for name, want := range map[string][3]any{
+			"RetentionDays":  {retention.DefaultDays, 0, retention.MaxDays},
+			"RetentionBatch": {retention.DefaultBatch, 1, retention.MaxBatch},
+		} {
+			got := [3]any{path(params, name, "Default"), path(params, name, "MinValue"), path(params, name, "MaxValue")}
+			if got != want {
+				t.Errorf("%s default, min, max %v, want %v (internal/retention)", name, got, want)
+			}
+		}
+		if path(params, "RetentionExportBucket", "Default") != "" {
+			t.Error("RetentionExportBucket must default to empty: no export")
+		}
+		if _, ok := params["RetentionExportPrefix"]; !ok {
+			t.Error("no RetentionExportPrefix parameter")
+		}
+		for c, ref := range map[string]string{"HasRetentionExport": "RetentionExportBucket", "HasRetentionExportPrefix": "RetentionExportPrefix"} {
+			if txt := jsonText(tpl.section("Conditions")[c]); !strings.Contains(txt, `"Ref":"`+ref+`"`) {
+				t.Errorf("condition %s is %s, want a test of %s", c, txt, ref)
+			}
+		}
+		// The sweep prunes, so only the scheduler gets the settings.
+		env := path(fn("SchedulerFunction"), "Environment", "Variables")
+		for k, ref := range map[string]string{"TASKER_RETENTION_DAYS": "RetentionDays", "TASKER_RETENTION_BATCH": "RetentionBatch"} {
+			if !isRef(path(env, k), ref) {
+				t.Errorf("scheduler %s is %v, want !Ref %s", k, path(env, k), ref)
+			}
+		}
+		if !isIfNoValue(path(env, "TASKER_RETENTION_EXPORT"), "HasRetentionExport", func(v any) bool {
+			return path(v, "Fn::Sub") == "s3://${RetentionExportBucket}/${RetentionExportPrefix}"
+		}) {
+			t.Errorf("scheduler TASKER_RETENTION_EXPORT is %v, want s3://bucket/prefix only with HasRetentionExport", path(env, "TASKER_RETENTION_EXPORT"))
+		}
+		for _, f := range []string{"ApiFunction", "TriggerFunction", "HandlersFunction", "MigrateFunction"} {
+			if txt := jsonText(path(fn(f), "Environment")); strings.Contains(txt, "TASKER_RETENTION_") {
+				t.Errorf("%s sets retention variables; only the scheduler's sweep prunes", f)
+			}
+		}
+		// The scheduler's sweep fits a batch at the largest RetentionBatch:
+		// a 100-task prune takes 0.1-0.2 s (docs/bench/2026-12-06-issue20-retention.txt).
+		if to, _ := fn("SchedulerFunction")["Timeout"].(int); to < 30 {
+			t.Errorf("scheduler Timeout %d s, too short for a sweep that prunes a batch", to)
+		}
+		// Least privilege: one conditional s3:PutObject under the export
+		// prefix, on the scheduler's role only.
+		var export []any
+		for _, pol := range asList(path(fn("SchedulerFunctionRole"), "Policies")) {
+			l, ok := path(pol, "Fn::If").([]any)
+			if ok && len(l) == 3 && l[0] == "HasRetentionExport" {
+				if !isRef(l[2], "AWS::NoValue") {
+					t.Errorf("export policy's else branch %v, want AWS::NoValue", l[2])
+				}
+				export = append(export, l[1])
+			}
+		}
+		if len(export) != 1 {
+			t.Fatalf("scheduler role has %d policies on HasRetentionExport, want 1", len(export))
+		}
+		sts := asList(path(export[0], "PolicyDocument", "Statement"))
+		if len(sts) != 1 || path(sts[0], "Effect") != "Allow" || jsonText(path(sts[0], "Action")) != `"s3:PutObject"` {
+			t.Fatalf("export statements %s, want one Allow s3:PutObject", jsonText(sts))
+		}
+		r, _ := path(sts[0], "Resource", "Fn::If").([]any)
+		if len(r) != 3 || r[0] != "HasRetentionExportPrefix" ||
+			path(r[1], "Fn::Sub") != "arn:${AWS::Partition}:s3:::${RetentionExportBucket}/${RetentionExportPrefix}/*" ||
+			path(r[2], "Fn::Sub") != "arn:${AWS::Partition}:s3:::${RetentionExportBucket}/*" {
+			t.Errorf("export resource %s, want objects under the prefix (the bucket's objects without one)", jsonText(path(sts[0], "Resource")))
+		}
+		for _, role := range resourcesOf(tpl, "AWS::IAM::Role") {
+			n := strings.Count(jsonText(fn(role)), "RetentionExportBucket")
+			if want := map[bool]int{true: 2, false: 0}[role == "SchedulerFunctionRole"]; n != want {
+				t.Errorf("%s names RetentionExportBucket %d times, want %d", role, n, want)
+			}
+		}
+	})
+
+	t.Run("adaptive concurrency and webhooks", func(t *testing.T) {
+		if path(params, "AdaptiveConcurrency", "Default") != "true" || jsonText(path(params, "AdaptiveConcurrency", "AllowedValues")) != `["true","false"]` {
+			t.Errorf("AdaptiveConcurrency %s, want true/false defaulting to true", jsonText(params["AdaptiveConcurrency"]))
+		}
+		// 0 is read as "a tenth of the cap" (engine.AdaptiveConfig.Min).
+		if got := [3]any{path(params, "MinInFlight", "Default"), path(params, "MinInFlight", "MinValue"), path(params, "MinInFlight", "MaxValue")}; got != [3]any{0, 0, tconfig.MaxInFlightLimit} {
+			t.Errorf("MinInFlight default, min, max %v, want 0, 0, %d", got, tconfig.MaxInFlightLimit)
+		}
+		if path(params, "WebhookDenyPrivate", "Default") != "true" {
+			t.Error("WebhookDenyPrivate does not default to true")
+		}
+		// Every function that runs the engine gets the same in-flight
+		// settings, so its passes and /v1/health/status agree.
+		for _, f := range []string{"SchedulerFunction", "ApiFunction", "TriggerFunction"} {
+			env := path(fn(f), "Environment", "Variables")
+			for k, ref := range map[string]string{"TASKER_MAX_IN_FLIGHT": "MaxInFlight",
+				"TASKER_ADAPTIVE_CONCURRENCY": "AdaptiveConcurrency", "TASKER_MIN_IN_FLIGHT": "MinInFlight"} {
+				if !isRef(path(env, k), ref) {
+					t.Errorf("%s %s is %v, want !Ref %s", f, k, path(env, k), ref)
+				}
+			}
+		}
+		// Deliveries ride on the sweep: the scheduler only.
+		if v := path(fn("SchedulerFunction"), "Environment", "Variables", "TASKER_WEBHOOK_DENY_PRIVATE"); !isRef(v, "WebhookDenyPrivate") {
+			t.Errorf("scheduler TASKER_WEBHOOK_DENY_PRIVATE is %v, want !Ref WebhookDenyPrivate", v)
 		}
 	})
 

@@ -198,3 +198,24 @@ func lookupPath(raw json.RawMessage, path string) (any, bool) {
 	}
 	return cur, true
 }
+
+// MapItem decodes the item of an instance of a map step into dst and
+// returns its index (docs/control-flow.md, "Map"); ok is false when the
+// invocation is not a map instance.
+func (in Input) MapItem(dst any) (index int, ok bool, err error) {
+	raw := in.payload().Map
+	if len(raw) == 0 {
+		return 0, false, nil
+	}
+	var m struct {
+		Index int             `json:"index"`
+		Item  json.RawMessage `json:"item"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return 0, true, fmt.Errorf("decode map item: %w", err)
+	}
+	if err := decodeRaw(m.Item, dst); err != nil {
+		return m.Index, true, fmt.Errorf("decode map item %d: %w", m.Index, err)
+	}
+	return m.Index, true, nil
+}

@@ -75,13 +75,21 @@ func stepView(s store.StepView) Step {
 	if deps == nil {
 		deps = []string{}
 	}
-	return Step{
+	out := Step{
 		Name: s.Name, Status: string(s.State), Handler: s.Handler, DependsOn: deps, Attempts: s.Attempts,
 		MaxAttempts: s.MaxAttempts, Result: s.Result, LastError: s.LastError, NextRetryAt: tsp(s.NextRetryAt),
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
 		WaitingUntil: tsp(s.WaitingUntil), WaitKind: s.WaitKind,
 		TriggerRule: s.TriggerRule, When: nonEmpty(s.When), SkipReason: nonEmpty(s.SkipReason),
 	}
+	if s.MapCounts != nil {
+		m := &wire.MapSummary{Counts: s.MapCounts}
+		for _, n := range s.MapCounts {
+			m.Items += n
+		}
+		out.Map = m
+	}
+	return out
 }
 
 // nonEmpty is nil for "", else a pointer to s (a JSON null or a string).
@@ -105,7 +113,8 @@ func taskGraph(t store.TaskView) *graph.Graph {
 	steps := make([]graph.Step, len(t.Steps))
 	for i, s := range t.Steps {
 		steps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, State: string(s.State), Handler: s.Handler,
-			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, TriggerRule: s.TriggerRule, When: s.When, Note: stepNote(s)}
+			Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, TriggerRule: s.TriggerRule, When: s.When, Note: stepNote(s),
+			Map: s.MapCounts != nil, MapCounts: s.MapCounts}
 	}
 	return graph.New(t.Namespace+"/"+t.Name+"@"+t.Version+" · "+t.ID.String(), steps)
 }
@@ -183,7 +192,8 @@ func templateDetail(set *template.Set, t *template.Template) TemplateDetail {
 			ts.When = &when
 		}
 		out.Steps[i] = ts
-		gsteps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, Handler: s.Handler, TriggerRule: s.TriggerRule, When: when}
+		gsteps[i] = graph.Step{Name: s.Name, DependsOn: s.DependsOn, Handler: s.Handler, TriggerRule: s.TriggerRule, When: when,
+			Map: s.Map != nil}
 	}
 	g := graph.New(t.Key(), gsteps)
 	out.Graph = TemplateGraph{Nodes: make([]TemplateGraphNode, len(g.Nodes)), Edges: edgesView(g)}

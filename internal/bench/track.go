@@ -197,6 +197,7 @@ func (t *tracker) times(id uuid.UUID) stepTimes {
 const (
 	wfLinear  = "linear4"
 	wfFanout  = "fanout"
+	wfMap     = "map"
 	namespace = "bench"
 )
 
@@ -219,8 +220,14 @@ func templatesFS(fanout int) fstest.MapFS {
 		fmt.Fprintf(&fan, "  - name: %s\n    handler: %s\n    depends_on: [root]\n", names[i], handlerName)
 	}
 	fmt.Fprintf(&fan, "  - name: join\n    handler: %s\n    depends_on: [%s]\n", handlerName, strings.Join(names, ", "))
+	// The same fan-out as a map step: one instance per item of
+	// context.items, at most 50 in flight (docs/control-flow.md, "Map").
+	mp := fmt.Sprintf("namespace: %s\nname: %s\nversion: 1.0.0\nsteps:\n  - name: root\n    handler: %s\n"+
+		"  - name: each\n    handler: %s\n    depends_on: [root]\n    map: {over: context.items, max_concurrency: 50}\n"+
+		"  - name: join\n    handler: %s\n    depends_on: [each]\n", namespace, wfMap, handlerName, handlerName, handlerName)
 	return fstest.MapFS{
 		wfLinear + ".yaml": {Data: []byte(lin.String())},
 		wfFanout + ".yaml": {Data: []byte(fan.String())},
+		wfMap + ".yaml":    {Data: []byte(mp)},
 	}
 }

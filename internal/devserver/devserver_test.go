@@ -90,6 +90,7 @@ func TestShippedWorkflowsComplete(t *testing.T) {
 		{"ecommerce", "process_order", "order.json"},
 		{"onboarding", "customer", "onboarding.json"},
 		{"data", "etl_pipeline", "etl.json"},
+		{"data", "file_batch", "files.json"},
 		{"payments", "process_refund", "refund.json"},
 	}
 	for _, tc := range tests {

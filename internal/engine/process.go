@@ -335,10 +335,14 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	spans.annotate(events)
 	e.wake(ctx, wakes, spans)
 	run, decided, decidedTasks := e.conditions(ctx, out.Claims)
-	err = e.dispatch(ctx, run, spans)
-	if len(decided) > 0 {
-		// Record the skips and condition failures, and claim what they
-		// made ready, in the next pass.
+	run, mapped, mapTasks, err := e.maps(ctx, run, spans)
+	err = errors.Join(err, e.dispatch(ctx, run, spans))
+	decided = append(decided, mapped...)
+	decidedTasks = appendNew(decidedTasks, mapTasks...)
+	if len(decidedTasks) > 0 {
+		// Record the skips, condition failures and maps that ended at
+		// once, and claim what they made ready (a map's instances), in the
+		// next pass.
 		err = errors.Join(err, e.pass(ctx, decidedTasks, decided))
 	}
 	return err
@@ -548,6 +552,16 @@ func (e *Engine) dispatch(ctx context.Context, claims []store.Claim, spans taskS
 	return nil
 }
 
+// appendNew appends the ids not in ids yet.
+func appendNew(ids []uuid.UUID, more ...uuid.UUID) []uuid.UUID {
+	for _, id := range more {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (e *Engine) buildPayload(ctx context.Context, c store.Claim, traceParent string) ([]byte, error) {
 	token := ""
 	if len(c.CallbackSecret) > 0 {
@@ -567,7 +581,7 @@ func (e *Engine) buildPayload(ctx context.Context, c store.Claim, traceParent st
 			CorrelationID: c.CorrelationID, Deadline: c.Deadline.UTC(), TraceParent: traceParent,
 			CallbackToken: token,
 		},
-		Context: c.Context, Config: c.Config, Results: results,
+		Context: c.Context, Config: c.Config, Results: results, Map: c.Map,
 	})
 }
 

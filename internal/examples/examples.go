@@ -53,6 +53,9 @@ var all = []entry{
 	{"data.validate", validateData},
 	{"data.load", load},
 	{"data.notify", notify},
+	{"data.list_files", listFiles},
+	{"data.convert_file", convertFile},
+	{"data.summarise_files", summariseFiles},
 
 	{"payments.validate_refund", validateRefund},
 	{"payments.process_refund", processRefund},

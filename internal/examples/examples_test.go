@@ -95,8 +95,8 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("first Register: %v", err)
 	}
 	names := Names()
-	if len(names) != 32 {
-		t.Errorf("%d handlers, want 32", len(names))
+	if len(names) != 35 {
+		t.Errorf("%d handlers, want 35", len(names))
 	}
 	seen := map[string]bool{}
 	for _, n := range names {

@@ -9,6 +9,7 @@ package graph
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/taskerhq/tasker/internal/domain"
 )
@@ -22,6 +23,10 @@ type Step struct {
 	Handler     string
 	Attempts    int
 	MaxAttempts int
+	// Map marks a map step (one node for all its instances); MapCounts
+	// are its instances by state, for a task whose map step ran.
+	Map       bool
+	MapCounts map[string]int
 	// TriggerRule is the step's trigger rule ("" or "all_success" for the
 	// default); its incoming edges are drawn by it (EdgeStyleOf).
 	TriggerRule string
@@ -261,11 +266,35 @@ func (n Node) tooltip() string {
 // task, its handler for a template.
 func (n Node) detail() string {
 	if n.State == "" {
+		if n.Map {
+			return n.Handler + " · map"
+		}
 		return n.Handler
 	}
 	s := n.State
-	if n.MaxAttempts > 0 {
+	if n.MaxAttempts > 0 && !n.Map {
 		s += " · " + strconv.Itoa(n.Attempts) + "/" + strconv.Itoa(n.MaxAttempts)
+	}
+	if len(n.MapCounts) > 0 {
+		s += " · " + mapCounts(n.MapCounts)
+	}
+	return s
+}
+
+// mapCounts summarises a map step's instances: "3/5 complete, 2 in progress".
+func mapCounts(c map[string]int) string {
+	total := 0
+	states := make([]string, 0, len(c))
+	for st, n := range c {
+		total += n
+		if st != string(domain.StepComplete) {
+			states = append(states, st)
+		}
+	}
+	slices.Sort(states)
+	s := strconv.Itoa(c[string(domain.StepComplete)]) + "/" + strconv.Itoa(total) + " complete"
+	for _, st := range states {
+		s += ", " + strconv.Itoa(c[st]) + " " + strings.ReplaceAll(st, "_", " ")
 	}
 	return s
 }

@@ -133,6 +133,25 @@ func TestSVG(t *testing.T) {
 	}
 }
 
+func TestMapNodeDetail(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		step graph.Step
+		want string
+	}{
+		{graph.Step{Name: "convert", Handler: "data.convert_file", Map: true}, "data.convert_file · map"},
+		{graph.Step{Name: "convert", State: "waiting", Attempts: 1, MaxAttempts: 3, Map: true,
+			MapCounts: map[string]int{"complete": 3, "in_progress": 2, "pending": 5}},
+			"waiting · 3/10 complete, 2 in progress, 5 pending"},
+	}
+	for _, tc := range cases {
+		g := graph.New("t", []graph.Step{tc.step})
+		if got := g.Mermaid(); !strings.Contains(got, tc.want) {
+			t.Errorf("mermaid = %s, want a label with %q", got, tc.want)
+		}
+	}
+}
+
 // saga is a task graph using the control-flow step kinds, states and
 // trigger rules (docs/control-flow.md).
 func saga() *graph.Graph {

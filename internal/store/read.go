@@ -69,6 +69,9 @@ type StepView struct {
 	When        string
 	SkipKind    string
 	SkipReason  string
+	// MapCounts is, for a map step that ran, its instances by state
+	// (docs/architecture.md, "Map"); nil otherwise.
+	MapCounts map[string]int
 }
 
 // TransitionView is one recorded state change of a step.
@@ -105,6 +108,9 @@ func stepView(r dbgen.ReadStepRow) StepView {
 	}
 	if v.State == domain.StepWaiting {
 		v.WaitingUntil, v.WaitKind = r.WakeAt, deref(r.WaitKind)
+	}
+	if len(r.MapCounts) > 0 {
+		_ = json.Unmarshal(r.MapCounts, &v.MapCounts) // an object of counts, built by the query
 	}
 	return v
 }

@@ -286,6 +286,9 @@ type Claim struct {
 	// When is the step's condition, "" for none: the engine evaluates it
 	// before dispatching and records a skip when it is false.
 	When string
+	// Map is {"index": i, "item": …} for an instance of a map step
+	// (docs/architecture.md, "Map"), nil otherwise.
+	Map json.RawMessage
 }
 
 // ProcessOutput is what a scheduler pass changed and claimed.
@@ -353,7 +356,7 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				Namespace: r.Namespace, Workflow: r.Workflow, Version: r.Version, CorrelationID: r.CorrelationID,
 				Results: r.Results, From: domain.StepState(r.FromState), TaskStarted: *r.TaskStarted, TraceParent: trace,
 				CallbackSecret: r.CallbackSecret, OperatorRetries: operatorRetries(r.OperatorRetries),
-				When: deref(r.WhenExpr),
+				When: deref(r.WhenExpr), Map: r.Map,
 			})
 		case "finalized":
 			out.Finalized = append(out.Finalized, TaskChange{

@@ -253,6 +253,19 @@ func (p *parser) triggerRules(t *Template, metas []*stepMeta) {
 				}
 			}
 		}
+		if s.Map != nil {
+			m := metas[i]
+			for _, r := range s.Map.refs {
+				if !slices.Contains(s.DependsOn, r) {
+					p.errf(m.fieldLine("map"), m.label, m.field("map"),
+						"over reads results.%s, but %q is not a parent of this step (depends_on: [%s])", r, r, strings.Join(s.DependsOn, ", "))
+				}
+			}
+			if s.Concurrency > 0 {
+				p.errf(m.fieldLine("map"), m.label, m.field("map"),
+					"a map step takes max_concurrency, not concurrency")
+			}
+		}
 		if s.TriggerRule == TriggerOneFailed && len(s.DependsOn) == 0 {
 			m := metas[i]
 			p.errf(m.fieldLine("trigger_rule"), m.label, m.field("trigger_rule"),

@@ -277,6 +277,7 @@ var stepFields = newFieldTable(
 	// Control flow (docs/architecture.md, "States"): condition.go.
 	fieldSpec[stepBuild]{name: "when", apply: (*stepBuild).when},
 	fieldSpec[stepBuild]{name: "trigger_rule", apply: (*stepBuild).triggerRule},
+	fieldSpec[stepBuild]{name: "map", apply: (*stepBuild).mapping}, // mapconfig.go
 	// Rails Tasker fields with no meaning in this engine.
 	fieldSpec[stepBuild]{name: "custom_events", ignored: true},
 	fieldSpec[stepBuild]{name: "dependent_system", ignored: true},

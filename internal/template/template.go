@@ -79,6 +79,9 @@ type Step struct {
 	// TriggerRule says how the parents must have ended for the step to
 	// run: TriggerAllSuccess (the default), TriggerAllDone or TriggerOneFailed.
 	TriggerRule string
+	// Map, if set, runs the step once per item of a list (field `map`:
+	// mapconfig.go).
+	Map *Map
 }
 
 // RetryPolicy says how often and how late a failed step is tried again.

@@ -717,6 +717,7 @@ var shippedHandlers = handlerSet{
 	"onboarding.setup_billing": true, "onboarding.activate": true,
 	"data.extract": true, "data.transform_clean": true, "data.transform_enrich": true, "data.transform_aggregate": true,
 	"data.validate": true, "data.load": true, "data.notify": true,
+	"data.list_files": true, "data.convert_file": true, "data.summarise_files": true,
 	"travel.reserve_flight": true, "travel.reserve_hotel": true, "travel.charge_card": true, "travel.confirm_trip": true,
 	"travel.cancel_flight": true, "travel.cancel_hotel": true,
 	"media.probe": true, "media.submit_transcode": true, "media.publish": true,
@@ -744,7 +745,7 @@ func TestShippedTemplates(t *testing.T) {
 			used[s.Handler] = true
 		}
 	}
-	wantKeys := []string{"data/etl_pipeline@1.0.0", "ecommerce/process_order@1.0.0", "media/transcode@1.0.0", "onboarding/customer@1.0.0",
+	wantKeys := []string{"data/etl_pipeline@1.0.0", "data/file_batch@1.0.0", "ecommerce/process_order@1.0.0", "media/transcode@1.0.0", "onboarding/customer@1.0.0",
 		"payments/process_refund@1.0.0", "payments/refund_with_approval@1.0.0", "travel/book_trip@1.0.0"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("templates = %v, want %v", keys, wantKeys)

@@ -55,6 +55,16 @@ type Step struct {
 	TriggerRule string  `json:"trigger_rule"`
 	When        *string `json:"when"`
 	SkipReason  *string `json:"skip_reason"`
+	// Map is set for a map step that ran: its instances (named
+	// "<step>[<index>]", read one with the step route) by state.
+	Map *MapSummary `json:"map,omitempty"`
+}
+
+// MapSummary counts the instances of a map step (docs/control-flow.md,
+// "Map").
+type MapSummary struct {
+	Items  int            `json:"items"`
+	Counts map[string]int `json:"counts"`
 }
 
 // CallbackAccepted answers an accepted callback (202): the step attempt it

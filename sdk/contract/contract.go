@@ -115,6 +115,9 @@ type Payload struct {
 	Context json.RawMessage            `json:"context"`
 	Config  json.RawMessage            `json:"config"`
 	Results map[string]json.RawMessage `json:"results"`
+	// Map is {"index": i, "item": …} for an instance of a map step
+	// (docs/control-flow.md, "Map"); absent otherwise.
+	Map json.RawMessage `json:"map,omitempty"`
 }
 
 // IdempotencyKeyHeader is the HTTP header the built-in tasker.http handler

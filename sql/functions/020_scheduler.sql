@@ -42,14 +42,17 @@ RETURNS TABLE (step_id uuid, task_id uuid, name text, handler text, state text, 
                concurrency_key text, concurrency_limit int)
 LANGUAGE sql STABLE AS $$
     SELECT s.id, s.task_id, s.name, s.handler, s.state, s.attempts, s.position, s.concurrency_key, s.concurrency_limit
+    FROM (
+    SELECT s.*
     FROM unnest(p_task_ids) AS b(task_id)
     CROSS JOIN LATERAL (
-        -- Walks tasker_steps_runnable_position from this task id; the
-        -- parent check is one primary-key probe per edge.
+        -- Walks tasker_steps_runnable_top from this task id (map instances
+        -- are not in it); the parent check is one primary-key probe per edge.
         SELECT s.*
         FROM tasker_steps s
         WHERE s.task_id = b.task_id
           AND s.state IN ('pending', 'waiting_for_retry')
+          AND s.map_parent_id IS NULL
           AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
           -- The trigger rule (docs/architecture.md, "States"), each a
           -- primary-key probe per edge.
@@ -84,7 +87,33 @@ LANGUAGE sql STABLE AS $$
         ORDER BY s.position
         LIMIT p_limit
     ) s
-    ORDER BY s.task_id, s.position
+    UNION ALL
+    -- The instances of the task's running map steps (docs/architecture.md,
+    -- "Map"): per map step, its free slots (counting in-flight instances
+    -- stops at max_concurrency), then that many instances in index order
+    -- from tasker_steps_map_runnable. Instances have no edges and no key.
+    SELECT i.*
+    FROM unnest(p_task_ids) AS b(task_id)
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.map_max_concurrency FROM tasker_steps m
+        WHERE m.task_id = b.task_id AND m.state = 'waiting' AND m.wait_kind = 'map'
+        OFFSET 0) m
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n
+        FROM (SELECT 1 FROM tasker_steps x
+              WHERE x.map_parent_id = m.id AND x.state = 'in_progress'
+              LIMIT m.map_max_concurrency) x) f
+    CROSS JOIN LATERAL (
+        SELECT i.*
+        FROM tasker_steps i
+        WHERE i.map_parent_id = m.id
+          AND i.state IN ('pending', 'waiting_for_retry')
+          AND (i.next_retry_at IS NULL OR i.next_retry_at <= p_now)
+        ORDER BY i.map_index
+        LIMIT greatest(least(p_limit, m.map_max_concurrency - f.n), 0)
+    ) i
+    ) s
+    ORDER BY s.task_id, s.position, s.map_index NULLS FIRST
     LIMIT p_limit
 $$;
 
@@ -108,6 +137,7 @@ DECLARE
     v_rows    tasker_scheduler_pass_row[];
     v_front   uuid[] := '{}'; -- steps that ended since the last skip round
     v_full    uuid[];         -- live tasks without results in this pass
+    v_maps    tasker_scheduler_pass_row[];
 BEGIN
     SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress')),
            array_agg(l.id) FILTER (WHERE l.status = 'pending')
@@ -168,12 +198,22 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempt, 'in_progress', u.state, u.next_retry_at,
                              u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
         RETURN QUERY SELECT * FROM unnest(v_rows);
         v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r WHERE r.to_state IN ('complete', 'error', 'skipped'));
+        -- Map steps whose instances ended here may end too
+        -- (045_map.sql); their dependents are then decided below.
+        IF cardinality(v_front) > 0 THEN
+            v_maps := ARRAY(SELECT m FROM tasker_settle_maps(p_now, p_actor, v_front) m);
+            IF cardinality(v_maps) > 0 THEN
+                RETURN QUERY SELECT * FROM unnest(v_maps);
+                v_front := v_front || ARRAY(SELECT r.step_id FROM unnest(v_maps) r);
+                v_rows := v_rows || v_maps;
+            END IF;
+        END IF;
     END IF;
 
     IF v_live IS NULL THEN
@@ -194,6 +234,22 @@ BEGIN
     -- settles steps left pending by an operator action or an older version.
     v_full := ARRAY(SELECT b.id FROM unnest(v_live) AS b(id)
                     WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rows) r WHERE r.task_id = b.id));
+    -- Running map steps of those tasks may have ended outside a pass (an
+    -- instance's callback, an operator action): settle them too.
+    IF cardinality(v_full) > 0 THEN
+        v_maps := ARRAY(
+            SELECT m
+            FROM tasker_settle_maps(p_now, p_actor, ARRAY(
+                SELECT x.id
+                FROM unnest(v_full) AS b(id)
+                CROSS JOIN LATERAL (SELECT m.id FROM tasker_steps m
+                                    WHERE m.task_id = b.id AND m.state = 'waiting' AND m.wait_kind = 'map'
+                                    OFFSET 0) x)) m);
+        IF cardinality(v_maps) > 0 THEN
+            RETURN QUERY SELECT * FROM unnest(v_maps);
+            v_front := v_front || ARRAY(SELECT r.step_id FROM unnest(v_maps) r);
+        END IF;
+    END IF;
     LOOP
         EXIT WHEN cardinality(v_front) = 0 AND cardinality(v_full) = 0;
         WITH full_cand AS (
@@ -201,7 +257,7 @@ BEGIN
             FROM unnest(v_full) AS b(id)
             CROSS JOIN LATERAL (
                 SELECT s.id, s.task_id, s.trigger_rule FROM tasker_steps s
-                WHERE s.task_id = b.id AND s.state = 'pending'
+                WHERE s.task_id = b.id AND s.state = 'pending' AND s.map_parent_id IS NULL
                 OFFSET 0) s
             CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE p.state IN ('pending', 'in_progress', 'waiting_for_retry', 'waiting')) AS live,
@@ -271,7 +327,7 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', k.task_id, k.id, k.name, k.attempts, 'pending', 'skipped', NULL,
                              k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM skipped k
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
@@ -290,6 +346,7 @@ BEGIN
             CROSS JOIN LATERAL (
                 SELECT 1 FROM tasker_steps s
                 WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
+                  AND s.map_parent_id IS NULL
                 OFFSET 0) k) THEN
             PERFORM pg_advisory_xact_lock(7305417101);
         END IF;
@@ -334,7 +391,7 @@ BEGIN
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
                           s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret,
-                          s.operator_retries
+                          s.map_parent_id, s.map_index, s.map_item, s.operator_retries
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -360,13 +417,19 @@ BEGIN
                    -- The task's first claim of this pass reports that it started.
                    EXISTS (SELECT 1 FROM started st WHERE st.id = c.task_id)
                        AND row_number() OVER (PARTITION BY c.task_id ORDER BY c.position) = 1,
-                   c.secret, c.when_expr, c.operator_retries
+                   c.secret, c.when_expr,
+                   CASE WHEN c.map_parent_id IS NOT NULL
+                        THEN jsonb_build_object('index', c.map_index, 'item', c.map_item) END,
+                   c.operator_retries
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
                 SELECT jsonb_object_agg(p.name, coalesce(p.result, 'null'::jsonb)) AS results
                 FROM tasker_step_edges e
                 JOIN tasker_steps p ON p.id = e.from_step_id
+                -- A map instance has no edges: it gets its item, not its map
+                -- step's parents' results, which the list usually came from
+                -- (each instance would carry the whole list).
                 WHERE e.to_step_id = c.id
             ) pr;
         END IF;
@@ -402,7 +465,7 @@ BEGIN
         CROSS JOIN LATERAL (
             SELECT count(*) FILTER (
                        WHERE s.state NOT IN ('complete', 'resolved_manually', 'skipped', 'error')
-                          OR (s.state = 'error' AND NOT EXISTS (
+                          OR (s.state = 'error' AND s.map_parent_id IS NULL AND NOT EXISTS (
                                   SELECT 1
                                   FROM tasker_step_edges e
                                   JOIN tasker_steps c ON c.id = e.to_step_id
@@ -429,7 +492,8 @@ BEGIN
     )
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
-           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text, NULL::int
+           NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text,
+           NULL::jsonb, NULL::int
     FROM updated u;
 END
 $$;

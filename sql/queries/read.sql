@@ -30,7 +30,8 @@ WHERE t.id = @id::uuid;
 -- in template order.
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
+       m.map_counts
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -38,13 +39,21 @@ LEFT JOIN LATERAL (
     JOIN tasker_steps p ON p.id = e.from_step_id
     WHERE e.to_step_id = s.id
 ) d ON true
-WHERE s.task_id = @task_id::uuid
+-- A map step's instances by state (docs/architecture.md, "Map"); NULL for
+-- other steps, and before the map step ran.
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(c.state, c.n) AS map_counts
+    FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
+) m ON true
+-- A map step's instances are shown as its counts (ReadStep reads one).
+WHERE s.task_id = @task_id::uuid AND s.map_parent_id IS NULL
 ORDER BY s.position;
 
 -- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
+       m.map_counts
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -52,6 +61,12 @@ LEFT JOIN LATERAL (
     JOIN tasker_steps p ON p.id = e.from_step_id
     WHERE e.to_step_id = s.id
 ) d ON true
+-- A map step's instances by state (docs/architecture.md, "Map"); NULL for
+-- other steps, and before the map step ran.
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(c.state, c.n) AS map_counts
+    FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
+) m ON true
 WHERE s.task_id = @task_id::uuid AND s.name = @name::text;
 
 -- name: ReadStepTransitions :many

@@ -35,6 +35,7 @@ type TaskerSchedulerPassRow struct {
 	TaskStarted     *bool
 	CallbackSecret  []byte
 	WhenExpr        *string
+	Map             json.RawMessage
 	OperatorRetries *int32
 }
 

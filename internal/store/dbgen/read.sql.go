@@ -137,7 +137,8 @@ func (q *Queries) ListTasks(ctx context.Context, db DBTX, arg ListTasksParams) (
 const ReadStep = `-- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
+       m.map_counts
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -145,6 +146,10 @@ LEFT JOIN LATERAL (
     JOIN tasker_steps p ON p.id = e.from_step_id
     WHERE e.to_step_id = s.id
 ) d ON true
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(c.state, c.n) AS map_counts
+    FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
+) m ON true
 WHERE s.task_id = $1::uuid AND s.name = $2::text
 `
 
@@ -174,8 +179,11 @@ type ReadStepRow struct {
 	WhenExpr       *string
 	SkipKind       *string
 	SkipReason     *string
+	MapCounts      json.RawMessage
 }
 
+// A map step's instances by state (docs/architecture.md, "Map"); NULL for
+// other steps, and before the map step ran.
 func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (ReadStepRow, error) {
 	row := db.QueryRow(ctx, ReadStep, arg.TaskID, arg.Name)
 	var i ReadStepRow
@@ -200,6 +208,7 @@ func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (Re
 		&i.WhenExpr,
 		&i.SkipKind,
 		&i.SkipReason,
+		&i.MapCounts,
 	)
 	return i, err
 }
@@ -319,7 +328,8 @@ func (q *Queries) ReadTaskExists(ctx context.Context, db DBTX, id uuid.UUID) (bo
 const ReadTaskSteps = `-- name: ReadTaskSteps :many
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
-       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason
+       s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
+       m.map_counts
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -327,7 +337,11 @@ LEFT JOIN LATERAL (
     JOIN tasker_steps p ON p.id = e.from_step_id
     WHERE e.to_step_id = s.id
 ) d ON true
-WHERE s.task_id = $1::uuid
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(c.state, c.n) AS map_counts
+    FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
+) m ON true
+WHERE s.task_id = $1::uuid AND s.map_parent_id IS NULL
 ORDER BY s.position
 `
 
@@ -352,10 +366,14 @@ type ReadTaskStepsRow struct {
 	WhenExpr       *string
 	SkipKind       *string
 	SkipReason     *string
+	MapCounts      json.RawMessage
 }
 
 // Parents come from the materialised edges (primary key (to_step_id, ...)),
 // in template order.
+// A map step's instances by state (docs/architecture.md, "Map"); NULL for
+// other steps, and before the map step ran.
+// A map step's instances are shown as its counts (ReadStep reads one).
 func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) ([]ReadTaskStepsRow, error) {
 	rows, err := db.Query(ctx, ReadTaskSteps, taskID)
 	if err != nil {
@@ -386,6 +404,7 @@ func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) 
 			&i.WhenExpr,
 			&i.SkipKind,
 			&i.SkipReason,
+			&i.MapCounts,
 		); err != nil {
 			return nil, err
 		}
