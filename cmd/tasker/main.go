@@ -27,20 +27,21 @@ import (
 
 func commands() map[string]cli.Command {
 	return map[string]cli.Command{
-		"bench":    {Summary: "run the benchmark suite against an embedded PostgreSQL", Run: bench.Run},
-		"dev":      {Summary: "run API, scheduler, sweeper and handlers in one process", Run: dev.Run},
-		"migrate":  {Summary: "apply database migrations", Run: migrate.Run},
-		"prune":    {Summary: "delete finished tasks older than an age (--dry-run counts)", Run: prune.Run},
-		"validate": {Summary: "validate workflow templates", Run: validate.Run},
-		"run":      {Summary: "start a task (--watch follows its steps until it finishes)", Run: tasks.Run},
-		"tasks":    {Summary: "list tasks", Run: tasks.List},
-		"show":     {Summary: "show a task and its steps", Run: tasks.Show},
-		"graph":    {Summary: "print a task's step graph (mermaid, dot, svg, json)", Run: tasks.Graph},
-		"cancel":   {Summary: "cancel a task", Run: tasks.Cancel},
-		"retry":    {Summary: "retry the failed steps of a task in error", Run: tasks.Retry},
-		"resolve":  {Summary: "mark a failed step resolved, optionally with a result", Run: tasks.Resolve},
-		"token":    {Summary: "mint an HS256 API token for local use", Run: token.Run},
-		"new":      {Summary: "scaffold a workflow: template, Go handlers, tests", Run: scaffold.Run},
+		"bench":     {Summary: "run the benchmark suite against an embedded PostgreSQL", Run: bench.Run},
+		"dev":       {Summary: "run API, scheduler, sweeper and handlers in one process", Run: dev.Run},
+		"migrate":   {Summary: "apply database migrations", Run: migrate.Run},
+		"prune":     {Summary: "delete finished tasks older than an age (--dry-run counts)", Run: prune.Run},
+		"validate":  {Summary: "validate workflow templates", Run: validate.Run},
+		"run":       {Summary: "start a task (--watch follows its steps until it finishes)", Run: tasks.Run},
+		"tasks":     {Summary: "list tasks", Run: tasks.List},
+		"show":      {Summary: "show a task and its steps", Run: tasks.Show},
+		"graph":     {Summary: "print a task's step graph (mermaid, dot, svg, json)", Run: tasks.Graph},
+		"cancel":    {Summary: "cancel a task", Run: tasks.Cancel},
+		"retry":     {Summary: "retry the failed steps of a task in error", Run: tasks.Retry},
+		"resolve":   {Summary: "mark a failed step resolved, optionally with a result", Run: tasks.Resolve},
+		"schedules": {Summary: "list schedules and their next fire times; pause or resume one", Run: tasks.Schedules},
+		"token":     {Summary: "mint an HS256 API token for local use", Run: token.Run},
+		"new":       {Summary: "scaffold a workflow: template, Go handlers, tests", Run: scaffold.Run},
 	}
 }
 

@@ -46,6 +46,7 @@ func ExampleOpenAPI() {
 	// GET  /v1/health/status                      system:read
 	// GET  /v1/metrics                            system:read
 	// GET  /v1/openapi.json                       public
+	// GET  /v1/schedules                          schedules:read
 	// GET  /v1/subscriptions                      system:admin
 	// GET  /v1/subscriptions/{id}/deliveries      system:admin
 	// GET  /v1/tasks                              tasks:list
@@ -59,6 +60,8 @@ func ExampleOpenAPI() {
 	// POST /v1/callbacks/{token}/heartbeat        public
 	// POST /v1/callbacks/{token}/success          public
 	// POST /v1/graphql                            token, then per field
+	// POST /v1/schedules/{id}/pause               schedules:manage
+	// POST /v1/schedules/{id}/resume              schedules:manage
 	// POST /v1/subscriptions                      system:admin
 	// POST /v1/tasks                              tasks:create
 	// POST /v1/tasks/bulk/cancel                  tasks:cancel

@@ -26,6 +26,10 @@ type Engine interface {
 	// engine.ErrInvalidResult (callbacks.go).
 	Callback(ctx context.Context, token string, req engine.CallbackRequest) (engine.CallbackOutcome, error)
 	CompleteStep(ctx context.Context, id uuid.UUID, step string, result json.RawMessage, actor string) (engine.CallbackOutcome, error)
+	// Schedules lists every schedule with its next n fire times;
+	// PauseSchedule pauses or resumes one (engine.ErrNotFound).
+	Schedules(ctx context.Context, n int) ([]engine.ScheduleView, error)
+	PauseSchedule(ctx context.Context, id int64, paused bool) (engine.ScheduleView, error)
 	// Bulk cancels or retries the tasks a filter selects, in batches.
 	Bulk(ctx context.Context, req engine.BulkRequest) (engine.BulkResult, error)
 	Health() (engine.HealthState, int)

@@ -36,6 +36,8 @@ type (
 	Recent             = wire.Recent
 	EngineHealth       = wire.EngineHealth
 	FieldError         = wire.FieldError
+	Schedule           = wire.Schedule
+	ScheduleList       = wire.ScheduleList
 )
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -19,7 +19,11 @@ const (
 	StepsResolve  = "steps:resolve"
 	StepsComplete = "steps:complete"
 	TemplatesRead = "templates:read"
-	SystemRead    = "system:read"
+	// Schedules: reading them, and pausing or resuming one (an operator's
+	// right, like cancelling a task).
+	SchedulesRead   = "schedules:read"
+	SchedulesManage = "schedules:manage"
+	SystemRead      = "system:read"
 	// SystemAdmin manages webhook subscriptions.
 	SystemAdmin = "system:admin"
 )
@@ -29,6 +33,7 @@ var AllPermissions = []string{
 	TasksCreate, TasksRead, TasksList, TasksCancel, TasksRetry,
 	StepsRead, StepsResolve, StepsComplete,
 	TemplatesRead,
+	SchedulesRead, SchedulesManage,
 	SystemRead, SystemAdmin,
 }
 

@@ -37,6 +37,8 @@ const (
 	StepCallbackTimedOut EventName = "step.callback_timed_out"
 	StepSkipped          EventName = "step.skipped"
 
+	ScheduleFired EventName = "schedule.fired"
+
 	BatchProcessed     EventName = "scheduler.batch_processed"
 	SweepCompleted     EventName = "scheduler.sweep_completed"
 	PassFailed         EventName = "scheduler.pass_failed"
@@ -73,6 +75,7 @@ var Catalogue = []struct {
 	{StepCallbackTimedOut, "a callback wait expired; the attempt failed as retryable with code callback_timeout"},
 	{StepRetryRequested, "an operator retry reset a failed step to pending; or a step skipped below a retried or resolved step went back to pending (from skipped)"},
 	{StepSkipped, "a step was skipped without running: its when was false (from in_progress), or its trigger rule cannot hold (from pending); reason says which"},
+	{ScheduleFired, "a schedule fired: the sweep started (or, with created false, found already started) the task of one fire time; data {schedule_id, index, fire_time, created}"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},
 	{PassFailed, "a scheduler pass failed (the database refused or was unreachable); its messages are retried"},

@@ -21,6 +21,7 @@ type SweepReport struct {
 	TimedOut    int // attempts past their deadline, failed as retryable
 	Waits       int // due waits moved on: timers completed, callbacks timed out
 	Interrupted int // attempts of dead local instances, failed as retryable
+	Scheduled   int // tasks started by schedules (FireSchedules)
 	Pruned      int // finished tasks past the retention deleted
 	Webhooks    WebhookReport
 }
@@ -97,10 +98,17 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	} else {
 		report.Webhooks = wr
 	}
-	if report.Tasks > 0 {
+	// Schedules fire from the sweep, on AWS (every minute) and locally
+	// alike (docs/control-flow.md, "Schedules"). A schedule that cannot
+	// start its task stays due; the rest of the sweep is done.
+	report.Scheduled, err = e.FireSchedules(ctx)
+	if report.Tasks > 0 || report.Scheduled > 0 {
 		e.pub.Publish(ctx, []Event{{Name: SweepCompleted, Time: now,
 			Data: mustJSON(map[string]int{"tasks": report.Tasks, "timed_out": report.TimedOut, "interrupted": report.Interrupted,
-				"waits": report.Waits})}})
+				"waits": report.Waits, "scheduled": report.Scheduled})}})
+	}
+	if err != nil {
+		return report, err
 	}
 	return report, nil
 }

@@ -27,6 +27,7 @@ const (
 	MetricInFlightLimit    = "tasker_in_flight_limit"
 	MetricInFlightReason   = "tasker_in_flight_limit_reason"
 	MetricStepsSkipped     = "tasker_steps_skipped_total"
+	MetricSchedulesFired   = "tasker_schedules_fired_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -56,6 +57,7 @@ type Metrics struct {
 	created, completed, failed *telemetry.Counter
 	attempts, dispatchFailures *telemetry.Counter
 	skipped                    *telemetry.Counter
+	fired                      *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -95,6 +97,7 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		batch:    reg.NewHistogram(MetricBatchDuration, "Scheduler pass duration.", "Seconds", nil),
 		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts claimed and not yet finished."),
 		skipped:  reg.NewCounter(MetricStepsSkipped, "Steps skipped without running, by cause (condition or trigger_rule).", "cause"),
+		fired:    reg.NewCounter(MetricSchedulesFired, "Schedule fire times that started a task.", "namespace", "workflow"),
 		limit:    reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
 		limitReason: reg.NewGauge(MetricInFlightReason,
 			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
@@ -150,6 +153,11 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 				m.finish(e, true)
 			}
 			m.skipped.Inc(cause)
+		case engine.ScheduleFired:
+			var data engine.ScheduleFiredData
+			if json.Unmarshal(e.Data, &data) == nil && data.Created {
+				m.fired.Inc(e.Namespace, e.Workflow)
+			}
 		case engine.ConcurrencyChanged:
 			var d struct {
 				Limit  int    `json:"limit"`

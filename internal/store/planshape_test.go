@@ -394,7 +394,19 @@ func planCases(f planFixture) map[string]planCase {
 			}
 			return []any{batch[:n], names}
 		}},
-		"SetTraceParent": {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
+		// Schedules (migration 0014): a table of one row per schedule
+		// entry; each statement is keyed by id or walks the due index.
+		"SyncSchedules": {sql: dbgen.SyncSchedules, args: func() []any {
+			return []any{now, []string{"plan"}, []string{"odd"}, []int32{0}, []string{"rate(5m0s)"}, []time.Time{now}}
+		}},
+		"DueSchedules": {sql: dbgen.DueSchedules, args: func() []any { return []any{now, int32(100)} }},
+		"ClaimScheduleFire": {sql: dbgen.ClaimScheduleFire, args: func() []any {
+			return []any{now.Add(time.Minute), &now, nil, now, int64(1), now, "rate(5m0s)"}
+		}},
+		"ListSchedules":     {sql: dbgen.ListSchedules, args: func() []any { return []any{int32(store.MaxSchedules)} }},
+		"ReadSchedule":      {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
+		"SetSchedulePaused": {sql: dbgen.SetSchedulePaused, args: func() []any { return []any{true, nil, now, int64(1)} }},
+		"SetTraceParent":    {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 
 		// Reads and operator actions: the store runs them after IndexPlans
 		// (reads in a snapshot, operator actions in their transaction),

@@ -226,6 +226,7 @@ var topFields = newFieldTable[Template](
 	fieldSpec[Template]{name: "context_schema", aliases: []string{"schema"}},
 	fieldSpec[Template]{name: "steps", aliases: []string{"step_templates"}},
 	fieldSpec[Template]{name: "triggers"},
+	fieldSpec[Template]{name: "schedules"},
 	fieldSpec[Template]{name: "environments"},
 	fieldSpec[Template]{name: "handler_aliases"},
 	// Rails Tasker fields with no meaning in this engine.

@@ -195,6 +195,9 @@ func (p *parser) parse(data []byte) *Template {
 	if kv := given["triggers"]; kv != nil {
 		p.triggers(t, kv)
 	}
+	if kv := given["schedules"]; kv != nil {
+		p.schedules(t, kv)
+	}
 	p.graph(t, metas)
 	p.aliases(t, given["handler_aliases"], metas)
 	p.handlers(t, metas)

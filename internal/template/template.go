@@ -37,6 +37,8 @@ type Template struct {
 	ContextSchema json.RawMessage
 	Steps         []Step
 	Triggers      []Trigger
+	// Schedules start a task on each fire time (schedule.go).
+	Schedules []Schedule
 	// Source is the file the template was loaded from ("embedded:<name>" for
 	// the templates compiled into the binary).
 	Source string

@@ -563,3 +563,33 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// The schedules page lists each schedule with its next fire times, and its
+// Pause button pauses it through the API.
+func TestBrowserSchedules(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	s := startStack(t, stackOptions{templates: fstest.MapFS{"nightly.yaml": {Data: []byte(`
+namespace: webui
+name: nightly
+steps:
+  - {name: run, handler: tasker.noop}
+schedules:
+  - {cron: "0 2 * * *", timezone: Europe/Berlin}
+  - {rate: "1 day", catch_up: none}
+`)}}})
+	code, list := s.call(t, "GET", "/v1/schedules", nil)
+	if code != http.StatusOK {
+		t.Fatalf("list: %d %v", code, list)
+	}
+	first := list["schedules"].([]any)[1].(map[string]any)
+	if code, _ := s.call(t, "POST", fmt.Sprintf("/v1/schedules/%v/pause", first["id"]), map[string]any{}); code != http.StatusOK {
+		t.Fatalf("pause: %d", code)
+	}
+	dom := string(browse(t, bin, s.url+"/#/schedules", "--dump-dom"))
+	mustContain(t, dom, "cron(0 2 * * *) Europe/Berlin", "rate(24h0m0s)", `data-paused="true"`, `data-paused="false"`,
+		">Resume</button>", ">Pause</button>", `href="#/templates/webui/nightly"`)
+	if t.Failed() {
+		t.Logf("DOM:\n%s", tail(dom, 6000))
+	}
+}

@@ -271,6 +271,33 @@ type FieldError struct {
 	Detail    string `json:"detail"`
 }
 
+// Schedule is one entry of a template's schedules with its state
+// (GET /v1/schedules; docs/control-flow.md, "Schedules").
+type Schedule struct {
+	ID        int64  `json:"id"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Index     int    `json:"index"`
+	Spec      string `json:"spec"`
+	Cron      string `json:"cron,omitempty"`
+	Timezone  string `json:"timezone,omitempty"`
+	Rate      string `json:"rate,omitempty"`
+	CatchUp   string `json:"catch_up,omitempty"`
+	Paused    bool   `json:"paused"`
+	// Loaded is false for a schedule no loaded template defines any more
+	// (or one that changed): it never fires.
+	Loaded      bool     `json:"loaded"`
+	NextFireAt  string   `json:"next_fire_at"`
+	NextFires   []string `json:"next_fire_times"`
+	LastFiredAt *string  `json:"last_fired_at"`
+	LastTaskID  *string  `json:"last_task_id"`
+}
+
+// ScheduleList is the schedule list.
+type ScheduleList struct {
+	Schedules []Schedule `json:"schedules"`
+}
+
 // TaskTransition is one row of a task's audit (GET
 // /v1/tasks/{id}/transitions): a change of the task's status (step empty)
 // or of one of its steps.

@@ -124,6 +124,9 @@ func printTemplate(w io.Writer, t *template.Template, verbose bool) {
 		if len(t.Ignored) > 0 {
 			fmt.Fprintf(w, "  ignored: %s\n", strings.Join(t.Ignored, ", "))
 		}
+		for i, sc := range t.Schedules {
+			fmt.Fprintf(w, "  schedules[%d]: %s, catch_up %s\n", i, sc.Spec, sc.CatchUp)
+		}
 	}
 }
 

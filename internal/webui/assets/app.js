@@ -6,6 +6,7 @@
 //   #/tasks/<id>/steps/<step>          the same, with one step's detail
 //   #/templates                        workflows with their graphs
 //   #/templates/<ns>/<name>?version=   one workflow: graph, levels, steps, analytics
+//   #/schedules                        schedules with their next fire times; pause/resume
 //
 // Pages of live tasks refresh every REFRESH_MS until the task finishes.
 
@@ -359,6 +360,7 @@ async function route() {
     else if (parts[0] === 'tasks' && parts.length === 2) await taskPage(v, parts[1], null);
     else if (parts[0] === 'tasks' && parts.length === 4 && parts[2] === 'steps') await taskPage(v, parts[1], parts[3]);
     else if (parts[0] === 'templates' && parts.length === 1) await templateList(v);
+    else if (parts[0] === 'schedules' && parts.length === 1) await scheduleList(v);
     else if (parts[0] === 'templates' && parts.length === 3) await templatePage(v, parts[1], parts[2], query.get('version'));
     else throw new ApiError(404, { detail: `There is no page #/${parts.map(enc).join('/')}.` });
   } catch (err) {
@@ -791,6 +793,39 @@ function stepDetail(v, id, task, step) {
         h('td', { class: 'hide-sm' }, tr.actor || '—'),
         h('td', null, tr.reason || ''),
         h('td', { class: 'hide-md mono small' }, tr.metadata && Object.keys(tr.metadata).length ? JSON.stringify(tr.metadata) : '')))));
+}
+
+// --------------------------------------------------------------- schedules
+
+async function scheduleList(v) {
+  document.title = 'Schedules · Tasker';
+  const load = async () => {
+    const sl = await v.get('/v1/schedules', { next: 3 });
+    const act = async (s, what) => {
+      try {
+        await api(`/v1/schedules/${enc(s.id)}/${what}`, { method: 'POST', body: {} });
+        v.refresh();
+      } catch (err) { alert(err.message); }
+    };
+    const rows = sl.schedules.map((s) => h('tr', { 'data-schedule': String(s.id), 'data-paused': String(s.paused) },
+      h('td', null, h('a', { href: `#/templates/${enc(s.namespace)}/${enc(s.name)}` }, `${s.namespace}/${s.name}`),
+        h('span', { class: 'muted' }, ` [${s.index}]`)),
+      h('td', null, h('code', null, s.spec)),
+      h('td', null, s.catch_up || '—'),
+      h('td', { class: 'schedule-state' }, !s.loaded ? 'not loaded' : s.paused ? 'paused' : 'active'),
+      h('td', { class: 'small' }, s.next_fire_times.length ? s.next_fire_times.map((t) => h('div', null, fmtTime(t))) : '—'),
+      h('td', { class: 'small' }, s.last_fired_at ? fmtTime(s.last_fired_at) : '—',
+        s.last_task_id ? [' ', h('a', { href: `#/tasks/${enc(s.last_task_id)}` }, 'task')] : null),
+      h('td', null, s.loaded ? h('button', { type: 'button', onclick: () => act(s, s.paused ? 'resume' : 'pause') },
+        s.paused ? 'Resume' : 'Pause') : null)));
+    app.replaceChildren(h('div', { class: 'page-head' }, h('h1', null, 'Schedules'),
+      h('span', { class: 'muted small' }, `${sl.schedules.length} schedules`)),
+    sl.schedules.length
+      ? table([['Workflow'], ['Schedule'], ['Catch up'], ['State'], ['Next fire times'], ['Last fired'], ['']], rows, 'schedules')
+      : card(null, h('p', { class: 'muted' }, 'No loaded template has schedules.')));
+    return true;
+  };
+  await v.poll(LIST_REFRESH_MS, load);
 }
 
 // --------------------------------------------------------------- templates
