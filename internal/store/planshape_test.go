@@ -54,6 +54,14 @@ type planFixture struct {
 	rowBudget int
 }
 
+// mapInstances is the size of the fixture's map step (see seed).
+func mapInstances(f planFixture) int {
+	if f.live >= 1000 {
+		return 10000
+	}
+	return 200
+}
+
 var planFixtures = []planFixture{
 	// 100,000 live steps, never analysed: reltuples -1, no pg_statistic.
 	{name: "never_analysed", live: 25000, pending: 12500, hist: 10000, batch: 50, rowBudget: 2000},
@@ -498,7 +506,10 @@ func planCases(f planFixture) map[string]planCase {
 		"ReadPressure": {sql: dbgen.ReadPressure, args: func() []any { return []any{now.Add(-time.Minute)} }},
 		// Template analytics: bounded by the window and the task cap, each
 		// task's rows reached by key.
-		"TemplateStepStats": {sql: dbgen.TemplateStepStats, indexPlans: true, args: func() []any {
+		// Analytics reads every step of the window's tasks, map instances
+		// included: its cost follows the runs in the window (a fixture task
+		// holds a map of 200 or 10,000 instances), bounded by max_tasks.
+		"TemplateStepStats": {sql: dbgen.TemplateStepStats, indexPlans: true, budget: f.rowBudget + mapInstances(f), args: func() []any {
 			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
 		}},
 		"TemplateTaskCount": {sql: dbgen.TemplateTaskCount, indexPlans: true, args: func() []any {

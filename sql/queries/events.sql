@@ -111,7 +111,9 @@ attempts AS (
                                        JOIN tasker_steps p ON p.id = e.from_step_id
                                        WHERE e.to_step_id = s.id))) AS ready_at
     FROM tasks t
-    CROSS JOIN LATERAL (SELECT s.id, s.name FROM tasker_steps s WHERE s.task_id = t.id OFFSET 0) s
+    -- A map instance (<step>[<index>]) counts as a run of its map step.
+    CROSS JOIN LATERAL (SELECT s.id, CASE WHEN s.map_parent_id IS NULL THEN s.name ELSE split_part(s.name, '[', 1) END AS name
+                        FROM tasker_steps s WHERE s.task_id = t.id OFFSET 0) s
     CROSS JOIN LATERAL (SELECT tr.* FROM tasker_transitions tr
                         WHERE tr.step_id = s.id AND tr.attempt IS NOT NULL AND tr.attempt > 0 OFFSET 0) tr
     GROUP BY s.id, s.name, tr.attempt
