@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -139,6 +140,35 @@ func TestMapStep(t *testing.T) {
 	}
 	if n != len(files) {
 		t.Errorf("%d instances with transitions, want %d", n, len(files))
+	}
+}
+
+// A map step is completed by its instances alone: an operator's
+// steps/complete is refused while they run, and changes nothing.
+func TestMapStepRefusesCompletion(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, mapYAML("      max_concurrency: 1"))
+	id := h.create("pipeline", `{}`)
+	var refused bool
+	h.drain(func(p contract.Payload) outcome {
+		switch p.Tasker.Step {
+		case "list":
+			return ok(map[string]any{"files": []string{"a", "b"}})
+		case "process[0]":
+			_, err := h.eng.CompleteStep(h.ctx, id, "process", json.RawMessage(`{"forged":true}`), "mallory")
+			refused = errors.Is(err, engine.ErrConflict) && strings.Contains(fmt.Sprint(err), "map step")
+			if !refused {
+				t.Errorf("CompleteStep on a running map step: %v, want a conflict naming the map step", err)
+			}
+		}
+		return ok(map[string]any{"step": p.Tasker.Step})
+	})
+	mustStatus(t, h, id, "complete")
+	if !refused {
+		t.Fatal("process[0] never ran")
+	}
+	if res := string(h.step(id, "process").Result); strings.Contains(res, "forged") {
+		t.Errorf("process result = %s, want its instances' results", res)
 	}
 }
 

@@ -407,6 +407,8 @@ func (e *Engine) callback(ctx context.Context, in store.CallbackInput, req Callb
 		return out, &Error{Kind: ErrNotFound, cause: errors.New("unknown callback token or step")}
 	case "expired":
 		return out, &Error{Kind: ErrCallbackExpired, cause: fmt.Errorf("the wait of step %q, attempt %d, has expired", w.Step, w.Attempt)}
+	case "map_waiting":
+		return out, &Error{Kind: ErrConflict, cause: fmt.Errorf("step %q is a map step waiting for its instances; it completes when they end", w.Step)}
 	case "not_waiting":
 		return out, &Error{Kind: ErrConflict, cause: fmt.Errorf("step %q is %s, not waiting", w.Step, w.From)}
 	default: // over
