@@ -36,6 +36,7 @@ const (
 	StepCallbackReceived EventName = "step.callback_received"
 	StepCallbackTimedOut EventName = "step.callback_timed_out"
 	StepSkipped          EventName = "step.skipped"
+	StepChildStarted     EventName = "step.child_started"
 
 	ScheduleFired EventName = "schedule.fired"
 
@@ -75,6 +76,7 @@ var Catalogue = []struct {
 	{StepCallbackTimedOut, "a callback wait expired; the attempt failed as retryable with code callback_timeout"},
 	{StepRetryRequested, "an operator retry reset a failed step to pending; or a step skipped below a retried or resolved step went back to pending (from skipped)"},
 	{StepSkipped, "a step was skipped without running: its when was false (from in_progress), or its trigger rule cannot hold (from pending); reason says which"},
+	{StepChildStarted, "a tasker.workflow step started (or, after a crash, found) its child task and waits for it; data {child_task_id}"},
 	{ScheduleFired, "a schedule fired: the sweep started (or, with created false, found already started) the task of one fire time; data {schedule_id, index, fire_time, created}"},
 	{BatchProcessed, "the scheduler processed a batch of messages"},
 	{SweepCompleted, "the scheduler finished a sweep"},

@@ -22,6 +22,12 @@ func (e *Engine) CancelTask(ctx context.Context, id uuid.UUID, actor, reason str
 		return fromStore(err)
 	}
 	e.publishOperator(ctx, now, res, TaskCancelled, StepCancelled, reason)
+	// Cancelling a task cancels its children (docs/architecture.md, "Child
+	// workflows"); a failure leaves them to run to their end, which settles
+	// nothing since the parent step is cancelled.
+	if err := e.cancelChildren(ctx, []uuid.UUID{id}, actor, reason); err != nil {
+		e.log.WarnContext(ctx, "cancelling the children of a cancelled task failed", "task_id", id, "error", err)
+	}
 	return nil
 }
 

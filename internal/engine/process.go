@@ -336,9 +336,21 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	e.wake(ctx, wakes, spans)
 	run, decided, decidedTasks := e.conditions(ctx, out.Claims)
 	run, mapped, mapTasks, err := e.maps(ctx, run, spans)
-	err = errors.Join(err, e.dispatch(ctx, run, spans))
+	run, started, childTasks, cerr := e.children(ctx, run, spans)
+	err = errors.Join(err, cerr, e.dispatch(ctx, run, spans))
 	decided = append(decided, mapped...)
+	decided = append(decided, started...)
 	decidedTasks = appendNew(decidedTasks, mapTasks...)
+	decidedTasks = appendNew(decidedTasks, childTasks...)
+	if len(out.Finalized) > 0 {
+		// Ended children settle their parents' steps (docs/architecture.md,
+		// "Child workflows"): one statement for the pass's finalized tasks.
+		ended := make([]uuid.UUID, len(out.Finalized))
+		for i, f := range out.Finalized {
+			ended[i] = f.TaskID
+		}
+		err = errors.Join(err, e.settleChildren(ctx, ended))
+	}
 	if len(decidedTasks) > 0 {
 		// Record the skips, condition failures and maps that ended at
 		// once, and claim what they made ready (a map's instances), in the

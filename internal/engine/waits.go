@@ -409,6 +409,8 @@ func (e *Engine) callback(ctx context.Context, in store.CallbackInput, req Callb
 		return out, &Error{Kind: ErrCallbackExpired, cause: fmt.Errorf("the wait of step %q, attempt %d, has expired", w.Step, w.Attempt)}
 	case "map_waiting":
 		return out, &Error{Kind: ErrConflict, cause: fmt.Errorf("step %q is a map step waiting for its instances; it completes when they end", w.Step)}
+	case "child_waiting":
+		return out, &Error{Kind: ErrConflict, cause: fmt.Errorf("step %q is waiting for its child task; it completes when the child ends", w.Step)}
 	case "not_waiting":
 		return out, &Error{Kind: ErrConflict, cause: fmt.Errorf("step %q is %s, not waiting", w.Step, w.From)}
 	default: // over

@@ -611,6 +611,8 @@ func (p *parser) finishConfig(s *Step, m *stepMeta) {
 		waitProblems = waitConfigProblems(m.config)
 	case HandlerCallback:
 		waitProblems = callbackConfigProblems(m.config)
+	case HandlerWorkflow:
+		waitProblems = workflowConfigProblems(m.config)
 	}
 	for _, pr := range waitProblems {
 		p.errf(m.fieldLine("config"), m.label, m.field("config")+"."+pr.field, "%s", pr.msg)
@@ -876,7 +878,7 @@ func (p *parser) handlers(t *Template, metas []*stepMeta) {
 			}
 		case IsBuiltin(h):
 		case strings.HasPrefix(h, "tasker."):
-			p.errf(line, m.label, field, "unknown built-in handler %q: the built-ins are %s, %s, %s and %s", h, HandlerNoop, HandlerHTTP, HandlerWait, HandlerCallback)
+			p.errf(line, m.label, field, "unknown built-in handler %q: the built-ins are %s, %s, %s, %s and %s", h, HandlerNoop, HandlerHTTP, HandlerWait, HandlerCallback, HandlerWorkflow)
 		case p.opts.Handlers != nil && !p.opts.Handlers.Has(h):
 			p.errs = append(p.errs, &Error{File: p.file, Line: line, Step: m.label, Field: field, Handler: h, Err: ErrUnknownHandler,
 				Msg: fmt.Sprintf("unknown handler %q: it is not registered, not a built-in (%s, %s), not a Lambda function (\"lambda:<name>\" or an ARN) and not mapped by handler_aliases", h, HandlerNoop, HandlerHTTP)})

@@ -40,6 +40,10 @@ func NewSet(ts ...*Template) (*Set, error) {
 		k := t.Namespace + "/" + t.Name
 		s.byName[k] = append(s.byName[k], t)
 	}
+	if len(errs) == 0 {
+		// Child workflows must be in the set (docs/architecture.md, "Child workflows").
+		errs = checkChildren(s)
+	}
 	return s, errs.err()
 }
 

@@ -260,7 +260,8 @@ func computeLevels(steps []Step) (levels [][]string, ok bool) {
 
 // IsBuiltin reports whether handler is one of the built-in handlers.
 func IsBuiltin(handler string) bool {
-	return handler == HandlerNoop || handler == HandlerHTTP || handler == HandlerWait || handler == HandlerCallback
+	return handler == HandlerNoop || handler == HandlerHTTP || handler == HandlerWait || handler == HandlerCallback ||
+		handler == HandlerWorkflow
 }
 
 // IsLambda reports whether handler names a Lambda function ("arn:…" or "lambda:<name>").

@@ -174,8 +174,9 @@ $$;
 -- row: 'recorded' or 'heartbeat' when accepted; 'not_found' (no such step,
 -- or the token does not match), 'over' (the attempt has ended: a reused or
 -- stale token), 'expired' (the wait timed out), 'not_waiting' (operator
--- completion of a step that is not waiting) or 'map_waiting' (a map step,
--- which only its instances complete) when refused.
+-- completion of a step that is not waiting), 'map_waiting' (a map step,
+-- which only its instances complete) or 'child_waiting' (a step waiting on
+-- its child task, which only the child's end completes) when refused.
 CREATE OR REPLACE FUNCTION tasker_callback(
     p_now timestamptz, p_actor text, p_step_id uuid, p_task_id uuid, p_step_name text, p_attempt int, p_hash bytea,
     p_action text, p_result jsonb, p_err jsonb, p_permanent boolean, p_retry_after_ms bigint, p_reason text,
@@ -224,6 +225,10 @@ BEGIN
     -- completes when they end (docs/architecture.md, "Map").
     IF v_kind IS NULL AND s.state = 'waiting' AND s.wait_kind = 'map' THEN
         v_kind := 'map_waiting';
+    END IF;
+    -- Likewise a step waiting on its child task ("Child workflows").
+    IF v_kind IS NULL AND s.state = 'waiting' AND s.wait_kind = 'child' THEN
+        v_kind := 'child_waiting';
     END IF;
 
     IF v_kind IS NULL THEN
