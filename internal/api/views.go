@@ -66,6 +66,14 @@ func taskView(t store.TaskView, withSteps bool) Task {
 		for i, s := range t.Steps {
 			out.Steps[i] = stepView(s)
 		}
+		if t.ParentTaskID != nil {
+			id, step := t.ParentTaskID.String(), t.ParentStep
+			out.ParentTaskID, out.ParentStep = &id, &step
+		}
+		out.Children = make([]wire.ChildTask, len(t.Children))
+		for i, c := range t.Children {
+			out.Children[i] = wire.ChildTask{ID: c.ID.String(), Step: c.Step, Status: string(c.Status)}
+		}
 	}
 	return out
 }

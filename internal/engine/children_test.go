@@ -260,3 +260,29 @@ func TestChildWorkflowLoadErrors(t *testing.T) {
 		t.Errorf("a config without namespace: %v, want an error naming config.namespace", err)
 	}
 }
+
+func TestChildWorkflowSweepSettlesLostEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, childParentYAML, childYAML)
+	id := h.create("parent", `{"order": "o-4"}`)
+	h.drain(func(p contract.Payload) outcome {
+		if p.Tasker.Step == "pack" {
+			return outcome{drop: true}
+		}
+		return ok(map[string]any{})
+	})
+	kid := h.children(id)[0]
+	// The child ends while its parent's settle is lost (a crash after the
+	// child's pass committed).
+	if _, err := h.pool.Exec(h.ctx, `UPDATE tasker_tasks SET status = 'complete' WHERE id = $1`, kid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Sweep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.step(id, "ship"); s.State != "complete" {
+		t.Fatalf("ship = %s, want complete after the sweep", s.State)
+	}
+	h.drain(func(contract.Payload) outcome { return ok(map[string]any{}) })
+	mustStatus(t, h, id, "complete")
+}

@@ -64,6 +64,15 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	for _, id := range waited {
 		set[id] = struct{}{}
 	}
+	// Ended children whose parent step still waits (a settle lost to a
+	// crash): settled here (docs/architecture.md, "Child workflows").
+	ended, err := e.store.EndedChildren(ctx, sweepLimit)
+	if err != nil {
+		return SweepReport{}, err
+	}
+	if err := e.settleChildren(ctx, ended); err != nil {
+		return SweepReport{}, err
+	}
 	var results []store.StepResult
 	for _, o := range expired {
 		set[o.TaskID] = struct{}{}

@@ -383,6 +383,20 @@ func planCases(f planFixture) map[string]planCase {
 			}
 			return []any{now, "plan-actor", stepIDs[:n], attempts[:n], items, conc, tol}
 		}},
+		// Child workflows (sql/functions/050_children.sql): every in-flight
+		// step of the batch parks on a child (another live task), the
+		// finalized tasks of a pass settle their parents, the sweep looks
+		// for ended children, a cancel for live ones.
+		"ParkChildren": {sql: dbgen.ParkChildren, args: func() []any {
+			kids := make([]uuid.UUID, n)
+			for i := range kids {
+				kids[i] = fid("task", 2+i*(f.live/n))
+			}
+			return []any{now, "plan-actor", stepIDs[:n], attempts[:n], kids}
+		}},
+		"SettleChildren": {sql: dbgen.SettleChildren, args: func() []any { return []any{now, "plan-actor", batch} }},
+		"EndedChildren":  {sql: dbgen.EndedChildren, args: func() []any { return []any{int32(100)} }},
+		"LiveChildren":   {sql: dbgen.LiveChildren, args: func() []any { return []any{batch} }},
 		"FireWaits": {sql: dbgen.FireWaits, args: func() []any {
 			fireRuns++
 			if fireRuns%2 == 0 {
@@ -436,6 +450,8 @@ func planCases(f planFixture) map[string]planCase {
 		"CustomPlans":         {skip: "planner settings"},
 		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
 		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadTaskParent":      {sql: dbgen.ReadTaskParent, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadTaskChildren":    {sql: dbgen.ReadTaskChildren, indexPlans: true, args: func() []any { return []any{liveTask} }},
 		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},

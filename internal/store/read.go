@@ -39,6 +39,13 @@ type TaskView struct {
 	CompletedAt    *time.Time
 	// Steps in template order; nil in ListTasks results.
 	Steps []StepView
+	// ParentTaskID and ParentStep name the tasker.workflow step that
+	// started the task, nil and "" otherwise; Children are the tasks its own
+	// tasker.workflow steps started (docs/architecture.md, "Child
+	// workflows"). Set by GetTask only.
+	ParentTaskID *uuid.UUID
+	ParentStep   string
+	Children     []ChildView
 }
 
 // StepView is one step of a task as the API shows it.
@@ -136,10 +143,19 @@ func (s *Store) snapshot(ctx context.Context, queue func(p *pipeline)) error {
 	return p.send(ctx, s.pool)
 }
 
+// ChildView is a child task of a task.
+type ChildView struct {
+	ID     uuid.UUID
+	Step   string
+	Status domain.TaskStatus
+}
+
 // GetTask returns a task with its steps. A missing task is ErrNotFound.
 func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 	var task dbgen.ReadTaskRow
 	var steps []dbgen.ReadTaskStepsRow
+	var parent []dbgen.ReadTaskParentRow
+	var children []dbgen.ReadTaskChildrenRow
 	found := false
 	err := s.snapshot(ctx, func(p *pipeline) {
 		p.queue(func(db dbgen.DBTX) (err error) {
@@ -154,6 +170,14 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 			steps, err = dbq.ReadTaskSteps(ctx, db, id)
 			return err
 		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			parent, err = dbq.ReadTaskParent(ctx, db, id)
+			return err
+		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			children, err = dbq.ReadTaskChildren(ctx, db, id)
+			return err
+		})
 	})
 	if err != nil {
 		return TaskView{}, fmt.Errorf("get task: %w", err)
@@ -165,6 +189,13 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 	t.Steps = make([]StepView, len(steps))
 	for i, st := range steps {
 		t.Steps[i] = stepView(dbgen.ReadStepRow(st))
+	}
+	for _, p := range parent {
+		t.ParentTaskID, t.ParentStep = &p.ParentTaskID, p.ParentStep
+	}
+	t.Children = make([]ChildView, len(children))
+	for i, c := range children {
+		t.Children[i] = ChildView{ID: c.ID, Step: c.Step, Status: domain.TaskStatus(c.Status)}
 	}
 	return t, nil
 }

@@ -30,6 +30,19 @@ type Task struct {
 	UpdatedAt      string          `json:"updated_at"`
 	CompletedAt    *string         `json:"completed_at"`
 	Steps          []Step          `json:"steps,omitzero"`
+	// ParentTaskID and ParentStep name the tasker.workflow step that started
+	// the task (null otherwise); Children are the tasks its tasker.workflow
+	// steps started. Set on the task route, left out of lists.
+	ParentTaskID *string     `json:"parent_task_id,omitempty"`
+	ParentStep   *string     `json:"parent_step,omitempty"`
+	Children     []ChildTask `json:"children,omitzero"`
+}
+
+// ChildTask is a child task of a task's tasker.workflow step.
+type ChildTask struct {
+	ID     string `json:"id"`
+	Step   string `json:"step"`
+	Status string `json:"status"`
 }
 
 // Step is one step of a task.

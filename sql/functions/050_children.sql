@@ -15,7 +15,8 @@ DECLARE
     v_rows tasker_wait_row[];
 BEGIN
     WITH input AS MATERIALIZED (
-        SELECT i.* FROM unnest(p_step_ids, p_attempts, p_child_ids) AS i(step_id, attempt, child_id)
+        SELECT i.*, 'in_progress'::text AS from_state
+        FROM unnest(p_step_ids, p_attempts, p_child_ids) AS i(step_id, attempt, child_id)
     ),
     updated AS (
         UPDATE tasker_steps s
@@ -27,7 +28,7 @@ BEGIN
             claimed_by = NULL,
             updated_at = p_now
         FROM input i
-        WHERE s.id = i.step_id AND s.attempts = i.attempt AND s.state = 'in_progress'
+        WHERE s.id = i.step_id AND s.attempts = i.attempt AND s.state = i.from_state
         RETURNING s.task_id, s.id, s.name, s.attempts, i.child_id
     ),
     tr AS (

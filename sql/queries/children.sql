@@ -14,6 +14,7 @@ SELECT r.task_id::uuid AS task_id FROM tasker_ended_children(@lim::int) r;
 -- The children of p_task_ids not yet ended, for a cancel to cascade to.
 SELECT c.id
 FROM unnest(@task_ids::uuid[]) AS p(id)
-CROSS JOIN LATERAL (SELECT c.id FROM tasker_tasks c
-                    WHERE c.parent_task_id = p.id AND c.status IN ('pending', 'in_progress')
-                    OFFSET 0) c;
+CROSS JOIN LATERAL (SELECT c.id, c.status FROM tasker_tasks c
+                    WHERE c.parent_task_id = p.id
+                    OFFSET 0) c
+WHERE c.status IN ('pending', 'in_progress');

@@ -25,6 +25,23 @@ SELECT t.id, t.namespace, t.name, t.version, t.status, t.context, t.initiator, t
 FROM tasker_tasks t
 WHERE t.id = @id::uuid;
 
+-- name: ReadTaskParent :many
+-- The parent step of a child task (none for a task started otherwise).
+SELECT t.parent_task_id::uuid AS parent_task_id, ps.name AS parent_step
+FROM tasker_tasks t
+CROSS JOIN LATERAL (SELECT ps.name FROM tasker_steps ps WHERE ps.id = t.parent_step_id OFFSET 0) ps
+WHERE t.id = @id::uuid;
+
+-- name: ReadTaskChildren :many
+-- The child tasks of a task's tasker.workflow steps (docs/architecture.md,
+-- "Child workflows"), oldest first.
+SELECT c.id, s.name AS step, c.status
+FROM tasker_tasks c
+JOIN tasker_steps s ON s.id = c.parent_step_id
+WHERE c.parent_task_id = @task_id::uuid
+ORDER BY c.created_at, c.id
+LIMIT 1000;
+
 -- name: ReadTaskSteps :many
 -- Parents come from the materialised edges (primary key (to_step_id, ...)),
 -- in template order.

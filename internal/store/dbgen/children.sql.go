@@ -39,9 +39,10 @@ func (q *Queries) EndedChildren(ctx context.Context, db DBTX, lim int32) ([]uuid
 const LiveChildren = `-- name: LiveChildren :many
 SELECT c.id
 FROM unnest($1::uuid[]) AS p(id)
-CROSS JOIN LATERAL (SELECT c.id FROM tasker_tasks c
-                    WHERE c.parent_task_id = p.id AND c.status IN ('pending', 'in_progress')
+CROSS JOIN LATERAL (SELECT c.id, c.status FROM tasker_tasks c
+                    WHERE c.parent_task_id = p.id
                     OFFSET 0) c
+WHERE c.status IN ('pending', 'in_progress')
 `
 
 // The children of p_task_ids not yet ended, for a cancel to cascade to.

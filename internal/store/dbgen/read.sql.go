@@ -314,6 +314,43 @@ func (q *Queries) ReadTask(ctx context.Context, db DBTX, id uuid.UUID) (ReadTask
 	return i, err
 }
 
+const ReadTaskChildren = `-- name: ReadTaskChildren :many
+SELECT c.id, s.name AS step, c.status
+FROM tasker_tasks c
+JOIN tasker_steps s ON s.id = c.parent_step_id
+WHERE c.parent_task_id = $1::uuid
+ORDER BY c.created_at, c.id
+LIMIT 1000
+`
+
+type ReadTaskChildrenRow struct {
+	ID     uuid.UUID
+	Step   string
+	Status string
+}
+
+// The child tasks of a task's tasker.workflow steps (docs/architecture.md,
+// "Child workflows"), oldest first.
+func (q *Queries) ReadTaskChildren(ctx context.Context, db DBTX, taskID uuid.UUID) ([]ReadTaskChildrenRow, error) {
+	rows, err := db.Query(ctx, ReadTaskChildren, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReadTaskChildrenRow
+	for rows.Next() {
+		var i ReadTaskChildrenRow
+		if err := rows.Scan(&i.ID, &i.Step, &i.Status); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const ReadTaskExists = `-- name: ReadTaskExists :one
 SELECT EXISTS (SELECT 1 FROM tasker_tasks WHERE id = $1::uuid) AS found
 `
@@ -323,6 +360,39 @@ func (q *Queries) ReadTaskExists(ctx context.Context, db DBTX, id uuid.UUID) (bo
 	var found bool
 	err := row.Scan(&found)
 	return found, err
+}
+
+const ReadTaskParent = `-- name: ReadTaskParent :many
+SELECT t.parent_task_id::uuid AS parent_task_id, ps.name AS parent_step
+FROM tasker_tasks t
+CROSS JOIN LATERAL (SELECT ps.name FROM tasker_steps ps WHERE ps.id = t.parent_step_id OFFSET 0) ps
+WHERE t.id = $1::uuid
+`
+
+type ReadTaskParentRow struct {
+	ParentTaskID uuid.UUID
+	ParentStep   string
+}
+
+// The parent step of a child task (none for a task started otherwise).
+func (q *Queries) ReadTaskParent(ctx context.Context, db DBTX, id uuid.UUID) ([]ReadTaskParentRow, error) {
+	rows, err := db.Query(ctx, ReadTaskParent, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReadTaskParentRow
+	for rows.Next() {
+		var i ReadTaskParentRow
+		if err := rows.Scan(&i.ParentTaskID, &i.ParentStep); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const ReadTaskSteps = `-- name: ReadTaskSteps :many

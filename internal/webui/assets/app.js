@@ -686,6 +686,11 @@ function taskFacts(task) {
     task.tags?.length ? ['Tags', task.tags.map((t) => h('span', { class: 'tag' }, t))] : null,
     ['Correlation id', h('code', { class: 'small' }, task.correlation_id || '—'), 'wide'],
     task.idempotency_key ? ['Idempotency key', h('code', { class: 'small' }, task.idempotency_key), 'wide'] : null,
+    // Child workflows (docs/control-flow.md): links both ways.
+    task.parent_task_id ? ['Parent task', h('a', { href: `#/tasks/${enc(task.parent_task_id)}` },
+      h('code', { class: 'small' }, task.parent_task_id), ` (step ${task.parent_step})`), 'wide'] : null,
+    task.children?.length ? ['Child tasks', task.children.map((c) => h('div', null,
+      h('a', { href: `#/tasks/${enc(c.id)}` }, h('code', { class: 'small' }, c.id)), ` ${c.step}: ${c.status}`)), 'wide'] : null,
   ]);
 }
 
