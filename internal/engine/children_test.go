@@ -100,6 +100,21 @@ func TestChildWorkflowCompletes(t *testing.T) {
 	if corrP != corrC || ps != "ship" {
 		t.Errorf("child correlation %q parent %q step %q, want same correlation and step ship", corrC, corrP, ps)
 	}
+	// The task views link parent and child both ways.
+	pv, err := h.store.GetTask(h.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pv.Children) != 1 || pv.Children[0].ID != kids[0] || pv.Children[0].Step != "ship" || pv.Children[0].Status != "complete" {
+		t.Errorf("parent children = %+v, want the one child of ship, complete", pv.Children)
+	}
+	cv, err := h.store.GetTask(h.ctx, kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cv.ParentTaskID == nil || *cv.ParentTaskID != id || cv.ParentStep != "ship" {
+		t.Errorf("child parent = %v %q, want %s ship", cv.ParentTaskID, cv.ParentStep, id)
+	}
 	var started bool
 	for _, ev := range h.pub.Events() {
 		if ev.Name == engine.StepChildStarted && ev.TaskID == id && strings.Contains(string(ev.Data), kids[0].String()) {
