@@ -201,6 +201,16 @@ func (e *Engine) bulkBatch(ctx context.Context, req BulkRequest, ids []uuid.UUID
 	if len(wake) > 0 {
 		e.wake(ctx, wake, nil)
 	}
+	if req.Action == BulkCancel && len(out.Changed) > 0 {
+		// A cancel cascades to children (docs/architecture.md, "Child workflows").
+		cancelled := make([]uuid.UUID, len(out.Changed))
+		for i, r := range out.Changed {
+			cancelled[i] = r.Task.ID
+		}
+		if err := e.cancelChildren(ctx, cancelled, req.Actor, req.Reason); err != nil {
+			e.log.WarnContext(ctx, "cancelling the children of cancelled tasks failed", "error", err)
+		}
+	}
 	e.log.InfoContext(ctx, "bulk batch", "action", string(req.Action), "actor", req.Actor,
 		"changed", len(out.Changed), "skipped", len(out.Skipped))
 	return nil
