@@ -52,7 +52,7 @@ func TestBrowserMapInstances(t *testing.T) {
 	}
 	c.eval(`(() => {
 	  const r = document.querySelector('.map-instances tr[data-instance]');
-	  return { name: r.dataset.instance, status: (r.querySelector(".badge") || {dataset: {status: r.textContent}}).dataset.status, attempts: r.cells[3].textContent,
+	  return { name: r.dataset.instance, status: r.querySelector('.badge').dataset.status, attempts: r.cells[3].textContent,
 	    shown: document.querySelector('.map-shown').textContent, more: document.querySelector('.map-more').textContent,
 	    toggle: document.querySelector('tr[data-step="convert"] .map-toggle').getAttribute('aria-expanded') };
 	})()`, &first)
