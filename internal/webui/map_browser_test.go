@@ -72,4 +72,13 @@ func TestBrowserMapInstances(t *testing.T) {
 	if hash != "#/tasks/"+id+"/steps/convert%5B59%5D" {
 		t.Errorf("location.hash = %q", hash)
 	}
+
+	// Any instance opens by its index, past the listed ones too.
+	c.navigate(s.url + "/#/tasks/" + id)
+	c.waitFor("the map toggle", `document.querySelector('tr[data-step="convert"] .map-toggle')`, 20*time.Second)
+	c.click(`tr[data-step="convert"] .map-toggle`)
+	c.waitFor("the open-by-index box", `document.querySelector('.map-open input')`, 20*time.Second)
+	c.typeInto(`.map-open input`, "42")
+	c.click(`.map-open button`)
+	c.waitFor("instance 42", `document.querySelector('.step-card[data-step="convert[42]"]')`, 10*time.Second)
 }
