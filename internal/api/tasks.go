@@ -73,6 +73,25 @@ func stepName(r *http.Request) (string, error) {
 	return name, nil
 }
 
+// readStepName parses the {step} path parameter of the read route: a
+// step's name or an instance of a map step, "<step>[<index>]"
+// (docs/control-flow.md, "Map"; the brackets arrive URL-escaped or not).
+// Only reads take instances: they are completed by their results, never
+// resolved or completed by hand.
+func readStepName(r *http.Request) (string, error) {
+	name := r.PathValue("step")
+	if base, idx, ok := strings.Cut(name, "["); ok && template.ValidName(base) && len(idx) >= 2 && len(idx) <= 11 &&
+		strings.HasSuffix(idx, "]") && strings.Trim(idx[:len(idx)-1], "0123456789") == "" &&
+		(idx == "0]" || idx[0] != '0') {
+		return name, nil
+	}
+	if !template.ValidName(name) {
+		return "", badParam("step", "a step name is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-',"+
+			" or a map instance like process[3]")
+	}
+	return name, nil
+}
+
 // query checks the query string: only the allowed parameters, each at
 // most once (except the repeatable ones).
 func query(r *http.Request, allowed []string, repeatable ...string) (url.Values, error) {
@@ -409,7 +428,7 @@ func (s *server) getStep(w http.ResponseWriter, r *http.Request) {
 	id, err := taskID(r)
 	var name string
 	if err == nil {
-		name, err = stepName(r)
+		name, err = readStepName(r)
 	}
 	var fields fieldSet
 	if err == nil {
