@@ -67,3 +67,20 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// tasker run --watch and tasker show list a map step once, with its
+// instances counted by state (docs/control-flow.md, "Map").
+func TestRunWatchMap(t *testing.T) {
+	t.Parallel()
+	base := startAPI(t, nil)
+	r := tasker(t, base, "run", "data/file_batch", "--context", "@../../examples/files.json", "--watch", "--interval", "50ms")
+	r.want(t, 0, []string{"✓ convert", "map 12/12 complete", "✓ summarise", "complete"}, nil)
+	id := uuidRe.FindString(r.stdout)
+	s := tasker(t, base, "show", id)
+	s.want(t, 0, []string{"convert", "complete", "map 12/12 complete"}, nil)
+	for _, out := range []string{r.stdout, s.stdout} {
+		if strings.Contains(out, "convert[") {
+			t.Errorf("an instance is listed on its own:\n%s", out)
+		}
+	}
+}

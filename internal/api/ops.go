@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func parseListFilter(q url.Values) (store.ListFilter, error) {
 			if !domain.TaskStatus(st).Valid() {
 				return f, badParam("status", fmt.Sprintf("unknown status %q; one of %s", st, taskStatusList))
 			}
-			if !contains(f.Statuses, st) {
+			if !slices.Contains(f.Statuses, st) {
 				f.Statuses = append(f.Statuses, st)
 			}
 		}
@@ -47,7 +48,7 @@ func parseListFilter(q url.Values) (store.ListFilter, error) {
 		if v == "" || len(v) > maxTagLen {
 			return f, badParam("tag", fmt.Sprintf("a tag filter is the whole tag, like tag=env:prod, 1-%d characters", maxTagLen))
 		}
-		if !contains(f.Tags, v) {
+		if !slices.Contains(f.Tags, v) {
 			f.Tags = append(f.Tags, v)
 		}
 	}
@@ -174,7 +175,7 @@ func (s *server) bulk(w http.ResponseWriter, r *http.Request, action engine.Bulk
 	out := BulkResult{Action: string(action), DryRun: res.DryRun, Matched: res.Matched, Changed: res.Changed,
 		Skipped: res.Skipped, Batches: res.Batches, Capped: res.Capped}
 	if res.Next != nil {
-		c := encodeCursor(*res.Next)
+		c := res.Next.Encode()
 		out.NextCursor = &c
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
@@ -195,7 +196,7 @@ func decodeBulk(r *http.Request, action engine.BulkAction) (engine.BulkRequest, 
 			obj.fail("filter", "must be an object, not "+kindOf(raw))
 		}
 		for k, v := range m {
-			if !contains(listParams, k) {
+			if !slices.Contains(listParams, k) {
 				obj.errs = append(obj.errs, FieldError{Pointer: "/filter/" + escapePointer(k),
 					Detail: "is not a filter; one of " + strings.Join(listParams, ", ")})
 				continue
@@ -236,7 +237,7 @@ func decodeBulk(r *http.Request, action engine.BulkAction) (engine.BulkRequest, 
 		return req, err
 	}
 	if cursor != "" {
-		c, ok := decodeCursor(cursor)
+		c, ok := store.ParseCursor(cursor)
 		if !ok {
 			return req, invalid(FieldError{Pointer: "/cursor", Detail: "the cursor is not one this API returned"})
 		}

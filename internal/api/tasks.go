@@ -3,15 +3,14 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -70,6 +69,25 @@ func stepName(r *http.Request) (string, error) {
 	name := r.PathValue("step")
 	if !template.ValidName(name) {
 		return "", badParam("step", "a step name is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'")
+	}
+	return name, nil
+}
+
+// readStepName parses the {step} path parameter of the read route: a
+// step's name or an instance of a map step, "<step>[<index>]"
+// (docs/control-flow.md, "Map"; the brackets arrive URL-escaped or not).
+// Only reads take instances: they are completed by their results, never
+// resolved or completed by hand.
+func readStepName(r *http.Request) (string, error) {
+	name := r.PathValue("step")
+	if base, idx, ok := strings.Cut(name, "["); ok && template.ValidName(base) && len(idx) >= 2 && len(idx) <= 11 &&
+		strings.HasSuffix(idx, "]") && strings.Trim(idx[:len(idx)-1], "0123456789") == "" &&
+		(idx == "0]" || idx[0] != '0') {
+		return name, nil
+	}
+	if !template.ValidName(name) {
+		return "", badParam("step", "a step name is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-',"+
+			" or a map instance like process[3]")
 	}
 	return name, nil
 }
@@ -244,7 +262,7 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	if q.Has("cursor") {
-		c, ok := decodeCursor(q.Get("cursor"))
+		c, ok := store.ParseCursor(q.Get("cursor"))
 		if !ok {
 			s.fail(w, r, badParam("cursor", "the cursor is not one this API returned"))
 			return
@@ -266,7 +284,7 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	var nc *string
 	if next != nil {
-		c := encodeCursor(*next)
+		c := next.Encode()
 		nc = &c
 	}
 	body, err := s.encodeTaskList(views, nc, fields, func(i int) string {
@@ -275,7 +293,7 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 			at := tasks[i].UpdatedAt
 			c.UpdatedAt = &at
 		}
-		return encodeCursor(c)
+		return c.Encode()
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -292,50 +310,6 @@ var taskStatusList = func() string {
 	}
 	return strings.Join(names, ", ")
 }()
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// Cursors are opaque to clients: base64url of "v1|<created_at>|<id>", or
-// "u1|<updated_at>|<id>" for a list ordered by update time.
-func encodeCursor(c store.Cursor) string {
-	if c.UpdatedAt != nil {
-		return base64.RawURLEncoding.EncodeToString([]byte("u1|" + c.UpdatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID.String()))
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte("v1|" + c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID.String()))
-}
-
-func decodeCursor(s string) (store.Cursor, bool) {
-	if len(s) > 200 {
-		return store.Cursor{}, false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return store.Cursor{}, false
-	}
-	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || (parts[0] != "v1" && parts[0] != "u1") {
-		return store.Cursor{}, false
-	}
-	at, err := time.Parse(time.RFC3339Nano, parts[1])
-	if err != nil {
-		return store.Cursor{}, false
-	}
-	id, err := uuid.Parse(parts[2])
-	if err != nil {
-		return store.Cursor{}, false
-	}
-	if parts[0] == "u1" {
-		return store.Cursor{UpdatedAt: &at, ID: id}, true
-	}
-	return store.Cursor{CreatedAt: at, ID: id}, true
-}
 
 // GET /v1/tasks/{id}
 func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
@@ -454,7 +428,7 @@ func (s *server) getStep(w http.ResponseWriter, r *http.Request) {
 	id, err := taskID(r)
 	var name string
 	if err == nil {
-		name, err = stepName(r)
+		name, err = readStepName(r)
 	}
 	var fields fieldSet
 	if err == nil {
@@ -550,7 +524,7 @@ func (s *server) taskGraph(w http.ResponseWriter, r *http.Request) {
 	if format == "" {
 		format = "json"
 	}
-	if !contains([]string{"json", "mermaid", "dot", "svg"}, format) {
+	if !slices.Contains([]string{"json", "mermaid", "dot", "svg"}, format) {
 		s.fail(w, r, badParam("format", "format must be one of json, mermaid, dot, svg"))
 		return
 	}

@@ -89,6 +89,7 @@ func stepView(s store.StepView) Step {
 		StartedAt: tsp(s.StartedAt), CompletedAt: tsp(s.CompletedAt),
 		WaitingUntil: tsp(s.WaitingUntil), WaitKind: s.WaitKind,
 		TriggerRule: s.TriggerRule, When: nonEmpty(s.When), SkipReason: nonEmpty(s.SkipReason),
+		BlockedReason: s.BlockedReason,
 	}
 	if s.MapCounts != nil {
 		m := &wire.MapSummary{Counts: s.MapCounts}

@@ -180,6 +180,15 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 		if st.Concurrency > 0 {
 			ns.ConcurrencyKey = tpl.Namespace + "/" + tpl.Name + "/" + st.Name
 			ns.ConcurrencyLimit = st.Concurrency
+			if st.ConcurrencyKey != "" {
+				// One key per step identity and value, so the in-flight
+				// index counts it (docs/architecture.md, "Flow control").
+				v, err := st.ResolveConcurrencyKey(req.Context)
+				if err != nil {
+					return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: "", Message: err.Error()}}}
+				}
+				ns.ConcurrencyKey += store.ConcurrencyKeySep + v
+			}
 		}
 		nt.Steps = append(nt.Steps, ns)
 	}

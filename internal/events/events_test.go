@@ -354,3 +354,39 @@ func TestMetricsInFlightLimit(t *testing.T) {
 		}
 	}
 }
+
+// Map instances ("<step>[<i>]") count by final outcome; the map step
+// itself and retried attempts do not (docs/control-flow.md, "Map").
+func TestMetricsMapInstances(t *testing.T) {
+	t.Parallel()
+	reg := telemetry.NewRegistry()
+	m := events.NewMetrics(reg)
+	ev := func(name engine.EventName, step string) engine.Event {
+		return engine.Event{Name: name, Step: step, StepID: uuid.New(), Attempt: 1}
+	}
+	m.Publish(context.Background(), []engine.Event{
+		ev(engine.StepCompleted, "convert[0]"),
+		ev(engine.StepCompleted, "convert[11]"),
+		ev(engine.StepRetryScheduled, "convert[2]"),
+		ev(engine.StepFailed, "convert[2]"),
+		ev(engine.StepRetriesExhausted, "convert[3]"),
+		ev(engine.StepCancelled, "convert[4]"),
+		ev(engine.StepCompleted, "convert"),   // the map step itself
+		ev(engine.StepCompleted, "summarise"), // a plain step
+		ev(engine.StepCompleted, "odd[x]"),    // not an instance name
+		ev(engine.StepCancelled, "list_files"),
+	})
+	var b bytes.Buffer
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tasker_map_instances_total{outcome="completed"} 2`,
+		`tasker_map_instances_total{outcome="failed"} 2`,
+		`tasker_map_instances_total{outcome="cancelled"} 1`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, b.String())
+		}
+	}
+}

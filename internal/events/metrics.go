@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ const (
 	MetricInFlightReason   = "tasker_in_flight_limit_reason"
 	MetricStepsSkipped     = "tasker_steps_skipped_total"
 	MetricSchedulesFired   = "tasker_schedules_fired_total"
+	MetricMapInstances     = "tasker_map_instances_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -47,6 +49,9 @@ const maxTracked = 100_000
 //   - steps in flight (claimed without a result yet);
 //   - steps skipped, by cause: condition (its when was false) or
 //     trigger_rule (its trigger rule cannot hold);
+//   - map instances finished, by outcome (completed, failed, cancelled;
+//     docs/control-flow.md, "Map"): their attempts also count above,
+//     under the map step's handler;
 //   - the adaptive in-flight limit and its reason.
 //
 // Durations and in-flight steps are measured between the events one
@@ -58,6 +63,7 @@ type Metrics struct {
 	attempts, dispatchFailures *telemetry.Counter
 	skipped                    *telemetry.Counter
 	fired                      *telemetry.Counter
+	mapInstances               *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -98,7 +104,9 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		inFlight: reg.NewGauge(MetricStepsInFlight, "Step attempts claimed and not yet finished."),
 		skipped:  reg.NewCounter(MetricStepsSkipped, "Steps skipped without running, by cause (condition or trigger_rule).", "cause"),
 		fired:    reg.NewCounter(MetricSchedulesFired, "Schedule fire times that started a task.", "namespace", "workflow"),
-		limit:    reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
+		mapInstances: reg.NewCounter(MetricMapInstances,
+			"Map step instances finished, by outcome (completed, failed or cancelled).", "outcome"),
+		limit: reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
 		limitReason: reg.NewGauge(MetricInFlightReason,
 			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
 		started: map[attemptKey]dispatched{},
@@ -140,9 +148,19 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 				m.duration.Observe(max(0, e.Time.Sub(d.at).Seconds()), handler)
 			}
 			m.attempts.Inc(handler, outcome(e.Name))
+			if e.Name != engine.StepRetryScheduled && isMapInstance(e.Step) {
+				o := "failed"
+				if e.Name == engine.StepCompleted {
+					o = "completed"
+				}
+				m.mapInstances.Inc(o)
+			}
 		case engine.StepCancelled, engine.StepWaiting:
 			// A waiting step is no longer in flight.
 			m.finish(e, true)
+			if e.Name == engine.StepCancelled && isMapInstance(e.Step) {
+				m.mapInstances.Inc("cancelled")
+			}
 		case engine.StepSkipped:
 			// A condition is evaluated on a claim (from in_progress); a
 			// trigger rule skips a pending step. A claimed step skipped is
@@ -233,4 +251,19 @@ func outcome(n engine.EventName) string {
 	default:
 		return "retries_exhausted"
 	}
+}
+
+// isMapInstance reports whether step names an instance of a map step:
+// "<step>[<index>]" (step names themselves cannot hold brackets).
+func isMapInstance(step string) bool {
+	base, idx, ok := strings.Cut(step, "[")
+	if !ok || base == "" || len(idx) < 2 || !strings.HasSuffix(idx, "]") {
+		return false
+	}
+	for _, c := range idx[:len(idx)-1] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

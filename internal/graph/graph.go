@@ -281,7 +281,8 @@ func (n Node) detail() string {
 	return s
 }
 
-// mapCounts summarises a map step's instances: "3/5 complete, 2 in progress".
+// mapCounts summarises a map step's instances: "map 3/5 complete, 2 in
+// progress" (the word says the node stands for many instances).
 func mapCounts(c map[string]int) string {
 	total := 0
 	states := make([]string, 0, len(c))
@@ -292,7 +293,7 @@ func mapCounts(c map[string]int) string {
 		}
 	}
 	slices.Sort(states)
-	s := strconv.Itoa(c[string(domain.StepComplete)]) + "/" + strconv.Itoa(total) + " complete"
+	s := "map " + strconv.Itoa(c[string(domain.StepComplete)]) + "/" + strconv.Itoa(total) + " complete"
 	for _, st := range states {
 		s += ", " + strconv.Itoa(c[st]) + " " + strings.ReplaceAll(st, "_", " ")
 	}

@@ -142,13 +142,28 @@ func TestMapNodeDetail(t *testing.T) {
 		{graph.Step{Name: "convert", Handler: "data.convert_file", Map: true}, "data.convert_file · map"},
 		{graph.Step{Name: "convert", State: "waiting", Attempts: 1, MaxAttempts: 3, Map: true,
 			MapCounts: map[string]int{"complete": 3, "in_progress": 2, "pending": 5}},
-			"waiting · 3/10 complete, 2 in progress, 5 pending"},
+			"waiting · map 3/10 complete, 2 in progress, 5 pending"},
 	}
 	for _, tc := range cases {
-		g := graph.New("t", []graph.Step{tc.step})
-		if got := g.Mermaid(); !strings.Contains(got, tc.want) {
-			t.Errorf("mermaid = %s, want a label with %q", got, tc.want)
+		g := graph.New("t", []graph.Step{tc.step, {Name: "plain", State: tc.step.State}})
+		if got := g.Mermaid(); !strings.Contains(got, `[["convert<br/>`+tc.want+`"]]`) || !strings.Contains(got, `["plain`) {
+			t.Errorf("mermaid = %s, want a stacked node labelled %q", got, tc.want)
 		}
+		if got := g.DOT(); !strings.Contains(got, tc.want) || strings.Count(got, "shape=box3d") != 1 {
+			t.Errorf("dot = %s, want one box3d node labelled %q", got, tc.want)
+		}
+		// The SVG draws a stack behind the map node; a task graph's legend
+		// says what the stack means.
+		svg := g.SVG()
+		if strings.Count(svg, `class="map-stack"`) != 1 {
+			t.Errorf("svg: want one map stack:\n%s", svg)
+		}
+		if legend := strings.Contains(svg, "map step: one node for its instances"); legend != (tc.step.State != "") {
+			t.Errorf("svg legend mentions map: %v, want %v", legend, tc.step.State != "")
+		}
+	}
+	if svg := graph.New("t", []graph.Step{{Name: "a", State: "complete"}}).SVG(); strings.Contains(svg, "map") {
+		t.Errorf("a graph without map steps mentions map:\n%s", svg)
 	}
 }
 

@@ -94,6 +94,15 @@ func (g *Graph) SVG() string {
 			legend = append(legend, legendItem{state: st, x: x, y: y})
 			x += iw
 		}
+		if g.hasMap() {
+			n := len(mapLegend)
+			iw := 14 + 6 + int(float64(n)*svgDetailCW) + 18
+			if x+iw > width-svgMargin && x > svgMargin {
+				x, y = svgMargin, y+svgLegendH
+				legendRows++
+			}
+			legend = append(legend, legendItem{state: mapLegendItem, x: x, y: y})
+		}
 	}
 	height := top + graphH + svgMargin
 	if legendRows > 0 {
@@ -176,6 +185,12 @@ func (g *Graph) SVG() string {
 		if s.Dashed {
 			dash = ` stroke-dasharray="5 3"`
 		}
+		if n.Map {
+			// A map step is one node for all its instances: a card
+			// behind it draws a stack.
+			fmt.Fprintf(&b, `<rect class="map-stack" x="%d" y="%d" width="%d" height="%d" rx="8" ry="8" fill="%s" stroke="%s" stroke-width="1.5"%s/>`,
+				p.x+4, p.y-4, w, svgNodeH, s.Fill, s.Stroke, dash)
+		}
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" rx="8" ry="8" fill="%s" stroke="%s" stroke-width="1.5"%s/>`,
 			p.x, p.y, w, svgNodeH, s.Fill, s.Stroke, dash)
 		b.WriteString(kindIcon(kind, p.x+6, p.y+6, s.Stroke))
@@ -192,6 +207,12 @@ func (g *Graph) SVG() string {
 		ly := top + graphH + svgLegendGap
 		b.WriteString(`<g font-size="11" fill="#374151">` + "\n")
 		for _, it := range legend {
+			if it.state == mapLegendItem {
+				fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" rx="3" fill="#fff" stroke="#6b7280"/>`, it.x+3, ly+it.y-1)
+				fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" rx="3" fill="#fff" stroke="#6b7280"/>`, it.x, ly+it.y+2)
+				fmt.Fprintf(&b, `<text class="legend-map" x="%d" y="%d">%s</text>`+"\n", it.x+20, ly+it.y+11, esc(mapLegend))
+				continue
+			}
 			s := StyleOf(it.state)
 			dash := ""
 			if s.Dashed {
@@ -205,6 +226,22 @@ func (g *Graph) SVG() string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// The legend's word on map steps (docs/control-flow.md, "Map").
+const (
+	mapLegendItem = "\x00map" // not a state
+	mapLegend     = "map step: one node for its instances"
+)
+
+// hasMap reports whether any node is a map step.
+func (g *Graph) hasMap() bool {
+	for _, n := range g.Nodes {
+		if n.Map {
+			return true
+		}
+	}
+	return false
 }
 
 // kindIcon draws the 12×12 badge of a wait (a clock) or callback (an

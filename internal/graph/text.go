@@ -22,12 +22,15 @@ func (g *Graph) Mermaid() string {
 		if d := n.detail(); d != "" {
 			label += "<br/>" + mermaidText(d)
 		}
-		// Shapes by kind: a stadium for a timer, a hexagon for a callback.
+		// Shapes by kind: a stadium for a timer, a hexagon for a callback,
+		// a double-edged box for a map step (one node for its instances).
 		open, close := "[", "]"
-		switch KindOf(n.Handler) {
-		case KindWait:
+		switch {
+		case n.Map:
+			open, close = "[[", "]]"
+		case KindOf(n.Handler) == KindWait:
 			open, close = "([", "])"
-		case KindCallback:
+		case KindOf(n.Handler) == KindCallback:
 			open, close = "{{", "}}"
 		}
 		fmt.Fprintf(&b, "    s%d%s\"%s\"%s\n", i, open, label, close)
@@ -98,11 +101,14 @@ func (g *Graph) DOT() string {
 		}
 		fmt.Fprintf(&b, "    %s [label=%s, fillcolor=%s, color=%s, fontcolor=%s, style=%s",
 			dotQuote(n.Name), dotQuote(label), dotQuote(s.Fill), dotQuote(s.Stroke), dotQuote(s.Text), dotQuote(style))
-		// Shapes by kind: a doubled box for a timer, a hexagon for a callback.
-		switch KindOf(n.Handler) {
-		case KindWait:
+		// Shapes by kind: a doubled box for a timer, a hexagon for a callback,
+		// a 3-D box (a stack) for a map step.
+		switch {
+		case n.Map:
+			b.WriteString(", shape=box3d")
+		case KindOf(n.Handler) == KindWait:
 			b.WriteString(", peripheries=2")
-		case KindCallback:
+		case KindOf(n.Handler) == KindCallback:
 			b.WriteString(", shape=hexagon")
 		}
 		if n.State != "" || n.When != "" || n.TriggerRule != "" {

@@ -3,11 +3,10 @@ package graphql
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -114,7 +113,7 @@ func (r *queryResolver) Tasks(ctx context.Context, namespace, name *string, stat
 		*p.to = *p.v
 	}
 	for _, s := range status {
-		if !containsStr(f.Statuses, string(s)) {
+		if !slices.Contains(f.Statuses, string(s)) {
 			f.Statuses = append(f.Statuses, string(s))
 		}
 	}
@@ -125,7 +124,7 @@ func (r *queryResolver) Tasks(ctx context.Context, namespace, name *string, stat
 		f.Limit = *limit
 	}
 	if cursor != nil {
-		c, ok := decodeCursor(*cursor)
+		c, ok := store.ParseCursor(*cursor)
 		if !ok {
 			return nil, coded(CodeInvalidParameter, "cursor: not one this API returned")
 		}
@@ -140,7 +139,7 @@ func (r *queryResolver) Tasks(ctx context.Context, namespace, name *string, stat
 		page.Tasks[i] = *taskOf(t)
 	}
 	if next != nil {
-		c := encodeCursor(*next)
+		c := next.Encode()
 		page.NextCursor = &c
 	}
 	return page, nil
@@ -166,44 +165,6 @@ func selectsIn(opCtx *graphql.OperationContext, set ast.SelectionSet, path []str
 		}
 	}
 	return false
-}
-
-func containsStr(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// Cursors are those of GET /v1/tasks, so a page can be continued by
-// either API: base64url of "v1|<created_at>|<id>".
-func encodeCursor(c store.Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("v1|" + c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID.String()))
-}
-
-func decodeCursor(s string) (store.Cursor, bool) {
-	if len(s) > 200 {
-		return store.Cursor{}, false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return store.Cursor{}, false
-	}
-	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || parts[0] != "v1" {
-		return store.Cursor{}, false
-	}
-	at, err := time.Parse(time.RFC3339Nano, parts[1])
-	if err != nil {
-		return store.Cursor{}, false
-	}
-	id, err := uuid.Parse(parts[2])
-	if err != nil {
-		return store.Cursor{}, false
-	}
-	return store.Cursor{CreatedAt: at, ID: id}, true
 }
 
 func (r *queryResolver) Step(ctx context.Context, taskID, name string) (*StepDetail, error) {

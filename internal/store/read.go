@@ -79,6 +79,10 @@ type StepView struct {
 	// MapCounts is, for a map step that ran, its instances by state
 	// (docs/architecture.md, "Map"); nil otherwise.
 	MapCounts map[string]int
+	// BlockedReason says why a pending step whose parents are done is not
+	// running, computed on read ("" when nothing holds it back):
+	// docs/control-flow.md, "Flow control".
+	BlockedReason string
 }
 
 // TransitionView is one recorded state change of a step.
@@ -119,6 +123,8 @@ func stepView(r dbgen.ReadStepRow) StepView {
 	if len(r.MapCounts) > 0 {
 		_ = json.Unmarshal(r.MapCounts, &v.MapCounts) // an object of counts, built by the query
 	}
+	// sqlc cannot type a CASE of a lateral join: text or NULL.
+	v.BlockedReason, _ = r.BlockedReason.(string)
 	return v
 }
 

@@ -78,15 +78,17 @@ type NewTask struct {
 
 // NewStep is one step of a NewTask.
 type NewStep struct {
-	ID               uuid.UUID
-	Name             string
-	Handler          string
-	Config           json.RawMessage
-	RetryLimit       int
-	BackoffBase      time.Duration
-	MaxBackoff       time.Duration
-	Jitter           float64
-	TimeoutSeconds   int
+	ID             uuid.UUID
+	Name           string
+	Handler        string
+	Config         json.RawMessage
+	RetryLimit     int
+	BackoffBase    time.Duration
+	MaxBackoff     time.Duration
+	Jitter         float64
+	TimeoutSeconds int
+	// ConcurrencyKey is the step's identity ("namespace/name/step"), for a
+	// keyed cap followed by ConcurrencyKeySep and the resolved key value.
 	ConcurrencyKey   string
 	ConcurrencyLimit int
 	DependsOn        []string
@@ -521,3 +523,8 @@ func (s *Store) StepResults(ctx context.Context, refs []StepRef) (map[StepRef]js
 	}
 	return out, nil
 }
+
+// ConcurrencyKeySep separates a step's identity from the value of its
+// concurrency key in tasker_steps.concurrency_key; reads show the part after
+// it as the key (ReadTaskSteps' blocked_reason).
+const ConcurrencyKeySep = "\x1f"

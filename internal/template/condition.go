@@ -70,27 +70,37 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	)
 })
 
-// CompileCondition parses and type-checks a `when` expression. An
-// expression CEL can tell is not boolean (e.g. `1 + 2`) is refused; one of
-// dynamic type (e.g. `context.flag`) is checked when it is evaluated.
-func CompileCondition(expr string) (*Condition, error) {
+// compileCEL parses and type-checks expr in the environment of conditions
+// and maps (context and results); what names the field in errors.
+func compileCEL(expr, what string) (*cel.Env, *cel.Ast, error) {
 	if strings.TrimSpace(expr) == "" {
-		return nil, errors.New("empty expression")
+		return nil, nil, errors.New("empty expression")
 	}
 	if len(expr) > MaxConditionBytes {
-		return nil, fmt.Errorf("expression is %d bytes, over the limit of %d", len(expr), MaxConditionBytes)
+		return nil, nil, fmt.Errorf("expression is %d bytes, over the limit of %d", len(expr), MaxConditionBytes)
 	}
 	env, err := celEnv()
 	if err != nil {
-		return nil, fmt.Errorf("CEL environment: %w", err)
+		return nil, nil, fmt.Errorf("CEL environment: %w", err)
 	}
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
 		msg := oneLine(iss.Err().Error())
 		if strings.Contains(msg, "undeclared reference") {
-			msg += " (a when expression sees only context and results)"
+			msg += " (a " + what + " expression sees only context and results)"
 		}
-		return nil, fmt.Errorf("invalid CEL: %s", msg)
+		return nil, nil, fmt.Errorf("invalid CEL: %s", msg)
+	}
+	return env, ast, nil
+}
+
+// CompileCondition parses and type-checks a `when` expression. An
+// expression CEL can tell is not boolean (e.g. `1 + 2`) is refused; one of
+// dynamic type (e.g. `context.flag`) is checked when it is evaluated.
+func CompileCondition(expr string) (*Condition, error) {
+	env, ast, err := compileCEL(expr, "when")
+	if err != nil {
+		return nil, err
 	}
 	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
 		return nil, fmt.Errorf("must be a boolean expression, but %q is of type %s", expr, t)

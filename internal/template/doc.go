@@ -18,6 +18,7 @@
 //	    retry: {max_attempts: 3, backoff_base_seconds: 1, max_backoff_seconds: 300, jitter: 0.1}
 //	    timeout_seconds: 60           # 1..900, default 300
 //	    concurrency: 10               # cap on in-flight runs across tasks; 0 = unlimited
+//	    # or concurrency: {limit: 2, key: "${context.customer_id}"}: a cap per key value
 //	    skippable: false
 //	    when: "context.amount > 0"   # CEL over context and the parents' results; false skips the step
 //	    trigger_rule: all_success     # or all_done (a finally), one_failed (a catch, a compensation)

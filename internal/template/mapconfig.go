@@ -54,23 +54,9 @@ var ErrMap = errors.New("map")
 // CompileMapOver compiles a map's `over` expression with the environment of
 // conditions; an expression CEL can tell is not a list is refused.
 func CompileMapOver(expr string) (*Map, error) {
-	if strings.TrimSpace(expr) == "" {
-		return nil, errors.New("empty expression")
-	}
-	if len(expr) > MaxConditionBytes {
-		return nil, fmt.Errorf("expression is %d bytes, over the limit of %d", len(expr), MaxConditionBytes)
-	}
-	env, err := celEnv()
+	env, ast, err := compileCEL(expr, "map")
 	if err != nil {
-		return nil, fmt.Errorf("CEL environment: %w", err)
-	}
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		msg := oneLine(iss.Err().Error())
-		if strings.Contains(msg, "undeclared reference") {
-			msg += " (a map expression sees only context and results)"
-		}
-		return nil, fmt.Errorf("invalid CEL: %s", msg)
+		return nil, err
 	}
 	if t := ast.OutputType(); t.Kind() != types.ListKind && !t.IsExactType(types.DynType) {
 		return nil, fmt.Errorf("must be a list expression, but %q is of type %s", expr, t)

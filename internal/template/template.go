@@ -72,6 +72,10 @@ type Step struct {
 	Retry          RetryPolicy
 	TimeoutSeconds int // default 300, at most 900
 	Concurrency    int // cap on in-flight runs of this step across tasks; 0 = unlimited
+	// ConcurrencyKey, from `concurrency: {limit, key}`, makes Concurrency a
+	// cap per key value: a string of ${context.path} placeholders resolved
+	// when a task is created (ResolveConcurrencyKey); "" = one cap for all.
+	ConcurrencyKey string
 	Skippable      bool
 	// When, if set, must be true for the step to run; false skips it
 	// (field `when`, compiled at load: condition.go).

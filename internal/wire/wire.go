@@ -68,6 +68,9 @@ type Step struct {
 	TriggerRule string  `json:"trigger_rule"`
 	When        *string `json:"when"`
 	SkipReason  *string `json:"skip_reason"`
+	// BlockedReason says why a pending step whose parents are done is not
+	// running yet (docs/control-flow.md, "Flow control"); "" otherwise.
+	BlockedReason string `json:"blocked_reason,omitempty"`
 	// Map is set for a map step that ran: its instances (named
 	// "<step>[<index>]", read one with the step route) by state.
 	Map *MapSummary `json:"map,omitempty"`

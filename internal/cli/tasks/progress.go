@@ -63,7 +63,7 @@ func (p *progress) update(t wire.Task) {
 	done := p.done
 	p.done = 0
 	for _, s := range t.Steps {
-		key := s.Status + "/" + strconv.Itoa(s.Attempts)
+		key := s.Status + "/" + strconv.Itoa(s.Attempts) + mapKey(s.Map)
 		prev := p.seen[s.Name]
 		if prev == key {
 			continue
@@ -178,7 +178,11 @@ func stepLine(s wire.Step, padded bool, width int) string {
 		status = fmt.Sprintf("%-17s", s.Status)
 	}
 	parts := []string{stepSymbol(s.Status) + " " + name, status}
-	if s.Attempts > 0 {
+	if s.Map != nil {
+		// One line for all instances: counts by state instead of the map
+		// step's own attempts.
+		parts = append(parts, mapText(s.Map))
+	} else if s.Attempts > 0 {
 		parts = append(parts, fmt.Sprintf("attempt %d/%d", s.Attempts, s.MaxAttempts))
 	}
 	if d := stepDuration(s); d != "" {

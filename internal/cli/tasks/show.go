@@ -107,6 +107,13 @@ func printTask(w io.Writer, t wire.Task) {
 // stepNote is the last column of a step row: what a waiting step waits
 // for, why a skipped one was skipped, else the last error.
 func stepNote(s wire.Step, now time.Time) string {
+	if s.Map != nil {
+		note := mapText(s.Map)
+		if e := errorText(s.LastError); e != "" && domain.StepState(s.Status) == domain.StepError {
+			note += "; " + e
+		}
+		return truncate(note, 160)
+	}
 	switch domain.StepState(s.Status) {
 	case domain.StepWaiting:
 		return waitText(s, now)

@@ -97,3 +97,59 @@ func TestProgressControlFlow(t *testing.T) {
 		}
 	}
 }
+
+// A map step is one line with its instances counted by state, in --watch
+// (plain and terminal) and in show (docs/control-flow.md, "Map").
+func TestMapStepLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		m    *wire.MapSummary
+		want string
+	}{
+		{"running", &wire.MapSummary{Items: 100, Counts: map[string]int{"complete": 37, "in_progress": 10, "error": 2, "pending": 51}},
+			"map 37/100 complete, 10 in progress, 51 pending, 2 failed"},
+		{"done", &wire.MapSummary{Items: 3, Counts: map[string]int{"complete": 3}}, "map 3/3 complete"},
+		{"retrying", &wire.MapSummary{Items: 2, Counts: map[string]int{"waiting_for_retry": 1, "complete": 1}}, "map 1/2 complete, 1 retrying"},
+		{"new state", &wire.MapSummary{Items: 1, Counts: map[string]int{"paused_here": 1}}, "map 0/1 complete, 1 paused here"},
+		{"empty list", &wire.MapSummary{Items: 0, Counts: map[string]int{}}, "map 0/0 complete"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := mapText(tc.m); got != tc.want {
+				t.Errorf("mapText = %q, want %q", got, tc.want)
+			}
+			line := stepLine(wire.Step{Name: "process", Status: "in_progress", Attempts: 1, MaxAttempts: 1, Map: tc.m}, false, 0)
+			if !strings.Contains(line, "▶ process  in_progress  "+tc.want) || strings.Contains(line, "attempt") {
+				t.Errorf("stepLine = %q", line)
+			}
+		})
+	}
+
+	// Plain --watch prints a new line whenever the counts move, though
+	// the map step's own state stays in_progress.
+	var b bytes.Buffer
+	p := &progress{w: &b, seen: map[string]string{}, start: time.Now()}
+	step := func(done, running int) wire.Task {
+		return wire.Task{ID: "t1", Status: "in_progress", Steps: []wire.Step{{Name: "process", Status: "in_progress", Attempts: 1, MaxAttempts: 1,
+			Map: &wire.MapSummary{Items: 4, Counts: map[string]int{"complete": done, "in_progress": running}}}}}
+	}
+	p.update(step(0, 4))
+	p.update(step(0, 4))
+	p.update(step(3, 1))
+	out := b.String()
+	if n := strings.Count(out, "process"); n != 2 || !strings.Contains(out, "map 0/4 complete, 4 in progress") ||
+		!strings.Contains(out, "map 3/4 complete, 1 in progress") {
+		t.Errorf("plain output (%d lines of process):\n%s", n, out)
+	}
+
+	// show: the note column carries the counts.
+	var s bytes.Buffer
+	printTask(&s, wire.Task{ID: "t1", Status: "error", Steps: []wire.Step{{Name: "process", Status: "error", Attempts: 1, MaxAttempts: 1,
+		LastError: json.RawMessage(`{"message":"2 instances failed"}`),
+		Map:       &wire.MapSummary{Items: 5, Counts: map[string]int{"complete": 3, "error": 2}}}}})
+	if !strings.Contains(s.String(), "map 3/5 complete, 2 failed; 2 instances failed") {
+		t.Errorf("show:\n%s", s.String())
+	}
+}

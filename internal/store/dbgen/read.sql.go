@@ -138,7 +138,7 @@ const ReadStep = `-- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
-       m.map_counts
+       m.map_counts, b.blocked_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -150,6 +150,16 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(c.state, c.n) AS map_counts
     FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
 ) m ON true
+LEFT JOIN LATERAL (
+    SELECT CASE WHEN s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM tasker_step_edges e2 JOIN tasker_steps p2 ON p2.id = e2.from_step_id
+                      WHERE e2.to_step_id = s.id AND p2.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
+      AND (SELECT count(*) FROM (SELECT 1 FROM tasker_steps x
+                                 WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
+                                 LIMIT s.concurrency_limit) y) >= s.concurrency_limit
+    THEN format('concurrency limit %s for key %s reached', s.concurrency_limit,
+                coalesce(nullif(split_part(s.concurrency_key, E'\x1f', 2), ''), s.concurrency_key))::text END AS blocked_reason
+) b ON true
 WHERE s.task_id = $1::uuid AND s.name = $2::text
 `
 
@@ -180,10 +190,15 @@ type ReadStepRow struct {
 	SkipKind       *string
 	SkipReason     *string
 	MapCounts      json.RawMessage
+	BlockedReason  interface{}
 }
 
 // A map step's instances by state (docs/architecture.md, "Map"); NULL for
 // other steps, and before the map step ran.
+// Why a ready step is not running (docs/control-flow.md, "Flow control"):
+// its concurrency key's slots are all taken. Only for a pending step with a
+// key and no unfinished parent; the count stops at the limit and uses
+// tasker_steps_in_flight_key.
 func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (ReadStepRow, error) {
 	row := db.QueryRow(ctx, ReadStep, arg.TaskID, arg.Name)
 	var i ReadStepRow
@@ -209,6 +224,7 @@ func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (Re
 		&i.SkipKind,
 		&i.SkipReason,
 		&i.MapCounts,
+		&i.BlockedReason,
 	)
 	return i, err
 }
@@ -399,7 +415,7 @@ const ReadTaskSteps = `-- name: ReadTaskSteps :many
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
-       m.map_counts
+       m.map_counts, b.blocked_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -411,6 +427,16 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(c.state, c.n) AS map_counts
     FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
 ) m ON true
+LEFT JOIN LATERAL (
+    SELECT CASE WHEN s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM tasker_step_edges e2 JOIN tasker_steps p2 ON p2.id = e2.from_step_id
+                      WHERE e2.to_step_id = s.id AND p2.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
+      AND (SELECT count(*) FROM (SELECT 1 FROM tasker_steps x
+                                 WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
+                                 LIMIT s.concurrency_limit) y) >= s.concurrency_limit
+    THEN format('concurrency limit %s for key %s reached', s.concurrency_limit,
+                coalesce(nullif(split_part(s.concurrency_key, E'\x1f', 2), ''), s.concurrency_key))::text END AS blocked_reason
+) b ON true
 WHERE s.task_id = $1::uuid AND s.map_parent_id IS NULL
 ORDER BY s.position
 `
@@ -437,12 +463,17 @@ type ReadTaskStepsRow struct {
 	SkipKind       *string
 	SkipReason     *string
 	MapCounts      json.RawMessage
+	BlockedReason  interface{}
 }
 
 // Parents come from the materialised edges (primary key (to_step_id, ...)),
 // in template order.
 // A map step's instances by state (docs/architecture.md, "Map"); NULL for
 // other steps, and before the map step ran.
+// Why a ready step is not running (docs/control-flow.md, "Flow control"):
+// its concurrency key's slots are all taken. Only for a pending step with a
+// key and no unfinished parent; the count stops at the limit and uses
+// tasker_steps_in_flight_key.
 // A map step's instances are shown as its counts (ReadStep reads one).
 func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) ([]ReadTaskStepsRow, error) {
 	rows, err := db.Query(ctx, ReadTaskSteps, taskID)
@@ -475,6 +506,7 @@ func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) 
 			&i.SkipKind,
 			&i.SkipReason,
 			&i.MapCounts,
+			&i.BlockedReason,
 		); err != nil {
 			return nil, err
 		}

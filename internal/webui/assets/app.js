@@ -146,9 +146,97 @@ function waitText(st) {
 
 // note is the graph tooltip's word on a waiting or skipped step.
 function note(st) {
+  if (st.map) return `map: ${mapText(st.map)}`;
   if (st.status === 'waiting') return waitText(st);
   if (st.status === 'skipped' && st.skip_reason) return `skipped: ${st.skip_reason}`;
   return '';
+}
+
+// ------------------------------------------------------------------- maps
+// (docs/control-flow.md, "Map")
+
+// A map step is listed once, with its instances counted by state
+// (step.map); its instances ("<step>[<i>]") are read one by one from the
+// step route, MAP_PAGE per click and at most MAP_CAP in all.
+const MAP_PAGE = 50;
+const MAP_CAP = 200;
+const MAP_STATES = [['in_progress', 'in progress'], ['waiting_for_retry', 'retrying'], ['waiting', 'waiting'],
+  ['pending', 'pending'], ['error', 'failed'], ['cancelled', 'cancelled'], ['skipped', 'skipped'],
+  ['resolved_manually', 'resolved manually']];
+
+// mapText: "37/100 complete, 10 in progress, 2 failed".
+function mapText(m) {
+  const c = m.counts || {};
+  let out = `${c.complete || 0}/${m.items} complete`;
+  for (const [st, label] of MAP_STATES) if (c[st]) out += `, ${c[st]} ${label}`;
+  return out;
+}
+
+const instanceHref = (id, name) => `#/tasks/${enc(id)}/steps/${enc(name)}`;
+
+// mapPanel is the expandable list of one map step's instances. It
+// outlives re-renders of the steps table (its element is moved, not
+// rebuilt), so an open list stays open while a live task refreshes.
+function mapPanel(panels, name) {
+  let p = panels.get(name);
+  if (!p) {
+    p = { open: false, shown: 0, key: '', loading: null, box: h('div', { class: 'map-instances', 'data-map': name }) };
+    panels.set(name, p);
+  }
+  return p;
+}
+
+// loadInstances reads the first n instances, 10 requests at a time, and
+// lists them.
+function loadInstances(v, id, st, p, n) {
+  if (p.loading) return p.loading;
+  const want = Math.min(n, st.map.items, MAP_CAP);
+  const key = JSON.stringify(st.map);
+  if (!p.shown) p.box.replaceChildren(h('p', { class: 'muted' }, 'Loading instances…'));
+  p.loading = (async () => {
+    const rows = [];
+    for (let i = 0; i < want; i += 10) {
+      const names = [];
+      for (let j = i; j < Math.min(i + 10, want); j++) names.push(`${st.name}[${j}]`);
+      rows.push(...await Promise.all(names.map((name) => v.get(`/v1/tasks/${enc(id)}/steps/${enc(name)}`)
+        .catch((err) => ({ name, failed: err.message })))));
+      if (v.stopped) return;
+    }
+    p.shown = rows.length;
+    p.key = key;
+    p.box.replaceChildren(...instancesView(v, id, st, p, rows));
+  })().finally(() => { p.loading = null; });
+  return p.loading;
+}
+
+function instancesView(v, id, st, p, rows) {
+  const cap = Math.min(st.map.items, MAP_CAP);
+  const open = (e) => {
+    e.preventDefault();
+    const i = e.target.elements.index.value;
+    if (i !== '') location.hash = instanceHref(id, `${st.name}[${Number(i)}]`);
+  };
+  return [
+    table([['#', 'num'], ['Instance'], ['Status'], ['Attempts', 'num'], ['Duration', 'hide-sm num'], ['Last error', 'hide-sm']],
+      rows.map((r, i) => h('tr', { 'data-instance': r.name },
+        h('td', { class: 'num' }, String(i)),
+        h('td', null, h('a', { href: instanceHref(id, r.name), class: 'mono' }, r.name)),
+        h('td', null, r.failed ? h('span', { class: 'error-text' }, r.failed) : badge(r.status)),
+        h('td', { class: 'num' }, r.failed ? '—' : `${r.attempts}/${r.max_attempts}`),
+        h('td', { class: 'hide-sm num' }, r.failed ? '—' : stepDuration(r)),
+        h('td', { class: 'hide-sm error-text' }, r.failed || r.status === 'complete' ? '' : errorMessage(r.last_error)))),
+      'instances'),
+    h('div', { class: 'map-foot' },
+      h('span', { class: 'muted small map-shown' }, `${rows.length} of ${st.map.items} instances shown`,
+        st.map.items > MAP_CAP ? ` (at most ${MAP_CAP} here)` : ''),
+      rows.length < cap ? h('button', { type: 'button', class: 'small map-more',
+        onclick: () => loadInstances(v, id, st, p, rows.length + MAP_PAGE).catch(fail) },
+      `Show ${Math.min(MAP_PAGE, cap - rows.length)} more`) : null,
+      st.map.items > 0 ? h('form', { class: 'map-open', onsubmit: open },
+        h('label', null, 'Open instance # ',
+          h('input', { type: 'number', name: 'index', min: 0, max: st.map.items - 1, required: true, class: 'small' })),
+        ' ', h('button', { type: 'submit', class: 'small' }, 'Open')) : null),
+  ];
 }
 
 // tokenAllows reports whether the stored token grants permission, read
@@ -580,7 +668,9 @@ async function taskPage(v, id, stepName) {
   const stepsBox = h('div');
   const contextBox = h('div');
   const timelineBox = h('div', { id: 'timeline' });
+  const panels = new Map(); // map step name -> its instance list (mapPanel)
   let shownOnce = false;
+  let drawSteps = () => {};
 
   const load = async () => {
     const [task, step] = await Promise.all([
@@ -607,13 +697,21 @@ async function taskPage(v, id, stepName) {
     swap(head, JSON.stringify([task.status, live]), () => taskHead(v, task, live));
     swap(meta, JSON.stringify([task.updated_at, task.completed_at, task.steps.map((st) => st.status)]) + (live ? Date.now() : ''),
       () => [taskFacts(task), progress(task.steps)]);
-    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, st.waiting_until, st.skip_reason])) + stepName,
+    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, st.waiting_until, st.skip_reason, st.map])) + stepName,
       () => renderGraph(task.steps.map((st) => ({ ...st, note: note(st) })), {
         title: `${task.namespace}/${task.name}@${task.version} · ${task.id}`,
         link: (st) => `#/tasks/${enc(id)}/steps/${enc(st.name)}`,
         selected: stepName,
       }));
-    swap(stepsBox, JSON.stringify(task.steps) + (live ? Math.floor(Date.now() / 1000) : ''), () => stepsTable(id, task.steps, stepName));
+    const opened = () => JSON.stringify([...panels].filter(([, p]) => p.open).map(([n]) => n));
+    drawSteps = (force) => swap(stepsBox, JSON.stringify(task.steps) + opened() + (live ? Math.floor(Date.now() / 1000) : '') + (force ? Date.now() : ''),
+      () => stepsTable(v, id, task.steps, stepName, panels, () => drawSteps(true)));
+    drawSteps();
+    // An open instance list follows its map step's counts.
+    for (const st of task.steps) {
+      const p = st.map && panels.get(st.name);
+      if (p && p.open && p.shown && p.key !== JSON.stringify(st.map)) loadInstances(v, id, st, p, p.shown).catch(fail);
+    }
     swap(contextBox, JSON.stringify(task.context), () => jsonView(task.context));
     const trs = await timelineOf(v, id);
     swap(timelineBox, String(trs.length) + (trs.length ? trs[trs.length - 1].seq : ''), () => timeline(id, trs));
@@ -701,22 +799,33 @@ function stepDuration(st) {
   return '—';
 }
 
-function stepsTable(id, steps, selected) {
+function stepsTable(v, id, steps, selected, panels, redraw) {
+  const toggle = (st) => () => {
+    const p = mapPanel(panels, st.name);
+    p.open = !p.open;
+    if (p.open && !p.shown) loadInstances(v, id, st, p, MAP_PAGE).catch(fail);
+    redraw();
+  };
   return table(
     [['Step'], ['Status'], ['Attempts', 'num'], ['Handler', 'hide-sm'], ['Started', 'hide-md'], ['Duration', 'hide-sm num'], ['Last error', 'hide-sm']],
-    steps.map((st) => h('tr', { class: selected === st.name ? 'selected' : null, 'data-step': st.name },
+    steps.map((st) => [h('tr', { class: selected === st.name ? 'selected' : null, 'data-step': st.name },
       h('td', null, h('a', { href: `#/tasks/${enc(id)}/steps/${enc(st.name)}`, class: 'strong' }, st.name)),
       h('td', null, badge(st.status), st.next_retry_at && st.status === 'waiting_for_retry'
         ? h('span', { class: 'muted small' }, ` retry at ${new Date(st.next_retry_at).toLocaleTimeString()}`) : null,
         st.status === 'waiting' ? h('span', { class: 'muted small wait-note' }, ` ${waitText(st)}`) : null,
         st.status === 'waiting' && st.handler === 'tasker.callback' && tokenAllows('steps:complete')
           ? [' ', h('a', { href: `#/tasks/${enc(id)}/steps/${enc(st.name)}`, class: 'small decide-link' }, 'decide…')] : null,
-        st.status === 'skipped' && st.skip_reason ? h('span', { class: 'muted small skip-note' }, ` ${st.skip_reason}`) : null),
-      h('td', { class: 'num' }, `${st.attempts}/${st.max_attempts}`),
+        st.status === 'skipped' && st.skip_reason ? h('span', { class: 'muted small skip-note' }, ` ${st.skip_reason}`) : null,
+        st.map ? [h('span', { class: 'muted small map-note' }, ` map ${mapText(st.map)}`), ' ',
+          h('button', { type: 'button', class: 'small map-toggle', 'aria-expanded': String(mapPanel(panels, st.name).open),
+            onclick: toggle(st) }, mapPanel(panels, st.name).open ? 'Hide instances' : 'Instances')] : null),
+      h('td', { class: 'num' }, st.map ? '—' : `${st.attempts}/${st.max_attempts}`),
       h('td', { class: 'hide-sm mono small' }, st.handler),
       h('td', { class: 'hide-md nowrap' }, time(st.started_at)),
       h('td', { class: 'hide-sm num' }, stepDuration(st)),
-      h('td', { class: 'hide-sm error-text' }, st.status === 'complete' ? '' : errorMessage(st.last_error)))),
+      h('td', { class: 'hide-sm error-text' }, st.status === 'complete' ? '' : errorMessage(st.last_error))),
+    st.map && mapPanel(panels, st.name).open
+      ? h('tr', { class: 'map-row', 'data-map-row': st.name }, h('td', { colspan: 7 }, mapPanel(panels, st.name).box)) : null]),
     'steps');
 }
 

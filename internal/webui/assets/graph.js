@@ -112,6 +112,8 @@ function kindIcon(kind, x, y) {
 function detail(nd) {
   if (!nd.status) return nd.handler || '';
   let d = humanState(nd.status);
+  // A map step is one node for all its instances: how many are complete.
+  if (nd.map) return `${d} · map ${(nd.map.counts || {}).complete || 0}/${nd.map.items}`;
   if (nd.max_attempts > 0) d += ` · ${nd.attempts}/${nd.max_attempts}`;
   return d;
 }
