@@ -34,7 +34,7 @@ steps:
 	"corrupt.yaml": {Data: []byte(`namespace: shims
 name: corrupt
 steps:
-  - {name: gate, handler: shims.gate}
+  - {name: gate, handler: shims.gate, timeout_seconds: 300}
   - {name: py_ctx, handler: 'lambda:py-big', depends_on: [gate], retry: {max_attempts: 3}}
   - {name: node_ctx, handler: 'lambda:node-big', depends_on: [gate], retry: {max_attempts: 3}}
 `)},
@@ -156,7 +156,9 @@ func TestShimsCorruptReference(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("step %s: %v %v, never error", step, s["status"], s["last_error"])
+				gate := get(t, srv, "/v1/tasks/"+created.ID+"/steps/gate")
+				t.Fatalf("step %s: %v %v (skip reason %v), never error; gate %v %v", step, s["status"], s["last_error"],
+					s["skip_reason"], gate["status"], gate["last_error"])
 			}
 		}
 	}
