@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -122,16 +121,9 @@ func callbackProblem(err error, pointer string) error {
 // readResult reads a body that is one JSON value of any kind (a callback's
 // result), within the body limit.
 func readResult(r *http.Request) (json.RawMessage, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMediaType(ct) {
-		return nil, unsupportedMedia()
-	}
-	data, err := io.ReadAll(r.Body)
+	data, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge(mbe.Limit)
-		}
-		return nil, malformed("the request body could not be read")
+		return nil, err
 	}
 	data = bytes.TrimSpace(data)
 	switch {

@@ -16,13 +16,9 @@ import (
 	"github.com/taskerhq/tasker/internal/jsonb"
 )
 
-// readObject reads a request body that must be exactly one JSON object.
-// It is strict: a syntax error, a value that is not an object, or anything
-// after the object is a 400 malformed-request; a repeated member is a 422.
-// An empty body is an empty object when optional, else a 400. The body was
-// wrapped in http.MaxBytesReader by the route, so reading past the limit
-// fails with *http.MaxBytesError (413).
-func readObject(r *http.Request, optional bool) (*object, error) {
+// readBody reads a JSON request body: a 415 for another media type, a 413
+// past the route's http.MaxBytesReader limit, a 400 when it cannot be read.
+func readBody(r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMediaType(ct) {
 		return nil, unsupportedMedia()
 	}
@@ -33,6 +29,20 @@ func readObject(r *http.Request, optional bool) (*object, error) {
 			return nil, tooLarge(mbe.Limit)
 		}
 		return nil, malformed("the request body could not be read")
+	}
+	return data, nil
+}
+
+// readObject reads a request body that must be exactly one JSON object.
+// It is strict: a syntax error, a value that is not an object, or anything
+// after the object is a 400 malformed-request; a repeated member is a 422.
+// An empty body is an empty object when optional, else a 400. The body was
+// wrapped in http.MaxBytesReader by the route, so reading past the limit
+// fails with *http.MaxBytesError (413).
+func readObject(r *http.Request, optional bool) (*object, error) {
+	data, err := readBody(r)
+	if err != nil {
+		return nil, err
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		if optional {
