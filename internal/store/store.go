@@ -293,11 +293,22 @@ type Claim struct {
 	Map json.RawMessage
 }
 
+// Wake asks for a wake-up of a task that flow control held back
+// (docs/architecture.md, "Flow control"): a slot under its key was freed,
+// or its rate limit's next token is due at At (nil: now).
+type Wake struct {
+	TaskID uuid.UUID
+	At     *time.Time
+	// Reason names the limit: concurrency, rate_limit or task_concurrency.
+	Reason string
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition
 	Finalized []TaskChange
 	Claims    []Claim
+	Wakes     []Wake
 }
 
 // Process runs one scheduler pass as one statement (tasker_scheduler_pass)
@@ -365,6 +376,8 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				TaskID: r.TaskID, From: domain.TaskStatus(r.FromState), To: domain.TaskStatus(r.ToState), Namespace: r.Namespace, Workflow: r.Workflow,
 				CorrelationID: r.CorrelationID, TraceParent: trace,
 			})
+		case "wake":
+			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
 		default:
 			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}
