@@ -60,6 +60,7 @@ func taskView(t store.TaskView, withSteps bool) Task {
 		Context: t.Context, Initiator: t.Initiator, SourceSystem: t.SourceSystem, Reason: t.Reason, Tags: tags,
 		IdempotencyKey: t.IdempotencyKey, CorrelationID: t.CorrelationID,
 		CreatedAt: ts(t.CreatedAt), UpdatedAt: ts(t.UpdatedAt), CompletedAt: tsp(t.CompletedAt),
+		BlockedReason: t.BlockedReason,
 	}
 	if withSteps {
 		out.Steps = make([]Step, len(t.Steps))

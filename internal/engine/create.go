@@ -133,6 +133,10 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	if err := tpl.ValidateContext(req.Context); err != nil {
 		return Created{}, err
 	}
+	taskKey, err := taskConcurrencyKey(tpl, req.Context)
+	if err != nil {
+		return Created{}, err
+	}
 	var hash string
 	if req.IdempotencyKey != "" {
 		hashed := req
@@ -154,7 +158,8 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 		Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason, Tags: req.Tags,
 		IdempotencyScope: req.IdempotencyScope, IdempotencyKey: req.IdempotencyKey, RequestHash: hash,
 		CorrelationID: req.CorrelationID, Actor: req.Actor, Now: now,
-		TraceParent: telemetry.TraceParent(ctx),
+		TraceParent:    telemetry.TraceParent(ctx),
+		ConcurrencyKey: taskKey, ConcurrencyLimit: tpl.Concurrency,
 	}
 	if e.cfg.Blobs != nil && len(req.Context) > e.cfg.PayloadInlineBytes {
 		// Stored before the task row. A replay of an idempotency key
@@ -213,4 +218,25 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 	spans.annotate(events)
 	e.wake(ctx, map[uuid.UUID]time.Duration{taskID: 0}, spans)
 	return out, nil
+}
+
+// taskConcurrencyKey is the key a task of tpl counts under for the
+// template's task concurrency (docs/architecture.md, "Flow control"):
+// "namespace/name", for a keyed cap followed by ConcurrencyKeySep and the
+// value resolved from the context; "" when the template has no cap. A
+// context without the key's value is refused (a 422 naming the field), so
+// no task runs uncapped.
+func taskConcurrencyKey(tpl *template.Template, taskContext json.RawMessage) (string, error) {
+	if tpl.Concurrency <= 0 {
+		return "", nil
+	}
+	key := tpl.Namespace + "/" + tpl.Name
+	if tpl.ConcurrencyKey == "" {
+		return key, nil
+	}
+	v, err := tpl.ResolveConcurrencyKey(taskContext)
+	if err != nil {
+		return "", &template.ContextError{Violations: []template.Violation{{Pointer: "", Message: err.Error()}}}
+	}
+	return key + store.ConcurrencyKeySep + v, nil
 }

@@ -20,6 +20,7 @@ const (
 	TaskCancelled      EventName = "task.cancelled"
 	TaskRetryRequested EventName = "task.retry_requested"
 	TaskResolved       EventName = "task.resolved"
+	TaskQueued         EventName = "task.queued"
 
 	StepClaimed          EventName = "step.claimed"
 	StepDispatched       EventName = "step.dispatched"
@@ -44,6 +45,7 @@ const (
 	SweepCompleted     EventName = "scheduler.sweep_completed"
 	PassFailed         EventName = "scheduler.pass_failed"
 	ConcurrencyChanged EventName = "scheduler.concurrency_changed"
+	TasksWoken         EventName = "scheduler.tasks_woken"
 
 	WebhookDead EventName = "webhook.dead"
 )
@@ -60,6 +62,7 @@ var Catalogue = []struct {
 	{TaskCancelled, "a task was cancelled"},
 	{TaskRetryRequested, "an operator asked to retry the failed steps of a task"},
 	{TaskResolved, "a task finished with at least one step resolved by an operator"},
+	{TaskQueued, "a pending task was held back by its template's task concurrency, the first time; reason says why (the task starts when a slot frees)"},
 	{StepClaimed, "a ready step was claimed for an attempt"},
 	{StepDispatched, "a step attempt was handed to its handler"},
 	{StepDispatchFailed, "a step attempt could not be handed to its handler; the claim was undone"},
@@ -82,6 +85,7 @@ var Catalogue = []struct {
 	{SweepCompleted, "the scheduler finished a sweep"},
 	{PassFailed, "a scheduler pass failed (the database refused or was unreachable); its messages are retried"},
 	{ConcurrencyChanged, "the adaptive in-flight limit changed; data has the new limit and the reason"},
+	{TasksWoken, "a scheduler pass woke tasks whose held-back work a freed slot lets run; data {woken: count by limit}"},
 	{WebhookDead, "a webhook delivery failed its subscription's last attempt and was given up"},
 }
 

@@ -133,6 +133,13 @@ func batchEvent(msgs []InMessage, malformed int, start time.Time) Event {
 		Data: mustJSON(data)}
 }
 
+// TasksWokenData is the Data of a scheduler.tasks_woken event: the tasks a
+// pass woke because slots freed, by the limit that held their work back
+// (concurrency, task_concurrency, rate_limit).
+type TasksWokenData struct {
+	Woken map[string]int `json:"woken"`
+}
+
 // BatchData is the Data of a scheduler.batch_processed event.
 type BatchData struct {
 	Messages   int     `json:"messages"`
@@ -328,6 +335,12 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
 			Attempt: c.Attempt, From: string(c.From), To: string(domain.StepInProgress), Handler: c.Handler})
 	}
+	for _, h := range out.Held {
+		events = append(events, Event{Name: TaskQueued, Time: now, TaskID: h.TaskID, Namespace: h.Namespace,
+			Workflow: h.Workflow, CorrelationID: h.CorrelationID, From: string(domain.TaskPending),
+			To: string(domain.TaskPending), Reason: h.Reason})
+	}
+	var woken map[string]int
 	for _, w := range out.Wakes {
 		var d time.Duration
 		if w.At != nil {
@@ -336,6 +349,13 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 		if cur, ok := wakes[w.TaskID]; !ok || d < cur {
 			wakes[w.TaskID] = d
 		}
+		if woken == nil {
+			woken = map[string]int{}
+		}
+		woken[w.Reason]++
+	}
+	if woken != nil {
+		events = append(events, Event{Name: TasksWoken, Time: now, Data: mustJSON(TasksWokenData{Woken: woken})})
 	}
 	if globalCap > 0 {
 		e.wakeWaiting(taskIDs, out, wakes)
@@ -403,6 +423,8 @@ func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.Proc
 				done.Recorded = append(done.Recorded, part.Recorded...)
 				done.Finalized = append(done.Finalized, part.Finalized...)
 				done.Claims = append(done.Claims, part.Claims...) // none unless the store ignores ClaimLimit 0
+				done.Wakes = append(done.Wakes, part.Wakes...)
+				done.Held = append(done.Held, part.Held...)
 				continue
 			}
 			pe := refusal(err)
@@ -426,6 +448,8 @@ func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.Proc
 	last.Recorded = append(done.Recorded, last.Recorded...)
 	last.Finalized = append(done.Finalized, last.Finalized...)
 	last.Claims = append(done.Claims, last.Claims...)
+	last.Wakes = append(done.Wakes, last.Wakes...)
+	last.Held = append(done.Held, last.Held...)
 	return last, results, nil
 }
 

@@ -30,6 +30,11 @@ const (
 	MetricStepsSkipped     = "tasker_steps_skipped_total"
 	MetricSchedulesFired   = "tasker_schedules_fired_total"
 	MetricMapInstances     = "tasker_map_instances_total"
+	// Flow control (docs/control-flow.md, "Flow control"): work held back
+	// by a limit (label limit: task_concurrency counts tasks, once each),
+	// and tasks woken when a slot freed (label reason: the limit).
+	MetricFlowControlHeld  = "tasker_flow_control_held_total"
+	MetricFlowControlWakes = "tasker_flow_control_wakes_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -52,6 +57,8 @@ const maxTracked = 100_000
 //   - map instances finished, by outcome (completed, failed, cancelled;
 //     docs/control-flow.md, "Map"): their attempts also count above,
 //     under the map step's handler;
+//   - work held back by flow control, by limit (task_concurrency: tasks
+//     held the first time), and tasks woken when a slot freed, by reason;
 //   - the adaptive in-flight limit and its reason.
 //
 // Durations and in-flight steps are measured between the events one
@@ -64,6 +71,7 @@ type Metrics struct {
 	skipped                    *telemetry.Counter
 	fired                      *telemetry.Counter
 	mapInstances               *telemetry.Counter
+	held, wakes                *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -106,6 +114,10 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		fired:    reg.NewCounter(MetricSchedulesFired, "Schedule fire times that started a task.", "namespace", "workflow"),
 		mapInstances: reg.NewCounter(MetricMapInstances,
 			"Map step instances finished, by outcome (completed, failed or cancelled).", "outcome"),
+		held: reg.NewCounter(MetricFlowControlHeld,
+			"Work held back by flow control, by limit (task_concurrency: tasks, counted once each).", "limit"),
+		wakes: reg.NewCounter(MetricFlowControlWakes,
+			"Tasks a scheduler pass woke because a slot under their limit freed, by limit.", "reason"),
 		limit: reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
 		limitReason: reg.NewGauge(MetricInFlightReason,
 			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
@@ -171,6 +183,15 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 				m.finish(e, true)
 			}
 			m.skipped.Inc(cause)
+		case engine.TaskQueued:
+			m.held.Inc("task_concurrency")
+		case engine.TasksWoken:
+			var data engine.TasksWokenData
+			if json.Unmarshal(e.Data, &data) == nil {
+				for reason, n := range data.Woken {
+					m.wakes.Add(float64(n), reason)
+				}
+			}
 		case engine.ScheduleFired:
 			var data engine.ScheduleFiredData
 			if json.Unmarshal(e.Data, &data) == nil && data.Created {

@@ -148,7 +148,40 @@ func (s *Store) listBatch(ctx context.Context, q *listQuery, n int) ([]TaskView,
 	for _, r := range updated {
 		out = append(out, taskView(dbgen.ReadTaskRow(r)))
 	}
-	return out, nil
+	return out, s.blockedReasons(ctx, out)
+}
+
+// blockedReasons sets the BlockedReason of the pending tasks of a listed
+// page (docs/control-flow.md, "Task concurrency"): one more read, only when
+// the page holds a pending task.
+func (s *Store) blockedReasons(ctx context.Context, tasks []TaskView) error {
+	var pending []uuid.UUID
+	for _, t := range tasks {
+		if t.Status == domain.TaskPending {
+			pending = append(pending, t.ID)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	var rows []dbgen.TaskBlockedReasonsRow
+	err := s.snapshot(ctx, func(p *pipeline) {
+		p.queue(func(db dbgen.DBTX) (err error) {
+			rows, err = dbq.TaskBlockedReasons(ctx, db, pending)
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	reason := make(map[uuid.UUID]string, len(rows))
+	for _, r := range rows {
+		reason[r.TaskID] = r.Reason
+	}
+	for i := range tasks {
+		tasks[i].BlockedReason = reason[tasks[i].ID]
+	}
+	return nil
 }
 
 // TaskTransition is one row of a task's audit: a change of the task's

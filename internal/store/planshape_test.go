@@ -81,13 +81,32 @@ $$ SELECT md5(kind || '-' || n)::uuid $$`
 
 // seedSQL is run statement by statement (split on blank lines after ';').
 const seedSQL = `
-INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at, tags)
+INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at, completed_at, tags,
+                          concurrency_key, concurrency_limit)
 SELECT pg_temp.fid('task', g), 'plan', CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END, '1.0.0',
        CASE WHEN g <= $1::int THEN 'in_progress' WHEN g <= $1::int + $2::int THEN 'pending' ELSE 'complete' END,
        '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4,
        CASE WHEN g > $1::int + $2::int THEN $4::timestamptz - interval '40 days' - g * interval '1 s' END,
-       ARRAY['plan:all', 'g:' || (g % 100)]
+       ARRAY['plan:all', 'g:' || (g % 100)],
+       -- Task concurrency: 1 in 50 live tasks under key acme (limit 3,
+       -- running and pending), 1 in 50 pending ones under key fin (limit 10).
+       CASE WHEN g <= $1::int + $2::int AND g % 50 = 1 THEN 'plan/odd' || chr(31) || 'acme'
+            WHEN g > $1::int AND g <= $1::int + $2::int AND g % 50 = 2 THEN 'plan/odd' || chr(31) || 'fin' END,
+       CASE WHEN g <= $1::int + $2::int AND g % 50 = 1 THEN 3
+            WHEN g > $1::int AND g <= $1::int + $2::int AND g % 50 = 2 THEN 10 END
 FROM generate_series(1, $1::int + $2::int + $3::int) g;
+
+INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at,
+                          concurrency_key, concurrency_limit)
+SELECT pg_temp.fid('fin', k), 'plan', 'odd', '1.0.0', 'in_progress', '{}', 'corr-fin-' || k, $1::timestamptz, $1, $1,
+       'plan/odd' || chr(31) || 'fin', 10
+FROM generate_series(1, 5) k;
+
+INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
+                          backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, result, created_at, updated_at)
+SELECT pg_temp.fid('finstep', k), pg_temp.fid('fin', k), 's0', 0, 'plan.noop', '{}', 'complete', 1, 3, 3, 1000, 300000, 0, 300,
+       '{"ok":true}', $1::timestamptz, $1
+FROM generate_series(1, 5) k;
 
 INSERT INTO tasker_task_tags (tag, created_at, task_id)
 SELECT g.tag, t.created_at, t.id FROM tasker_tasks t CROSS JOIN LATERAL unnest(t.tags) AS g(tag)
@@ -108,8 +127,8 @@ SELECT pg_temp.fid('step', g * 4 + j), pg_temp.fid('task', g), 's' || j, j, 'pla
        CASE WHEN g <= $1::int AND j = 1 THEN 'plan-instance' END,
        CASE WHEN g > $1::int + $2::int OR (g <= $1::int AND j = 0) THEN '{"ok":true}'::jsonb END,
        $4, $4,
-       CASE WHEN j = 2 AND g % 10 = 0 THEN 'plan/capped' END,
-       CASE WHEN j = 2 AND g % 10 = 0 THEN 5 END,
+       CASE WHEN j = 2 AND g % 10 = 0 THEN 'plan/capped' WHEN j = 1 AND g % 500 = 1 THEN 'plan/inflight' END,
+       CASE WHEN j = 2 AND g % 10 = 0 THEN 5 WHEN j = 1 AND g % 500 = 1 THEN 100 END,
        CASE WHEN j = 2 AND g % 3 = 1 THEN 'one_failed' WHEN j = 2 AND g % 3 = 2 THEN 'all_done' ELSE 'all_success' END
 FROM generate_series(1, $1::int + $2::int + $3::int) g
 CROSS JOIN generate_series(0, 3) j
@@ -319,9 +338,19 @@ func planCases(f planFixture) map[string]planCase {
 	stepIDs, attempts, oks, perm, reasons, skips = append(stepIDs, fid("inst", 30)), append(attempts, 1),
 		append(oks, true), append(perm, false), append(reasons, "succeeded"), append(skips, false)
 	results, errs, after = append(results, json.RawMessage(`{"n":30}`)), append(errs, nil), append(after, nil)
-	// Some pending tasks too, so claims start tasks.
+	// Some pending tasks too, so claims start tasks; with the live tasks
+	// at g = 1 + k*(live/n) they hold task concurrency key acme (limit 3,
+	// full) in the big fixtures, and some step results free slots of key
+	// plan/inflight (docs/architecture.md, "Flow control").
+	var pendingBatch []uuid.UUID
 	for i := range n / 5 {
-		batch = append(batch, fid("task", f.live+1+i*(f.pending/(n/5))))
+		pendingBatch = append(pendingBatch, fid("task", f.live+1+i*(f.pending/(n/5))))
+	}
+	batch = append(batch, pendingBatch...)
+	// Tasks of key fin with nothing left to run: the pass finalizes them
+	// and wakes the oldest pending tasks of their key.
+	for k := 1; k <= 5; k++ {
+		batch = append(batch, fid("fin", k))
 	}
 	liveTask := fid("task", 7)
 	waitIDs, waitAttempts := make([]uuid.UUID, n), make([]int32, n)
@@ -429,6 +458,11 @@ func planCases(f planFixture) map[string]planCase {
 		"ReadSchedule":      {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
 		"SetSchedulePaused": {sql: dbgen.SetSchedulePaused, args: func() []any { return []any{true, nil, now, int64(1)} }},
 		"SetTraceParent":    {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
+		"SetTaskConcurrency": {sql: dbgen.SetTaskConcurrency, args: func() []any {
+			return []any{"plan/odd\x1facme", int32(3), liveTask}
+		}},
+		// Why pending tasks (key acme, full) wait: counts stop at the limit.
+		"TaskBlockedReasons": {sql: dbgen.TaskBlockedReasons, indexPlans: true, args: func() []any { return []any{pendingBatch} }},
 
 		// Reads and operator actions: the store runs them after IndexPlans
 		// (reads in a snapshot, operator actions in their transaction),

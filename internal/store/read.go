@@ -46,6 +46,10 @@ type TaskView struct {
 	ParentTaskID *uuid.UUID
 	ParentStep   string
 	Children     []ChildView
+	// BlockedReason says why a pending task is not running: its template's
+	// task concurrency holds it back (docs/control-flow.md, "Task
+	// concurrency"); "" otherwise. Computed when read.
+	BlockedReason string
 }
 
 // StepView is one step of a task as the API shows it.
@@ -162,6 +166,7 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 	var steps []dbgen.ReadTaskStepsRow
 	var parent []dbgen.ReadTaskParentRow
 	var children []dbgen.ReadTaskChildrenRow
+	var blocked []dbgen.TaskBlockedReasonsRow
 	found := false
 	err := s.snapshot(ctx, func(p *pipeline) {
 		p.queue(func(db dbgen.DBTX) (err error) {
@@ -184,6 +189,10 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 			children, err = dbq.ReadTaskChildren(ctx, db, id)
 			return err
 		})
+		p.queue(func(db dbgen.DBTX) (err error) {
+			blocked, err = dbq.TaskBlockedReasons(ctx, db, []uuid.UUID{id})
+			return err
+		})
 	})
 	if err != nil {
 		return TaskView{}, fmt.Errorf("get task: %w", err)
@@ -192,6 +201,9 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 		return TaskView{}, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
 	t := taskView(task)
+	for _, b := range blocked {
+		t.BlockedReason = b.Reason
+	}
 	t.Steps = make([]StepView, len(steps))
 	for i, st := range steps {
 		t.Steps[i] = stepView(dbgen.ReadStepRow(st))

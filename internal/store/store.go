@@ -74,6 +74,12 @@ type NewTask struct {
 	Actor       string
 	Now         time.Time
 	Steps       []NewStep
+	// ConcurrencyKey and ConcurrencyLimit cap the running tasks of the
+	// template: the key is "namespace/name", for a keyed cap followed by
+	// ConcurrencyKeySep and the resolved key value; "" = no cap
+	// (docs/architecture.md, "Flow control").
+	ConcurrencyKey   string
+	ConcurrencyLimit int
 }
 
 // NewStep is one step of a NewTask.
@@ -184,19 +190,28 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 	}
 	var r dbgen.CreateTaskRow
 	var err error
-	if t.TraceParent == "" {
+	if t.TraceParent == "" && t.ConcurrencyKey == "" {
 		r, err = dbq.CreateTask(ctx, s.pool, arg)
 	} else {
 		// One round trip and one implicit transaction; an existing task
-		// (repeated idempotency key) has another id and keeps its trace.
+		// (repeated idempotency key) has another id and keeps its trace
+		// and key.
 		var p pipeline
 		p.queue(func(db dbgen.DBTX) (err error) {
 			r, err = dbq.CreateTask(ctx, db, arg)
 			return err
 		})
-		p.queue(func(db dbgen.DBTX) error {
-			return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
-		})
+		if t.TraceParent != "" {
+			p.queue(func(db dbgen.DBTX) error {
+				return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
+			})
+		}
+		if t.ConcurrencyKey != "" {
+			p.queue(func(db dbgen.DBTX) error {
+				return dbq.SetTaskConcurrency(ctx, db, dbgen.SetTaskConcurrencyParams{
+					ConcurrencyKey: t.ConcurrencyKey, ConcurrencyLimit: int32(t.ConcurrencyLimit), ID: t.ID})
+			})
+		}
 		err = p.send(ctx, s.pool)
 	}
 	if err != nil {
@@ -303,12 +318,23 @@ type Wake struct {
 	Reason string
 }
 
+// Held is a pending task that task concurrency held back for the first
+// time (docs/architecture.md, "Flow control"); later passes that hold it
+// again do not report it.
+type Held struct {
+	TaskID                             uuid.UUID
+	Namespace, Workflow, CorrelationID string
+	TraceParent                        string
+	Reason                             string // e.g. "task concurrency limit 2 for key acme reached"
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition
 	Finalized []TaskChange
 	Claims    []Claim
 	Wakes     []Wake
+	Held      []Held
 }
 
 // Process runs one scheduler pass as one statement (tasker_scheduler_pass)
@@ -378,6 +404,9 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 			})
 		case "wake":
 			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
+		case "held":
+			out.Held = append(out.Held, Held{TaskID: r.TaskID, Namespace: r.Namespace, Workflow: r.Workflow,
+				CorrelationID: r.CorrelationID, TraceParent: deref(r.TraceParent), Reason: deref(r.Reason)})
 		default:
 			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}

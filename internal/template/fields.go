@@ -227,6 +227,7 @@ var topFields = newFieldTable[Template](
 	fieldSpec[Template]{name: "steps", aliases: []string{"step_templates"}},
 	fieldSpec[Template]{name: "triggers"},
 	fieldSpec[Template]{name: "schedules"},
+	fieldSpec[Template]{name: "concurrency"}, // flowcontrol.go
 	fieldSpec[Template]{name: "environments"},
 	fieldSpec[Template]{name: "handler_aliases"},
 	// Rails Tasker fields with no meaning in this engine.

@@ -198,6 +198,9 @@ func (p *parser) parse(data []byte) *Template {
 	if kv := given["schedules"]; kv != nil {
 		p.schedules(t, kv)
 	}
+	if kv := given["concurrency"]; kv != nil {
+		p.taskConcurrency(t, kv)
+	}
 	p.graph(t, metas)
 	p.aliases(t, given["handler_aliases"], metas)
 	p.handlers(t, metas)

@@ -39,6 +39,12 @@ type Template struct {
 	Triggers      []Trigger
 	// Schedules start a task on each fire time (schedule.go).
 	Schedules []Schedule
+	// Concurrency caps how many tasks of the template run (in_progress) at
+	// once; 0 = unlimited. With ConcurrencyKey (a string of ${context.path}
+	// placeholders, resolved when a task is created) the cap is per key
+	// value (docs/control-flow.md, "Task concurrency").
+	Concurrency    int
+	ConcurrencyKey string
 	// Source is the file the template was loaded from ("embedded:<name>" for
 	// the templates compiled into the binary).
 	Source string

@@ -36,6 +36,10 @@ type Task struct {
 	ParentTaskID *string     `json:"parent_task_id,omitempty"`
 	ParentStep   *string     `json:"parent_step,omitempty"`
 	Children     []ChildTask `json:"children,omitzero"`
+	// BlockedReason says why a pending task is not running: its template's
+	// task concurrency holds it back, e.g. "task concurrency limit 2 for
+	// key acme reached" (docs/control-flow.md, "Task concurrency").
+	BlockedReason string `json:"blocked_reason,omitempty"`
 }
 
 // ChildTask is a child task of a task's tasker.workflow step.

@@ -140,6 +140,10 @@ DECLARE
     v_front   uuid[] := '{}'; -- steps that ended since the last skip round
     v_full    uuid[];         -- live tasks without results in this pass
     v_maps    tasker_scheduler_pass_row[];
+    v_ended   uuid[] := '{}'; -- steps that left in_progress here (flow control wake-ups)
+    v_held    uuid[] := '{}'; -- pending tasks task concurrency holds back
+    v_reasons text[];
+    v_claim   uuid[];         -- v_live without v_held
 BEGIN
     SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'in_progress')),
            array_agg(l.id) FILTER (WHERE l.status = 'pending')
@@ -205,6 +209,7 @@ BEGIN
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
         RETURN QUERY SELECT * FROM unnest(v_rows);
+        v_ended := ARRAY(SELECT r.step_id FROM unnest(v_rows) r);
         v_front := ARRAY(SELECT r.step_id FROM unnest(v_rows) r WHERE r.to_state IN ('complete', 'error', 'skipped'));
         -- Map steps whose instances ended here may end too
         -- (045_map.sql); their dependents are then decided below.
@@ -219,6 +224,8 @@ BEGIN
     END IF;
 
     IF v_live IS NULL THEN
+        -- Slots freed by results of tasks that ended meanwhile.
+        RETURN QUERY SELECT * FROM tasker_flow_control_wakes(p_now, v_ended, '{}');
         RETURN;
     END IF;
 
@@ -349,8 +356,27 @@ BEGIN
                 SELECT 1 FROM tasker_steps s
                 WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
                   AND s.map_parent_id IS NULL
+                OFFSET 0) k)
+           -- Task concurrency (055_flow_control.sql).
+           OR EXISTS (
+            SELECT 1
+            FROM unnest(v_pending) AS b(id)
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM tasker_tasks t WHERE t.id = b.id AND t.concurrency_key IS NOT NULL
                 OFFSET 0) k) THEN
             PERFORM pg_advisory_xact_lock(7305417101);
+        END IF;
+        -- Under the lock, in a statement of its own (a snapshot that sees
+        -- the claims of passes that held the lock before): the pending tasks
+        -- whose task concurrency key is full claim nothing.
+        v_claim := v_live;
+        IF v_pending IS NOT NULL THEN
+            SELECT coalesce(array_agg(h.task_id), '{}'), array_agg(h.reason) INTO v_held, v_reasons
+            FROM tasker_task_concurrency_held(v_pending) h;
+            IF cardinality(v_held) > 0 THEN
+                RETURN QUERY SELECT * FROM tasker_hold_tasks(p_now, v_held, v_reasons);
+                v_claim := ARRAY(SELECT b.id FROM unnest(v_live) AS b(id) WHERE b.id <> ALL (v_held) ORDER BY b.id);
+            END IF;
         END IF;
         IF p_global_cap > 0 THEN
             v_avail := least(p_claim_limit, p_global_cap - (
@@ -363,7 +389,7 @@ BEGIN
             WITH ranked AS (
                 SELECT r.step_id, r.task_id, r.state, r."position", r.concurrency_key, r.concurrency_limit,
                        row_number() OVER (PARTITION BY r.concurrency_key ORDER BY r.task_id, r."position") AS rn
-                FROM tasker_ready_steps(v_live, p_claim_limit, p_now) r
+                FROM tasker_ready_steps(v_claim, p_claim_limit, p_now) r
             ),
             allowed AS (
                 -- k1, k2: the secret of the attempt's callback token
@@ -497,6 +523,10 @@ BEGIN
            NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text,
            NULL::jsonb, NULL::int
     FROM updated u;
+
+    -- Wake-ups for work held back by the slots this pass freed
+    -- (055_flow_control.sql), after finalisation so ended tasks count.
+    RETURN QUERY SELECT * FROM tasker_flow_control_wakes(p_now, v_ended, v_live);
 END
 $$;
 

@@ -21,3 +21,10 @@ FROM tasker_create_task(@id, @namespace, @name, @version, @context, @initiator, 
 -- Queued after CreateTask when tracing is on, in the same implicit
 -- transaction; a task that already existed keeps its trace.
 UPDATE tasker_tasks SET trace_parent = @trace_parent WHERE id = @id AND trace_parent IS NULL;
+
+-- name: SetTaskConcurrency :exec
+-- Queued after CreateTask for a template with task concurrency, in the same
+-- implicit transaction (no pass sees the task without its key); a task
+-- that already existed (repeated idempotency key) has another id.
+UPDATE tasker_tasks SET concurrency_key = @concurrency_key::text, concurrency_limit = @concurrency_limit::int
+WHERE id = @id AND concurrency_key IS NULL;

@@ -192,3 +192,10 @@ FROM (SELECT tr.to_state
 -- up to @count_cap.
 SELECT count(*) AS n
 FROM (SELECT 1 FROM tasker_steps WHERE state = 'in_progress' LIMIT @count_cap::int) x;
+
+-- name: TaskBlockedReasons :many
+-- Why each pending task of the ids that task concurrency holds back is not
+-- running (tasker_task_concurrency_held, 055_flow_control.sql: counts stop at
+-- the limit). Runs inside a read snapshot, after IndexPlans.
+SELECT h.task_id::uuid AS task_id, h.reason::text AS reason
+FROM tasker_task_concurrency_held(@task_ids::uuid[]) h;

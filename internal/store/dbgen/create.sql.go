@@ -110,6 +110,25 @@ func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams)
 	return i, err
 }
 
+const SetTaskConcurrency = `-- name: SetTaskConcurrency :exec
+UPDATE tasker_tasks SET concurrency_key = $1::text, concurrency_limit = $2::int
+WHERE id = $3 AND concurrency_key IS NULL
+`
+
+type SetTaskConcurrencyParams struct {
+	ConcurrencyKey   string
+	ConcurrencyLimit int32
+	ID               uuid.UUID
+}
+
+// Queued after CreateTask for a template with task concurrency, in the same
+// implicit transaction (no pass sees the task without its key); a task
+// that already existed (repeated idempotency key) has another id.
+func (q *Queries) SetTaskConcurrency(ctx context.Context, db DBTX, arg SetTaskConcurrencyParams) error {
+	_, err := db.Exec(ctx, SetTaskConcurrency, arg.ConcurrencyKey, arg.ConcurrencyLimit, arg.ID)
+	return err
+}
+
 const SetTraceParent = `-- name: SetTraceParent :exec
 UPDATE tasker_tasks SET trace_parent = $1 WHERE id = $2 AND trace_parent IS NULL
 `

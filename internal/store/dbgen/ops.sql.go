@@ -108,7 +108,7 @@ const ListTasksByTag = `-- name: ListTasksByTag :many
 SELECT t.id, t.namespace, t.name, t.version, t.status, t.context, t.initiator, t.source_system, t.reason,
        t.tags, t.idempotency_key, t.correlation_id, t.created_at, t.updated_at, t.started_at, t.completed_at
 FROM tasker_task_tags g
-CROSS JOIN LATERAL (SELECT id, namespace, name, version, status, context, initiator, source_system, reason, tags, idempotency_key, correlation_id, created_at, updated_at, started_at, completed_at, trace_parent, idempotency_scope, request_hash, parent_step_id, parent_task_id FROM tasker_tasks t0 WHERE t0.id = g.task_id OFFSET 0) t
+CROSS JOIN LATERAL (SELECT id, namespace, name, version, status, context, initiator, source_system, reason, tags, idempotency_key, correlation_id, created_at, updated_at, started_at, completed_at, trace_parent, idempotency_scope, request_hash, parent_step_id, parent_task_id, concurrency_key, concurrency_limit, held_at FROM tasker_tasks t0 WHERE t0.id = g.task_id OFFSET 0) t
 WHERE g.tag = $1::text
   AND ($2::text[] IS NULL OR t.tags @> $2::text[])
   AND ($3::text IS NULL OR t.namespace = $3::text)

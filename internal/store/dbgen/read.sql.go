@@ -664,3 +664,36 @@ func (q *Queries) StatusTaskCounts(ctx context.Context, db DBTX, countCap int32)
 	}
 	return items, nil
 }
+
+const TaskBlockedReasons = `-- name: TaskBlockedReasons :many
+SELECT h.task_id::uuid AS task_id, h.reason::text AS reason
+FROM tasker_task_concurrency_held($1::uuid[]) h
+`
+
+type TaskBlockedReasonsRow struct {
+	TaskID uuid.UUID
+	Reason string
+}
+
+// Why each pending task of the ids that task concurrency holds back is not
+// running (tasker_task_concurrency_held, 055_flow_control.sql: counts stop at
+// the limit). Runs inside a read snapshot, after IndexPlans.
+func (q *Queries) TaskBlockedReasons(ctx context.Context, db DBTX, taskIds []uuid.UUID) ([]TaskBlockedReasonsRow, error) {
+	rows, err := db.Query(ctx, TaskBlockedReasons, taskIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TaskBlockedReasonsRow
+	for rows.Next() {
+		var i TaskBlockedReasonsRow
+		if err := rows.Scan(&i.TaskID, &i.Reason); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

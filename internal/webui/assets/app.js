@@ -521,7 +521,8 @@ async function taskList(v, query) {
     })),
     h('td', null, h('a', { href: `#/tasks/${enc(t.id)}`, class: 'strong' }, `${t.namespace}/${t.name}`),
       h('span', { class: 'muted small' }, ` v${t.version}`)),
-    h('td', null, badge(t.status)),
+    h('td', t.blocked_reason ? { title: t.blocked_reason, 'data-blocked': '' } : null, badge(t.status),
+      t.blocked_reason ? h('div', { class: 'muted small blocked-note' }, t.blocked_reason) : null),
     h('td', { class: 'hide-sm' }, time(t.created_at, ago(t.created_at))),
     h('td', { class: 'hide-sm num' }, t.completed_at ? fmtDuration(between(t.created_at, t.completed_at))
       : (LIVE.has(t.status) ? h('span', { class: 'muted' }, `${fmtDuration(between(t.created_at))}…`) : '—')),
@@ -630,7 +631,7 @@ async function taskList(v, query) {
       }),
     ]);
     if (list) {
-      swap(rows, JSON.stringify(list.tasks.map((t) => [t.id, t.status, t.completed_at])) + Math.floor(Date.now() / 10000),
+      swap(rows, JSON.stringify(list.tasks.map((t) => [t.id, t.status, t.completed_at, t.blocked_reason])) + Math.floor(Date.now() / 10000),
         () => (list.tasks.length ? list.tasks.map(row)
           : h('tr', null, h('td', { colspan: 7, class: 'empty' }, 'No tasks match these filters.'))));
       showMore(list.next_cursor);
@@ -778,6 +779,8 @@ function taskFacts(task) {
     ['Completed', time(task.completed_at)],
     ['Duration', task.completed_at ? fmtDuration(between(task.created_at, task.completed_at))
       : `${fmtDuration(between(task.created_at))} so far`],
+    // Task concurrency (docs/control-flow.md): why a pending task waits.
+    task.blocked_reason ? ['Waiting', h('span', { class: 'blocked-note' }, task.blocked_reason), 'wide'] : null,
     ['Initiator', task.initiator || '—'],
     task.source_system ? ['Source system', task.source_system] : null,
     task.reason ? ['Reason', task.reason] : null,
