@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -63,6 +64,75 @@ func TestBlockedReason(t *testing.T) {
 	for _, id := range []string{first, second} {
 		r := e.get("/v1/tasks/"+id, "")
 		if got := r.json(t)["status"]; got != "complete" {
+			t.Fatalf("task %s is %v, want complete", id, got)
+		}
+	}
+}
+
+const taskKeyedYAML = `
+namespace: shop
+name: tkeyed
+version: 1.0.0
+concurrency: {limit: 1, key: "${context.customer}"}
+steps:
+  - {name: sync, handler: tasker.noop}
+`
+
+// A task held back by its template's task concurrency says why in the task
+// view and the list; a context without the key is a 422 naming the field
+// (docs/control-flow.md, "Task concurrency").
+func TestTaskBlockedReason(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{templates: []string{taskKeyedYAML}})
+	body := func(ctx map[string]any) map[string]any {
+		return map[string]any{"namespace": "shop", "name": "tkeyed", "version": "1.0.0", "context": ctx}
+	}
+	r := e.post("/v1/tasks", body(map[string]any{"tenant": "acme"}), "")
+	if r.code != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "concurrency.key") {
+		t.Fatalf("create without the key: %d %s, want 422 naming concurrency.key", r.code, r.body)
+	}
+	first := e.createTask(body(map[string]any{"customer": "acme"}), "")
+	second := e.createTask(body(map[string]any{"customer": "acme"}), "")
+	var in []engine.InMessage
+	for _, m := range e.queue.Take() {
+		in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
+	}
+	if _, err := e.eng.HandleMessages(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	const want = "task concurrency limit 1 for key acme reached"
+	views := map[string]map[string]any{}
+	for _, id := range []string{first, second} {
+		r := e.get("/v1/tasks/"+id, "")
+		wantStatus(t, r, http.StatusOK)
+		views[id] = r.json(t)
+	}
+	if v := views[second]; v["status"] != "pending" || v["blocked_reason"] != want {
+		t.Fatalf("held task: status %v, blocked_reason %v; want pending, %q", v["status"], v["blocked_reason"], want)
+	}
+	if v := views[first]; v["status"] != "in_progress" || v["blocked_reason"] != nil {
+		t.Fatalf("running task: status %v, blocked_reason %v", v["status"], v["blocked_reason"])
+	}
+	r = e.get("/v1/tasks?namespace=shop", "")
+	wantStatus(t, r, http.StatusOK)
+	var list struct {
+		Tasks []struct {
+			ID            string `json:"id"`
+			BlockedReason string `json:"blocked_reason"`
+		} `json:"tasks"`
+	}
+	r.decode(t, &list)
+	got := map[string]string{}
+	for _, tk := range list.Tasks {
+		got[tk.ID] = tk.BlockedReason
+	}
+	if len(got) != 2 || got[second] != want || got[first] != "" {
+		t.Fatalf("list blocked_reason = %v, want %q for %s only", got, want, second)
+	}
+	// The first task's end wakes the second at once: no sweep.
+	e.drain(succeed)
+	for _, id := range []string{first, second} {
+		if got := e.get("/v1/tasks/"+id, "").json(t)["status"]; got != "complete" {
 			t.Fatalf("task %s is %v, want complete", id, got)
 		}
 	}

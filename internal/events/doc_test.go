@@ -29,6 +29,7 @@ func TestDocumented(t *testing.T) {
 	names = append(names, events.MetricTasksCreated, events.MetricTasksCompleted, events.MetricTasksFailed,
 		events.MetricStepAttempts, events.MetricStepDuration, events.MetricDispatchLatency, events.MetricDispatchFailures,
 		events.MetricQueueLag, events.MetricBatchDuration, events.MetricStepsInFlight, events.MetricStepsSkipped, events.MetricSchedulesFired,
+		events.MetricFlowControlHeld, events.MetricFlowControlWakes,
 		telemetry.MetricExecutions, telemetry.MetricDuration,
 		engine.SpanTaskCreate, engine.SpanTaskEvaluate, engine.SpanStepDispatch, engine.SpanSchedulerBatch,
 		engine.SpanSchedulerSweep, sdk.SpanStepExecute)

@@ -390,3 +390,34 @@ func TestMetricsMapInstances(t *testing.T) {
 		}
 	}
 }
+
+// Flow control: task.queued counts held tasks under limit task_concurrency;
+// scheduler.tasks_woken adds its counts per limit.
+func TestMetricsFlowControl(t *testing.T) {
+	t.Parallel()
+	reg := telemetry.NewRegistry()
+	m := events.NewMetrics(reg)
+	woken, err := json.Marshal(engine.TasksWokenData{Woken: map[string]int{"concurrency": 2, "task_concurrency": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Publish(context.Background(), []engine.Event{
+		{Name: engine.TaskQueued, TaskID: uuid.New(), Reason: "task concurrency limit 1 for key acme reached"},
+		{Name: engine.TaskQueued, TaskID: uuid.New(), Reason: "task concurrency limit 1 for key acme reached"},
+		{Name: engine.TasksWoken, Data: woken},
+		{Name: engine.TasksWoken, Data: woken},
+	})
+	var b bytes.Buffer
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tasker_flow_control_held_total{limit="task_concurrency"} 2`,
+		`tasker_flow_control_wakes_total{reason="concurrency"} 4`,
+		`tasker_flow_control_wakes_total{reason="task_concurrency"} 2`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, b.String())
+		}
+	}
+}

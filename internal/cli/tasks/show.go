@@ -67,6 +67,10 @@ func printTask(w io.Writer, t wire.Task) {
 	fmt.Fprintf(tw, "Task\t%s\n", t.ID)
 	fmt.Fprintf(tw, "Workflow\t%s\n", workflowOf(&t))
 	fmt.Fprintf(tw, "Status\t%s\n", t.Status)
+	if t.BlockedReason != "" {
+		// Task concurrency holds it back (docs/control-flow.md).
+		fmt.Fprintf(tw, "Waiting\t%s\n", t.BlockedReason)
+	}
 	created := fmtTime(t.CreatedAt)
 	if t.CompletedAt != nil {
 		created += "  completed " + fmtTime(*t.CompletedAt) + " (" + taskDuration(t) + ")"
