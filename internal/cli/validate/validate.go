@@ -114,6 +114,14 @@ func printTemplate(w io.Writer, t *template.Template, verbose bool) {
 		levels = append(levels, "["+strings.Join(l, " ")+"]")
 	}
 	fmt.Fprintf(w, "%s  %d %s  levels: %s\n", t.Key(), n, unit, strings.Join(levels, " "))
+	if t.Concurrency > 0 {
+		// Task concurrency (docs/control-flow.md, "Task concurrency").
+		per := "in all"
+		if t.ConcurrencyKey != "" {
+			per = "per " + t.ConcurrencyKey
+		}
+		fmt.Fprintf(w, "  concurrency: %d running tasks %s\n", t.Concurrency, per)
+	}
 	for _, s := range t.Steps {
 		if cf := controlFlow(s); cf != "" {
 			fmt.Fprintf(w, "  %s: %s\n", s.Name, cf)
