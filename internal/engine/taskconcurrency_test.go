@@ -115,7 +115,9 @@ func TestTaskConcurrency(t *testing.T) {
 			}
 		})
 		for _, id := range woken {
-			if slices.Contains(acme[1:], id) && !slices.Contains(wokenAcme, id) {
+			// Round 0 delivers the creations' own wake-ups; later ones come
+			// from the passes.
+			if r > 0 && slices.Contains(acme[1:], id) && !slices.Contains(wokenAcme, id) {
 				wokenAcme = append(wokenAcme, id)
 			}
 		}
@@ -165,8 +167,8 @@ func TestTaskConcurrency(t *testing.T) {
 	if len(queued) != 2 || queued[acme[1]] != 1 || queued[acme[2]] != 1 {
 		t.Fatalf("task.queued events per task = %v, want one for each of %v", queued, acme[1:])
 	}
-	if woke < 2 {
-		t.Fatalf("scheduler.tasks_woken counted %d task_concurrency wake-ups, want at least 2", woke)
+	if woke != 2 {
+		t.Fatalf("scheduler.tasks_woken counted %d task_concurrency wake-ups, want 2 (one per ended acme task with one waiting)", woke)
 	}
 }
 
