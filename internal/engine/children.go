@@ -154,6 +154,7 @@ func (e *Engine) cancelChildren(ctx context.Context, ids []uuid.UUID, actor, rea
 		for _, r := range out.Changed {
 			e.publishOperator(ctx, now, r, TaskCancelled, StepCancelled, reason)
 		}
+		e.wakeFreed(ctx, now, out.Changed)
 		ids = kids
 	}
 	return nil

@@ -22,6 +22,7 @@ func (e *Engine) CancelTask(ctx context.Context, id uuid.UUID, actor, reason str
 		return fromStore(err)
 	}
 	e.publishOperator(ctx, now, res, TaskCancelled, StepCancelled, reason)
+	e.wakeFreed(ctx, now, []store.OperatorResult{res})
 	// Cancelling a task cancels its children (docs/architecture.md, "Child
 	// workflows"); a failure leaves them to run to their end, which settles
 	// nothing since the parent step is cancelled.

@@ -202,6 +202,7 @@ func (e *Engine) bulkBatch(ctx context.Context, req BulkRequest, ids []uuid.UUID
 		e.wake(ctx, wake, nil)
 	}
 	if req.Action == BulkCancel && len(out.Changed) > 0 {
+		e.wakeFreed(ctx, now, out.Changed)
 		// A cancel cascades to children (docs/architecture.md, "Child workflows").
 		cancelled := make([]uuid.UUID, len(out.Changed))
 		for i, r := range out.Changed {

@@ -284,3 +284,37 @@ func TestTaskConcurrencyMissingKey(t *testing.T) {
 		t.Fatalf("%d tasks stored after a refused create (%v)", n, err)
 	}
 }
+
+// Cancelling the running task of a key wakes the oldest task it held back
+// at once (no sweep), as an ended task does.
+func TestTaskConcurrencyCancelWakes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, taskKeyedYAML)
+	first := h.create("tkeyed", `{"customer":"acme"}`)
+	second := h.create("tkeyed", `{"customer":"acme"}`)
+	var in []engine.InMessage
+	for _, m := range h.queue.Take() {
+		in = append(in, engine.InMessage{ID: uuid.NewString(), Body: m.Body})
+	}
+	if _, err := h.eng.HandleMessages(h.ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, h, first, "in_progress")
+	mustStatus(t, h, second, "pending")
+	h.inv.Take() // the first task's step: its result never comes
+	if err := h.eng.CancelTask(h.ctx, first, "operator", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	var woken []uuid.UUID
+	for _, m := range h.queue.Peek() {
+		var w contract.Wake
+		if json.Unmarshal(m.Body, &w) == nil && w.Kind == contract.KindWake && m.Delay == 0 {
+			woken = append(woken, w.TaskID)
+		}
+	}
+	if !slices.Equal(woken, []uuid.UUID{second}) {
+		t.Fatalf("wake-ups after the cancel = %v, want the held task %s", woken, second)
+	}
+	h.drain(func(contract.Payload) outcome { return ok(1) })
+	mustStatus(t, h, second, "complete")
+}

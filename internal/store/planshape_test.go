@@ -461,6 +461,16 @@ func planCases(f planFixture) map[string]planCase {
 		"SetTaskConcurrency": {sql: dbgen.SetTaskConcurrency, args: func() []any {
 			return []any{"plan/odd\x1facme", int32(3), liveTask}
 		}},
+		// Wake-ups after a cancel: the batch's in-flight steps (some under
+		// key plan/inflight, whose pending steps are walked in a window) and
+		// tasks of key fin (live here, so none of their slots is free).
+		"FlowControlWakes": {sql: dbgen.FlowControlWakes, args: func() []any {
+			fins := make([]uuid.UUID, 5)
+			for k := range fins {
+				fins[k] = fid("fin", k+1)
+			}
+			return []any{now, stepIDs[:n], append(fins, batch[:n]...)}
+		}},
 		// Why pending tasks (key acme, full) wait: counts stop at the limit.
 		"TaskBlockedReasons": {sql: dbgen.TaskBlockedReasons, indexPlans: true, args: func() []any { return []any{pendingBatch} }},
 

@@ -328,6 +328,31 @@ type Held struct {
 	Reason                             string // e.g. "task concurrency limit 2 for key acme reached"
 }
 
+// FlowControlWakes returns the tasks to wake because slots under flow
+// control limits were freed outside a scheduler pass (an operator's
+// cancel): steps are the attempts that left in_progress, tasks the tasks
+// that ended (docs/architecture.md, "Flow control").
+func (s *Store) FlowControlWakes(ctx context.Context, now time.Time, steps, tasks []uuid.UUID) ([]Wake, error) {
+	if len(steps) == 0 && len(tasks) == 0 {
+		return nil, nil
+	}
+	if steps == nil {
+		steps = []uuid.UUID{}
+	}
+	if tasks == nil {
+		tasks = []uuid.UUID{}
+	}
+	rows, err := dbq.FlowControlWakes(ctx, s.pool, dbgen.FlowControlWakesParams{Now: now, StepIds: steps, TaskIds: tasks})
+	if err != nil {
+		return nil, fmt.Errorf("flow control wakes: %w", err)
+	}
+	out := make([]Wake, len(rows))
+	for i, r := range rows {
+		out[i] = Wake{TaskID: r.TaskID, Reason: deref(r.Reason)}
+	}
+	return out, nil
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition

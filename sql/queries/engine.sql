@@ -31,3 +31,10 @@ SELECT tasker_heartbeat(@instance, @local, @now, @forget_before);
 -- The results of named steps of claimed tasks (sql/functions/040_inputs.sql).
 SELECT r.task_id::uuid AS task_id, r.name::text AS name, r.result::jsonb AS result
 FROM tasker_step_results(@task_ids::uuid[], @names::text[]) r;
+
+-- name: FlowControlWakes :many
+-- The tasks to wake because an operator's cancel freed slots under flow
+-- control limits (tasker_flow_control_wakes, 055_flow_control.sql): the
+-- cancelled attempts that were in flight and the cancelled tasks.
+SELECT w.task_id, w.reason
+FROM tasker_flow_control_wakes(@now::timestamptz, @step_ids::uuid[], @task_ids::uuid[]) w;

@@ -13,6 +13,45 @@ import (
 	"github.com/google/uuid"
 )
 
+const FlowControlWakes = `-- name: FlowControlWakes :many
+SELECT w.task_id, w.reason
+FROM tasker_flow_control_wakes($1::timestamptz, $2::uuid[], $3::uuid[]) w
+`
+
+type FlowControlWakesParams struct {
+	Now     time.Time
+	StepIds []uuid.UUID
+	TaskIds []uuid.UUID
+}
+
+type FlowControlWakesRow struct {
+	TaskID uuid.UUID
+	Reason *string
+}
+
+// The tasks to wake because an operator's cancel freed slots under flow
+// control limits (tasker_flow_control_wakes, 055_flow_control.sql): the
+// cancelled attempts that were in flight and the cancelled tasks.
+func (q *Queries) FlowControlWakes(ctx context.Context, db DBTX, arg FlowControlWakesParams) ([]FlowControlWakesRow, error) {
+	rows, err := db.Query(ctx, FlowControlWakes, arg.Now, arg.StepIds, arg.TaskIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []FlowControlWakesRow
+	for rows.Next() {
+		var i FlowControlWakesRow
+		if err := rows.Scan(&i.TaskID, &i.Reason); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const Heartbeat = `-- name: Heartbeat :exec
 SELECT tasker_heartbeat($1, $2, $3, $4)
 `
