@@ -87,6 +87,11 @@ func TestTaskBlockedReason(t *testing.T) {
 	body := func(ctx map[string]any) map[string]any {
 		return map[string]any{"namespace": "shop", "name": "tkeyed", "version": "1.0.0", "context": ctx}
 	}
+	tr := e.get("/v1/templates/shop/tkeyed", "")
+	wantStatus(t, tr, http.StatusOK)
+	if c, _ := tr.json(t)["concurrency"].(map[string]any); c["limit"] != float64(1) || c["key"] != "${context.customer}" {
+		t.Fatalf("template concurrency = %v, want limit 1, key ${context.customer}", c)
+	}
 	r := e.post("/v1/tasks", body(map[string]any{"tenant": "acme"}), "")
 	if r.code != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "concurrency.key") {
 		t.Fatalf("create without the key: %d %s, want 422 naming concurrency.key", r.code, r.body)

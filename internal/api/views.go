@@ -174,6 +174,9 @@ func templateDetail(set *template.Set, t *template.Template) TemplateDetail {
 		Description: t.Description, ContextSchema: t.ContextSchema, Levels: t.Levels(),
 		Steps: make([]TemplateStep, len(t.Steps)),
 	}
+	if t.Concurrency > 0 {
+		out.Concurrency = &wire.TemplateConcurrency{Limit: t.Concurrency, Key: t.ConcurrencyKey}
+	}
 	gsteps := make([]graph.Step, len(t.Steps))
 	for i, s := range t.Steps {
 		deps := s.DependsOn

@@ -167,7 +167,17 @@ type TemplateDetail struct {
 	ContextSchema json.RawMessage `json:"context_schema"`
 	Steps         []TemplateStep  `json:"steps"`
 	Levels        [][]string      `json:"levels"`
-	Graph         TemplateGraph   `json:"graph"`
+	// Concurrency is the template's task concurrency (docs/control-flow.md,
+	// "Task concurrency"); nil without one.
+	Concurrency *TemplateConcurrency `json:"concurrency,omitempty"`
+	Graph       TemplateGraph        `json:"graph"`
+}
+
+// TemplateConcurrency caps the running tasks of a template: Limit in all,
+// or per value of Key (its ${context.x} placeholders, as written).
+type TemplateConcurrency struct {
+	Limit int    `json:"limit"`
+	Key   string `json:"key,omitempty"`
 }
 
 // TemplateStep is one step of a template. Its config is not shown: it may

@@ -1007,6 +1007,9 @@ async function templatePage(v, ns, name, version) {
     h('div', { class: 'title-row' }, h('h1', null, t.name, h('span', { class: 'muted version' }, ` v${t.version}`)), versionPicker,
       h('a', { class: 'button small', href: `#/tasks?namespace=${enc(t.namespace)}&name=${enc(t.name)}` }, 'Tasks of this workflow')),
     t.description ? h('p', { class: 'lead' }, t.description) : null,
+    // Task concurrency (docs/control-flow.md).
+    t.concurrency ? h('p', { class: 'small', 'data-task-concurrency': '' }, `At most ${t.concurrency.limit} running `,
+      t.concurrency.limit === 1 ? 'task' : 'tasks', t.concurrency.key ? [' per ', h('code', null, t.concurrency.key)] : ' in all') : null,
     card('Graph', h('div', { class: 'graph-scroll', id: 'graph' }, renderGraph(t.steps, { title: `${t.namespace}/${t.name}@${t.version}` }))),
     card('Execution levels', h('ol', { class: 'levels' },
       t.levels.map((lv, i) => h('li', null, h('span', { class: 'level' }, `level ${i}`),
