@@ -77,10 +77,14 @@ func (p *progress) update(t wire.Task) {
 		}
 		fmt.Fprintf(p.w, "[%d/%d] %s\n", done, len(t.Steps), stepLine(s, true, width))
 	}
-	if t.Status != p.status {
-		p.status = t.Status
+	if st := t.Status + "\x00" + t.BlockedReason; st != p.status {
+		p.status = st
 		if domain.TaskStatus(t.Status).Live() {
-			fmt.Fprintf(p.w, "[%d/%d] task %s\n", done, len(t.Steps), t.Status)
+			why := ""
+			if t.BlockedReason != "" {
+				why = ": " + t.BlockedReason // task concurrency (docs/control-flow.md)
+			}
+			fmt.Fprintf(p.w, "[%d/%d] task %s%s\n", done, len(t.Steps), t.Status, why)
 		}
 	}
 }

@@ -153,3 +153,25 @@ func TestMapStepLine(t *testing.T) {
 		t.Errorf("show:\n%s", s.String())
 	}
 }
+
+// A task held back by task concurrency says why in show and in the plain
+// progress of run --watch (docs/control-flow.md, "Task concurrency").
+func TestBlockedTaskOutput(t *testing.T) {
+	t.Parallel()
+	const why = "task concurrency limit 1 for key acme reached"
+	task := wire.Task{ID: "t1", Namespace: "partners", Name: "sync_account", Version: "1.0.0", Status: "pending",
+		BlockedReason: why, Steps: []wire.Step{{Name: "push", Status: "pending", MaxAttempts: 3}}}
+	var s bytes.Buffer
+	printTask(&s, task)
+	if !strings.Contains(s.String(), "Waiting") || !strings.Contains(s.String(), why) {
+		t.Errorf("show:\n%s", s.String())
+	}
+	var b bytes.Buffer
+	p := &progress{w: &b, seen: map[string]string{}, start: time.Now()}
+	p.update(task)
+	task.Status, task.BlockedReason = "in_progress", ""
+	p.update(task)
+	if out := b.String(); !strings.Contains(out, "[0/1] task pending: "+why+"\n") || !strings.Contains(out, "[0/1] task in_progress\n") {
+		t.Errorf("plain progress:\n%s", out)
+	}
+}
