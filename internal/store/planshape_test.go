@@ -428,8 +428,8 @@ func planCases(f planFixture) map[string]planCase {
 			}
 			return []any{now, "plan-actor", ids}
 		}},
-		"EndedChildren":  {sql: dbgen.EndedChildren, args: func() []any { return []any{int32(100)} }},
-		"LiveChildren":   {sql: dbgen.LiveChildren, args: func() []any { return []any{batch} }},
+		"EndedChildren": {sql: dbgen.EndedChildren, args: func() []any { return []any{int32(100)} }},
+		"LiveChildren":  {sql: dbgen.LiveChildren, args: func() []any { return []any{batch} }},
 		"FireWaits": {sql: dbgen.FireWaits, args: func() []any {
 			fireRuns++
 			if fireRuns%2 == 0 {
