@@ -99,7 +99,7 @@ func (e *Engine) children(ctx context.Context, claims []store.Claim, spans taskS
 		return run, decided, tasks, err
 	}
 	now := e.clock.Now()
-	changes, perr := e.store.ParkChildren(ctx, now, e.cfg.InstanceID, starts)
+	changes, ended, perr := e.store.ParkChildren(ctx, now, e.cfg.InstanceID, starts)
 	if perr != nil {
 		return run, decided, tasks, errors.Join(err, perr)
 	}
@@ -125,13 +125,10 @@ func (e *Engine) children(ctx context.Context, claims []store.Claim, spans taskS
 			addSpanEvent(span, ev, time.Now())
 		}
 	}
-	// A child that ended before its parent step was parked (or whose settle
-	// was lost) is settled now.
-	ids := make([]uuid.UUID, len(starts))
-	for i, s := range starts {
-		ids[i] = s.ChildID
-	}
-	return run, decided, tasks, errors.Join(err, e.settleChildren(ctx, ids))
+	// A child that ended before its parent step was parked named no parent
+	// when its pass finalized it: it is settled now (usually there is none,
+	// and no statement runs).
+	return run, decided, tasks, errors.Join(err, e.settleChildren(ctx, ended))
 }
 
 var errChildConfig = errors.New("invalid tasker.workflow config")

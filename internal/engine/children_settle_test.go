@@ -114,7 +114,9 @@ func TestSettleOnlyForChildren(t *testing.T) {
 		t.Fatal("the counter saw no scheduler pass: it counts nothing")
 	}
 
-	// A child's end does settle its parent, in one statement.
+	// Starting a child settles nothing either (the child has not ended);
+	// its end settles its parent, in one statement.
+	counter.reset()
 	parent := h.create("parent", `{"order": "o-9"}`)
 	var packs []contract.Payload
 	h.drain(func(p contract.Payload) outcome {
@@ -126,6 +128,9 @@ func TestSettleOnlyForChildren(t *testing.T) {
 	})
 	if len(packs) != 1 {
 		t.Fatalf("%d pack invocations, want 1", len(packs))
+	}
+	if n := counter.calls(settleFn); n != 0 || counter.calls("tasker_park_children") != 1 {
+		t.Fatalf("%d %s statements and %d parks for starting a child, want 0 and 1", n, settleFn, counter.calls("tasker_park_children"))
 	}
 	counter.reset()
 	deliver(t, h, packs)
@@ -310,8 +315,12 @@ func TestChildEndedBeforeParkIsSettledAtPark(t *testing.T) {
 		Scan(&c.StepID, &c.Attempt, &c.Config, &c.Context); err != nil {
 		t.Fatal(err)
 	}
+	counter.reset()
 	if err := engine.StartChildren(h.ctx, h.eng, []store.Claim{c}); err != nil {
 		t.Fatal(err)
+	}
+	if n := counter.calls(settleFn); n != 1 {
+		t.Fatalf("%d %s statements for a park that found its child ended, want 1", n, settleFn)
 	}
 	if s := h.step(id, "ship"); s.State != "complete" {
 		t.Fatalf("ship = %s, want complete once parked on its ended child", s.State)

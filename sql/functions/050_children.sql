@@ -6,13 +6,19 @@
 
 -- Parks claimed tasker.workflow steps (fenced on (step, attempt) and
 -- in_progress) waiting (wait_kind 'child') on their children, and links
--- each child to its parent step and task.
+-- each child to its parent step and task. Returns a 'parked' row per step
+-- parked and a 'child_ended' row (task_id: the child) per child it linked
+-- that had already ended: its pass finalized it before it named a parent,
+-- so nothing settled its parent step, and the engine settles it now
+-- (tasker_settle_children). A child that ends after the link commits has
+-- a parent in its pass's 'finalized' row.
 CREATE OR REPLACE FUNCTION tasker_park_children(
     p_now timestamptz, p_actor text, p_step_ids uuid[], p_attempts int[], p_child_ids uuid[])
 RETURNS SETOF tasker_wait_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_rows tasker_wait_row[];
+    v_rows  tasker_wait_row[];
+    v_ended uuid[];
 BEGIN
     WITH input AS MATERIALIZED (
         SELECT i.*, 'in_progress'::text AS from_state
@@ -43,14 +49,28 @@ BEGIN
     FROM updated u
     CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
 
-    UPDATE tasker_tasks c
-    SET parent_step_id = i.step_id, parent_task_id = p.task_id
-    FROM unnest(p_step_ids, p_child_ids) AS i(step_id, child_id)
-    CROSS JOIN LATERAL (SELECT p.task_id FROM tasker_steps p WHERE p.id = i.step_id OFFSET 0) p
-    WHERE c.id = i.child_id AND c.parent_step_id IS NULL;
+    -- RETURNING reads the row as updated: the status its last pass
+    -- committed, even when that pass held the row while this waited.
+    WITH linked AS (
+        UPDATE tasker_tasks c
+        SET parent_step_id = i.step_id, parent_task_id = p.task_id
+        FROM unnest(p_step_ids, p_child_ids) AS i(step_id, child_id)
+        CROSS JOIN LATERAL (SELECT p.task_id FROM tasker_steps p WHERE p.id = i.step_id OFFSET 0) p
+        WHERE c.id = i.child_id AND c.parent_step_id IS NULL
+        RETURNING c.id, c.status
+    )
+    SELECT array_agg(l.id) INTO v_ended
+    FROM linked l
+    WHERE l.status IN ('complete', 'resolved_manually', 'error', 'cancelled');
 
     IF v_rows IS NOT NULL THEN
         RETURN QUERY SELECT * FROM unnest(v_rows);
+    END IF;
+    IF v_ended IS NOT NULL THEN
+        RETURN QUERY SELECT 'child_ended'::text, e.id, NULL::uuid, NULL::text, NULL::int, NULL::text, NULL::text,
+                            NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::text, NULL::text,
+                            NULL::text, NULL::text
+                     FROM unnest(v_ended) AS e(id);
     END IF;
 END
 $$;
@@ -61,8 +81,9 @@ $$;
 -- a child that did not succeed, fails through the step's retry policy with
 -- code child_failed (a retry starts a new child). The engine calls it with
 -- the finalized tasks of a pass that have a parent (their 'finalized' rows
--- carry parent_task_id), with the children it has just parked, and from the
--- sweep; tasks that are not such children cost one primary-key probe.
+-- carry parent_task_id), with the children tasker_park_children found
+-- ended, and from the sweep; tasks that are not such children cost one
+-- primary-key probe.
 -- Locks the parent tasks first, in id order, as a scheduler pass does, then
 -- settles every step of the batch in one set-based statement keyed by it:
 -- each child, its parent step and the child's steps are reached through
