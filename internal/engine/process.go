@@ -328,6 +328,15 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
 			Attempt: c.Attempt, From: string(c.From), To: string(domain.StepInProgress), Handler: c.Handler})
 	}
+	for _, w := range out.Wakes {
+		var d time.Duration
+		if w.At != nil {
+			d = max(w.At.Sub(now), 0)
+		}
+		if cur, ok := wakes[w.TaskID]; !ok || d < cur {
+			wakes[w.TaskID] = d
+		}
+	}
 	if globalCap > 0 {
 		e.wakeWaiting(taskIDs, out, wakes)
 	}

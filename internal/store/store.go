@@ -297,11 +297,22 @@ type Claim struct {
 	Map json.RawMessage
 }
 
+// Wake asks for a wake-up of a task that flow control held back
+// (docs/architecture.md, "Flow control"): a slot under its key was freed,
+// or its rate limit's next token is due at At (nil: now).
+type Wake struct {
+	TaskID uuid.UUID
+	At     *time.Time
+	// Reason names the limit: concurrency, rate_limit or task_concurrency.
+	Reason string
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition
 	Finalized []TaskChange
 	Claims    []Claim
+	Wakes     []Wake
 }
 
 // Process runs one scheduler pass as one statement (tasker_scheduler_pass)
@@ -373,6 +384,8 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				tc.ParentTaskID = *r.ParentTaskID
 			}
 			out.Finalized = append(out.Finalized, tc)
+		case "wake":
+			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
 		default:
 			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}

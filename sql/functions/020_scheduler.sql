@@ -122,7 +122,9 @@ $$;
 -- the other's commit), record results fenced on (step, attempt), claim ready
 -- steps within the caps, and finalise tasks with nothing left to run. Claim
 -- runs before finalisation, so a task that claimed is never evaluated.
--- Returns one row per change; kind is 'recorded', 'claimed' or 'finalized'.
+-- Returns one row per change; kind is 'recorded', 'claimed', 'finalized' or
+-- 'wake' (a held-back task to wake at next_retry_at, NULL for now; reason
+-- names the limit: docs/architecture.md, "Flow control").
 CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_now timestamptz, p_actor text, p_task_ids uuid[],
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
