@@ -69,7 +69,7 @@ func printTask(w io.Writer, t wire.Task) {
 	fmt.Fprintf(tw, "Status\t%s\n", t.Status)
 	if t.BlockedReason != "" {
 		// Task concurrency holds it back (docs/control-flow.md).
-		fmt.Fprintf(tw, "Waiting\t%s\n", t.BlockedReason)
+		fmt.Fprintf(tw, "Held\t%s\n", t.BlockedReason)
 	}
 	created := fmtTime(t.CreatedAt)
 	if t.CompletedAt != nil {
@@ -109,7 +109,8 @@ func printTask(w io.Writer, t wire.Task) {
 }
 
 // stepNote is the last column of a step row: what a waiting step waits
-// for, why a skipped one was skipped, else the last error.
+// for, why a skipped one was skipped, why a ready one is held back, else
+// the last error.
 func stepNote(s wire.Step, now time.Time) string {
 	if s.Map != nil {
 		note := mapText(s.Map)
@@ -126,6 +127,9 @@ func stepNote(s wire.Step, now time.Time) string {
 			return truncate("skipped: "+*s.SkipReason, 100)
 		}
 		return ""
+	}
+	if s.BlockedReason != "" { // flow control holds it (docs/control-flow.md, "Flow control")
+		return truncate("held: "+s.BlockedReason, 100)
 	}
 	return truncate(errorText(s.LastError), 100)
 }
