@@ -90,11 +90,14 @@ SELECT pg_temp.fid('task', g), 'plan', CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd
        '{"n":1}', 'corr-' || g, $4::timestamptz - g * interval '1 s', $4, $4,
        CASE WHEN g > $1::int + $2::int THEN $4::timestamptz - interval '40 days' - g * interval '1 s' END,
        ARRAY['plan:all', 'g:' || (g % 100)],
-       -- Task concurrency: 1 in 50 live tasks under key acme (limit 3,
-       -- running and pending), 1 in 50 pending ones under key fin (limit 10).
-       CASE WHEN g <= $1::int + $2::int AND g % 50 = 1 THEN 'plan/odd' || chr(31) || 'acme'
+       -- Task concurrency: 1 in 50 running tasks under key acme (limit 3,
+       -- full), and 1 in 5000 pending ones (in the big fixtures, some of
+       -- the pass's pending tasks: held; the others claim); 1 in 50
+       -- pending tasks under key fin (limit 10).
+       CASE WHEN (g <= $1::int AND g % 50 = 1) OR (g > $1::int AND g <= $1::int + $2::int AND g % 5000 = 1)
+                THEN 'plan/odd' || chr(31) || 'acme'
             WHEN g > $1::int AND g <= $1::int + $2::int AND g % 50 = 2 THEN 'plan/odd' || chr(31) || 'fin' END,
-       CASE WHEN g <= $1::int + $2::int AND g % 50 = 1 THEN 3
+       CASE WHEN (g <= $1::int AND g % 50 = 1) OR (g > $1::int AND g <= $1::int + $2::int AND g % 5000 = 1) THEN 3
             WHEN g > $1::int AND g <= $1::int + $2::int AND g % 50 = 2 THEN 10 END
 FROM generate_series(1, $1::int + $2::int + $3::int) g;
 
@@ -363,10 +366,10 @@ func planCases(f planFixture) map[string]planCase {
 	stepIDs, attempts, oks, perm, reasons, skips = append(stepIDs, fid("inst", 30)), append(attempts, 1),
 		append(oks, true), append(perm, false), append(reasons, "succeeded"), append(skips, false)
 	results, errs, after = append(results, json.RawMessage(`{"n":30}`)), append(errs, nil), append(after, nil)
-	// Some pending tasks too, so claims start tasks; with the live tasks
-	// at g = 1 + k*(live/n) they hold task concurrency key acme (limit 3,
-	// full) in the big fixtures, and some step results free slots of key
-	// plan/inflight (docs/architecture.md, "Flow control").
+	// Some pending tasks too, so claims start tasks; in the big fixtures
+	// some of them hold task concurrency key acme (limit 3, full: held),
+	// and some step results free slots of key plan/inflight
+	// (docs/architecture.md, "Flow control").
 	var pendingBatch []uuid.UUID
 	for i := range n / 5 {
 		pendingBatch = append(pendingBatch, fid("task", f.live+1+i*(f.pending/(n/5))))
