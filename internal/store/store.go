@@ -31,6 +31,9 @@ var (
 // Store runs Tasker's queries.
 type Store struct {
 	pool *pgxpool.Pool
+	// now is the clock of reads that depend on time (a rate limit's next
+	// start in a step's blocked_reason); time.Now unless WithClock.
+	now func() time.Time
 
 	sweepMu     sync.Mutex
 	sweepCursor uuid.UUID // where SweepScan's walk over live tasks resumes
@@ -40,10 +43,23 @@ type Store struct {
 // examines for ready steps nobody announced.
 const sweepScanFactor = 10
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store's time-dependent reads use now, the clock the
+// engine passes to the scheduler (a test clock in tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
 // New returns a Store over pool. Its queries are compiled into dbgen, so
 // the error is always nil; it stays for callers.
-func New(pool *pgxpool.Pool) (*Store, error) {
-	return &Store{pool: pool}, nil
+func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	s := &Store{pool: pool, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Pool returns the underlying pool (health checks, pool statistics).
@@ -91,7 +107,13 @@ type NewStep struct {
 	// keyed cap followed by ConcurrencyKeySep and the resolved key value.
 	ConcurrencyKey   string
 	ConcurrencyLimit int
-	DependsOn        []string
+	// RateKey, RatePerSecond and RateBurst are the step's rate limit
+	// (RateKey "" for none): the step's identity, for a keyed limit
+	// followed by ConcurrencyKeySep and the resolved key value.
+	RateKey       string
+	RatePerSecond float64
+	RateBurst     int
+	DependsOn     []string
 	// TriggerRule is all_success (also when empty), all_done or one_failed;
 	// When is the step's condition ("" for none): docs/architecture.md, "States".
 	TriggerRule string
@@ -182,21 +204,36 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 		ConcurrencyKeys: ckeys, ConcurrencyLimits: climits, EdgeFrom: from, EdgeTo: to,
 		TriggerRules: rules, WhenExprs: whens,
 	}
+	var rates dbgen.SetStepRateLimitsParams
+	for _, st := range t.Steps {
+		if st.RateKey != "" {
+			rates.StepIds = append(rates.StepIds, st.ID)
+			rates.RateKeys = append(rates.RateKeys, st.RateKey)
+			rates.Rates = append(rates.Rates, st.RatePerSecond)
+			rates.Bursts = append(rates.Bursts, int32(st.RateBurst))
+		}
+	}
 	var r dbgen.CreateTaskRow
 	var err error
-	if t.TraceParent == "" {
+	if t.TraceParent == "" && len(rates.StepIds) == 0 {
 		r, err = dbq.CreateTask(ctx, s.pool, arg)
 	} else {
 		// One round trip and one implicit transaction; an existing task
-		// (repeated idempotency key) has another id and keeps its trace.
+		// (repeated idempotency key) has other ids and keeps its trace and
+		// rate limits.
 		var p pipeline
 		p.queue(func(db dbgen.DBTX) (err error) {
 			r, err = dbq.CreateTask(ctx, db, arg)
 			return err
 		})
-		p.queue(func(db dbgen.DBTX) error {
-			return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
-		})
+		if len(rates.StepIds) > 0 {
+			p.queue(func(db dbgen.DBTX) error { return dbq.SetStepRateLimits(ctx, db, rates) })
+		}
+		if t.TraceParent != "" {
+			p.queue(func(db dbgen.DBTX) error {
+				return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
+			})
+		}
 		err = p.send(ctx, s.pool)
 	}
 	if err != nil {
