@@ -33,8 +33,9 @@ import (
 // bigTables are the tables that grow with history and live work.
 var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
-	"tasker_task_tags": true,
-	"tasker_blobs":     true,
+	"tasker_task_tags":    true,
+	"tasker_blobs":        true,
+	"tasker_rate_buckets": true,
 }
 
 // planFixture is one database the plan shapes are checked on. Live tasks
@@ -42,7 +43,8 @@ var bigTables = map[string]bool{
 // a retry); pending tasks 2 pending steps; history tasks 4 complete steps.
 // The first live task also runs a map step (m, max_concurrency 50) with
 // 10,000 instances (200 in the small fixture): 30 complete, 40 in flight,
-// the rest pending.
+// the rest pending. The first step of every 7th pending task has a rate
+// limit (one of 3 keys among 10,000 buckets), so passes spend tokens.
 type planFixture struct {
 	name                string
 	live, pending, hist int
@@ -114,6 +116,16 @@ SELECT pg_temp.fid('step', g * 4 + j), pg_temp.fid('task', g), 's' || j, j, 'pla
 FROM generate_series(1, $1::int + $2::int + $3::int) g
 CROSS JOIN generate_series(0, 3) j
 WHERE g <= $1::int OR g > $1::int + $2::int OR j < 2;
+
+UPDATE tasker_steps s
+SET rate_key = 'plan/rated' || E'\x1f' || (g % 3), rate_per_second = 2, rate_burst = 3
+FROM generate_series($1::int + 1, $1::int + $2::int) g
+WHERE g % 7 = 0 AND s.id = pg_temp.fid('step', g * 4) AND $3::int >= 0;
+
+INSERT INTO tasker_rate_buckets (key, tokens, refilled_at, per_second, burst)
+SELECT 'plan/rated' || E'\x1f' || k, 0.5, $1::timestamptz - interval '1 s', 2, 3
+FROM generate_series(0, 9999) k
+ON CONFLICT (key) DO NOTHING;
 
 INSERT INTO tasker_step_edges (task_id, from_step_id, to_step_id)
 SELECT pg_temp.fid('task', g), pg_temp.fid('step', g * 4 + e.f), pg_temp.fid('step', g * 4 + e.t)
@@ -334,6 +346,7 @@ func planCases(f planFixture) map[string]planCase {
 		histBatch[i] = fid("task", f.live+f.pending+1+i*(f.hist/n))
 	}
 	doneTask := fid("task", f.live+f.pending+3)
+	ratedTask := fid("task", (f.live/7+1)*7) // the first pending task with a rate limit
 	return map[string]planCase{
 		// The engine's queries run without IndexPlans: the functions they
 		// call carry the same planner settings.
@@ -429,6 +442,14 @@ func planCases(f planFixture) map[string]planCase {
 		"ReadSchedule":      {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
 		"SetSchedulePaused": {sql: dbgen.SetSchedulePaused, args: func() []any { return []any{true, nil, now, int64(1)} }},
 		"SetTraceParent":    {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
+		// Rate limits of created steps (the batch's in-flight steps here).
+		"SetStepRateLimits": {sql: dbgen.SetStepRateLimits, args: func() []any {
+			keys, rates, bursts := make([]string, n), make([]float64, n), make([]int32, n)
+			for i := range keys {
+				keys[i], rates[i], bursts[i] = "plan/new", 1, 1
+			}
+			return []any{stepIDs[:n], keys, rates, bursts}
+		}},
 
 		// Reads and operator actions: the store runs them after IndexPlans
 		// (reads in a snapshot, operator actions in their transaction),
@@ -449,10 +470,13 @@ func planCases(f planFixture) map[string]planCase {
 		"IndexPlans":          {skip: "planner settings"},
 		"CustomPlans":         {skip: "planner settings"},
 		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
-		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{now, liveTask} }},
 		"ReadTaskParent":      {sql: dbgen.ReadTaskParent, indexPlans: true, args: func() []any { return []any{liveTask} }},
 		"ReadTaskChildren":    {sql: dbgen.ReadTaskChildren, indexPlans: true, args: func() []any { return []any{liveTask} }},
-		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
+		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, liveTask, "s2"} }},
+		// A pending task's first step, rate limited with an empty bucket:
+		// the blocked reason probes its bucket (sql/functions/060_step_blocked.sql).
+		"ReadStep/rated": {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, ratedTask, "s0"} }},
 		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},
 		// ListTasks alternates its filters: workflow and status; a
@@ -547,7 +571,9 @@ func TestPlanShapes(t *testing.T) {
 				}
 			}
 			for q, c := range cases {
-				sql, ok := queries[q]
+				// "Query/variant" runs Query with other arguments.
+				name, _, _ := strings.Cut(q, "/")
+				sql, ok := queries[name]
 				if !ok {
 					t.Errorf("plan-shape case %q names no query in sql/queries", q)
 					continue
