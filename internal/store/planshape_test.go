@@ -465,18 +465,18 @@ func planCases(f planFixture) map[string]planCase {
 		"ResolveStep": {sql: dbgen.ResolveStep, indexPlans: true, args: func() []any {
 			return []any{liveTask, "s1", nil, now, "plan", "actor"}
 		}},
-		"SnapshotBegin":       {skip: "transaction control"},
-		"SnapshotEnd":         {skip: "transaction control"},
-		"IndexPlans":          {skip: "planner settings"},
-		"CustomPlans":         {skip: "planner settings"},
-		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
-		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{now, liveTask} }},
-		"ReadTaskParent":      {sql: dbgen.ReadTaskParent, indexPlans: true, args: func() []any { return []any{liveTask} }},
-		"ReadTaskChildren":    {sql: dbgen.ReadTaskChildren, indexPlans: true, args: func() []any { return []any{liveTask} }},
-		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, liveTask, "s2"} }},
+		"SnapshotBegin":    {skip: "transaction control"},
+		"SnapshotEnd":      {skip: "transaction control"},
+		"IndexPlans":       {skip: "planner settings"},
+		"CustomPlans":      {skip: "planner settings"},
+		"ReadTask":         {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
+		"ReadTaskSteps":    {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{now, liveTask} }},
+		"ReadTaskParent":   {sql: dbgen.ReadTaskParent, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadTaskChildren": {sql: dbgen.ReadTaskChildren, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadStep":         {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, liveTask, "s2"} }},
 		// A pending task's first step, rate limited with an empty bucket:
 		// the blocked reason probes its bucket (sql/functions/060_step_blocked.sql).
-		"ReadStep/rated": {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, ratedTask, "s0"} }},
+		"ReadStep/rated":      {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, ratedTask, "s0"} }},
 		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},
 		// ListTasks alternates its filters: workflow and status; a

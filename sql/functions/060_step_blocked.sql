@@ -18,7 +18,10 @@ LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN p_state NOT IN ('pending', 'waiting_for_retry')
           OR (p_concurrency_key IS NULL AND p_rate_key IS NULL)
-          OR EXISTS (SELECT 1 FROM tasker_step_edges e JOIN tasker_steps p ON p.id = e.from_step_id
+          -- From the step's edges, a primary-key probe per parent (OFFSET 0:
+          -- never a walk of the unfinished steps probing edges).
+          OR EXISTS (SELECT 1 FROM tasker_step_edges e
+                     CROSS JOIN LATERAL (SELECT p.state FROM tasker_steps p WHERE p.id = e.from_step_id OFFSET 0) p
                      WHERE e.to_step_id = p_step_id
                        AND p.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
             THEN NULL
