@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -283,6 +284,20 @@ steps:
 	}
 	if got := len(h.inv.Take()); got != 1 {
 		t.Fatalf("%d steps started, want 1 (the concurrency limit)", got)
+	}
+	// The two held back are counted as held by concurrency, in one event.
+	var held []engine.HeldData
+	for _, ev := range h.pub.Events() {
+		if ev.Name == engine.StepsHeld {
+			var d engine.HeldData
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, d)
+		}
+	}
+	if len(held) != 1 || held[0] != (engine.HeldData{Concurrency: 2}) {
+		t.Fatalf("scheduler.steps_held data = %+v, want one event with concurrency 2", held)
 	}
 	// Only the start spent a token.
 	var tokens float64

@@ -53,7 +53,8 @@ const maxTracked = 100_000
 //   - map instances finished, by outcome (completed, failed, cancelled;
 //     docs/control-flow.md, "Map"): their attempts also count above,
 //     under the map step's handler;
-//   - ready steps a scheduler pass held back, by limit (rate_limit), once
+//   - ready steps a scheduler pass held back, by limit (rate_limit,
+//     concurrency), once
 //     per pass that held them (docs/control-flow.md, "Flow control");
 //   - the adaptive in-flight limit and its reason.
 //
@@ -111,7 +112,7 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		mapInstances: reg.NewCounter(MetricMapInstances,
 			"Map step instances finished, by outcome (completed, failed or cancelled).", "outcome"),
 		held: reg.NewCounter(MetricFlowControlHeld,
-			"Ready steps a scheduler pass held back under their flow control, by limit (rate_limit).", "limit"),
+			"Ready steps a scheduler pass held back under their flow control, by limit (rate_limit, concurrency).", "limit"),
 		limit: reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
 		limitReason: reg.NewGauge(MetricInFlightReason,
 			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
@@ -199,8 +200,13 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 			}
 		case engine.StepsHeld:
 			var data engine.HeldData
-			if json.Unmarshal(e.Data, &data) == nil && data.RateLimit > 0 {
-				m.held.Add(float64(data.RateLimit), engine.HeldRateLimit)
+			if json.Unmarshal(e.Data, &data) == nil {
+				if data.RateLimit > 0 {
+					m.held.Add(float64(data.RateLimit), engine.HeldRateLimit)
+				}
+				if data.Concurrency > 0 {
+					m.held.Add(float64(data.Concurrency), engine.HeldConcurrency)
+				}
 			}
 		case engine.BatchProcessed:
 			m.batch.Observe(e.DurationMS / 1000)

@@ -340,12 +340,22 @@ type Wake struct {
 	Reason string
 }
 
+// Held is a ready step a scheduler pass held back under its concurrency key
+// (a rate limit's holds are Wakes): counted for the metrics.
+type Held struct {
+	TaskID uuid.UUID
+	StepID uuid.UUID
+	// Reason names the limit: concurrency.
+	Reason string
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition
 	Finalized []TaskChange
 	Claims    []Claim
 	Wakes     []Wake
+	Held      []Held
 }
 
 // Process runs one scheduler pass as one statement (tasker_scheduler_pass)
@@ -415,6 +425,12 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 			})
 		case "wake":
 			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
+		case "held":
+			h := Held{TaskID: r.TaskID, Reason: deref(r.Reason)}
+			if r.StepID != nil {
+				h.StepID = *r.StepID
+			}
+			out.Held = append(out.Held, h)
 		default:
 			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}

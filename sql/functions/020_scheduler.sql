@@ -130,9 +130,10 @@ $$;
 -- the other's commit), record results fenced on (step, attempt), claim ready
 -- steps within the caps, and finalise tasks with nothing left to run. Claim
 -- runs before finalisation, so a task that claimed is never evaluated.
--- Returns one row per change; kind is 'recorded', 'claimed', 'finalized' or
+-- Returns one row per change; kind is 'recorded', 'claimed', 'finalized',
 -- 'wake' (a held-back task to wake at next_retry_at, NULL for now; reason
--- names the limit: docs/architecture.md, "Flow control").
+-- names the limit: docs/architecture.md, "Flow control") or 'held' (a ready
+-- step its concurrency key holds back, for the metrics; no wake-up).
 CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_now timestamptz, p_actor text, p_task_ids uuid[],
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
@@ -507,6 +508,27 @@ BEGIN
             CROSS JOIN LATERAL (SELECT s.name, s.attempts FROM tasker_steps s WHERE s.id = h.step_id OFFSET 0) hs
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = h.task_id OFFSET 0) t;
         END IF;
+
+        -- The steps their concurrency key holds back now, as 'held' rows
+        -- for the flow-control metric (docs/observability.md): from
+        -- tasker_steps_flow_pending, at most p_claim_limit per task, each
+        -- judged as its blocked_reason is (sql/functions/060_step_blocked.sql).
+        RETURN QUERY
+        SELECT 'held'::text, s.task_id, s.id, s.name, s.attempts, s.state, s.state, NULL::timestamptz,
+               'concurrency'::text, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean,
+               NULL::bytea, NULL::text, NULL::jsonb, NULL::int
+        FROM unnest(v_live) AS b(id)
+        CROSS JOIN LATERAL (
+            SELECT s.id, s.task_id, s.name, s.attempts, s.state, s.concurrency_key, s.concurrency_limit
+            FROM tasker_steps s
+            WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry') AND s.map_parent_id IS NULL
+              AND s.concurrency_key IS NOT NULL
+              AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
+            LIMIT p_claim_limit) s
+        CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = s.task_id OFFSET 0) t
+        WHERE tasker_step_blocked_reason(s.id, s.state, s.concurrency_key, s.concurrency_limit,
+                                         NULL, NULL, NULL, p_now) IS NOT NULL;
     END IF;
 
     -- A live task is finished when none of its steps is live: after the

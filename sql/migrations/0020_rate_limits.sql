@@ -22,3 +22,9 @@ CREATE TABLE tasker_rate_buckets (
     per_second  float8      NOT NULL CHECK (per_second > 0),
     burst       int         NOT NULL CHECK (burst >= 1)
 );
+
+-- The pending steps under flow control of a task: the pass's lock decision
+-- and its count of steps their concurrency key holds back walk only these.
+CREATE INDEX tasker_steps_flow_pending ON tasker_steps (task_id)
+    WHERE state IN ('pending', 'waiting_for_retry') AND map_parent_id IS NULL
+      AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL);
