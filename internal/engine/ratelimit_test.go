@@ -321,3 +321,42 @@ func TestRateLimitMissingKey(t *testing.T) {
 		t.Fatalf("%d tasks stored after a refused create (%v)", n, err)
 	}
 }
+
+// The sweep drops a bucket once it has refilled to its burst (a missing
+// bucket is a full one), and not before.
+func TestRateLimitBucketsPruned(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, engine.Config{}, `
+namespace: test
+name: rated
+version: 1.0.0
+steps:
+  - {name: call, handler: partner.call, rate_limit: {per_second: 1, burst: 2}}
+`)
+	id := h.create("rated", `{}`)
+	h.queue.Take()
+	if err := h.eng.ProcessTasks(h.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	buckets := func() int {
+		t.Helper()
+		var n int
+		if err := h.pool.QueryRow(h.ctx, "SELECT count(*) FROM tasker_rate_buckets").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := h.eng.Sweep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := buckets(); n != 1 {
+		t.Fatalf("%d buckets after a start, want 1 (one token spent, refilled in 1 s)", n)
+	}
+	h.clock.Advance(time.Second)
+	if _, err := h.eng.Sweep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := buckets(); n != 0 {
+		t.Fatalf("%d buckets once refilled, want 0", n)
+	}
+}

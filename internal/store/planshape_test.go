@@ -122,8 +122,9 @@ SET rate_key = 'plan/rated' || E'\x1f' || (g % 3), rate_per_second = 2, rate_bur
 FROM generate_series($1::int + 1, $1::int + $2::int) g
 WHERE g % 7 = 0 AND s.id = pg_temp.fid('step', g * 4) AND $3::int >= 0;
 
-INSERT INTO tasker_rate_buckets (key, tokens, refilled_at, per_second, burst)
-SELECT 'plan/rated' || E'\x1f' || k, 0.5, $1::timestamptz - interval '1 s', 2, 3
+INSERT INTO tasker_rate_buckets (key, tokens, refilled_at, per_second, burst, full_at)
+SELECT 'plan/rated' || E'\x1f' || k, 0.5, $1::timestamptz - interval '1 s', 2, 3,
+       $1::timestamptz - interval '1 s' + CASE WHEN k % 100 = 0 THEN interval '0.5 s' ELSE interval '1 hour' END
 FROM generate_series(0, 9999) k
 ON CONFLICT (key) DO NOTHING;
 
@@ -363,6 +364,8 @@ func planCases(f planFixture) map[string]planCase {
 		"SweepScan": {sql: dbgen.SweepScan, budget: 10 * 500, args: func() []any {
 			return []any{now.Add(2 * time.Hour), int32(100), uuid.Nil, int32(500), "plan-actor", now.Add(time.Minute)}
 		}},
+		// 1 % of the 10,000 buckets are full; the delete stops at its limit.
+		"PruneRateBuckets": {sql: dbgen.PruneRateBuckets, indexPlans: true, args: func() []any { return []any{now, int32(50)} }},
 		"Heartbeat": {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
 		"CreateTask": {sql: dbgen.CreateTask, args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()

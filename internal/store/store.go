@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/domain"
@@ -594,3 +595,24 @@ func (s *Store) StepResults(ctx context.Context, refs []StepRef) (map[StepRef]js
 // concurrency key in tasker_steps.concurrency_key; reads show the part after
 // it as the key (ReadTaskSteps' blocked_reason).
 const ConcurrencyKeySep = "\x1f"
+
+// PruneRateBuckets deletes up to limit token buckets that have refilled to
+// their burst by now (docs/architecture.md, "Flow control"); a missing
+// bucket is a full one, so this only bounds the table.
+func (s *Store) PruneRateBuckets(ctx context.Context, now time.Time, limit int) (int64, error) {
+	// In a transaction under IndexPlans: the delete walks the full_at index
+	// whatever the statistics say (docs/architecture.md, "Cost follows the
+	// work").
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		if err := dbq.IndexPlans(ctx, tx); err != nil {
+			return err
+		}
+		n, err = dbq.PruneRateBuckets(ctx, tx, dbgen.PruneRateBucketsParams{Now: now, MaxRows: int32(limit)})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune rate buckets: %w", err)
+	}
+	return n, nil
+}

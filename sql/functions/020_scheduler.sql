@@ -442,14 +442,15 @@ BEGIN
             -- Spend the tokens of the starts claimed, in key order (the
             -- rows were locked in that order above).
             spent AS (
-                INSERT INTO tasker_rate_buckets AS b (key, tokens, refilled_at, per_second, burst)
-                SELECT k.rate_key, k.tokens - (SELECT count(*) FROM claimed c WHERE c.rate_key = k.rate_key),
-                       k.at, k.rate_per_second, k.rate_burst
-                FROM buckets k
+                INSERT INTO tasker_rate_buckets AS b (key, tokens, refilled_at, per_second, burst, full_at)
+                SELECT k.rate_key, k.left, k.at, k.rate_per_second, k.rate_burst,
+                       k.at + make_interval(secs => (k.rate_burst - k.left) / k.rate_per_second)
+                FROM (SELECT k.*, k.tokens - (SELECT count(*) FROM claimed c WHERE c.rate_key = k.rate_key) AS left
+                      FROM buckets k) k
                 ORDER BY k.rate_key
                 ON CONFLICT (key) DO UPDATE
                 SET tokens = excluded.tokens, refilled_at = excluded.refilled_at,
-                    per_second = excluded.per_second, burst = excluded.burst
+                    per_second = excluded.per_second, burst = excluded.burst, full_at = excluded.full_at
             ),
             -- Steps their rate limit held back stay pending (no attempt);
             -- each asks for a wake-up when the token of its rank is due.

@@ -13,15 +13,18 @@ ALTER TABLE tasker_steps
                AND (rate_per_second IS NULL OR rate_per_second > 0) AND (rate_burst IS NULL OR rate_burst >= 1));
 
 -- tokens as of refilled_at; a missing row is a full bucket. per_second and
--- burst are those of the last pass that spent from it, so a bucket can be
--- told full without its steps.
+-- burst are those of the last pass that spent from it; full_at is when the
+-- bucket will have refilled to burst, after which the sweep may delete it
+-- (oldest first, by tasker_rate_buckets_full).
 CREATE TABLE tasker_rate_buckets (
     key         text PRIMARY KEY,
     tokens      float8      NOT NULL,
     refilled_at timestamptz NOT NULL,
     per_second  float8      NOT NULL CHECK (per_second > 0),
-    burst       int         NOT NULL CHECK (burst >= 1)
+    burst       int         NOT NULL CHECK (burst >= 1),
+    full_at     timestamptz NOT NULL
 );
+CREATE INDEX tasker_rate_buckets_full ON tasker_rate_buckets (full_at);
 
 -- The pending steps under flow control of a task: the pass's lock decision
 -- and its count of steps their concurrency key holds back walk only these.
