@@ -366,7 +366,7 @@ func planCases(f planFixture) map[string]planCase {
 		}},
 		// 1 % of the 10,000 buckets are full; the delete stops at its limit.
 		"PruneRateBuckets": {sql: dbgen.PruneRateBuckets, indexPlans: true, args: func() []any { return []any{now, int32(50)} }},
-		"Heartbeat": {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
+		"Heartbeat":        {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
 		"CreateTask": {sql: dbgen.CreateTask, args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()
 			cond := "context.n > 0"
