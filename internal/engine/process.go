@@ -375,15 +375,16 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	decided = append(decided, started...)
 	decidedTasks = appendNew(decidedTasks, mapTasks...)
 	decidedTasks = appendNew(decidedTasks, childTasks...)
-	if len(out.Finalized) > 0 {
-		// Ended children settle their parents' steps (docs/architecture.md,
-		// "Child workflows"): one statement for the pass's finalized tasks.
-		ended := make([]uuid.UUID, len(out.Finalized))
-		for i, f := range out.Finalized {
-			ended[i] = f.TaskID
+	// Ended children settle their parents' steps (docs/architecture.md,
+	// "Child workflows"): one statement for the pass's finalized tasks that
+	// have a parent, none when no finalized task has one.
+	var ended []uuid.UUID
+	for _, f := range out.Finalized {
+		if f.ParentTaskID != uuid.Nil {
+			ended = append(ended, f.TaskID)
 		}
-		err = errors.Join(err, e.settleChildren(ctx, ended))
 	}
+	err = errors.Join(err, e.settleChildren(ctx, ended))
 	if len(decidedTasks) > 0 {
 		// Record the skips, condition failures and maps that ended at
 		// once, and claim what they made ready (a map's instances), in the

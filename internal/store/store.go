@@ -296,6 +296,10 @@ type TaskChange struct {
 	Workflow      string
 	CorrelationID string
 	TraceParent   string
+	// ParentTaskID is the task whose tasker.workflow step started this one,
+	// uuid.Nil for a task without a parent; set on a pass's finalized tasks,
+	// whose parents the engine settles (docs/architecture.md, "Child workflows").
+	ParentTaskID uuid.UUID
 }
 
 // Claim is a step attempt claimed for dispatch, with what its payload needs.
@@ -420,10 +424,14 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				When: deref(r.WhenExpr), Map: r.Map,
 			})
 		case "finalized":
-			out.Finalized = append(out.Finalized, TaskChange{
+			tc := TaskChange{
 				TaskID: r.TaskID, From: domain.TaskStatus(r.FromState), To: domain.TaskStatus(r.ToState), Namespace: r.Namespace, Workflow: r.Workflow,
 				CorrelationID: r.CorrelationID, TraceParent: trace,
-			})
+			}
+			if r.ParentTaskID != nil {
+				tc.ParentTaskID = *r.ParentTaskID
+			}
+			out.Finalized = append(out.Finalized, tc)
 		case "wake":
 			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
 		case "held":
