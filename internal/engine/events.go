@@ -46,6 +46,7 @@ const (
 	PassFailed         EventName = "scheduler.pass_failed"
 	ConcurrencyChanged EventName = "scheduler.concurrency_changed"
 	TasksWoken         EventName = "scheduler.tasks_woken"
+	StepsHeld          EventName = "scheduler.steps_held"
 
 	WebhookDead EventName = "webhook.dead"
 )
@@ -86,6 +87,7 @@ var Catalogue = []struct {
 	{PassFailed, "a scheduler pass failed (the database refused or was unreachable); its messages are retried"},
 	{ConcurrencyChanged, "the adaptive in-flight limit changed; data has the new limit and the reason"},
 	{TasksWoken, "a scheduler pass woke tasks whose held-back work a freed slot lets run; data {woken: count by limit}"},
+	{StepsHeld, "a scheduler pass held back ready steps under their flow control (they stay pending, costing no attempt); data {rate_limit: n, concurrency: n}, one event per pass that held any"},
 	{WebhookDead, "a webhook delivery failed its subscription's last attempt and was given up"},
 }
 

@@ -134,10 +134,28 @@ func batchEvent(msgs []InMessage, malformed int, start time.Time) Event {
 }
 
 // TasksWokenData is the Data of a scheduler.tasks_woken event: the tasks a
-// pass woke because slots freed, by the limit that held their work back
-// (concurrency, task_concurrency, rate_limit).
+// pass woke because slots under their limit freed, by limit (concurrency,
+// task_concurrency).
 type TasksWokenData struct {
 	Woken map[string]int `json:"woken"`
+}
+
+// The limits of flow control (docs/control-flow.md, "Flow control"):
+// HeldRateLimit is also the reason of the wake-ups a scheduler pass asks
+// for the steps their rate limit held back; WokenConcurrency and
+// WokenTaskConcurrency those of the wake-ups for work a freed slot lets run.
+const (
+	HeldRateLimit        = "rate_limit"
+	HeldConcurrency      = "concurrency"
+	WokenConcurrency     = "concurrency"
+	WokenTaskConcurrency = "task_concurrency"
+)
+
+// HeldData is the Data of a scheduler.steps_held event: how many ready
+// steps one pass held back, by limit.
+type HeldData struct {
+	RateLimit   int `json:"rate_limit,omitempty"`
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // BatchData is the Data of a scheduler.batch_processed event.
@@ -335,13 +353,17 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
 			Attempt: c.Attempt, From: string(c.From), To: string(domain.StepInProgress), Handler: c.Handler})
 	}
-	for _, h := range out.Held {
+	for _, h := range out.TasksHeld {
 		events = append(events, Event{Name: TaskQueued, Time: now, TaskID: h.TaskID, Namespace: h.Namespace,
 			Workflow: h.Workflow, CorrelationID: h.CorrelationID, From: string(domain.TaskPending),
 			To: string(domain.TaskPending), Reason: h.Reason})
 	}
 	var woken map[string]int
+	held := HeldData{Concurrency: len(out.Held)}
 	for _, w := range out.Wakes {
+		if w.Reason == HeldRateLimit {
+			held.RateLimit++
+		}
 		var d time.Duration
 		if w.At != nil {
 			d = max(w.At.Sub(now), 0)
@@ -349,16 +371,23 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 		if cur, ok := wakes[w.TaskID]; !ok || d < cur {
 			wakes[w.TaskID] = d
 		}
-		if woken == nil {
-			woken = map[string]int{}
+		if w.Reason == WokenConcurrency || w.Reason == WokenTaskConcurrency {
+			if woken == nil {
+				woken = map[string]int{}
+			}
+			woken[w.Reason]++
 		}
-		woken[w.Reason]++
 	}
 	if woken != nil {
 		events = append(events, Event{Name: TasksWoken, Time: now, Data: mustJSON(TasksWokenData{Woken: woken})})
 	}
 	if globalCap > 0 {
 		e.wakeWaiting(taskIDs, out, wakes)
+	}
+	if held.RateLimit > 0 || held.Concurrency > 0 {
+		// One event per pass, not per held step: a step held for a minute
+		// would otherwise repeat itself at every wake-up.
+		events = append(events, Event{Name: StepsHeld, Time: now, Data: mustJSON(held)})
 	}
 	e.pub.Publish(ctx, events)
 	spans.annotate(events)
@@ -426,6 +455,7 @@ func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.Proc
 				done.Claims = append(done.Claims, part.Claims...) // none unless the store ignores ClaimLimit 0
 				done.Wakes = append(done.Wakes, part.Wakes...)
 				done.Held = append(done.Held, part.Held...)
+				done.TasksHeld = append(done.TasksHeld, part.TasksHeld...)
 				continue
 			}
 			pe := refusal(err)
@@ -451,6 +481,7 @@ func (e *Engine) process(ctx context.Context, in store.ProcessInput) (store.Proc
 	last.Claims = append(done.Claims, last.Claims...)
 	last.Wakes = append(done.Wakes, last.Wakes...)
 	last.Held = append(done.Held, last.Held...)
+	last.TasksHeld = append(done.TasksHeld, last.TasksHeld...)
 	return last, results, nil
 }
 

@@ -391,8 +391,10 @@ func TestMetricsMapInstances(t *testing.T) {
 	}
 }
 
-// Flow control: task.queued counts held tasks under limit task_concurrency;
-// scheduler.tasks_woken adds its counts per limit.
+// Flow control: held steps are counted by limit from scheduler.steps_held,
+// once per pass that held them; task.queued counts held tasks under limit
+// task_concurrency; scheduler.tasks_woken adds its counts per limit
+// (docs/observability.md).
 func TestMetricsFlowControl(t *testing.T) {
 	t.Parallel()
 	reg := telemetry.NewRegistry()
@@ -406,6 +408,9 @@ func TestMetricsFlowControl(t *testing.T) {
 		{Name: engine.TaskQueued, TaskID: uuid.New(), Reason: "task concurrency limit 1 for key acme reached"},
 		{Name: engine.TasksWoken, Data: woken},
 		{Name: engine.TasksWoken, Data: woken},
+		{Name: engine.StepsHeld, Data: json.RawMessage(`{"rate_limit":3}`)},
+		{Name: engine.StepsHeld, Data: json.RawMessage(`{"rate_limit":2,"concurrency":4}`)},
+		{Name: engine.StepsHeld, Data: json.RawMessage(`not json`)},
 	})
 	var b bytes.Buffer
 	if err := reg.WritePrometheus(&b); err != nil {
@@ -415,6 +420,8 @@ func TestMetricsFlowControl(t *testing.T) {
 		`tasker_flow_control_held_total{limit="task_concurrency"} 2`,
 		`tasker_flow_control_wakes_total{reason="concurrency"} 4`,
 		`tasker_flow_control_wakes_total{reason="task_concurrency"} 2`,
+		`tasker_flow_control_held_total{limit="rate_limit"} 5`,
+		`tasker_flow_control_held_total{limit="concurrency"} 4`,
 	} {
 		if !strings.Contains(b.String(), want+"\n") {
 			t.Errorf("missing %s in\n%s", want, b.String())

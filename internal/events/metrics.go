@@ -31,8 +31,9 @@ const (
 	MetricSchedulesFired   = "tasker_schedules_fired_total"
 	MetricMapInstances     = "tasker_map_instances_total"
 	// Flow control (docs/control-flow.md, "Flow control"): work held back
-	// by a limit (label limit: task_concurrency counts tasks, once each),
-	// and tasks woken when a slot freed (label reason: the limit).
+	// by a limit (label limit: rate_limit and concurrency count ready steps
+	// per pass that held them, task_concurrency tasks, once each), and tasks
+	// woken when a slot freed (label reason: the limit).
 	MetricFlowControlHeld  = "tasker_flow_control_held_total"
 	MetricFlowControlWakes = "tasker_flow_control_wakes_total"
 )
@@ -57,8 +58,10 @@ const maxTracked = 100_000
 //   - map instances finished, by outcome (completed, failed, cancelled;
 //     docs/control-flow.md, "Map"): their attempts also count above,
 //     under the map step's handler;
-//   - work held back by flow control, by limit (task_concurrency: tasks
-//     held the first time), and tasks woken when a slot freed, by reason;
+//   - ready steps a scheduler pass held back, by limit (rate_limit,
+//     concurrency), once per pass that held them, and tasks held back by
+//     task concurrency (task_concurrency), once each (docs/control-flow.md,
+//     "Flow control"); tasks woken when a slot freed, by reason;
 //   - the adaptive in-flight limit and its reason.
 //
 // Durations and in-flight steps are measured between the events one
@@ -115,7 +118,7 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		mapInstances: reg.NewCounter(MetricMapInstances,
 			"Map step instances finished, by outcome (completed, failed or cancelled).", "outcome"),
 		held: reg.NewCounter(MetricFlowControlHeld,
-			"Work held back by flow control, by limit (task_concurrency: tasks, counted once each).", "limit"),
+			"Work held back by flow control, by limit: ready steps per pass that held them (rate_limit, concurrency), tasks once each (task_concurrency).", "limit"),
 		wakes: reg.NewCounter(MetricFlowControlWakes,
 			"Tasks a scheduler pass woke because a slot under their limit freed, by limit.", "reason"),
 		limit: reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
@@ -210,6 +213,16 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 						v = 1
 					}
 					m.limitReason.Set(v, r)
+				}
+			}
+		case engine.StepsHeld:
+			var data engine.HeldData
+			if json.Unmarshal(e.Data, &data) == nil {
+				if data.RateLimit > 0 {
+					m.held.Add(float64(data.RateLimit), engine.HeldRateLimit)
+				}
+				if data.Concurrency > 0 {
+					m.held.Add(float64(data.Concurrency), engine.HeldConcurrency)
 				}
 			}
 		case engine.BatchProcessed:

@@ -39,7 +39,7 @@ $$;
 
 -- Holds back the given tasks (tasker_task_concurrency_held under the pass's
 -- lock): marks the ones held for the first time (held_at) and returns a
--- 'held' row for each of them, so the task.queued event is sent once per
+-- 'task_held' row for each of them, so the task.queued event is sent once per
 -- task, not once per pass.
 CREATE OR REPLACE FUNCTION tasker_hold_tasks(p_now timestamptz, p_task_ids uuid[], p_reasons text[])
 RETURNS SETOF tasker_scheduler_pass_row
@@ -64,7 +64,7 @@ BEGIN
     SELECT r.*
     FROM marked m
     CROSS JOIN LATERAL jsonb_populate_record(NULL::tasker_scheduler_pass_row, jsonb_build_object(
-        'kind', 'held', 'task_id', m.id, 'from_state', m.status, 'to_state', m.status, 'reason', m.reason,
+        'kind', 'task_held', 'task_id', m.id, 'from_state', m.status, 'to_state', m.status, 'reason', m.reason,
         'namespace', m.namespace, 'workflow', m.name, 'version', m.version, 'correlation_id', m.correlation_id,
         'trace_parent', m.trace_parent)) r;
 END

@@ -28,3 +28,14 @@ UPDATE tasker_tasks SET trace_parent = @trace_parent WHERE id = @id AND trace_pa
 -- that already existed (repeated idempotency key) has another id.
 UPDATE tasker_tasks SET concurrency_key = @concurrency_key::text, concurrency_limit = @concurrency_limit::int
 WHERE id = @id AND concurrency_key IS NULL;
+
+-- name: SetStepRateLimits :exec
+-- Queued after CreateTask, in the same implicit transaction, for the steps
+-- with a rate_limit (docs/architecture.md, "Flow control"); the steps of an
+-- existing task (a repeated idempotency key) have other ids and keep theirs.
+-- Each a primary-key probe.
+UPDATE tasker_steps s
+SET rate_key = r.rate_key, rate_per_second = r.rate_per_second, rate_burst = r.rate_burst
+FROM (SELECT unnest(@step_ids::uuid[]) AS step_id, unnest(@rate_keys::text[]) AS rate_key,
+             unnest(@rates::float8[]) AS rate_per_second, unnest(@bursts::int[]) AS rate_burst) r
+WHERE s.id = r.step_id;

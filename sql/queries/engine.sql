@@ -38,3 +38,17 @@ FROM tasker_step_results(@task_ids::uuid[], @names::text[]) r;
 -- cancelled attempts that were in flight and the cancelled tasks.
 SELECT w.task_id, w.reason
 FROM tasker_flow_control_wakes(@now::timestamptz, @step_ids::uuid[], @task_ids::uuid[]) w;
+
+-- name: PruneRateBuckets :execrows
+-- Deletes up to @max_rows token buckets that have refilled to their burst by
+-- @now (docs/architecture.md, "Flow control"): a missing row is a full
+-- bucket, so nothing changes but the table's size. A range of
+-- tasker_rate_buckets_full, oldest first. A pass that locked a bucket first
+-- keeps it: its update moves full_at on, which the delete re-checks. The
+-- store runs it after IndexPlans.
+DELETE FROM tasker_rate_buckets b
+WHERE b.key IN (SELECT x.key FROM tasker_rate_buckets x
+                WHERE x.full_at <= @now::timestamptz
+                ORDER BY x.full_at
+                LIMIT @max_rows::int)
+  AND b.full_at <= @now::timestamptz;
