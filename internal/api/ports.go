@@ -48,6 +48,9 @@ type Reader interface {
 	ListTasks(ctx context.Context, f store.ListFilter) (tasks []store.TaskView, next *store.Cursor, err error)
 	Status(ctx context.Context, since time.Time) (store.SystemStatus, error)
 	TaskTransitions(ctx context.Context, id uuid.UUID, after int64, limit int) (trs []store.TaskTransition, more bool, err error)
+	// ListMapInstances pages a map step's instances (docs/control-flow.md,
+	// "Map"); it reports whether the task exists, like GetStep.
+	ListMapInstances(ctx context.Context, taskID uuid.UUID, name string, f store.InstanceFilter) (page store.InstancePage, taskFound bool, err error)
 }
 
 // The production implementations.

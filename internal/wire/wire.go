@@ -351,3 +351,31 @@ type BulkResult struct {
 	Capped     bool    `json:"capped"`
 	NextCursor *string `json:"next_cursor"`
 }
+
+// MapInstance is one instance of a map step in a page of
+// GET /v1/tasks/{id}/steps/{step}/instances (docs/control-flow.md, "Map").
+type MapInstance struct {
+	Index       int    `json:"index"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	Attempts    int    `json:"attempts"`
+	MaxAttempts int    `json:"max_attempts"`
+	// Result is null when there is none, or when it is larger than a page
+	// carries (ResultOmitted): read the instance with the step route.
+	Result        json.RawMessage `json:"result"`
+	ResultOmitted bool            `json:"result_omitted,omitempty"`
+	LastError     json.RawMessage `json:"last_error"`
+	NextRetryAt   *string         `json:"next_retry_at"`
+	StartedAt     *string         `json:"started_at"`
+	CompletedAt   *string         `json:"completed_at"`
+	WaitingUntil  *string         `json:"waiting_until,omitempty"`
+	WaitKind      string          `json:"wait_kind,omitempty"`
+}
+
+// MapInstanceList is one page of a map step's instances, in index order.
+type MapInstanceList struct {
+	Instances []MapInstance `json:"instances"`
+	// NextCursor continues the walk; null on the last page. A page
+	// filtered by state may be short, even empty, and still have one.
+	NextCursor *string `json:"next_cursor"`
+}
