@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/taskerhq/tasker/internal/apiclient"
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/wire"
 )
@@ -118,6 +120,34 @@ func TestMapInstancesRoute(t *testing.T) {
 	}
 	if l := page(url.Values{"state": {"in_progress"}}); len(l.Instances) != 0 || l.NextCursor != nil {
 		t.Errorf("in progress: %+v", l)
+	}
+
+	// The API client walks the same pages.
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	c, err := apiclient.New(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []int
+	for cursor := ""; ; {
+		l, _, err := c.MapInstances(t.Context(), id, "each", "error", cursor, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range l.Instances {
+			failed = append(failed, v.Index)
+		}
+		if l.NextCursor == nil {
+			break
+		}
+		cursor = *l.NextCursor
+	}
+	if fmt.Sprint(failed) != "[3 13 23 33 43 53 63 73 83 93 103 113]" {
+		t.Errorf("the client's walk of failed instances: %v", failed)
+	}
+	if _, _, err := c.MapInstances(t.Context(), id, "after", "", "", 0); err == nil || !strings.Contains(err.Error(), "is not a map step") {
+		t.Errorf("the client on a step that is no map: %v", err)
 	}
 
 	// A map step that has not run lists nothing.
