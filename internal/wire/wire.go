@@ -14,22 +14,26 @@ import "encoding/json"
 
 // Task is a task as the API returns it.
 type Task struct {
-	ID             string          `json:"id"`
-	Namespace      string          `json:"namespace"`
-	Name           string          `json:"name"`
-	Version        string          `json:"version"`
-	Status         string          `json:"status"`
-	Context        json.RawMessage `json:"context"`
-	Initiator      string          `json:"initiator"`
-	SourceSystem   string          `json:"source_system"`
-	Reason         string          `json:"reason"`
-	Tags           []string        `json:"tags"`
-	IdempotencyKey *string         `json:"idempotency_key"`
-	CorrelationID  string          `json:"correlation_id"`
-	CreatedAt      string          `json:"created_at"`
-	UpdatedAt      string          `json:"updated_at"`
-	CompletedAt    *string         `json:"completed_at"`
-	Steps          []Step          `json:"steps,omitzero"`
+	ID        string          `json:"id"`
+	Namespace string          `json:"namespace"`
+	Name      string          `json:"name"`
+	Version   string          `json:"version"`
+	Status    string          `json:"status"`
+	Context   json.RawMessage `json:"context"`
+	// ContextError is set when the context is stored out of line and cannot
+	// be read whole: Context is then the stored reference, and this says
+	// what went wrong (docs/architecture.md, "Large payloads").
+	ContextError   string   `json:"context_error,omitempty"`
+	Initiator      string   `json:"initiator"`
+	SourceSystem   string   `json:"source_system"`
+	Reason         string   `json:"reason"`
+	Tags           []string `json:"tags"`
+	IdempotencyKey *string  `json:"idempotency_key"`
+	CorrelationID  string   `json:"correlation_id"`
+	CreatedAt      string   `json:"created_at"`
+	UpdatedAt      string   `json:"updated_at"`
+	CompletedAt    *string  `json:"completed_at"`
+	Steps          []Step   `json:"steps,omitzero"`
 	// ParentTaskID and ParentStep name the tasker.workflow step that started
 	// the task (null otherwise); Children are the tasks its tasker.workflow
 	// steps started. Set on the task route, left out of lists.
@@ -54,6 +58,10 @@ type Step struct {
 	Attempts    int             `json:"attempts"`
 	MaxAttempts int             `json:"max_attempts"`
 	Result      json.RawMessage `json:"result"`
+	// ResultError is set when the result is stored out of line and cannot
+	// be read whole: Result is then the stored reference, and this says
+	// what went wrong.
+	ResultError string          `json:"result_error,omitempty"`
 	LastError   json.RawMessage `json:"last_error"`
 	NextRetryAt *string         `json:"next_retry_at"`
 	StartedAt   *string         `json:"started_at"`

@@ -727,7 +727,10 @@ async function taskPage(v, id, stepName) {
       const p = st.map && panels.get(st.name);
       if (p && p.open && p.key && p.key !== JSON.stringify([st.map, p.state])) loadInstances(v, id, st, p, Math.max(p.shown, MAP_PAGE)).catch(fail);
     }
-    swap(contextBox, JSON.stringify(task.context), () => jsonView(task.context));
+    // A context stored out of line that cannot be read comes as its
+    // reference, with context_error saying why.
+    swap(contextBox, JSON.stringify([task.context, task.context_error]), () => [
+      task.context_error ? h('p', { class: 'error-text context-error' }, task.context_error) : null, jsonView(task.context)]);
     const trs = await timelineOf(v, id);
     swap(timelineBox, String(trs.length) + (trs.length ? trs[trs.length - 1].seq : ''), () => timeline(id, trs));
     if (step) swap(stepBox, JSON.stringify(step), () => stepDetail(v, id, task, step));
