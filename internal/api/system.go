@@ -4,8 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -68,14 +66,7 @@ func (s *server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := s.tpls.Get(ns, name, version)
 	if err != nil {
-		if errors.Is(err, template.ErrNotFound) {
-			detail := fmt.Sprintf("no workflow %s/%s", ns, name)
-			if vs := versionsOf(s.tpls, ns, name); len(vs) > 0 {
-				detail = fmt.Sprintf("no version %s of %s/%s (versions: %v)", version, ns, name, vs)
-			}
-			err = notFound(detail)
-		}
-		s.fail(w, r, err)
+		s.fail(w, r, err) // template.ErrNotFound: a 404 naming what is missing (problemFor)
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, templateDetail(s.tpls, t))

@@ -217,17 +217,17 @@ func (s *server) idempotencyScope(ctx context.Context) string {
 	return "sub:" + sub
 }
 
-// unknownTemplate is a 422 pointing at the field that named nothing.
+// unknownTemplate is a 422 pointing at the field that named nothing
+// (template.ErrNotFound; GraphQL answers the same detail in its shape).
 func (s *server) unknownTemplate(req engine.CreateRequest, err error) error {
-	if !errors.Is(err, template.ErrNotFound) {
+	detail, missing, ok := template.NotFoundDetail(err, req.Namespace, req.Name)
+	switch {
+	case !ok:
 		return err
+	case missing:
+		return invalid(FieldError{Pointer: "/name", Detail: detail + "; see GET /v1/templates"})
 	}
-	vs := versionsOf(s.tpls, req.Namespace, req.Name)
-	if len(vs) == 0 {
-		return invalid(FieldError{Pointer: "/name", Detail: fmt.Sprintf("no workflow %s/%s; see GET /v1/templates", req.Namespace, req.Name)})
-	}
-	return invalid(FieldError{Pointer: "/version", Detail: fmt.Sprintf("no version %s of %s/%s (versions: %s)",
-		req.Version, req.Namespace, req.Name, strings.Join(vs, ", "))})
+	return invalid(FieldError{Pointer: "/version", Detail: detail})
 }
 
 // listParams are the query parameters of GET /v1/tasks that filter; the
