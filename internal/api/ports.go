@@ -30,6 +30,9 @@ type Engine interface {
 	// PauseSchedule pauses or resumes one (engine.ErrNotFound).
 	Schedules(ctx context.Context, n int) ([]engine.ScheduleView, error)
 	PauseSchedule(ctx context.Context, id int64, paused bool) (engine.ScheduleView, error)
+	// TemplateSchedules lists one template version's schedules with their
+	// state and next n fire times (GET /v1/templates/{namespace}/{name}).
+	TemplateSchedules(ctx context.Context, tpl *template.Template, n int) ([]engine.ScheduleView, error)
 	// Bulk cancels or retries the tasks a filter selects, in batches.
 	Bulk(ctx context.Context, req engine.BulkRequest) (engine.BulkResult, error)
 	Health() (engine.HealthState, int)

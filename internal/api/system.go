@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/wire"
 )
 
 // GET /v1/templates
@@ -69,7 +71,36 @@ func (s *server) getTemplate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err) // template.ErrNotFound: a 404 naming what is missing (problemFor)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, templateDetail(s.tpls, t))
+	out := templateDetail(s.tpls, t)
+	scheds, err := s.eng.TemplateSchedules(r.Context(), t, templateNextFires)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out.Schedules = make([]wire.TemplateSchedule, len(scheds))
+	for i, v := range scheds {
+		out.Schedules[i] = templateScheduleView(v)
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// templateNextFires is how many fire times a template's schedules show.
+const templateNextFires = 3
+
+func templateScheduleView(v engine.ScheduleView) wire.TemplateSchedule {
+	out := wire.TemplateSchedule{Index: v.Index, Spec: v.Spec, Cron: v.Cron, Timezone: v.Timezone, Rate: v.Rate,
+		CatchUp: v.CatchUp, Scheduled: v.Loaded, Paused: v.Paused, NextFires: make([]string, len(v.Next))}
+	if v.CatchUp == "" {
+		out.CatchUp = template.CatchUpLatest
+	}
+	if v.Loaded {
+		id := v.ID
+		out.ID = &id
+	}
+	for i, t := range v.Next {
+		out.NextFires[i] = ts(t)
+	}
+	return out
 }
 
 // GET /v1/health/live: the process answers.

@@ -425,8 +425,11 @@ func planCases(f planFixture) map[string]planCase {
 		"ClaimScheduleFire": {sql: dbgen.ClaimScheduleFire, args: func() []any {
 			return []any{now.Add(time.Minute), &now, nil, now, int64(1), now, "rate(5m0s)"}
 		}},
-		"ListSchedules":     {sql: dbgen.ListSchedules, args: func() []any { return []any{int32(store.MaxSchedules)} }},
-		"ReadSchedule":      {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
+		"ListSchedules": {sql: dbgen.ListSchedules, args: func() []any { return []any{int32(store.MaxSchedules)} }},
+		"ReadSchedule":  {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
+		"ListTemplateSchedules": {sql: dbgen.ListTemplateSchedules, args: func() []any {
+			return []any{"plan", "odd", int32(store.MaxTemplateSchedules)}
+		}},
 		"SetSchedulePaused": {sql: dbgen.SetSchedulePaused, args: func() []any { return []any{true, nil, now, int64(1)} }},
 		"SetTraceParent":    {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 

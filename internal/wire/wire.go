@@ -172,6 +172,30 @@ type TemplateDetail struct {
 	Steps         []TemplateStep  `json:"steps"`
 	Levels        [][]string      `json:"levels"`
 	Graph         TemplateGraph   `json:"graph"`
+	// Schedules are the version's schedules: entries, in order
+	// (docs/control-flow.md, "Schedules").
+	Schedules []TemplateSchedule `json:"schedules"`
+}
+
+// TemplateSchedule is one schedules: entry of a template version with its
+// state. Only the latest loaded version is scheduled; the entries of
+// another version have Scheduled false, no ID and no fire times.
+type TemplateSchedule struct {
+	Index int `json:"index"`
+	// ID is the schedule's id in GET /v1/schedules and its pause and
+	// resume routes; null while the entry is not scheduled.
+	ID       *int64 `json:"id"`
+	Spec     string `json:"spec"`
+	Cron     string `json:"cron,omitempty"`
+	Timezone string `json:"timezone,omitempty"`
+	Rate     string `json:"rate,omitempty"`
+	CatchUp  string `json:"catch_up"`
+	// Scheduled says the entry fires (this is the latest loaded version).
+	Scheduled bool `json:"scheduled"`
+	Paused    bool `json:"paused"`
+	// NextFires are its next fire times; empty while paused or not
+	// scheduled.
+	NextFires []string `json:"next_fire_times"`
 }
 
 // TemplateStep is one step of a template. Its config is not shown: it may

@@ -1038,10 +1038,28 @@ async function templatePage(v, ns, name, version) {
         h('td', { class: 'hide-sm small' }, `${st.retry.max_attempts}× · ${st.retry.backoff_base_seconds}s base · ≤${st.retry.max_backoff_seconds}s`),
         h('td', { class: 'num hide-md' }, `${st.timeout_seconds}s`),
         h('td', { class: 'num hide-md' }, st.concurrency ?? '—'))))),
+    t.schedules?.length ? card('Schedules', schedulesTable(t.schedules)) : null,
     analyticsCard(v, t),
     card('Context schema', t.context_schema ? h('details', null, h('summary', null, 'JSON Schema'), jsonView(t.context_schema))
       : h('p', { class: 'muted' }, 'No schema: any JSON object is accepted.')),
     card('Start a task', start));
+}
+
+// schedulesTable lists a template version's schedules: entries
+// (docs/control-flow.md, "Schedules"): when each fires, its catch-up rule,
+// whether it is paused, and its next fire times.
+function schedulesTable(schedules) {
+  return table([['#', 'num'], ['Fires'], ['Catch-up', 'hide-sm'], ['State'], ['Next fire times']],
+    schedules.map((sc) => h('tr', { 'data-schedule': String(sc.index) },
+      h('td', { class: 'num' }, String(sc.index)),
+      h('td', null, sc.cron ? [h('code', null, sc.cron), sc.timezone ? h('span', { class: 'muted small' }, ` ${sc.timezone}`) : null]
+        : ['every ', h('code', null, sc.rate)]),
+      h('td', { class: 'hide-sm' }, sc.catch_up),
+      h('td', { class: 'schedule-state' }, !sc.scheduled ? h('span', { class: 'muted' }, 'not scheduled (not the latest version)')
+        : sc.paused ? 'paused' : 'active'),
+      h('td', { class: 'next-fires' }, sc.next_fire_times.length
+        ? sc.next_fire_times.map((f, i) => [i ? ', ' : '', time(f)]) : h('span', { class: 'muted' }, '—')))),
+    'schedules');
 }
 
 // ---------------------------------------------------------------- analytics
