@@ -91,6 +91,7 @@ func TestShippedWorkflowsComplete(t *testing.T) {
 		{"onboarding", "customer", "onboarding.json"},
 		{"data", "etl_pipeline", "etl.json"},
 		{"data", "file_batch", "files.json"},
+		{"data", "nightly_export", "files.json"},
 		{"payments", "process_refund", "refund.json"},
 	}
 	for _, tc := range tests {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/store"
@@ -41,12 +44,41 @@ func childKey(step uuid.UUID, attempt int) string {
 // that need a pass.
 func (e *Engine) children(ctx context.Context, claims []store.Claim, spans taskSpans) (run []store.Claim, decided []store.StepResult, tasks []uuid.UUID, err error) {
 	var starts []store.ChildStart
+	var dspans map[uuid.UUID]trace.Span // by step id
+	defer func() {
+		for _, span := range dspans {
+			span.End()
+		}
+	}()
 	for _, c := range claims {
 		if c.Handler != template.HandlerWorkflow || c.Map != nil {
 			run = append(run, c)
 			continue
 		}
-		child, cerr := e.startChild(ctx, c)
+		// The child joins its parent's trace (docs/observability.md,
+		// "Traces"): its task.create is a child of this attempt's
+		// step.dispatch span, as a handler's step.execute would be.
+		cctx := ctx
+		if tctx, ok := spans.ctx(c.TaskID); ok {
+			var span trace.Span
+			cctx, span = e.tracer.Start(tctx, SpanStepDispatch, trace.WithSpanKind(trace.SpanKindProducer),
+				trace.WithAttributes(AttrTaskID.String(c.TaskID.String()), AttrStepID.String(c.StepID.String()),
+					AttrStep.String(c.Step), AttrAttempt.Int(c.Attempt), AttrHandler.String(c.Handler),
+					AttrCorrelationID.String(c.CorrelationID)))
+			if dspans == nil {
+				dspans = map[uuid.UUID]trace.Span{}
+			}
+			dspans[c.StepID] = span
+		}
+		child, cerr := e.startChild(cctx, c)
+		if span := dspans[c.StepID]; span != nil {
+			if cerr != nil {
+				span.RecordError(cerr)
+				span.SetStatus(codes.Error, cerr.Error())
+			} else {
+				span.SetAttributes(AttrChildTaskID.String(child.String()))
+			}
+		}
 		if cerr != nil {
 			var te *template.ContextError
 			if errors.As(cerr, &te) || errors.Is(cerr, template.ErrNotFound) || errors.Is(cerr, errChildConfig) {
@@ -67,7 +99,7 @@ func (e *Engine) children(ctx context.Context, claims []store.Claim, spans taskS
 		return run, decided, tasks, err
 	}
 	now := e.clock.Now()
-	changes, perr := e.store.ParkChildren(ctx, now, e.cfg.InstanceID, starts)
+	changes, ended, perr := e.store.ParkChildren(ctx, now, e.cfg.InstanceID, starts)
 	if perr != nil {
 		return run, decided, tasks, errors.Join(err, perr)
 	}
@@ -88,13 +120,15 @@ func (e *Engine) children(ctx context.Context, claims []store.Claim, spans taskS
 	}
 	e.pub.Publish(ctx, events)
 	spans.annotate(events)
-	// A child that ended before its parent step was parked (or whose settle
-	// was lost) is settled now.
-	ids := make([]uuid.UUID, len(starts))
-	for i, s := range starts {
-		ids[i] = s.ChildID
+	for _, ev := range events {
+		if span := dspans[ev.StepID]; span != nil && ev.Name == StepChildStarted {
+			addSpanEvent(span, ev, time.Now())
+		}
 	}
-	return run, decided, tasks, errors.Join(err, e.settleChildren(ctx, ids))
+	// A child that ended before its parent step was parked named no parent
+	// when its pass finalized it: it is settled now (usually there is none,
+	// and no statement runs).
+	return run, decided, tasks, errors.Join(err, e.settleChildren(ctx, ended))
 }
 
 var errChildConfig = errors.New("invalid tasker.workflow config")

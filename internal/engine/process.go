@@ -328,6 +328,15 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
 			Attempt: c.Attempt, From: string(c.From), To: string(domain.StepInProgress), Handler: c.Handler})
 	}
+	for _, w := range out.Wakes {
+		var d time.Duration
+		if w.At != nil {
+			d = max(w.At.Sub(now), 0)
+		}
+		if cur, ok := wakes[w.TaskID]; !ok || d < cur {
+			wakes[w.TaskID] = d
+		}
+	}
 	if globalCap > 0 {
 		e.wakeWaiting(taskIDs, out, wakes)
 	}
@@ -342,15 +351,16 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	decided = append(decided, started...)
 	decidedTasks = appendNew(decidedTasks, mapTasks...)
 	decidedTasks = appendNew(decidedTasks, childTasks...)
-	if len(out.Finalized) > 0 {
-		// Ended children settle their parents' steps (docs/architecture.md,
-		// "Child workflows"): one statement for the pass's finalized tasks.
-		ended := make([]uuid.UUID, len(out.Finalized))
-		for i, f := range out.Finalized {
-			ended[i] = f.TaskID
+	// Ended children settle their parents' steps (docs/architecture.md,
+	// "Child workflows"): one statement for the pass's finalized tasks that
+	// have a parent, none when no finalized task has one.
+	var ended []uuid.UUID
+	for _, f := range out.Finalized {
+		if f.ParentTaskID != uuid.Nil {
+			ended = append(ended, f.TaskID)
 		}
-		err = errors.Join(err, e.settleChildren(ctx, ended))
 	}
+	err = errors.Join(err, e.settleChildren(ctx, ended))
 	if len(decidedTasks) > 0 {
 		// Record the skips, condition failures and maps that ended at
 		// once, and claim what they made ready (a map's instances), in the

@@ -18,7 +18,9 @@ const TracerName = "github.com/taskerhq/tasker/internal/engine"
 // span that created it (usually the API request): task.create, then one
 // task.evaluate per scheduler pass that changed the task, each with one
 // step.dispatch per attempt it dispatched, whose context travels in the
-// payload (tasker.traceparent) to the handler's step.execute span.
+// payload (tasker.traceparent) to the handler's step.execute span; for a
+// tasker.workflow step, to the child task's task.create span, so the child
+// task's spans join the parent's trace.
 // scheduler.batch and scheduler.sweep spans stand alone and are linked
 // from the task.evaluate spans they caused.
 const (
@@ -36,6 +38,7 @@ const (
 	AttrStepID        = attribute.Key("tasker.step_id")
 	AttrAttempt       = attribute.Key("tasker.attempt")
 	AttrHandler       = attribute.Key("tasker.handler")
+	AttrChildTaskID   = attribute.Key("tasker.child_task_id")
 	AttrMessages      = attribute.Key("messaging.batch.message_count")
 )
 

@@ -21,8 +21,9 @@ type ChildStart struct {
 // ParkChildren moves claimed tasker.workflow steps to waiting (wait_kind
 // child) and links each child to its parent step and task
 // (tasker_park_children); fenced on (step, attempt), so a stale or
-// duplicate claim changes nothing.
-func (s *Store) ParkChildren(ctx context.Context, now time.Time, actor string, cs []ChildStart) ([]WaitChange, error) {
+// duplicate claim changes nothing. ended lists the children it linked that
+// had already ended, whose parent steps no pass has settled.
+func (s *Store) ParkChildren(ctx context.Context, now time.Time, actor string, cs []ChildStart) (parked []WaitChange, ended []uuid.UUID, err error) {
 	ids := make([]uuid.UUID, len(cs))
 	attempts := make([]int32, len(cs))
 	children := make([]uuid.UUID, len(cs))
@@ -32,9 +33,16 @@ func (s *Store) ParkChildren(ctx context.Context, now time.Time, actor string, c
 	rows, err := dbq.ParkChildren(ctx, s.pool, dbgen.ParkChildrenParams{Now: now, Actor: actor, StepIds: ids,
 		Attempts: attempts, ChildIds: children})
 	if err != nil {
-		return nil, fmt.Errorf("park children: %w", err)
+		return nil, nil, fmt.Errorf("park children: %w", err)
 	}
-	return waitChanges(rows), nil
+	for _, w := range waitChanges(rows) {
+		if w.Kind == "child_ended" {
+			ended = append(ended, w.TaskID)
+			continue
+		}
+		parked = append(parked, w)
+	}
+	return parked, ended, nil
 }
 
 // SettleChildren completes or fails the parent steps still waiting on the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,8 @@ var bigTables = map[string]bool{
 // a retry); pending tasks 2 pending steps; history tasks 4 complete steps.
 // The first live task also runs a map step (m, max_concurrency 50) with
 // 10,000 instances (200 in the small fixture): 30 complete, 40 in flight,
-// the rest pending.
+// the rest pending. Every 50th live task (from the 25th) has a step waiting
+// on a child task that has ended (complete or error), with one step.
 type planFixture struct {
 	name                string
 	live, pending, hist int
@@ -135,6 +137,29 @@ SELECT pg_temp.fid('wait', g), pg_temp.fid('task', g), 'w', 4, 'tasker.callback'
        300, $4::timestamptz + CASE WHEN g % 100 = 0 THEN -interval '1 minute' ELSE g * interval '1 minute' END,
        CASE WHEN g % 2 = 0 THEN 'timer' ELSE 'callback' END, 3600, $4, $4
 FROM generate_series(1, $1::int) g
+WHERE $2::int >= 0 AND $3::int >= 0;
+
+INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
+                          backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, wait_kind, created_at, updated_at)
+SELECT pg_temp.fid('kstep', g), pg_temp.fid('task', g), 'k', 6, 'tasker.workflow', '{}', 'waiting', 1, 3, 3, 1000, 300000, 0,
+       300, 'child', $4, $4
+FROM generate_series(25, $1::int, 50) g
+WHERE $2::int >= 0 AND $3::int >= 0;
+
+INSERT INTO tasker_tasks (id, namespace, name, version, status, context, correlation_id, created_at, updated_at, started_at,
+                          completed_at, idempotency_scope, idempotency_key, parent_step_id, parent_task_id)
+SELECT pg_temp.fid('child', g), 'plan', 'child', '1.0.0', CASE WHEN g % 100 = 25 THEN 'complete' ELSE 'error' END, '{}',
+       'corr-' || g, $4, $4, $4, $4, 'child', 'child:' || pg_temp.fid('kstep', g) || ':1', pg_temp.fid('kstep', g),
+       pg_temp.fid('task', g)
+FROM generate_series(25, $1::int, 50) g
+WHERE $2::int >= 0 AND $3::int >= 0;
+
+INSERT INTO tasker_steps (id, task_id, name, position, handler, config, state, attempts, retry_limit, max_attempts,
+                          backoff_base_ms, max_backoff_ms, jitter, timeout_seconds, result, created_at, updated_at, completed_at)
+SELECT pg_temp.fid('cstep', g), pg_temp.fid('child', g), 'pack', 0, 'plan.noop', '{}',
+       CASE WHEN g % 100 = 25 THEN 'complete' ELSE 'error' END, 1, 3, 3, 1000, 300000, 0, 300,
+       CASE WHEN g % 100 = 25 THEN '{"box":1}'::jsonb END, $4, $4, $4
+FROM generate_series(25, $1::int, 50) g
 WHERE $2::int >= 0 AND $3::int >= 0;
 
 INSERT INTO tasker_blobs (key, task_id, data, created_at)
@@ -394,9 +419,17 @@ func planCases(f planFixture) map[string]planCase {
 			}
 			return []any{now, "plan-actor", stepIDs[:n], attempts[:n], kids}
 		}},
-		"SettleChildren": {sql: dbgen.SettleChildren, args: func() []any { return []any{now, "plan-actor", batch} }},
-		"EndedChildren":  {sql: dbgen.EndedChildren, args: func() []any { return []any{int32(100)} }},
-		"LiveChildren":   {sql: dbgen.LiveChildren, args: func() []any { return []any{batch} }},
+		// The finalized children of a pass (every other one complete, the
+		// others in error) among tasks without a parent.
+		"SettleChildren": {sql: dbgen.SettleChildren, args: func() []any {
+			ids := slices.Clone(batch)
+			for i := range n {
+				ids = append(ids, fid("child", 25+50*(i%max(1, f.live/50))))
+			}
+			return []any{now, "plan-actor", ids}
+		}},
+		"EndedChildren": {sql: dbgen.EndedChildren, args: func() []any { return []any{int32(100)} }},
+		"LiveChildren":  {sql: dbgen.LiveChildren, args: func() []any { return []any{batch} }},
 		"FireWaits": {sql: dbgen.FireWaits, args: func() []any {
 			fireRuns++
 			if fireRuns%2 == 0 {

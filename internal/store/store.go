@@ -258,6 +258,10 @@ type TaskChange struct {
 	Workflow      string
 	CorrelationID string
 	TraceParent   string
+	// ParentTaskID is the task whose tasker.workflow step started this one,
+	// uuid.Nil for a task without a parent; set on a pass's finalized tasks,
+	// whose parents the engine settles (docs/architecture.md, "Child workflows").
+	ParentTaskID uuid.UUID
 }
 
 // Claim is a step attempt claimed for dispatch, with what its payload needs.
@@ -293,11 +297,22 @@ type Claim struct {
 	Map json.RawMessage
 }
 
+// Wake asks for a wake-up of a task that flow control held back
+// (docs/architecture.md, "Flow control"): a slot under its key was freed,
+// or its rate limit's next token is due at At (nil: now).
+type Wake struct {
+	TaskID uuid.UUID
+	At     *time.Time
+	// Reason names the limit: concurrency, rate_limit or task_concurrency.
+	Reason string
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition
 	Finalized []TaskChange
 	Claims    []Claim
+	Wakes     []Wake
 }
 
 // Process runs one scheduler pass as one statement (tasker_scheduler_pass)
@@ -361,10 +376,16 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 				When: deref(r.WhenExpr), Map: r.Map,
 			})
 		case "finalized":
-			out.Finalized = append(out.Finalized, TaskChange{
+			tc := TaskChange{
 				TaskID: r.TaskID, From: domain.TaskStatus(r.FromState), To: domain.TaskStatus(r.ToState), Namespace: r.Namespace, Workflow: r.Workflow,
 				CorrelationID: r.CorrelationID, TraceParent: trace,
-			})
+			}
+			if r.ParentTaskID != nil {
+				tc.ParentTaskID = *r.ParentTaskID
+			}
+			out.Finalized = append(out.Finalized, tc)
+		case "wake":
+			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
 		default:
 			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}

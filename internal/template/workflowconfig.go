@@ -173,8 +173,12 @@ func checkChildren(s *Set) Errors {
 				continue
 			}
 			if _, c, err := childOf(st); err != nil {
+				ref := c.Namespace + "/" + c.Name
+				if c.Version != "" {
+					ref += "@" + c.Version
+				}
 				errs = append(errs, &Error{File: t.Source, Step: st.Name, Field: "config.name",
-					Msg: fmt.Sprintf("child workflow %s/%s %s is not loaded: %v", c.Namespace, c.Name, c.Version, err)})
+					Msg: fmt.Sprintf("child workflow %s is not loaded: %v", ref, err)})
 			}
 		}
 	}

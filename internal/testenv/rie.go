@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +71,16 @@ func StartRIE(t testing.TB, opts RIEOptions) (endpoint string) {
 		for k, v := range opts.Env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		_, lastErr = start(t, "aws-lambda-rie", cmd, dialReady(hostPort(port)))
+		// Both listeners must be up: a runtime-API port taken between
+		// FreePort and the emulator's bind leaves the function nothing to
+		// call, and another pair of ports is tried.
+		invoke, api := dialReady(hostPort(port)), dialReady(hostPort(apiPort))
+		_, lastErr = start(t, "aws-lambda-rie", cmd, func(ctx context.Context) error {
+			if err := invoke(ctx); err != nil {
+				return err
+			}
+			return api(ctx)
+		})
 		if lastErr == nil {
 			return "http://" + hostPort(port)
 		}

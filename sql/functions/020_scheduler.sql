@@ -122,7 +122,9 @@ $$;
 -- the other's commit), record results fenced on (step, attempt), claim ready
 -- steps within the caps, and finalise tasks with nothing left to run. Claim
 -- runs before finalisation, so a task that claimed is never evaluated.
--- Returns one row per change; kind is 'recorded', 'claimed' or 'finalized'.
+-- Returns one row per change; kind is 'recorded', 'claimed', 'finalized' or
+-- 'wake' (a held-back task to wake at next_retry_at, NULL for now; reason
+-- names the limit: docs/architecture.md, "Flow control").
 CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_now timestamptz, p_actor text, p_task_ids uuid[],
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
@@ -198,7 +200,7 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempt, 'in_progress', u.state, u.next_retry_at,
                              u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM updated u
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;
@@ -327,7 +329,7 @@ BEGIN
         )
         SELECT array_agg(ROW('recorded', k.task_id, k.id, k.name, k.attempts, 'pending', 'skipped', NULL,
                              k.skip_reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
         INTO v_rows
         FROM skipped k
         CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = k.task_id OFFSET 0) t;
@@ -420,7 +422,7 @@ BEGIN
                    c.secret, c.when_expr,
                    CASE WHEN c.map_parent_id IS NOT NULL
                         THEN jsonb_build_object('index', c.map_index, 'item', c.map_item) END,
-                   c.operator_retries
+                   c.operator_retries, NULL::uuid
             FROM claimed c
             CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) t
             CROSS JOIN LATERAL (
@@ -481,7 +483,8 @@ BEGIN
         SET status = d.to_state, completed_at = p_now, updated_at = p_now
         FROM decided d
         WHERE t.id = d.id
-        RETURNING t.id, d.from_state, t.status, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent
+        RETURNING t.id, d.from_state, t.status, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                  t.parent_task_id
     ),
     tr AS (
         INSERT INTO tasker_transitions (task_id, from_state, to_state, reason, actor, created_at)
@@ -493,7 +496,10 @@ BEGIN
     SELECT 'finalized'::text, u.id, NULL::uuid, NULL::text, NULL::int, u.from_state, u.status, NULL::timestamptz,
            NULL::text, u.namespace, u.name, u.version, u.correlation_id, u.trace_parent,
            NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean, NULL::bytea, NULL::text,
-           NULL::jsonb, NULL::int
+           NULL::jsonb, NULL::int,
+           -- A child's parent step is settled by the engine after the pass
+           -- (050_children.sql); parentless tasks need no settle.
+           u.parent_task_id
     FROM updated u;
 END
 $$;

@@ -163,7 +163,7 @@ BEGIN
     )
     SELECT array_agg(ROW('recorded', u.task_id, u.id, u.name, u.attempts, 'waiting', u.state, NULL,
                          u.reason, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
-                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
+                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::tasker_scheduler_pass_row)
     INTO v_rows
     FROM updated u
     CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = u.task_id OFFSET 0) t;

@@ -64,12 +64,15 @@ func (p *progress) update(t wire.Task) {
 	p.done = 0
 	for _, s := range t.Steps {
 		key := s.Status + "/" + strconv.Itoa(s.Attempts) + mapKey(s.Map)
+		if s.BlockedReason != "" {
+			key += "/held" // a ready step held back by flow control is news
+		}
 		prev := p.seen[s.Name]
 		if prev == key {
 			continue
 		}
 		p.seen[s.Name] = key
-		if prev == "" && domain.StepState(s.Status) == domain.StepPending {
+		if prev == "" && domain.StepState(s.Status) == domain.StepPending && s.BlockedReason == "" {
 			continue // nothing to say yet
 		}
 		if stepDone(s.Status) && !stepDone(p.stateOf(prev)) {
@@ -199,6 +202,9 @@ func stepLine(s wire.Step, padded bool, width int) string {
 	}
 	if st == domain.StepSkipped && s.SkipReason != nil && *s.SkipReason != "" {
 		parts = append(parts, "skipped: "+truncate(*s.SkipReason, 100))
+	}
+	if s.BlockedReason != "" {
+		parts = append(parts, "held: "+truncate(s.BlockedReason, 100))
 	}
 	if st == domain.StepError || st == domain.StepWaitingForRetry {
 		if e := errorText(s.LastError); e != "" {

@@ -118,7 +118,8 @@ func printTask(w io.Writer, t wire.Task) {
 }
 
 // stepNote is the last column of a step row: what a waiting step waits
-// for, why a skipped one was skipped, else the last error.
+// for, why a skipped one was skipped, why a ready one is held back, else
+// the last error.
 func stepNote(s wire.Step, now time.Time) string {
 	if s.Map != nil {
 		note := mapText(s.Map)
@@ -135,6 +136,9 @@ func stepNote(s wire.Step, now time.Time) string {
 			return truncate("skipped: "+*s.SkipReason, 100)
 		}
 		return ""
+	}
+	if s.BlockedReason != "" { // flow control holds it (docs/control-flow.md, "Flow control")
+		return truncate("held: "+s.BlockedReason, 100)
 	}
 	return truncate(errorText(s.LastError), 100)
 }

@@ -3,6 +3,7 @@ package tasks
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,8 @@ func TestProgressControlFlow(t *testing.T) {
 		{"no due time", wire.Step{Name: "hold", Status: "waiting", Handler: "tasker.wait"}, []string{"waiting for timer"}},
 		{"skipped", wire.Step{Name: "ship", Status: "skipped", SkipReason: str("when: context.amount > 100 was false")},
 			[]string{"↷ ship", "skipped", "skipped: when: context.amount > 100 was false"}},
+		{"held", wire.Step{Name: "push", Status: "pending", BlockedReason: "concurrency limit 2 for key acme reached"},
+			[]string{"push", "pending", "held: concurrency limit 2 for key acme reached"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,11 +80,18 @@ func TestProgressControlFlow(t *testing.T) {
 	}}
 	p := &progress{w: &b, seen: map[string]string{}, start: time.Now()}
 	p.update(task)
+	held := task
+	held.Steps = append(slices.Clone(task.Steps), wire.Step{Name: "e", Status: "pending", BlockedReason: "rate limit reached"})
+	p.update(held)
 	out := b.String()
-	for _, w := range []string{"[1/3] ✓ a", "[2/3] ↷ b", "skipped: condition false", "[2/3] ⏸ c", "callback: expires 2999-01-01 00:00:00Z", "[2/3] task in_progress"} {
+	for _, w := range []string{"[1/3] ✓ a", "[2/3] ↷ b", "skipped: condition false", "[2/3] ⏸ c", "callback: expires 2999-01-01 00:00:00Z", "[2/3] task in_progress",
+		"e  pending", "held: rate limit reached"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("plain output lacks %q:\n%s", w, out)
 		}
+	}
+	if note := stepNote(held.Steps[3], now); note != "held: rate limit reached" {
+		t.Errorf("show's note for a held step = %q", note)
 	}
 
 	// A failed task names its skipped steps apart from those never run.

@@ -94,7 +94,7 @@ func (q *Queries) ReleaseClaims(ctx context.Context, db DBTX, arg ReleaseClaimsP
 
 const SchedulerPass = `-- name: SchedulerPass :many
 
-SELECT kind, task_id, step_id, step_name, attempt, from_state, to_state, next_retry_at, reason, namespace, workflow, version, correlation_id, trace_parent, handler, max_attempts, deadline_at, config, context, results, task_started, callback_secret, when_expr, map, operator_retries FROM tasker_scheduler_pass($1, $2, $3::uuid[], $4::uuid[], $5::int[],
+SELECT kind, task_id, step_id, step_name, attempt, from_state, to_state, next_retry_at, reason, namespace, workflow, version, correlation_id, trace_parent, handler, max_attempts, deadline_at, config, context, results, task_started, callback_secret, when_expr, map, operator_retries, parent_task_id FROM tasker_scheduler_pass($1, $2, $3::uuid[], $4::uuid[], $5::int[],
                                     $6::boolean[], $7::jsonb[], $8::jsonb[], $9::boolean[],
                                     $10::_int8, $11::text[], $12,
                                     $13, $14, $15::boolean[])
@@ -176,6 +176,7 @@ func (q *Queries) SchedulerPass(ctx context.Context, db DBTX, arg SchedulerPassP
 			&i.WhenExpr,
 			&i.Map,
 			&i.OperatorRetries,
+			&i.ParentTaskID,
 		); err != nil {
 			return nil, err
 		}

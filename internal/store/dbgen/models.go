@@ -37,6 +37,7 @@ type TaskerSchedulerPassRow struct {
 	WhenExpr        *string
 	Map             json.RawMessage
 	OperatorRetries *int32
+	ParentTaskID    *uuid.UUID
 }
 
 type TaskerSweepScanRow struct {

@@ -149,6 +149,7 @@ function note(st) {
   if (st.map) return `map: ${mapText(st.map)}`;
   if (st.status === 'waiting') return waitText(st);
   if (st.status === 'skipped' && st.skip_reason) return `skipped: ${st.skip_reason}`;
+  if (st.blocked_reason) return `held: ${st.blocked_reason}`;
   return '';
 }
 
@@ -712,7 +713,7 @@ async function taskPage(v, id, stepName) {
     swap(head, JSON.stringify([task.status, live]), () => taskHead(v, task, live));
     swap(meta, JSON.stringify([task.updated_at, task.completed_at, task.steps.map((st) => st.status)]) + (live ? Date.now() : ''),
       () => [taskFacts(task), progress(task.steps)]);
-    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, st.waiting_until, st.skip_reason, st.map])) + stepName,
+    swap(graphBox, JSON.stringify(task.steps.map((st) => [st.name, st.status, st.attempts, st.waiting_until, st.skip_reason, st.blocked_reason, st.map])) + stepName,
       () => renderGraph(task.steps.map((st) => ({ ...st, note: note(st) })), {
         title: `${task.namespace}/${task.name}@${task.version} · ${task.id}`,
         link: (st) => `#/tasks/${enc(id)}/steps/${enc(st.name)}`,
@@ -834,6 +835,7 @@ function stepsTable(v, id, steps, selected, panels, redraw) {
         st.status === 'waiting' && st.handler === 'tasker.callback' && tokenAllows('steps:complete')
           ? [' ', h('a', { href: `#/tasks/${enc(id)}/steps/${enc(st.name)}`, class: 'small decide-link' }, 'decide…')] : null,
         st.status === 'skipped' && st.skip_reason ? h('span', { class: 'muted small skip-note' }, ` ${st.skip_reason}`) : null,
+        st.blocked_reason ? h('span', { class: 'muted small held-note' }, ` held: ${st.blocked_reason}`) : null,
         st.map ? [h('span', { class: 'muted small map-note' }, ` map ${mapText(st.map)}`), ' ',
           h('button', { type: 'button', class: 'small map-toggle', 'aria-expanded': String(mapPanel(panels, st.name).open),
             onclick: toggle(st) }, mapPanel(panels, st.name).open ? 'Hide instances' : 'Instances')] : null),
@@ -895,6 +897,7 @@ function stepDetail(v, id, task, step) {
       step.status === 'waiting' ? [isTimer(step) ? 'Due' : 'Waiting',
         h('span', { class: 'wait-note' }, waitText(step))] : null,
       step.status === 'skipped' ? ['Skipped because', h('span', { class: 'skip-note' }, step.skip_reason || '—')] : null,
+      step.blocked_reason ? ['Held back', h('span', { class: 'held-note' }, step.blocked_reason)] : null,
       step.when ? ['Condition', h('code', null, step.when)] : null,
       step.trigger_rule && step.trigger_rule !== 'all_success' ? ['Trigger rule', h('code', null, step.trigger_rule)] : null,
     ]),
