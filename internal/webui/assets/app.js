@@ -909,6 +909,9 @@ function stepDetail(v, id, task, step) {
       err.permanent ? h('span', { class: 'tag' }, 'permanent') : null,
       h('details', null, h('summary', null, 'Error JSON'), jsonView(err))) : null,
     h('h3', null, 'Result'),
+    // A result stored out of line that cannot be read comes as its
+    // reference, with result_error saying why.
+    step.result_error ? h('p', { class: 'error-text result-error' }, step.result_error) : null,
     step.result === null || step.result === undefined ? h('p', { class: 'muted' }, 'No result yet.') : jsonView(step.result, 'result'),
     h('h3', null, 'Attempts'),
     attempts.length ? table([['#', 'num'], ['Started'], ['Ended'], ['Duration', 'num'], ['Outcome'], ['Reason']],
