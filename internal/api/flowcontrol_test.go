@@ -67,3 +67,31 @@ func TestBlockedReason(t *testing.T) {
 		}
 	}
 }
+
+// A template step's rate limit is part of the template view.
+func TestTemplateRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{templates: []string{`
+namespace: shop
+name: rated
+version: 1.0.0
+steps:
+  - {name: push, handler: tasker.noop, rate_limit: {per_second: 0.5, key: "${context.partner}"}}
+  - {name: plain, handler: tasker.noop}
+`}})
+	r := e.get("/v1/templates/shop/rated", "")
+	wantStatus(t, r, http.StatusOK)
+	var tpl struct {
+		Steps []struct {
+			Name      string          `json:"name"`
+			RateLimit *map[string]any `json:"rate_limit"`
+		} `json:"steps"`
+	}
+	r.decode(t, &tpl)
+	if len(tpl.Steps) != 2 || tpl.Steps[0].RateLimit == nil || tpl.Steps[1].RateLimit != nil {
+		t.Fatalf("steps = %+v, want push with a rate_limit and plain without", tpl.Steps)
+	}
+	if got := *tpl.Steps[0].RateLimit; got["per_second"] != 0.5 || got["burst"] != 1.0 || got["key"] != "${context.partner}" {
+		t.Fatalf("rate_limit = %v", got)
+	}
+}

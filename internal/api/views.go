@@ -191,6 +191,9 @@ func templateDetail(set *template.Set, t *template.Template) TemplateDetail {
 			c := s.Concurrency
 			ts.Concurrency = &c
 		}
+		if rl := s.RateLimit; rl != nil {
+			ts.RateLimit = &wire.TemplateRateLimit{PerSecond: rl.PerSecond, Burst: rl.Burst, Key: rl.Key}
+		}
 		ts.TriggerRule = s.TriggerRule
 		if ts.TriggerRule == "" {
 			ts.TriggerRule = template.TriggerAllSuccess

@@ -190,6 +190,17 @@ func (e *Engine) CreateTask(ctx context.Context, req CreateRequest) (out Created
 				ns.ConcurrencyKey += store.ConcurrencyKeySep + v
 			}
 		}
+		if rl := st.RateLimit; rl != nil {
+			// Keyed like concurrency (docs/architecture.md, "Flow control").
+			ns.RateKey, ns.RatePerSecond, ns.RateBurst = tpl.Namespace+"/"+tpl.Name+"/"+st.Name, rl.PerSecond, rl.Burst
+			if rl.Key != "" {
+				v, err := st.ResolveRateLimitKey(req.Context)
+				if err != nil {
+					return Created{}, &template.ContextError{Violations: []template.Violation{{Pointer: "", Message: err.Error()}}}
+				}
+				ns.RateKey += store.ConcurrencyKeySep + v
+			}
+		}
 		nt.Steps = append(nt.Steps, ns)
 	}
 	taskID, created, err := e.store.CreateTask(ctx, nt)

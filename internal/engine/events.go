@@ -44,6 +44,7 @@ const (
 	SweepCompleted     EventName = "scheduler.sweep_completed"
 	PassFailed         EventName = "scheduler.pass_failed"
 	ConcurrencyChanged EventName = "scheduler.concurrency_changed"
+	StepsHeld          EventName = "scheduler.steps_held"
 
 	WebhookDead EventName = "webhook.dead"
 )
@@ -82,6 +83,7 @@ var Catalogue = []struct {
 	{SweepCompleted, "the scheduler finished a sweep"},
 	{PassFailed, "a scheduler pass failed (the database refused or was unreachable); its messages are retried"},
 	{ConcurrencyChanged, "the adaptive in-flight limit changed; data has the new limit and the reason"},
+	{StepsHeld, "a scheduler pass held back ready steps under their flow control (they stay pending, costing no attempt); data {rate_limit: n, concurrency: n}, one event per pass that held any"},
 	{WebhookDead, "a webhook delivery failed its subscription's last attempt and was given up"},
 }
 

@@ -133,6 +133,21 @@ func batchEvent(msgs []InMessage, malformed int, start time.Time) Event {
 		Data: mustJSON(data)}
 }
 
+// The limits of flow control (docs/control-flow.md, "Flow control"):
+// HeldRateLimit is also the reason of the wake-ups a scheduler pass asks
+// for the steps their rate limit held back.
+const (
+	HeldRateLimit   = "rate_limit"
+	HeldConcurrency = "concurrency"
+)
+
+// HeldData is the Data of a scheduler.steps_held event: how many ready
+// steps one pass held back, by limit.
+type HeldData struct {
+	RateLimit   int `json:"rate_limit,omitempty"`
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
 // BatchData is the Data of a scheduler.batch_processed event.
 type BatchData struct {
 	Messages   int     `json:"messages"`
@@ -328,7 +343,11 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 			Workflow: c.Workflow, CorrelationID: c.CorrelationID, StepID: c.StepID, Step: c.Step,
 			Attempt: c.Attempt, From: string(c.From), To: string(domain.StepInProgress), Handler: c.Handler})
 	}
+	held := HeldData{Concurrency: len(out.Held)}
 	for _, w := range out.Wakes {
+		if w.Reason == HeldRateLimit {
+			held.RateLimit++
+		}
 		var d time.Duration
 		if w.At != nil {
 			d = max(w.At.Sub(now), 0)
@@ -339,6 +358,11 @@ func (e *Engine) pass(ctx context.Context, taskIDs []uuid.UUID, results []store.
 	}
 	if globalCap > 0 {
 		e.wakeWaiting(taskIDs, out, wakes)
+	}
+	if held.RateLimit > 0 || held.Concurrency > 0 {
+		// One event per pass, not per held step: a step held for a minute
+		// would otherwise repeat itself at every wake-up.
+		events = append(events, Event{Name: StepsHeld, Time: now, Data: mustJSON(held)})
 	}
 	e.pub.Publish(ctx, events)
 	spans.annotate(events)

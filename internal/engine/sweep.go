@@ -100,6 +100,11 @@ func (e *Engine) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	} else {
 		report.Pruned = n
 	}
+	// Full token buckets are dropped (a missing one is full); a failure
+	// only leaves them for the next sweep.
+	if _, err := e.store.PruneRateBuckets(ctx, now, sweepLimit); err != nil {
+		e.log.WarnContext(ctx, "rate bucket prune failed", "error", err)
+	}
 	// Webhook deliveries ride on the sweep; a failure to reach the outbox
 	// is logged, and the next sweep tries again.
 	if wr, err := e.DeliverWebhooks(ctx); err != nil {

@@ -28,7 +28,7 @@ func TestDocumented(t *testing.T) {
 	}
 	names = append(names, events.MetricTasksCreated, events.MetricTasksCompleted, events.MetricTasksFailed,
 		events.MetricStepAttempts, events.MetricStepDuration, events.MetricDispatchLatency, events.MetricDispatchFailures,
-		events.MetricQueueLag, events.MetricBatchDuration, events.MetricStepsInFlight, events.MetricStepsSkipped, events.MetricSchedulesFired,
+		events.MetricQueueLag, events.MetricBatchDuration, events.MetricStepsInFlight, events.MetricStepsSkipped, events.MetricSchedulesFired, events.MetricFlowControlHeld,
 		telemetry.MetricExecutions, telemetry.MetricDuration,
 		engine.SpanTaskCreate, engine.SpanTaskEvaluate, engine.SpanStepDispatch, engine.SpanSchedulerBatch,
 		engine.SpanSchedulerSweep, sdk.SpanStepExecute)

@@ -390,3 +390,28 @@ func TestMetricsMapInstances(t *testing.T) {
 		}
 	}
 }
+
+// Held steps are counted by limit from scheduler.steps_held, once per pass
+// that held them (docs/observability.md).
+func TestMetricsFlowControlHeld(t *testing.T) {
+	t.Parallel()
+	reg := telemetry.NewRegistry()
+	m := events.NewMetrics(reg)
+	m.Publish(context.Background(), []engine.Event{
+		{Name: engine.StepsHeld, Data: json.RawMessage(`{"rate_limit":3}`)},
+		{Name: engine.StepsHeld, Data: json.RawMessage(`{"rate_limit":2,"concurrency":4}`)},
+		{Name: engine.StepsHeld, Data: json.RawMessage(`not json`)},
+	})
+	var b bytes.Buffer
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tasker_flow_control_held_total{limit="rate_limit"} 5`,
+		`tasker_flow_control_held_total{limit="concurrency"} 4`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, b.String())
+		}
+	}
+}

@@ -30,6 +30,7 @@ const (
 	MetricStepsSkipped     = "tasker_steps_skipped_total"
 	MetricSchedulesFired   = "tasker_schedules_fired_total"
 	MetricMapInstances     = "tasker_map_instances_total"
+	MetricFlowControlHeld  = "tasker_flow_control_held_total"
 )
 
 // maxTracked bounds the attempts Metrics remembers between dispatch and
@@ -52,6 +53,9 @@ const maxTracked = 100_000
 //   - map instances finished, by outcome (completed, failed, cancelled;
 //     docs/control-flow.md, "Map"): their attempts also count above,
 //     under the map step's handler;
+//   - ready steps a scheduler pass held back, by limit (rate_limit,
+//     concurrency), once
+//     per pass that held them (docs/control-flow.md, "Flow control");
 //   - the adaptive in-flight limit and its reason.
 //
 // Durations and in-flight steps are measured between the events one
@@ -64,6 +68,7 @@ type Metrics struct {
 	skipped                    *telemetry.Counter
 	fired                      *telemetry.Counter
 	mapInstances               *telemetry.Counter
+	held                       *telemetry.Counter
 	duration, latency          *telemetry.Histogram
 	queueLag, batch            *telemetry.Histogram
 	inFlight                   *telemetry.Gauge
@@ -106,6 +111,8 @@ func NewMetrics(reg *telemetry.Registry) *Metrics {
 		fired:    reg.NewCounter(MetricSchedulesFired, "Schedule fire times that started a task.", "namespace", "workflow"),
 		mapInstances: reg.NewCounter(MetricMapInstances,
 			"Map step instances finished, by outcome (completed, failed or cancelled).", "outcome"),
+		held: reg.NewCounter(MetricFlowControlHeld,
+			"Ready steps a scheduler pass held back under their flow control, by limit (rate_limit, concurrency).", "limit"),
 		limit: reg.NewGauge(MetricInFlightLimit, "The adaptive in-flight limit of this instance."),
 		limitReason: reg.NewGauge(MetricInFlightReason,
 			"1 for the reason of the current in-flight limit (healthy, recovering, pressure), 0 for the others.", "reason"),
@@ -189,6 +196,16 @@ func (m *Metrics) Publish(_ context.Context, evs []engine.Event) {
 						v = 1
 					}
 					m.limitReason.Set(v, r)
+				}
+			}
+		case engine.StepsHeld:
+			var data engine.HeldData
+			if json.Unmarshal(e.Data, &data) == nil {
+				if data.RateLimit > 0 {
+					m.held.Add(float64(data.RateLimit), engine.HeldRateLimit)
+				}
+				if data.Concurrency > 0 {
+					m.held.Add(float64(data.Concurrency), engine.HeldConcurrency)
 				}
 			}
 		case engine.BatchProcessed:

@@ -34,8 +34,9 @@ import (
 // bigTables are the tables that grow with history and live work.
 var bigTables = map[string]bool{
 	"tasker_tasks": true, "tasker_steps": true, "tasker_step_edges": true, "tasker_transitions": true,
-	"tasker_task_tags": true,
-	"tasker_blobs":     true,
+	"tasker_task_tags":    true,
+	"tasker_blobs":        true,
+	"tasker_rate_buckets": true,
 }
 
 // planFixture is one database the plan shapes are checked on. Live tasks
@@ -44,7 +45,9 @@ var bigTables = map[string]bool{
 // The first live task also runs a map step (m, max_concurrency 50) with
 // 10,000 instances (200 in the small fixture): 30 complete, 40 in flight,
 // the rest pending. Every 50th live task (from the 25th) has a step waiting
-// on a child task that has ended (complete or error), with one step.
+// on a child task that has ended (complete or error), with one step. The
+// first step of every 7th pending task has a rate limit (one of 3 keys
+// among 10,000 buckets), so passes spend tokens.
 type planFixture struct {
 	name                string
 	live, pending, hist int
@@ -116,6 +119,17 @@ SELECT pg_temp.fid('step', g * 4 + j), pg_temp.fid('task', g), 's' || j, j, 'pla
 FROM generate_series(1, $1::int + $2::int + $3::int) g
 CROSS JOIN generate_series(0, 3) j
 WHERE g <= $1::int OR g > $1::int + $2::int OR j < 2;
+
+UPDATE tasker_steps s
+SET rate_key = 'plan/rated' || E'\x1f' || (g % 3), rate_per_second = 2, rate_burst = 3
+FROM generate_series($1::int + 1, $1::int + $2::int) g
+WHERE g % 7 = 0 AND s.id = pg_temp.fid('step', g * 4) AND $3::int >= 0;
+
+INSERT INTO tasker_rate_buckets (key, tokens, refilled_at, per_second, burst, full_at)
+SELECT 'plan/rated' || E'\x1f' || k, 0.5, $1::timestamptz - interval '1 s', 2, 3,
+       $1::timestamptz - interval '1 s' + CASE WHEN k % 100 = 0 THEN interval '0.5 s' ELSE interval '1 hour' END
+FROM generate_series(0, 9999) k
+ON CONFLICT (key) DO NOTHING;
 
 INSERT INTO tasker_step_edges (task_id, from_step_id, to_step_id)
 SELECT pg_temp.fid('task', g), pg_temp.fid('step', g * 4 + e.f), pg_temp.fid('step', g * 4 + e.t)
@@ -359,6 +373,7 @@ func planCases(f planFixture) map[string]planCase {
 		histBatch[i] = fid("task", f.live+f.pending+1+i*(f.hist/n))
 	}
 	doneTask := fid("task", f.live+f.pending+3)
+	ratedTask := fid("task", (f.live/7+1)*7) // the first pending task with a rate limit
 	return map[string]planCase{
 		// The engine's queries run without IndexPlans: the functions they
 		// call carry the same planner settings.
@@ -375,7 +390,9 @@ func planCases(f planFixture) map[string]planCase {
 		"SweepScan": {sql: dbgen.SweepScan, budget: 10 * 500, args: func() []any {
 			return []any{now.Add(2 * time.Hour), int32(100), uuid.Nil, int32(500), "plan-actor", now.Add(time.Minute)}
 		}},
-		"Heartbeat": {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
+		// 1 % of the 10,000 buckets are full; the delete stops at its limit.
+		"PruneRateBuckets": {sql: dbgen.PruneRateBuckets, indexPlans: true, args: func() []any { return []any{now, int32(50)} }},
+		"Heartbeat":        {sql: dbgen.Heartbeat, args: func() []any { return []any{"plan-actor", true, now, now.Add(-time.Hour)} }},
 		"CreateTask": {sql: dbgen.CreateTask, args: func() []any {
 			s1, s2 := uuid.New(), uuid.New()
 			cond := "context.n > 0"
@@ -465,6 +482,14 @@ func planCases(f planFixture) map[string]planCase {
 		}},
 		"SetSchedulePaused": {sql: dbgen.SetSchedulePaused, args: func() []any { return []any{true, nil, now, int64(1)} }},
 		"SetTraceParent":    {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
+		// Rate limits of created steps (the batch's in-flight steps here).
+		"SetStepRateLimits": {sql: dbgen.SetStepRateLimits, args: func() []any {
+			keys, rates, bursts := make([]string, n), make([]float64, n), make([]int32, n)
+			for i := range keys {
+				keys[i], rates[i], bursts[i] = "plan/new", 1, 1
+			}
+			return []any{stepIDs[:n], keys, rates, bursts}
+		}},
 
 		// Reads and operator actions: the store runs them after IndexPlans
 		// (reads in a snapshot, operator actions in their transaction),
@@ -480,15 +505,18 @@ func planCases(f planFixture) map[string]planCase {
 		"ResolveStep": {sql: dbgen.ResolveStep, indexPlans: true, args: func() []any {
 			return []any{liveTask, "s1", nil, now, "plan", "actor"}
 		}},
-		"SnapshotBegin":       {skip: "transaction control"},
-		"SnapshotEnd":         {skip: "transaction control"},
-		"IndexPlans":          {skip: "planner settings"},
-		"CustomPlans":         {skip: "planner settings"},
-		"ReadTask":            {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
-		"ReadTaskSteps":       {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{liveTask} }},
-		"ReadTaskParent":      {sql: dbgen.ReadTaskParent, indexPlans: true, args: func() []any { return []any{liveTask} }},
-		"ReadTaskChildren":    {sql: dbgen.ReadTaskChildren, indexPlans: true, args: func() []any { return []any{liveTask} }},
-		"ReadStep":            {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
+		"SnapshotBegin":    {skip: "transaction control"},
+		"SnapshotEnd":      {skip: "transaction control"},
+		"IndexPlans":       {skip: "planner settings"},
+		"CustomPlans":      {skip: "planner settings"},
+		"ReadTask":         {sql: dbgen.ReadTask, indexPlans: true, args: func() []any { return []any{doneTask} }},
+		"ReadTaskSteps":    {sql: dbgen.ReadTaskSteps, indexPlans: true, args: func() []any { return []any{now, liveTask} }},
+		"ReadTaskParent":   {sql: dbgen.ReadTaskParent, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadTaskChildren": {sql: dbgen.ReadTaskChildren, indexPlans: true, args: func() []any { return []any{liveTask} }},
+		"ReadStep":         {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, liveTask, "s2"} }},
+		// A pending task's first step, rate limited with an empty bucket:
+		// the blocked reason probes its bucket (sql/functions/060_step_blocked.sql).
+		"ReadStep/rated":      {sql: dbgen.ReadStep, indexPlans: true, args: func() []any { return []any{now, ratedTask, "s0"} }},
 		"ReadStepTransitions": {sql: dbgen.ReadStepTransitions, indexPlans: true, args: func() []any { return []any{liveTask, "s2"} }},
 		"ReadTaskExists":      {sql: dbgen.ReadTaskExists, args: func() []any { return []any{doneTask} }},
 		// ListTasks alternates its filters: workflow and status; a
@@ -602,7 +630,9 @@ func TestPlanShapes(t *testing.T) {
 				}
 			}
 			for q, c := range cases {
-				sql, ok := queries[q]
+				// "Query/variant" runs Query with other arguments.
+				name, _, _ := strings.Cut(q, "/")
+				sql, ok := queries[name]
 				if !ok {
 					t.Errorf("plan-shape case %q names no query in sql/queries", q)
 					continue

@@ -115,7 +115,7 @@ func stepView(r dbgen.ReadStepRow) StepView {
 		Attempts: int(r.Attempts), MaxAttempts: int(r.MaxAttempts), Result: r.Result, LastError: r.LastError,
 		NextRetryAt: r.NextRetryAt, DeadlineAt: r.DeadlineAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
 		TimeoutSeconds: int(r.TimeoutSeconds), TriggerRule: r.TriggerRule, When: deref(r.WhenExpr),
-		SkipKind: deref(r.SkipKind), SkipReason: deref(r.SkipReason),
+		SkipKind: deref(r.SkipKind), SkipReason: deref(r.SkipReason), BlockedReason: r.BlockedReason,
 	}
 	if v.State == domain.StepWaiting {
 		v.WaitingUntil, v.WaitKind = r.WakeAt, deref(r.WaitKind)
@@ -123,8 +123,6 @@ func stepView(r dbgen.ReadStepRow) StepView {
 	if len(r.MapCounts) > 0 {
 		_ = json.Unmarshal(r.MapCounts, &v.MapCounts) // an object of counts, built by the query
 	}
-	// sqlc cannot type a CASE of a lateral join: text or NULL.
-	v.BlockedReason, _ = r.BlockedReason.(string)
 	return v
 }
 
@@ -162,7 +160,7 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 	var steps []dbgen.ReadTaskStepsRow
 	var parent []dbgen.ReadTaskParentRow
 	var children []dbgen.ReadTaskChildrenRow
-	found := false
+	found, now := false, s.now()
 	err := s.snapshot(ctx, func(p *pipeline) {
 		p.queue(func(db dbgen.DBTX) (err error) {
 			task, err = dbq.ReadTask(ctx, db, id)
@@ -173,7 +171,7 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 			return err
 		})
 		p.queue(func(db dbgen.DBTX) (err error) {
-			steps, err = dbq.ReadTaskSteps(ctx, db, id)
+			steps, err = dbq.ReadTaskSteps(ctx, db, dbgen.ReadTaskStepsParams{Now: now, TaskID: id})
 			return err
 		})
 		p.queue(func(db dbgen.DBTX) (err error) {
@@ -211,14 +209,14 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (TaskView, error) {
 func (s *Store) GetStep(ctx context.Context, taskID uuid.UUID, name string) (step StepView, transitions []TransitionView, taskFound bool, err error) {
 	var row dbgen.ReadStepRow
 	var trs []dbgen.ReadStepTransitionsRow
-	stepFound := false
+	stepFound, now := false, s.now()
 	err = s.snapshot(ctx, func(p *pipeline) {
 		p.queue(func(db dbgen.DBTX) (err error) {
 			taskFound, err = dbq.ReadTaskExists(ctx, db, taskID)
 			return err
 		})
 		p.queue(func(db dbgen.DBTX) (err error) {
-			row, err = dbq.ReadStep(ctx, db, dbgen.ReadStepParams{TaskID: taskID, Name: name})
+			row, err = dbq.ReadStep(ctx, db, dbgen.ReadStepParams{Now: now, TaskID: taskID, Name: name})
 			stepFound = err == nil
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil

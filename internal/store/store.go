@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/domain"
@@ -31,6 +32,9 @@ var (
 // Store runs Tasker's queries.
 type Store struct {
 	pool *pgxpool.Pool
+	// now is the clock of reads that depend on time (a rate limit's next
+	// start in a step's blocked_reason); time.Now unless WithClock.
+	now func() time.Time
 
 	sweepMu     sync.Mutex
 	sweepCursor uuid.UUID // where SweepScan's walk over live tasks resumes
@@ -40,10 +44,23 @@ type Store struct {
 // examines for ready steps nobody announced.
 const sweepScanFactor = 10
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store's time-dependent reads use now, the clock the
+// engine passes to the scheduler (a test clock in tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
 // New returns a Store over pool. Its queries are compiled into dbgen, so
 // the error is always nil; it stays for callers.
-func New(pool *pgxpool.Pool) (*Store, error) {
-	return &Store{pool: pool}, nil
+func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	s := &Store{pool: pool, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Pool returns the underlying pool (health checks, pool statistics).
@@ -91,7 +108,13 @@ type NewStep struct {
 	// keyed cap followed by ConcurrencyKeySep and the resolved key value.
 	ConcurrencyKey   string
 	ConcurrencyLimit int
-	DependsOn        []string
+	// RateKey, RatePerSecond and RateBurst are the step's rate limit
+	// (RateKey "" for none): the step's identity, for a keyed limit
+	// followed by ConcurrencyKeySep and the resolved key value.
+	RateKey       string
+	RatePerSecond float64
+	RateBurst     int
+	DependsOn     []string
 	// TriggerRule is all_success (also when empty), all_done or one_failed;
 	// When is the step's condition ("" for none): docs/architecture.md, "States".
 	TriggerRule string
@@ -182,21 +205,36 @@ func (s *Store) CreateTask(ctx context.Context, t NewTask) (uuid.UUID, bool, err
 		ConcurrencyKeys: ckeys, ConcurrencyLimits: climits, EdgeFrom: from, EdgeTo: to,
 		TriggerRules: rules, WhenExprs: whens,
 	}
+	var rates dbgen.SetStepRateLimitsParams
+	for _, st := range t.Steps {
+		if st.RateKey != "" {
+			rates.StepIds = append(rates.StepIds, st.ID)
+			rates.RateKeys = append(rates.RateKeys, st.RateKey)
+			rates.Rates = append(rates.Rates, st.RatePerSecond)
+			rates.Bursts = append(rates.Bursts, int32(st.RateBurst))
+		}
+	}
 	var r dbgen.CreateTaskRow
 	var err error
-	if t.TraceParent == "" {
+	if t.TraceParent == "" && len(rates.StepIds) == 0 {
 		r, err = dbq.CreateTask(ctx, s.pool, arg)
 	} else {
 		// One round trip and one implicit transaction; an existing task
-		// (repeated idempotency key) has another id and keeps its trace.
+		// (repeated idempotency key) has other ids and keeps its trace and
+		// rate limits.
 		var p pipeline
 		p.queue(func(db dbgen.DBTX) (err error) {
 			r, err = dbq.CreateTask(ctx, db, arg)
 			return err
 		})
-		p.queue(func(db dbgen.DBTX) error {
-			return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
-		})
+		if len(rates.StepIds) > 0 {
+			p.queue(func(db dbgen.DBTX) error { return dbq.SetStepRateLimits(ctx, db, rates) })
+		}
+		if t.TraceParent != "" {
+			p.queue(func(db dbgen.DBTX) error {
+				return dbq.SetTraceParent(ctx, db, dbgen.SetTraceParentParams{TraceParent: &t.TraceParent, ID: t.ID})
+			})
+		}
 		err = p.send(ctx, s.pool)
 	}
 	if err != nil {
@@ -307,12 +345,22 @@ type Wake struct {
 	Reason string
 }
 
+// Held is a ready step a scheduler pass held back under its concurrency key
+// (a rate limit's holds are Wakes): counted for the metrics.
+type Held struct {
+	TaskID uuid.UUID
+	StepID uuid.UUID
+	// Reason names the limit: concurrency.
+	Reason string
+}
+
 // ProcessOutput is what a scheduler pass changed and claimed.
 type ProcessOutput struct {
 	Recorded  []Transition
 	Finalized []TaskChange
 	Claims    []Claim
 	Wakes     []Wake
+	Held      []Held
 }
 
 // Process runs one scheduler pass as one statement (tasker_scheduler_pass)
@@ -386,6 +434,12 @@ func (s *Store) Process(ctx context.Context, in ProcessInput) (ProcessOutput, er
 			out.Finalized = append(out.Finalized, tc)
 		case "wake":
 			out.Wakes = append(out.Wakes, Wake{TaskID: r.TaskID, At: r.NextRetryAt, Reason: deref(r.Reason)})
+		case "held":
+			h := Held{TaskID: r.TaskID, Reason: deref(r.Reason)}
+			if r.StepID != nil {
+				h.StepID = *r.StepID
+			}
+			out.Held = append(out.Held, h)
 		default:
 			return ProcessOutput{}, fmt.Errorf("scheduler pass: unknown row kind %q", r.Kind)
 		}
@@ -549,3 +603,24 @@ func (s *Store) StepResults(ctx context.Context, refs []StepRef) (map[StepRef]js
 // concurrency key in tasker_steps.concurrency_key; reads show the part after
 // it as the key (ReadTaskSteps' blocked_reason).
 const ConcurrencyKeySep = "\x1f"
+
+// PruneRateBuckets deletes up to limit token buckets that have refilled to
+// their burst by now (docs/architecture.md, "Flow control"); a missing
+// bucket is a full one, so this only bounds the table.
+func (s *Store) PruneRateBuckets(ctx context.Context, now time.Time, limit int) (int64, error) {
+	// In a transaction under IndexPlans: the delete walks the full_at index
+	// whatever the statistics say (docs/architecture.md, "Cost follows the
+	// work").
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		if err := dbq.IndexPlans(ctx, tx); err != nil {
+			return err
+		}
+		n, err = dbq.PruneRateBuckets(ctx, tx, dbgen.PruneRateBucketsParams{Now: now, MaxRows: int32(limit)})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune rate buckets: %w", err)
+	}
+	return n, nil
+}

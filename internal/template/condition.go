@@ -276,6 +276,20 @@ func (p *parser) triggerRules(t *Template, metas []*stepMeta) {
 					"a map step takes max_concurrency, not concurrency")
 			}
 		}
+		if s.RateLimit != nil {
+			// Refused rather than ignored (docs/control-flow.md, "Rate
+			// limits"): a map step's instances and a wait start no handler
+			// under the step's key.
+			m := metas[i]
+			switch {
+			case s.Map != nil:
+				p.errf(m.fieldLine("rate_limit"), m.label, m.field("rate_limit"),
+					"a map step takes map.max_concurrency; rate_limit on a map step is not supported")
+			case s.Handler == HandlerWait || s.Handler == HandlerCallback:
+				p.errf(m.fieldLine("rate_limit"), m.label, m.field("rate_limit"),
+					"%s starts no handler: rate_limit applies to steps that call something", s.Handler)
+			}
+		}
 		if s.TriggerRule == TriggerOneFailed && len(s.DependsOn) == 0 {
 			m := metas[i]
 			p.errf(m.fieldLine("trigger_rule"), m.label, m.field("trigger_rule"),

@@ -19,6 +19,7 @@
 //	    timeout_seconds: 60           # 1..900, default 300
 //	    concurrency: 10               # cap on in-flight runs across tasks; 0 = unlimited
 //	    # or concurrency: {limit: 2, key: "${context.customer_id}"}: a cap per key value
+//	    rate_limit: {per_second: 2, burst: 5, key: "${context.customer_id}"} # starts per key; key optional
 //	    skippable: false
 //	    when: "context.amount > 0"   # CEL over context and the parents' results; false skips the step
 //	    trigger_rule: all_success     # or all_done (a finally), one_failed (a catch, a compensation)

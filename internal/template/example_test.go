@@ -95,3 +95,30 @@ step_templates:
 	// validate lambda:validate-order Ecommerce::ValidateOrderHandler []
 	// ship shop.ship_order Ecommerce::ShipOrderHandler [validate]
 }
+
+// A step's rate limit: the bucket's rate and burst, and its key resolved
+// from a task's context (docs/control-flow.md, "Rate limits").
+func ExampleStep_ResolveRateLimitKey() {
+	src := `
+namespace: partners
+name: sync
+version: 1.0.0
+steps:
+  - name: push
+    handler: partner.push
+    rate_limit: {per_second: 0.5, key: "${context.partner}"}
+`
+	t, err := template.Parse("sync.yaml", []byte(src), template.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	push, _ := t.Step("push")
+	key, err := push.ResolveRateLimitKey([]byte(`{"partner": "acme"}`))
+	fmt.Println(push.RateLimit.PerSecond, push.RateLimit.Burst, key, err)
+	_, err = push.ResolveRateLimitKey([]byte(`{}`))
+	fmt.Println(err)
+	// Output:
+	// 0.5 1 acme <nil>
+	// step push: rate_limit.key: ${context.partner} is not a string or number in the task context
+}

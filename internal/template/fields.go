@@ -271,6 +271,7 @@ var stepFields = newFieldTable(
 	fieldSpec[stepBuild]{name: "timeout_seconds",
 		apply: integer(intBetween(1, MaxTimeoutSeconds), func(b *stepBuild, v int) { b.s.TimeoutSeconds = v })},
 	fieldSpec[stepBuild]{name: "concurrency", apply: (*stepBuild).concurrency}, // flowcontrol.go
+	fieldSpec[stepBuild]{name: "rate_limit", apply: (*stepBuild).rateLimit},    // flowcontrol.go
 	fieldSpec[stepBuild]{name: "skippable", apply: boolean(func(b *stepBuild, v bool) { b.s.Skippable = v })},
 	fieldSpec[stepBuild]{name: "inputs", apply: (*stepBuild).inputs},
 	// Control flow (docs/architecture.md, "States"): condition.go.

@@ -3,6 +3,7 @@ package template
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -62,6 +63,81 @@ func (s *Step) ResolveConcurrencyKey(taskContext json.RawMessage) (string, error
 	}
 	if len(v) > MaxConcurrencyKeyBytes {
 		return "", fmt.Errorf("step %s: concurrency.key resolves to %d bytes, over %d", s.Name, len(v), MaxConcurrencyKeyBytes)
+	}
+	return v, nil
+}
+
+// MaxRatePerSecond is the highest rate_limit.per_second a template may set;
+// above it a rate limit stops meaning anything the scheduler can enforce.
+const MaxRatePerSecond = 10_000
+
+// RateLimit caps how often a step starts per key value: a token bucket of
+// Burst tokens refilled at PerSecond (docs/control-flow.md, "Rate limits").
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+	// Key is a string of ${context.path} placeholders resolved when a
+	// task is created (ResolveRateLimitKey); "" = one bucket for every
+	// task of the template.
+	Key string
+}
+
+// rateLimit reads a step's `rate_limit: {per_second: R, burst: B, key: …}`.
+func (b *stepBuild) rateLimit(f field) {
+	v, ok := f.asMapping()
+	if !ok {
+		return
+	}
+	for k := range v {
+		if k != "per_second" && k != "burst" && k != "key" {
+			f.errf("unknown field %q (want per_second, burst, key)", k)
+			return
+		}
+	}
+	r, ok := jsonNumber(v["per_second"])
+	if !ok || r <= 0 || r > MaxRatePerSecond {
+		f.errf("per_second must be a number above 0 and at most %d (0.5 is one start every 2 s), got %s", MaxRatePerSecond, describeJSON(v["per_second"]))
+		return
+	}
+	rl := &RateLimit{PerSecond: r, Burst: max(1, int(math.Ceil(r)))}
+	if raw, given := v["burst"]; given {
+		n, ok := jsonInt(raw)
+		if !ok || n < 1 || n > MaxRatePerSecond {
+			f.errf("burst must be an integer from 1 to %d, got %s", MaxRatePerSecond, describeJSON(raw))
+			return
+		}
+		rl.Burst = n
+	}
+	if raw, given := v["key"]; given {
+		key, _ := raw.(string)
+		switch {
+		case key == "":
+			f.errf("key must be a non-empty string of ${context.x} placeholders such as \"${context.customer_id}\", got %s", describeJSON(raw))
+			return
+		case !waitPlaceholder.MatchString(key):
+			f.errf("key %q has no ${context.x} placeholder: without a key the step already has one bucket for all tasks", key)
+			return
+		case strings.Contains(waitPlaceholder.ReplaceAllString(key, ""), "${"):
+			f.errf("key %q: only ${context.path} placeholders are supported", key)
+			return
+		}
+		rl.Key = key
+	}
+	b.s.RateLimit = rl
+}
+
+// ResolveRateLimitKey returns the key value of a step with a keyed rate
+// limit for a task's context, as ResolveConcurrencyKey does.
+func (s *Step) ResolveRateLimitKey(taskContext json.RawMessage) (string, error) {
+	if s.RateLimit == nil || s.RateLimit.Key == "" {
+		return "", nil
+	}
+	v, err := expandPlaceholders(s.RateLimit.Key, taskContext)
+	if err != nil {
+		return "", fmt.Errorf("step %s: rate_limit.key: %w", s.Name, err)
+	}
+	if len(v) > MaxConcurrencyKeyBytes {
+		return "", fmt.Errorf("step %s: rate_limit.key resolves to %d bytes, over %d", s.Name, len(v), MaxConcurrencyKeyBytes)
 	}
 	return v, nil
 }

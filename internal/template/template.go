@@ -76,7 +76,10 @@ type Step struct {
 	// cap per key value: a string of ${context.path} placeholders resolved
 	// when a task is created (ResolveConcurrencyKey); "" = one cap for all.
 	ConcurrencyKey string
-	Skippable      bool
+	// RateLimit, from `rate_limit`, caps the step's starts per second
+	// (per key value); nil = none.
+	RateLimit *RateLimit
+	Skippable bool
 	// When, if set, must be true for the step to run; false skips it
 	// (field `when`, compiled at load: condition.go).
 	When *Condition

@@ -745,7 +745,7 @@ func TestShippedTemplates(t *testing.T) {
 			used[s.Handler] = true
 		}
 	}
-	wantKeys := []string{"data/etl_pipeline@1.0.0", "data/file_batch@1.0.0", "data/nightly_export@1.0.0", "ecommerce/process_order@1.0.0", "media/transcode@1.0.0", "onboarding/customer@1.0.0",
+	wantKeys := []string{"data/etl_pipeline@1.0.0", "data/file_batch@1.0.0", "data/nightly_export@1.0.0", "ecommerce/process_order@1.0.0", "media/transcode@1.0.0", "onboarding/customer@1.0.0", "partners/sync@1.0.0",
 		"payments/process_refund@1.0.0", "payments/refund_with_approval@1.0.0", "travel/book_trip@1.0.0"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("templates = %v, want %v", keys, wantKeys)

@@ -208,10 +208,21 @@ type TemplateStep struct {
 	Retry          RetryPolicy `json:"retry"`
 	TimeoutSeconds int         `json:"timeout_seconds"`
 	Concurrency    *int        `json:"concurrency"`
+	// RateLimit caps the step's starts (docs/control-flow.md, "Rate
+	// limits"); nil when it has none.
+	RateLimit *TemplateRateLimit `json:"rate_limit,omitempty"`
 	// When is the step's condition (nil without one) and TriggerRule how
 	// its parents must have ended (docs/control-flow.md).
 	When        *string `json:"when"`
 	TriggerRule string  `json:"trigger_rule"`
+}
+
+// TemplateRateLimit is a template step's rate limit: Burst tokens refilled
+// at PerSecond, per value of Key ("" for one bucket for the step).
+type TemplateRateLimit struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst"`
+	Key       string  `json:"key,omitempty"`
 }
 
 // RetryPolicy of a template step.

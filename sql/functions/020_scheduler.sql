@@ -35,13 +35,21 @@ $$;
 -- parent ended; one_failed: a parent in error), and a free
 -- slot under their concurrency key if they have one; in template order, at
 -- most p_limit per task and in all. Steps whose key is full are left out
--- before the limit, so they never crowd out others. The caller has locked
--- the tasks or accepts a snapshot.
+-- before the limit, so they never crowd out others. Steps with a rate limit
+-- are returned whatever their bucket holds: the pass grants their tokens
+-- and asks for a wake-up for the others. The caller has locked the tasks or
+-- accepts a snapshot.
+-- Its result gained the rate limit columns (migration 0020): CREATE OR
+-- REPLACE cannot change a result type, so the older one is dropped first,
+-- in this file's transaction.
+DROP FUNCTION IF EXISTS tasker_ready_steps(uuid[], int, timestamptz);
 CREATE OR REPLACE FUNCTION tasker_ready_steps(p_task_ids uuid[], p_limit int, p_now timestamptz DEFAULT now())
 RETURNS TABLE (step_id uuid, task_id uuid, name text, handler text, state text, attempts int, "position" int,
-               concurrency_key text, concurrency_limit int)
+               concurrency_key text, concurrency_limit int,
+               rate_key text, rate_per_second float8, rate_burst int)
 LANGUAGE sql STABLE AS $$
-    SELECT s.id, s.task_id, s.name, s.handler, s.state, s.attempts, s.position, s.concurrency_key, s.concurrency_limit
+    SELECT s.id, s.task_id, s.name, s.handler, s.state, s.attempts, s.position, s.concurrency_key, s.concurrency_limit,
+           s.rate_key, s.rate_per_second, s.rate_burst
     FROM (
     SELECT s.*
     FROM unnest(p_task_ids) AS b(task_id)
@@ -122,9 +130,10 @@ $$;
 -- the other's commit), record results fenced on (step, attempt), claim ready
 -- steps within the caps, and finalise tasks with nothing left to run. Claim
 -- runs before finalisation, so a task that claimed is never evaluated.
--- Returns one row per change; kind is 'recorded', 'claimed', 'finalized' or
+-- Returns one row per change; kind is 'recorded', 'claimed', 'finalized',
 -- 'wake' (a held-back task to wake at next_retry_at, NULL for now; reason
--- names the limit: docs/architecture.md, "Flow control").
+-- names the limit: docs/architecture.md, "Flow control") or 'held' (a ready
+-- step its concurrency key holds back, for the metrics; no wake-up).
 CREATE OR REPLACE FUNCTION tasker_scheduler_pass(
     p_now timestamptz, p_actor text, p_task_ids uuid[],
     p_step_ids uuid[], p_attempts int[], p_ok boolean[], p_results jsonb[], p_errors jsonb[],
@@ -341,13 +350,15 @@ BEGIN
 
     IF p_claim_limit > 0 THEN
         -- Caps are checked and taken under one lock, so concurrent passes
-        -- cannot both see the last free slot. Counting stops at the cap.
+        -- cannot both see the last free slot (or spend the last token of a
+        -- rate limit's bucket). Counting stops at the cap.
         IF p_global_cap > 0 OR EXISTS (
             SELECT 1
             FROM unnest(v_live) AS b(id)
             CROSS JOIN LATERAL (
                 SELECT 1 FROM tasker_steps s
-                WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
+                WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry')
+                  AND (s.concurrency_key IS NOT NULL OR s.rate_key IS NOT NULL)
                   AND s.map_parent_id IS NULL
                 OFFSET 0) k) THEN
             PERFORM pg_advisory_xact_lock(7305417101);
@@ -362,20 +373,53 @@ BEGIN
             RETURN QUERY
             WITH ranked AS (
                 SELECT r.step_id, r.task_id, r.state, r."position", r.concurrency_key, r.concurrency_limit,
+                       r.rate_key, r.rate_per_second, r.rate_burst,
                        row_number() OVER (PARTITION BY r.concurrency_key ORDER BY r.task_id, r."position") AS rn
                 FROM tasker_ready_steps(v_live, p_claim_limit, p_now) r
             ),
-            allowed AS (
-                -- k1, k2: the secret of the attempt's callback token
-                -- (docs/architecture.md, "Callbacks"), random per row.
-                SELECT r.step_id, r.state, gen_random_uuid() AS k1, gen_random_uuid() AS k2
+            -- Within their concurrency caps; ranked per rate key for the
+            -- tokens (docs/architecture.md, "Flow control").
+            capped AS (
+                SELECT r.*, row_number() OVER (PARTITION BY r.rate_key ORDER BY r.task_id, r."position") AS rate_rn
                 FROM ranked r
                 WHERE r.concurrency_key IS NULL
                    OR r.rn + (SELECT count(*)
                               FROM (SELECT 1 FROM tasker_steps x
                                     WHERE x.state = 'in_progress' AND x.concurrency_key = r.concurrency_key
                                     LIMIT r.concurrency_limit) x) <= r.concurrency_limit
-                ORDER BY r.task_id, r."position"
+            ),
+            -- The token bucket of each rate key here, locked in key order
+            -- and refilled to p_now: min(burst, tokens + rate x elapsed); no
+            -- row is a full bucket. A pass whose clock is behind the
+            -- bucket's adds nothing. The first step's rate and burst stand
+            -- for the key (steps of another template version may differ).
+            buckets AS MATERIALIZED (
+                SELECT k.rate_key, k.rate_per_second, k.rate_burst,
+                       CASE WHEN b.key IS NULL THEN k.rate_burst::float8
+                            ELSE least(k.rate_burst::float8,
+                                       b.tokens + k.rate_per_second
+                                                  * greatest(0, extract(epoch FROM p_now - b.refilled_at))::float8)
+                       END AS tokens,
+                       greatest(p_now, b.refilled_at) AS at
+                FROM (SELECT DISTINCT ON (c.rate_key) c.rate_key, c.rate_per_second, c.rate_burst
+                      FROM capped c
+                      WHERE c.rate_key IS NOT NULL
+                      ORDER BY c.rate_key, c.task_id, c."position") k
+                LEFT JOIN LATERAL (
+                    SELECT b.key, b.tokens, b.refilled_at FROM tasker_rate_buckets b
+                    WHERE b.key = k.rate_key FOR UPDATE OFFSET 0) b ON true
+                ORDER BY k.rate_key
+            ),
+            allowed AS (
+                -- k1, k2: the secret of the attempt's callback token
+                -- (docs/architecture.md, "Callbacks"), random per row. A
+                -- rate key grants floor(tokens) starts (the epsilon absorbs
+                -- float error in the refill).
+                SELECT c.step_id, c.state, gen_random_uuid() AS k1, gen_random_uuid() AS k2
+                FROM capped c
+                WHERE c.rate_key IS NULL
+                   OR c.rate_rn <= (SELECT floor(k.tokens + 1e-9) FROM buckets k WHERE k.rate_key = c.rate_key)
+                ORDER BY c.task_id, c."position"
                 LIMIT v_avail
             ),
             claimed AS (
@@ -393,7 +437,29 @@ BEGIN
                 WHERE s.id = a.step_id AND s.state = a.state
                 RETURNING s.id, s.task_id, s.name, s.position, s.handler, s.attempts, s.max_attempts, s.deadline_at,
                           s.config, s.when_expr, a.state AS from_state, uuid_send(a.k1) || uuid_send(a.k2) AS secret,
-                          s.map_parent_id, s.map_index, s.map_item, s.operator_retries
+                          s.map_parent_id, s.map_index, s.map_item, s.operator_retries, s.rate_key
+            ),
+            -- Spend the tokens of the starts claimed, in key order (the
+            -- rows were locked in that order above).
+            spent AS (
+                INSERT INTO tasker_rate_buckets AS b (key, tokens, refilled_at, per_second, burst, full_at)
+                SELECT k.rate_key, k.left, k.at, k.rate_per_second, k.rate_burst,
+                       k.at + make_interval(secs => (k.rate_burst - k.left) / k.rate_per_second)
+                FROM (SELECT k.*, k.tokens - (SELECT count(*) FROM claimed c WHERE c.rate_key = k.rate_key) AS left
+                      FROM buckets k) k
+                ORDER BY k.rate_key
+                ON CONFLICT (key) DO UPDATE
+                SET tokens = excluded.tokens, refilled_at = excluded.refilled_at,
+                    per_second = excluded.per_second, burst = excluded.burst, full_at = excluded.full_at
+            ),
+            -- Steps their rate limit held back stay pending (no attempt);
+            -- each asks for a wake-up when the token of its rank is due.
+            held AS (
+                SELECT c.task_id, c.step_id, c.state,
+                       k.at + make_interval(secs => (c.rate_rn - k.tokens) / k.rate_per_second) AS due
+                FROM capped c
+                CROSS JOIN LATERAL (SELECT k.* FROM buckets k WHERE k.rate_key = c.rate_key) k
+                WHERE c.rate_rn > floor(k.tokens + 1e-9)
             ),
             step_tr AS (
                 INSERT INTO tasker_transitions (task_id, step_id, from_state, to_state, attempt, reason, actor, created_at)
@@ -433,8 +499,37 @@ BEGIN
                 -- step's parents' results, which the list usually came from
                 -- (each instance would carry the whole list).
                 WHERE e.to_step_id = c.id
-            ) pr;
+            ) pr
+            UNION ALL
+            SELECT 'wake'::text, h.task_id, h.step_id, hs.name, hs.attempts, h.state, h.state, h.due,
+                   'rate_limit'::text, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+                   NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean,
+                   NULL::bytea, NULL::text, NULL::jsonb, NULL::int, NULL::uuid
+            FROM held h
+            CROSS JOIN LATERAL (SELECT s.name, s.attempts FROM tasker_steps s WHERE s.id = h.step_id OFFSET 0) hs
+            CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = h.task_id OFFSET 0) t;
         END IF;
+
+        -- The steps their concurrency key holds back now, as 'held' rows
+        -- for the flow-control metric (docs/observability.md): from
+        -- tasker_steps_flow_pending, at most p_claim_limit per task, each
+        -- judged as its blocked_reason is (sql/functions/060_step_blocked.sql).
+        RETURN QUERY
+        SELECT 'held'::text, s.task_id, s.id, s.name, s.attempts, s.state, s.state, NULL::timestamptz,
+               'concurrency'::text, t.namespace, t.name, t.version, t.correlation_id, t.trace_parent,
+               NULL::text, NULL::int, NULL::timestamptz, NULL::jsonb, NULL::jsonb, NULL::jsonb, NULL::boolean,
+               NULL::bytea, NULL::text, NULL::jsonb, NULL::int, NULL::uuid
+        FROM unnest(v_live) AS b(id)
+        CROSS JOIN LATERAL (
+            SELECT s.id, s.task_id, s.name, s.attempts, s.state, s.concurrency_key, s.concurrency_limit
+            FROM tasker_steps s
+            WHERE s.task_id = b.id AND s.state IN ('pending', 'waiting_for_retry') AND s.map_parent_id IS NULL
+              AND s.concurrency_key IS NOT NULL
+              AND (s.next_retry_at IS NULL OR s.next_retry_at <= p_now)
+            LIMIT p_claim_limit) s
+        CROSS JOIN LATERAL (SELECT t.* FROM tasker_tasks t WHERE t.id = s.task_id OFFSET 0) t
+        WHERE tasker_step_blocked_reason(s.id, s.state, s.concurrency_key, s.concurrency_limit,
+                                         NULL, NULL, NULL, p_now) IS NOT NULL;
     END IF;
 
     -- A live task is finished when none of its steps is live: after the

@@ -21,3 +21,14 @@ FROM tasker_create_task(@id, @namespace, @name, @version, @context, @initiator, 
 -- Queued after CreateTask when tracing is on, in the same implicit
 -- transaction; a task that already existed keeps its trace.
 UPDATE tasker_tasks SET trace_parent = @trace_parent WHERE id = @id AND trace_parent IS NULL;
+
+-- name: SetStepRateLimits :exec
+-- Queued after CreateTask, in the same implicit transaction, for the steps
+-- with a rate_limit (docs/architecture.md, "Flow control"); the steps of an
+-- existing task (a repeated idempotency key) have other ids and keep theirs.
+-- Each a primary-key probe.
+UPDATE tasker_steps s
+SET rate_key = r.rate_key, rate_per_second = r.rate_per_second, rate_burst = r.rate_burst
+FROM (SELECT unnest(@step_ids::uuid[]) AS step_id, unnest(@rate_keys::text[]) AS rate_key,
+             unnest(@rates::float8[]) AS rate_per_second, unnest(@bursts::int[]) AS rate_burst) r
+WHERE s.id = r.step_id;

@@ -31,3 +31,17 @@ SELECT tasker_heartbeat(@instance, @local, @now, @forget_before);
 -- The results of named steps of claimed tasks (sql/functions/040_inputs.sql).
 SELECT r.task_id::uuid AS task_id, r.name::text AS name, r.result::jsonb AS result
 FROM tasker_step_results(@task_ids::uuid[], @names::text[]) r;
+
+-- name: PruneRateBuckets :execrows
+-- Deletes up to @max_rows token buckets that have refilled to their burst by
+-- @now (docs/architecture.md, "Flow control"): a missing row is a full
+-- bucket, so nothing changes but the table's size. A range of
+-- tasker_rate_buckets_full, oldest first. A pass that locked a bucket first
+-- keeps it: its update moves full_at on, which the delete re-checks. The
+-- store runs it after IndexPlans.
+DELETE FROM tasker_rate_buckets b
+WHERE b.key IN (SELECT x.key FROM tasker_rate_buckets x
+                WHERE x.full_at <= @now::timestamptz
+                ORDER BY x.full_at
+                LIMIT @max_rows::int)
+  AND b.full_at <= @now::timestamptz;

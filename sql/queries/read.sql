@@ -48,7 +48,13 @@ LIMIT 1000;
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
-       m.map_counts, b.blocked_reason
+       m.map_counts,
+       -- Why a ready step is not running (docs/control-flow.md, "Flow
+       -- control"): sql/functions/060_step_blocked.sql; '' when nothing
+       -- holds it back.
+       coalesce(tasker_step_blocked_reason(s.id, s.state, s.concurrency_key, s.concurrency_limit,
+                                           s.rate_key, s.rate_per_second, s.rate_burst, @now::timestamptz),
+                '')::text AS blocked_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -62,20 +68,6 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(c.state, c.n) AS map_counts
     FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
 ) m ON true
--- Why a ready step is not running (docs/control-flow.md, "Flow control"):
--- its concurrency key's slots are all taken. Only for a pending step with a
--- key and no unfinished parent; the count stops at the limit and uses
--- tasker_steps_in_flight_key.
-LEFT JOIN LATERAL (
-    SELECT CASE WHEN s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM tasker_step_edges e2 JOIN tasker_steps p2 ON p2.id = e2.from_step_id
-                      WHERE e2.to_step_id = s.id AND p2.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
-      AND (SELECT count(*) FROM (SELECT 1 FROM tasker_steps x
-                                 WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
-                                 LIMIT s.concurrency_limit) y) >= s.concurrency_limit
-    THEN format('concurrency limit %s for key %s reached', s.concurrency_limit,
-                coalesce(nullif(split_part(s.concurrency_key, E'\x1f', 2), ''), s.concurrency_key))::text END AS blocked_reason
-) b ON true
 -- A map step's instances are shown as its counts (ReadStep reads one).
 WHERE s.task_id = @task_id::uuid AND s.map_parent_id IS NULL
 ORDER BY s.position;
@@ -84,7 +76,13 @@ ORDER BY s.position;
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
-       m.map_counts, b.blocked_reason
+       m.map_counts,
+       -- Why a ready step is not running (docs/control-flow.md, "Flow
+       -- control"): sql/functions/060_step_blocked.sql; '' when nothing
+       -- holds it back.
+       coalesce(tasker_step_blocked_reason(s.id, s.state, s.concurrency_key, s.concurrency_limit,
+                                           s.rate_key, s.rate_per_second, s.rate_burst, @now::timestamptz),
+                '')::text AS blocked_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -98,20 +96,6 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(c.state, c.n) AS map_counts
     FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
 ) m ON true
--- Why a ready step is not running (docs/control-flow.md, "Flow control"):
--- its concurrency key's slots are all taken. Only for a pending step with a
--- key and no unfinished parent; the count stops at the limit and uses
--- tasker_steps_in_flight_key.
-LEFT JOIN LATERAL (
-    SELECT CASE WHEN s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM tasker_step_edges e2 JOIN tasker_steps p2 ON p2.id = e2.from_step_id
-                      WHERE e2.to_step_id = s.id AND p2.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
-      AND (SELECT count(*) FROM (SELECT 1 FROM tasker_steps x
-                                 WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
-                                 LIMIT s.concurrency_limit) y) >= s.concurrency_limit
-    THEN format('concurrency limit %s for key %s reached', s.concurrency_limit,
-                coalesce(nullif(split_part(s.concurrency_key, E'\x1f', 2), ''), s.concurrency_key))::text END AS blocked_reason
-) b ON true
 WHERE s.task_id = @task_id::uuid AND s.name = @name::text;
 
 -- name: ReadStepTransitions :many

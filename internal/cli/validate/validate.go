@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,6 +159,13 @@ func controlFlow(s template.Step) string {
 	}
 	if s.TriggerRule != "" && s.TriggerRule != template.TriggerAllSuccess {
 		parts = append(parts, "trigger_rule "+s.TriggerRule)
+	}
+	if rl := s.RateLimit; rl != nil {
+		r := fmt.Sprintf("rate_limit %s/s burst %d", strconv.FormatFloat(rl.PerSecond, 'g', -1, 64), rl.Burst)
+		if rl.Key != "" {
+			r += " per " + rl.Key
+		}
+		parts = append(parts, r)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -73,7 +73,8 @@ func TestCmdValidate(t *testing.T) {
 				// Control flow, one line per step that has any (docs/control-flow.md).
 				"payments/refund_with_approval@1.0.0  6 steps",
 				"\n  manager_approval: callback, timeout 72h0m0s; when context.refund_amount > 50000\n",
-				"\n  cancel_flight: trigger_rule one_failed\n", "media/transcode@1.0.0  4 steps", "\n  propagate: wait 2s\n"},
+				"\n  cancel_flight: trigger_rule one_failed\n", "media/transcode@1.0.0  4 steps", "\n  propagate: wait 2s\n",
+				"partners/sync@1.0.0  2 steps", "\n  push: rate_limit 0.2/s burst 1 per ${context.partner}\n"},
 			stderrNone: true,
 		},
 		{

@@ -110,6 +110,35 @@ func (q *Queries) CreateTask(ctx context.Context, db DBTX, arg CreateTaskParams)
 	return i, err
 }
 
+const SetStepRateLimits = `-- name: SetStepRateLimits :exec
+UPDATE tasker_steps s
+SET rate_key = r.rate_key, rate_per_second = r.rate_per_second, rate_burst = r.rate_burst
+FROM (SELECT unnest($1::uuid[]) AS step_id, unnest($2::text[]) AS rate_key,
+             unnest($3::float8[]) AS rate_per_second, unnest($4::int[]) AS rate_burst) r
+WHERE s.id = r.step_id
+`
+
+type SetStepRateLimitsParams struct {
+	StepIds  []uuid.UUID
+	RateKeys []string
+	Rates    []float64
+	Bursts   []int32
+}
+
+// Queued after CreateTask, in the same implicit transaction, for the steps
+// with a rate_limit (docs/architecture.md, "Flow control"); the steps of an
+// existing task (a repeated idempotency key) have other ids and keep theirs.
+// Each a primary-key probe.
+func (q *Queries) SetStepRateLimits(ctx context.Context, db DBTX, arg SetStepRateLimitsParams) error {
+	_, err := db.Exec(ctx, SetStepRateLimits,
+		arg.StepIds,
+		arg.RateKeys,
+		arg.Rates,
+		arg.Bursts,
+	)
+	return err
+}
+
 const SetTraceParent = `-- name: SetTraceParent :exec
 UPDATE tasker_tasks SET trace_parent = $1 WHERE id = $2 AND trace_parent IS NULL
 `

@@ -34,6 +34,34 @@ func (q *Queries) Heartbeat(ctx context.Context, db DBTX, arg HeartbeatParams) e
 	return err
 }
 
+const PruneRateBuckets = `-- name: PruneRateBuckets :execrows
+DELETE FROM tasker_rate_buckets b
+WHERE b.key IN (SELECT x.key FROM tasker_rate_buckets x
+                WHERE x.full_at <= $1::timestamptz
+                ORDER BY x.full_at
+                LIMIT $2::int)
+  AND b.full_at <= $1::timestamptz
+`
+
+type PruneRateBucketsParams struct {
+	Now     time.Time
+	MaxRows int32
+}
+
+// Deletes up to @max_rows token buckets that have refilled to their burst by
+// @now (docs/architecture.md, "Flow control"): a missing row is a full
+// bucket, so nothing changes but the table's size. A range of
+// tasker_rate_buckets_full, oldest first. A pass that locked a bucket first
+// keeps it: its update moves full_at on, which the delete re-checks. The
+// store runs it after IndexPlans.
+func (q *Queries) PruneRateBuckets(ctx context.Context, db DBTX, arg PruneRateBucketsParams) (int64, error) {
+	result, err := db.Exec(ctx, PruneRateBuckets, arg.Now, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const ReleaseClaims = `-- name: ReleaseClaims :many
 SELECT r.task_id::uuid AS task_id, r.step_id::uuid AS step_id, r.step_name::text AS step_name,
        r.attempt::int AS attempt, r.next_retry_at::timestamptz AS next_retry_at

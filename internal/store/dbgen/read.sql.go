@@ -138,7 +138,13 @@ const ReadStep = `-- name: ReadStep :one
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
-       m.map_counts, b.blocked_reason
+       m.map_counts,
+       -- Why a ready step is not running (docs/control-flow.md, "Flow
+       -- control"): sql/functions/060_step_blocked.sql; '' when nothing
+       -- holds it back.
+       coalesce(tasker_step_blocked_reason(s.id, s.state, s.concurrency_key, s.concurrency_limit,
+                                           s.rate_key, s.rate_per_second, s.rate_burst, $1::timestamptz),
+                '')::text AS blocked_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -150,20 +156,11 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(c.state, c.n) AS map_counts
     FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
 ) m ON true
-LEFT JOIN LATERAL (
-    SELECT CASE WHEN s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM tasker_step_edges e2 JOIN tasker_steps p2 ON p2.id = e2.from_step_id
-                      WHERE e2.to_step_id = s.id AND p2.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
-      AND (SELECT count(*) FROM (SELECT 1 FROM tasker_steps x
-                                 WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
-                                 LIMIT s.concurrency_limit) y) >= s.concurrency_limit
-    THEN format('concurrency limit %s for key %s reached', s.concurrency_limit,
-                coalesce(nullif(split_part(s.concurrency_key, E'\x1f', 2), ''), s.concurrency_key))::text END AS blocked_reason
-) b ON true
-WHERE s.task_id = $1::uuid AND s.name = $2::text
+WHERE s.task_id = $2::uuid AND s.name = $3::text
 `
 
 type ReadStepParams struct {
+	Now    time.Time
 	TaskID uuid.UUID
 	Name   string
 }
@@ -190,17 +187,13 @@ type ReadStepRow struct {
 	SkipKind       *string
 	SkipReason     *string
 	MapCounts      json.RawMessage
-	BlockedReason  interface{}
+	BlockedReason  string
 }
 
 // A map step's instances by state (docs/architecture.md, "Map"); NULL for
 // other steps, and before the map step ran.
-// Why a ready step is not running (docs/control-flow.md, "Flow control"):
-// its concurrency key's slots are all taken. Only for a pending step with a
-// key and no unfinished parent; the count stops at the limit and uses
-// tasker_steps_in_flight_key.
 func (q *Queries) ReadStep(ctx context.Context, db DBTX, arg ReadStepParams) (ReadStepRow, error) {
-	row := db.QueryRow(ctx, ReadStep, arg.TaskID, arg.Name)
+	row := db.QueryRow(ctx, ReadStep, arg.Now, arg.TaskID, arg.Name)
 	var i ReadStepRow
 	err := row.Scan(
 		&i.ID,
@@ -415,7 +408,13 @@ const ReadTaskSteps = `-- name: ReadTaskSteps :many
 SELECT s.id, s.name, s.state, s.handler, coalesce(d.deps, '{}'::text[])::text[] AS depends_on, s.attempts, s.max_attempts,
        s.result, s.last_error, s.next_retry_at, s.deadline_at, s.started_at, s.completed_at,
        s.timeout_seconds, s.wake_at, s.wait_kind, s.trigger_rule, s.when_expr, s.skip_kind, s.skip_reason,
-       m.map_counts, b.blocked_reason
+       m.map_counts,
+       -- Why a ready step is not running (docs/control-flow.md, "Flow
+       -- control"): sql/functions/060_step_blocked.sql; '' when nothing
+       -- holds it back.
+       coalesce(tasker_step_blocked_reason(s.id, s.state, s.concurrency_key, s.concurrency_limit,
+                                           s.rate_key, s.rate_per_second, s.rate_burst, $1::timestamptz),
+                '')::text AS blocked_reason
 FROM tasker_steps s
 LEFT JOIN LATERAL (
     SELECT array_agg(p.name ORDER BY p.position) AS deps
@@ -427,19 +426,14 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(c.state, c.n) AS map_counts
     FROM (SELECT i.state, count(*) AS n FROM tasker_steps i WHERE i.map_parent_id = s.id GROUP BY i.state) c
 ) m ON true
-LEFT JOIN LATERAL (
-    SELECT CASE WHEN s.state IN ('pending', 'waiting_for_retry') AND s.concurrency_key IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM tasker_step_edges e2 JOIN tasker_steps p2 ON p2.id = e2.from_step_id
-                      WHERE e2.to_step_id = s.id AND p2.state IN ('pending', 'waiting_for_retry', 'in_progress', 'waiting'))
-      AND (SELECT count(*) FROM (SELECT 1 FROM tasker_steps x
-                                 WHERE x.state = 'in_progress' AND x.concurrency_key = s.concurrency_key
-                                 LIMIT s.concurrency_limit) y) >= s.concurrency_limit
-    THEN format('concurrency limit %s for key %s reached', s.concurrency_limit,
-                coalesce(nullif(split_part(s.concurrency_key, E'\x1f', 2), ''), s.concurrency_key))::text END AS blocked_reason
-) b ON true
-WHERE s.task_id = $1::uuid AND s.map_parent_id IS NULL
+WHERE s.task_id = $2::uuid AND s.map_parent_id IS NULL
 ORDER BY s.position
 `
+
+type ReadTaskStepsParams struct {
+	Now    time.Time
+	TaskID uuid.UUID
+}
 
 type ReadTaskStepsRow struct {
 	ID             uuid.UUID
@@ -463,20 +457,16 @@ type ReadTaskStepsRow struct {
 	SkipKind       *string
 	SkipReason     *string
 	MapCounts      json.RawMessage
-	BlockedReason  interface{}
+	BlockedReason  string
 }
 
 // Parents come from the materialised edges (primary key (to_step_id, ...)),
 // in template order.
 // A map step's instances by state (docs/architecture.md, "Map"); NULL for
 // other steps, and before the map step ran.
-// Why a ready step is not running (docs/control-flow.md, "Flow control"):
-// its concurrency key's slots are all taken. Only for a pending step with a
-// key and no unfinished parent; the count stops at the limit and uses
-// tasker_steps_in_flight_key.
 // A map step's instances are shown as its counts (ReadStep reads one).
-func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, taskID uuid.UUID) ([]ReadTaskStepsRow, error) {
-	rows, err := db.Query(ctx, ReadTaskSteps, taskID)
+func (q *Queries) ReadTaskSteps(ctx context.Context, db DBTX, arg ReadTaskStepsParams) ([]ReadTaskStepsRow, error) {
+	rows, err := db.Query(ctx, ReadTaskSteps, arg.Now, arg.TaskID)
 	if err != nil {
 		return nil, err
 	}
