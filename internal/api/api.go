@@ -185,6 +185,7 @@ func New(cfg Config) (http.Handler, error) {
 		{"GET", "/v1/tasks/{id}/transitions", auth.TasksRead, s.taskTransitions},
 		{"GET", "/v1/tasks/{id}/graph", auth.TasksRead, s.taskGraph},
 		{"GET", "/v1/tasks/{id}/steps/{step}", auth.StepsRead, s.getStep},
+		{"GET", "/v1/tasks/{id}/steps/{step}/instances", auth.StepsRead, s.listInstances},
 		{"POST", "/v1/tasks/{id}/steps/{step}/resolve", auth.StepsResolve, s.resolveStep},
 		{"POST", "/v1/tasks/{id}/steps/{step}/complete", auth.StepsComplete, s.completeStep},
 		// Authorised by the callback token alone (callbacks.go).

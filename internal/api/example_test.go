@@ -53,6 +53,7 @@ func ExampleOpenAPI() {
 	// GET  /v1/tasks/{id}                         tasks:read
 	// GET  /v1/tasks/{id}/graph                   tasks:read
 	// GET  /v1/tasks/{id}/steps/{step}            steps:read
+	// GET  /v1/tasks/{id}/steps/{step}/instances  steps:read
 	// GET  /v1/tasks/{id}/transitions             tasks:read
 	// GET  /v1/templates                          templates:read
 	// GET  /v1/templates/{namespace}/{name}       templates:read

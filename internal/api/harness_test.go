@@ -21,6 +21,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/auth"
+	"github.com/taskerhq/tasker/internal/blob"
 	"github.com/taskerhq/tasker/internal/contract"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/enginetest"
@@ -91,6 +92,9 @@ type envOptions struct {
 	metrics     http.Handler
 	maxPayload  int      // engine.Config.MaxPayloadBytes
 	templates   []string // more templates (YAML) beside the shared ones
+	// blobInline, when set, stores contexts and results over this many
+	// bytes out of line, in the database (blob.Local, as tasker dev does).
+	blobInline int
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-tasker-api-tests")
@@ -118,7 +122,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.eng, err = engine.New(engine.Config{Store: st, Templates: set, Queue: e.queue, Invoker: e.inv, Clock: e.clock, MaxInFlight: 50,
 		// A fixed cap: adaptive concurrency (engine tests) would move it under load.
 		Adaptive:        engine.AdaptiveConfig{Disabled: true},
-		MaxPayloadBytes: opts.maxPayload})
+		MaxPayloadBytes: opts.maxPayload, Blobs: blobsFor(t, st, opts.blobInline), PayloadInlineBytes: opts.blobInline})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +140,19 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// blobsFor is the large-payload store of an env: none without inline.
+func blobsFor(t *testing.T, st *store.Store, inline int) engine.Blobs {
+	t.Helper()
+	if inline <= 0 {
+		return nil
+	}
+	b, err := blob.NewLocal(st, "http://127.0.0.1:1", []byte("0123456789abcdef0123456789abcdef-blobs"), 10<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // token mints a token with the given permissions.

@@ -207,6 +207,10 @@ func (s *server) templateAnalytics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	aq := engine.AnalyticsQuery{Namespace: r.PathValue("namespace"), Name: r.PathValue("name"), Version: q.Get("version")}
+	if _, err := s.tpls.Get(aq.Namespace, aq.Name, aq.Version); err != nil {
+		s.fail(w, r, err) // template.ErrNotFound: a 404 naming what is missing
+		return
+	}
 	if v := q.Get("window"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Minute || d > engine.MaxAnalyticsWindow {

@@ -30,6 +30,9 @@ type Engine interface {
 	// PauseSchedule pauses or resumes one (engine.ErrNotFound).
 	Schedules(ctx context.Context, n int) ([]engine.ScheduleView, error)
 	PauseSchedule(ctx context.Context, id int64, paused bool) (engine.ScheduleView, error)
+	// TemplateSchedules lists one template version's schedules with their
+	// state and next n fire times (GET /v1/templates/{namespace}/{name}).
+	TemplateSchedules(ctx context.Context, tpl *template.Template, n int) ([]engine.ScheduleView, error)
 	// Bulk cancels or retries the tasks a filter selects, in batches.
 	Bulk(ctx context.Context, req engine.BulkRequest) (engine.BulkResult, error)
 	Health() (engine.HealthState, int)
@@ -48,6 +51,9 @@ type Reader interface {
 	ListTasks(ctx context.Context, f store.ListFilter) (tasks []store.TaskView, next *store.Cursor, err error)
 	Status(ctx context.Context, since time.Time) (store.SystemStatus, error)
 	TaskTransitions(ctx context.Context, id uuid.UUID, after int64, limit int) (trs []store.TaskTransition, more bool, err error)
+	// ListMapInstances pages a map step's instances (docs/control-flow.md,
+	// "Map"); it reports whether the task exists, like GetStep.
+	ListMapInstances(ctx context.Context, taskID uuid.UUID, name string, f store.InstanceFilter) (page store.InstancePage, taskFound bool, err error)
 }
 
 // The production implementations.

@@ -166,7 +166,6 @@ var errorProblems = []struct {
 }{
 	{engine.ErrNotFound, func() *Problem { return notFound("not found") }},
 	{store.ErrNotFound, func() *Problem { return notFound("not found") }},
-	{template.ErrNotFound, func() *Problem { return notFound("no such template") }},
 	// Says nothing of the task that holds the key.
 	{engine.ErrIdempotencyConflict, func() *Problem {
 		return conflict("this idempotency key was used with a different request")
@@ -187,6 +186,9 @@ func problemFor(err error) *Problem {
 		return tooLarge(mbe.Limit)
 	case errors.As(err, &ce):
 		return contextProblem(ce)
+	}
+	if detail, _, ok := template.NotFoundDetail(err, "", ""); ok {
+		return notFound(detail)
 	}
 	for _, m := range errorProblems {
 		if errors.Is(err, m.err) {

@@ -4,13 +4,13 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/template"
+	"github.com/taskerhq/tasker/internal/wire"
 )
 
 // GET /v1/templates
@@ -68,17 +68,39 @@ func (s *server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := s.tpls.Get(ns, name, version)
 	if err != nil {
-		if errors.Is(err, template.ErrNotFound) {
-			detail := fmt.Sprintf("no workflow %s/%s", ns, name)
-			if vs := versionsOf(s.tpls, ns, name); len(vs) > 0 {
-				detail = fmt.Sprintf("no version %s of %s/%s (versions: %v)", version, ns, name, vs)
-			}
-			err = notFound(detail)
-		}
+		s.fail(w, r, err) // template.ErrNotFound: a 404 naming what is missing (problemFor)
+		return
+	}
+	out := templateDetail(s.tpls, t)
+	scheds, err := s.eng.TemplateSchedules(r.Context(), t, templateNextFires)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, templateDetail(s.tpls, t))
+	out.Schedules = make([]wire.TemplateSchedule, len(scheds))
+	for i, v := range scheds {
+		out.Schedules[i] = templateScheduleView(v)
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// templateNextFires is how many fire times a template's schedules show.
+const templateNextFires = 3
+
+func templateScheduleView(v engine.ScheduleView) wire.TemplateSchedule {
+	out := wire.TemplateSchedule{Index: v.Index, Spec: v.Spec, Cron: v.Cron, Timezone: v.Timezone, Rate: v.Rate,
+		CatchUp: v.CatchUp, Scheduled: v.Loaded, Paused: v.Paused, NextFires: make([]string, len(v.Next))}
+	if v.CatchUp == "" {
+		out.CatchUp = template.CatchUpLatest
+	}
+	if v.Loaded {
+		id := v.ID
+		out.ID = &id
+	}
+	for i, t := range v.Next {
+		out.NextFires[i] = ts(t)
+	}
+	return out
 }
 
 // GET /v1/health/live: the process answers.

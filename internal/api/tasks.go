@@ -195,12 +195,12 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/v1/tasks/"+t.ID.String())
+	w.Header().Set("Location", "/v1/tasks/"+t.ID)
 	status := http.StatusOK
 	if created.Created {
 		status = http.StatusCreated
 	}
-	s.writeTask(w, r, status, taskView(t, true), nil)
+	s.writeTask(w, r, status, t, nil)
 }
 
 // idempotencyScope is the scope of the caller's idempotency keys
@@ -217,17 +217,17 @@ func (s *server) idempotencyScope(ctx context.Context) string {
 	return "sub:" + sub
 }
 
-// unknownTemplate is a 422 pointing at the field that named nothing.
+// unknownTemplate is a 422 pointing at the field that named nothing
+// (template.ErrNotFound; GraphQL answers the same detail in its shape).
 func (s *server) unknownTemplate(req engine.CreateRequest, err error) error {
-	if !errors.Is(err, template.ErrNotFound) {
+	detail, missing, ok := template.NotFoundDetail(err, req.Namespace, req.Name)
+	switch {
+	case !ok:
 		return err
+	case missing:
+		return invalid(FieldError{Pointer: "/name", Detail: detail + "; see GET /v1/templates"})
 	}
-	vs := versionsOf(s.tpls, req.Namespace, req.Name)
-	if len(vs) == 0 {
-		return invalid(FieldError{Pointer: "/name", Detail: fmt.Sprintf("no workflow %s/%s; see GET /v1/templates", req.Namespace, req.Name)})
-	}
-	return invalid(FieldError{Pointer: "/version", Detail: fmt.Sprintf("no version %s of %s/%s (versions: %s)",
-		req.Version, req.Namespace, req.Name, strings.Join(vs, ", "))})
+	return invalid(FieldError{Pointer: "/version", Detail: detail})
 }
 
 // listParams are the query parameters of GET /v1/tasks that filter; the
@@ -330,7 +330,10 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	s.writeTask(w, r, http.StatusOK, taskView(t, true), fields)
+	if fields != nil && fields["context"] {
+		fields["context_error"] = true // says why the context is a reference
+	}
+	s.writeTask(w, r, http.StatusOK, t, fields)
 }
 
 func taskErr(id uuid.UUID, err error) error {
@@ -396,7 +399,7 @@ func (s *server) operate(w http.ResponseWriter, r *http.Request, do func(uuid.UU
 		s.fail(w, r, taskErr(id, err))
 		return
 	}
-	s.writeTask(w, r, http.StatusOK, taskView(t, true), nil)
+	s.writeTask(w, r, http.StatusOK, t, nil)
 }
 
 // taskConflict explains a 409 with the task's current status.
@@ -455,12 +458,18 @@ func (s *server) writeStep(w http.ResponseWriter, r *http.Request, id uuid.UUID,
 	}
 	if fields != nil {
 		fields["name"] = true // a step is named by its name, as a task by its id
+		if fields["result"] {
+			fields["result_error"] = true // says why the result is a reference
+		}
 	}
-	if st.Result, err = s.whole(r.Context(), st.Result); err != nil {
+	var resErr string
+	if st.Result, resErr, err = s.whole(r.Context(), "result of step "+st.Name, st.Result); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := encodeFields(stepDetailView(st, trs), fields)
+	detail := stepDetailView(st, trs)
+	detail.ResultError = resErr
+	body, err := encodeFields(detail, fields)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("encode step: %w", err))
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/taskerhq/tasker/internal/wire"
 )
@@ -83,5 +84,24 @@ func (c *Client) TaskTransitions(ctx context.Context, id, cursor string) (wire.T
 		q.Set("cursor", cursor)
 	}
 	raw, err := c.Get(ctx, TaskPath(id)+"/transitions", q, &l)
+	return l, raw, err
+}
+
+// MapInstances fetches one page of a map step's instances, in index order
+// (GET /v1/tasks/{id}/steps/{step}/instances): state "" keeps every state,
+// cursor "" starts at index 0, limit 0 takes the server's default. A page
+// filtered by state may be short and still have a NextCursor.
+func (c *Client) MapInstances(ctx context.Context, id, step, state, cursor string, limit int) (wire.MapInstanceList, []byte, error) {
+	var l wire.MapInstanceList
+	q := url.Values{}
+	for k, v := range map[string]string{"state": state, "cursor": cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	raw, err := c.Get(ctx, TaskPath(id)+"/steps/"+url.PathEscape(step)+"/instances", q, &l)
 	return l, raw, err
 }

@@ -73,8 +73,14 @@ func (e *Engine) offload(ctx context.Context, key string, v []byte) (json.RawMes
 	return json.Marshal(contract.RefEnvelope{Ref: &contract.Ref{URI: e.cfg.Blobs.URI(key), Size: int64(len(v)), SHA256: hex.EncodeToString(sum[:])}})
 }
 
+// ErrPayloadMismatch is wrapped by Resolve for a stored value whose size or
+// SHA-256 is not its reference's: corrupted, or replaced behind Tasker's back.
+var ErrPayloadMismatch = errors.New("the stored value does not match its reference's size and sha256")
+
 // Resolve returns v whole: v itself, or the value its reference names.
-// The API returns contexts and results through it.
+// The API returns contexts and results through it. A value no longer
+// stored is fs.ErrNotExist (wrapped); one that does not match its
+// reference, ErrPayloadMismatch.
 func (e *Engine) Resolve(ctx context.Context, v json.RawMessage) (json.RawMessage, error) {
 	// A malformed reference is returned as stored.
 	ref, ok, err := contract.AsRef(v)
@@ -90,7 +96,7 @@ func (e *Engine) Resolve(ctx context.Context, v json.RawMessage) (json.RawMessag
 		return nil, fmt.Errorf("resolve %s: %w", ref.URI, err)
 	}
 	if sum := sha256.Sum256(data); int64(len(data)) != ref.Size || hex.EncodeToString(sum[:]) != ref.SHA256 {
-		return nil, fmt.Errorf("resolve %s: the stored value does not match its reference's size and sha256", ref.URI)
+		return nil, fmt.Errorf("resolve %s: %w", ref.URI, ErrPayloadMismatch)
 	}
 	return data, nil
 }

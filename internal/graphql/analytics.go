@@ -42,6 +42,9 @@ func (r *queryResolver) TemplateAnalytics(ctx context.Context, namespace, name s
 		}
 		q.Window = d
 	}
+	if _, err := r.tpls.Get(q.Namespace, q.Name, q.Version); err != nil {
+		return nil, err // template.ErrNotFound: not-found with its detail (known)
+	}
 	res, err := a.TemplateAnalytics(ctx, q)
 	if err != nil {
 		switch {

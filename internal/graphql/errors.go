@@ -110,9 +110,12 @@ func known(err error) *codedError {
 		out := invalidInput(errs...)
 		out.msg = "the context does not match the template's context_schema"
 		return out
+	case errors.Is(err, template.ErrNotFound):
+		detail, _, _ := template.NotFoundDetail(err, "", "")
+		return coded(CodeNotFound, "%s", detail)
 	case errors.Is(err, engine.ErrIdempotencyConflict):
 		return coded(CodeConflict, "this idempotency key was used with a different request")
-	case errors.Is(err, engine.ErrNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, template.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return coded(CodeNotFound, "not found")
 	case errors.Is(err, engine.ErrConflict):
 		return coded(CodeConflict, "the resource is not in a state that allows this")

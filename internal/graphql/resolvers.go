@@ -244,13 +244,7 @@ func (r *queryResolver) Template(_ context.Context, namespace, name string, vers
 	}
 	t, err := r.tpls.Get(namespace, name, v)
 	if err != nil {
-		if errors.Is(err, template.ErrNotFound) {
-			if vs := versionsOf(r.tpls, namespace, name); len(vs) > 0 {
-				return nil, coded(CodeNotFound, "no version %s of %s/%s (versions: %s)", v, namespace, name, strings.Join(vs, ", "))
-			}
-			return nil, coded(CodeNotFound, "no workflow %s/%s", namespace, name)
-		}
-		return nil, err
+		return nil, err // template.ErrNotFound: not-found with its detail (known)
 	}
 	out := &Template{Namespace: t.Namespace, Name: t.Name, Version: t.Version, Versions: versionsOf(r.tpls, namespace, name),
 		Description: t.Description, ContextSchema: JSON(t.ContextSchema), Steps: make([]TemplateStep, len(t.Steps))}
@@ -339,16 +333,17 @@ func (r *mutationResolver) CreateTask(ctx context.Context, in CreateTaskInput) (
 	return &CreateTaskPayload{Created: created.Created, Task: t}, nil
 }
 
+// unknownTemplate is an invalid input naming the field that named nothing
+// (template.ErrNotFound; REST answers the same detail in its shape).
 func (r *mutationResolver) unknownTemplate(req engine.CreateRequest, err error) error {
-	if !errors.Is(err, template.ErrNotFound) {
+	detail, missing, ok := template.NotFoundDetail(err, req.Namespace, req.Name)
+	switch {
+	case !ok:
 		return err
+	case missing:
+		return invalidInput(fieldError{Field: "input.name", Detail: detail + "; see the templates query"})
 	}
-	vs := versionsOf(r.tpls, req.Namespace, req.Name)
-	if len(vs) == 0 {
-		return invalidInput(fieldError{Field: "input.name", Detail: fmt.Sprintf("no workflow %s/%s; see the templates query", req.Namespace, req.Name)})
-	}
-	return invalidInput(fieldError{Field: "input.version", Detail: fmt.Sprintf("no version %s of %s/%s (versions: %s)",
-		req.Version, req.Namespace, req.Name, strings.Join(vs, ", "))})
+	return invalidInput(fieldError{Field: "input.version", Detail: detail})
 }
 
 func printable(s string) bool {

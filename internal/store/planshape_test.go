@@ -399,7 +399,7 @@ func planCases(f planFixture) map[string]planCase {
 	for i := range waitIDs {
 		waitIDs[i], waitAttempts[i] = fid("wait", 100*(i+1)), 1 // due
 	}
-	fireRuns, listRuns := 0, 0
+	fireRuns, listRuns, instanceRuns := 0, 0, 0
 	histBatch := make([]uuid.UUID, n)
 	for i := range histBatch {
 		histBatch[i] = fid("task", f.live+f.pending+1+i*(f.hist/n))
@@ -507,8 +507,11 @@ func planCases(f planFixture) map[string]planCase {
 		"ClaimScheduleFire": {sql: dbgen.ClaimScheduleFire, args: func() []any {
 			return []any{now.Add(time.Minute), &now, nil, now, int64(1), now, "rate(5m0s)"}
 		}},
-		"ListSchedules":     {sql: dbgen.ListSchedules, args: func() []any { return []any{int32(store.MaxSchedules)} }},
-		"ReadSchedule":      {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
+		"ListSchedules": {sql: dbgen.ListSchedules, args: func() []any { return []any{int32(store.MaxSchedules)} }},
+		"ReadSchedule":  {sql: dbgen.ReadSchedule, args: func() []any { return []any{int64(1)} }},
+		"ListTemplateSchedules": {sql: dbgen.ListTemplateSchedules, args: func() []any {
+			return []any{"plan", "odd", int32(store.MaxTemplateSchedules)}
+		}},
 		"SetSchedulePaused": {sql: dbgen.SetSchedulePaused, args: func() []any { return []any{true, nil, now, int64(1)} }},
 		"SetTraceParent":    {sql: dbgen.SetTraceParent, args: func() []any { return []any{"00-abc-def-01", liveTask} }},
 		"SetTaskConcurrency": {sql: dbgen.SetTaskConcurrency, args: func() []any {
@@ -635,6 +638,25 @@ func planCases(f planFixture) map[string]planCase {
 		// holds a map of 200 or 10,000 instances), bounded by max_tasks.
 		"TemplateStepStats": {sql: dbgen.TemplateStepStats, indexPlans: true, budget: f.rowBudget + mapInstances(f), args: func() []any {
 			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}
+		}},
+		// A page of the fixture's map step's instances (10,000 or 200),
+		// alternately unfiltered, of a state some hold (complete) and of
+		// one none holds (error): the filtered walk stops at
+		// InstanceScanLimit whatever it finds.
+		"ReadMapStep": {sql: dbgen.ReadMapStep, indexPlans: true, args: func() []any { return []any{"m", fid("task", 1)} }},
+		"ListMapInstances": {sql: dbgen.ListMapInstances, indexPlans: true, budget: store.InstanceScanLimit + 10, args: func() []any {
+			instanceRuns++
+			switch instanceRuns % 3 {
+			case 0:
+				return []any{int32(store.InstanceInlineResult), int32(100), int32(51), fid("task", 1), "m", nil, int32(51)}
+			case 1:
+				return []any{int32(store.InstanceInlineResult), int32(-1), int32(store.InstanceScanLimit), fid("task", 1), "m", "complete", int32(51)}
+			default:
+				return []any{int32(store.InstanceInlineResult), int32(-1), int32(store.InstanceScanLimit), fid("task", 1), "m", "error", int32(501)}
+			}
+		}},
+		"MapInstancesScanned": {sql: dbgen.MapInstancesScanned, indexPlans: true, budget: store.InstanceScanLimit + 10, args: func() []any {
+			return []any{int32(-1), int32(store.InstanceScanLimit), fid("task", 1), "m"}
 		}},
 		"TemplateTaskCount": {sql: dbgen.TemplateTaskCount, indexPlans: true, args: func() []any {
 			return []any{"plan", "odd", now.Add(-time.Hour), now, int32(n)}

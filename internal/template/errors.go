@@ -6,8 +6,61 @@ import (
 	"strings"
 )
 
-// ErrNotFound is wrapped by Set.Get when no template matches the request.
+// ErrNotFound is the one error an unknown workflow or version is: Set.Get
+// returns a *NotFoundError, which errors.Is matches to it. The REST and
+// GraphQL APIs check it with errors.Is and answer with its Detail, each in
+// its own shape.
 var ErrNotFound = errors.New("template not found")
+
+// NotFoundError says what Set.Get was asked for and found nothing of.
+type NotFoundError struct {
+	Namespace, Name string
+	// Version is the version asked for; "" asked for the highest.
+	Version string
+	// Versions are the workflow's versions there are, ascending; none when
+	// no workflow has that namespace and name.
+	Versions []string
+}
+
+// Is makes errors.Is(err, ErrNotFound) hold.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+func (e *NotFoundError) Error() string {
+	if len(e.Versions) == 0 || e.Version == "" {
+		return fmt.Sprintf("%v: %s/%s", ErrNotFound, e.Namespace, e.Name)
+	}
+	return fmt.Sprintf("%v: %s/%s@%s (versions: %s)", ErrNotFound, e.Namespace, e.Name, e.Version, strings.Join(e.Versions, ", "))
+}
+
+// WorkflowMissing reports whether no version of the workflow exists (the
+// name is wrong, not the version).
+func (e *NotFoundError) WorkflowMissing() bool { return len(e.Versions) == 0 }
+
+// Detail is the sentence an API answers with: "no workflow shop/order", or
+// "no version 3.0.0 of shop/order (versions: 1.0.0, 2.0.0)".
+func (e *NotFoundError) Detail() string {
+	if e.WorkflowMissing() {
+		return fmt.Sprintf("no workflow %s/%s", e.Namespace, e.Name)
+	}
+	return fmt.Sprintf("no version %s of %s/%s (versions: %s)", e.Version, e.Namespace, e.Name, strings.Join(e.Versions, ", "))
+}
+
+// NotFoundDetail returns the Detail of the *NotFoundError in err's chain,
+// or, for another error matching ErrNotFound, a sentence naming the
+// workflow asked for (if given); ok is false when err is not ErrNotFound.
+func NotFoundDetail(err error, namespace, name string) (detail string, workflowMissing, ok bool) {
+	if !errors.Is(err, ErrNotFound) {
+		return "", false, false
+	}
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return nf.Detail(), nf.WorkflowMissing(), true
+	}
+	if namespace == "" && name == "" {
+		return "no such workflow", true, true
+	}
+	return fmt.Sprintf("no workflow %s/%s", namespace, name), true, true
+}
 
 // ErrUnknownHandler is wrapped by the problem reported for a handler that
 // is not registered (Options.Handlers), not a built-in, not a Lambda

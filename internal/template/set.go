@@ -59,14 +59,14 @@ func less(a, b *Template) bool {
 
 // Get returns one version of a workflow. An empty version means the highest
 // one: the highest release, or the highest pre-release when there is no
-// release. The error wraps ErrNotFound and names what was asked for.
+// release. The error is a *NotFoundError (ErrNotFound) naming what was asked for.
 func (s *Set) Get(namespace, name, version string) (*Template, error) {
 	if s == nil {
-		return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, namespace, name)
+		return nil, &NotFoundError{Namespace: namespace, Name: name, Version: version}
 	}
 	vs := s.byName[namespace+"/"+name]
 	if len(vs) == 0 {
-		return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, namespace, name)
+		return nil, &NotFoundError{Namespace: namespace, Name: name, Version: version}
 	}
 	if version == "" {
 		for i := len(vs) - 1; i >= 0; i-- {
@@ -86,7 +86,7 @@ func (s *Set) Get(namespace, name, version string) (*Template, error) {
 	for i, t := range vs {
 		have[i] = t.Version
 	}
-	return nil, fmt.Errorf("%w: %s/%s@%s (versions: %s)", ErrNotFound, namespace, name, version, strings.Join(have, ", "))
+	return nil, &NotFoundError{Namespace: namespace, Name: name, Version: version, Versions: have}
 }
 
 // List returns every template, sorted by namespace, name and version (ascending).

@@ -592,4 +592,12 @@ schedules:
 	if t.Failed() {
 		t.Logf("DOM:\n%s", tail(dom, 6000))
 	}
+	// The template page shows the same schedules with their state and next
+	// fire times (GET /v1/templates/{namespace}/{name}).
+	dom = string(browse(t, bin, s.url+"/#/templates/webui/nightly", "--dump-dom"))
+	mustContain(t, dom, `<tr data-schedule="0">`, "<code>0 2 * * *</code>", "Europe/Berlin", `<tr data-schedule="1">`,
+		"every <code>24h0m0s</code>", `<td class="schedule-state">active</td>`, `<td class="schedule-state">paused</td>`, "<time datetime=")
+	if t.Failed() {
+		t.Logf("template page DOM:\n%s", tail(dom, 6000))
+	}
 }

@@ -10,7 +10,9 @@ import (
 
 // A map step is one graph node and one steps row with its instances
 // counted by state; expanding the row lists its instances a page at a
-// time, each linking to its own step view (docs/control-flow.md, "Map").
+// time, read from the instances route (one request a page, not one an
+// instance), filtered by state on request, each linking to its own step
+// view (docs/control-flow.md, "Map").
 func TestBrowserMapInstances(t *testing.T) {
 	t.Parallel()
 	bin := chromium(t)
@@ -60,9 +62,36 @@ func TestBrowserMapInstances(t *testing.T) {
 		first.More != "Show 10 more" || first.Toggle != "true" {
 		t.Errorf("first page: %+v", first)
 	}
+	var reads struct{ Pages, Single int }
+	c.eval(`(() => {
+	  const urls = performance.getEntriesByType('resource').map((e) => e.name);
+	  return { pages: urls.filter((u) => u.includes('/steps/convert/instances')).length,
+	    single: urls.filter((u) => u.includes('/steps/convert%5B')).length };
+	})()`, &reads)
+	if reads.Pages != 1 || reads.Single != 0 {
+		t.Errorf("the first page took %d reads of the instances route and %d of single instances; want 1 and 0", reads.Pages, reads.Single)
+	}
 	c.click(`.map-more`)
 	c.waitFor("all instances", `document.querySelectorAll('.map-instances tr[data-instance]').length === 60 && !document.querySelector('.map-more')`,
 		20*time.Second)
+	var last string
+	c.eval(`document.querySelector('.map-instances tr[data-instance="convert[59]"]').cells[0].textContent`, &last)
+	if last != "59" {
+		t.Errorf("instance 59's index cell %q", last)
+	}
+
+	// The state filter lists the states the map has, with their counts,
+	// and pages the instances of the one chosen.
+	var options []string
+	c.eval(`[...document.querySelectorAll('.map-state option')].map((o) => o.textContent)`, &options)
+	if strings.Join(options, "|") != "all 60 instances|60 complete" {
+		t.Errorf("state filter options %q", options)
+	}
+	c.eval(`(() => { const s = document.querySelector('.map-state'); s.value = 'complete'; s.dispatchEvent(new Event('change')); return true; })()`, nil)
+	c.waitFor("the complete instances", `(document.querySelector('.map-shown') || {}).textContent === '50 of 60 complete instances shown' &&
+	  document.querySelectorAll('.map-instances tr[data-instance]').length === 50`, 20*time.Second)
+	c.click(`.map-more`)
+	c.waitFor("all complete instances", `document.querySelectorAll('.map-instances tr[data-instance]').length === 60`, 20*time.Second)
 
 	// An instance opens its own step view; its name is URL-escaped.
 	c.click(`tr[data-instance="convert[59]"] a`)

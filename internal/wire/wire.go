@@ -14,22 +14,26 @@ import "encoding/json"
 
 // Task is a task as the API returns it.
 type Task struct {
-	ID             string          `json:"id"`
-	Namespace      string          `json:"namespace"`
-	Name           string          `json:"name"`
-	Version        string          `json:"version"`
-	Status         string          `json:"status"`
-	Context        json.RawMessage `json:"context"`
-	Initiator      string          `json:"initiator"`
-	SourceSystem   string          `json:"source_system"`
-	Reason         string          `json:"reason"`
-	Tags           []string        `json:"tags"`
-	IdempotencyKey *string         `json:"idempotency_key"`
-	CorrelationID  string          `json:"correlation_id"`
-	CreatedAt      string          `json:"created_at"`
-	UpdatedAt      string          `json:"updated_at"`
-	CompletedAt    *string         `json:"completed_at"`
-	Steps          []Step          `json:"steps,omitzero"`
+	ID        string          `json:"id"`
+	Namespace string          `json:"namespace"`
+	Name      string          `json:"name"`
+	Version   string          `json:"version"`
+	Status    string          `json:"status"`
+	Context   json.RawMessage `json:"context"`
+	// ContextError is set when the context is stored out of line and cannot
+	// be read whole: Context is then the stored reference, and this says
+	// what went wrong (docs/architecture.md, "Large payloads").
+	ContextError   string   `json:"context_error,omitempty"`
+	Initiator      string   `json:"initiator"`
+	SourceSystem   string   `json:"source_system"`
+	Reason         string   `json:"reason"`
+	Tags           []string `json:"tags"`
+	IdempotencyKey *string  `json:"idempotency_key"`
+	CorrelationID  string   `json:"correlation_id"`
+	CreatedAt      string   `json:"created_at"`
+	UpdatedAt      string   `json:"updated_at"`
+	CompletedAt    *string  `json:"completed_at"`
+	Steps          []Step   `json:"steps,omitzero"`
 	// ParentTaskID and ParentStep name the tasker.workflow step that started
 	// the task (null otherwise); Children are the tasks its tasker.workflow
 	// steps started. Set on the task route, left out of lists.
@@ -58,6 +62,10 @@ type Step struct {
 	Attempts    int             `json:"attempts"`
 	MaxAttempts int             `json:"max_attempts"`
 	Result      json.RawMessage `json:"result"`
+	// ResultError is set when the result is stored out of line and cannot
+	// be read whole: Result is then the stored reference, and this says
+	// what went wrong.
+	ResultError string          `json:"result_error,omitempty"`
 	LastError   json.RawMessage `json:"last_error"`
 	NextRetryAt *string         `json:"next_retry_at"`
 	StartedAt   *string         `json:"started_at"`
@@ -171,6 +179,30 @@ type TemplateDetail struct {
 	// "Task concurrency"); nil without one.
 	Concurrency *TemplateConcurrency `json:"concurrency,omitempty"`
 	Graph       TemplateGraph        `json:"graph"`
+	// Schedules are the version's schedules: entries, in order
+	// (docs/control-flow.md, "Schedules").
+	Schedules []TemplateSchedule `json:"schedules"`
+}
+
+// TemplateSchedule is one schedules: entry of a template version with its
+// state. Only the latest loaded version is scheduled; the entries of
+// another version have Scheduled false, no ID and no fire times.
+type TemplateSchedule struct {
+	Index int `json:"index"`
+	// ID is the schedule's id in GET /v1/schedules and its pause and
+	// resume routes; null while the entry is not scheduled.
+	ID       *int64 `json:"id"`
+	Spec     string `json:"spec"`
+	Cron     string `json:"cron,omitempty"`
+	Timezone string `json:"timezone,omitempty"`
+	Rate     string `json:"rate,omitempty"`
+	CatchUp  string `json:"catch_up"`
+	// Scheduled says the entry fires (this is the latest loaded version).
+	Scheduled bool `json:"scheduled"`
+	Paused    bool `json:"paused"`
+	// NextFires are its next fire times; empty while paused or not
+	// scheduled.
+	NextFires []string `json:"next_fire_times"`
 }
 
 // TemplateConcurrency caps the running tasks of a template: Limit in all,
@@ -374,5 +406,33 @@ type BulkResult struct {
 	Skipped    int     `json:"skipped"`
 	Batches    int     `json:"batches"`
 	Capped     bool    `json:"capped"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// MapInstance is one instance of a map step in a page of
+// GET /v1/tasks/{id}/steps/{step}/instances (docs/control-flow.md, "Map").
+type MapInstance struct {
+	Index       int    `json:"index"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	Attempts    int    `json:"attempts"`
+	MaxAttempts int    `json:"max_attempts"`
+	// Result is null when there is none, or when it is larger than a page
+	// carries (ResultOmitted): read the instance with the step route.
+	Result        json.RawMessage `json:"result"`
+	ResultOmitted bool            `json:"result_omitted,omitempty"`
+	LastError     json.RawMessage `json:"last_error"`
+	NextRetryAt   *string         `json:"next_retry_at"`
+	StartedAt     *string         `json:"started_at"`
+	CompletedAt   *string         `json:"completed_at"`
+	WaitingUntil  *string         `json:"waiting_until,omitempty"`
+	WaitKind      string          `json:"wait_kind,omitempty"`
+}
+
+// MapInstanceList is one page of a map step's instances, in index order.
+type MapInstanceList struct {
+	Instances []MapInstance `json:"instances"`
+	// NextCursor continues the walk; null on the last page. A page
+	// filtered by state may be short, even empty, and still have one.
 	NextCursor *string `json:"next_cursor"`
 }

@@ -47,3 +47,12 @@ UPDATE tasker_schedules
 SET paused = @paused, next_fire_at = COALESCE(sqlc.narg('next_fire_at')::timestamptz, next_fire_at), updated_at = @now
 WHERE id = @id
 RETURNING id, namespace, name, idx, spec, next_fire_at, last_fired_at, last_task_id, paused;
+
+-- name: ListTemplateSchedules :many
+-- One template's schedules (GET /v1/templates/{namespace}/{name}), in entry
+-- order: a range of the (namespace, name, idx) key.
+SELECT id, namespace, name, idx, spec, next_fire_at, last_fired_at, last_task_id, paused
+FROM tasker_schedules
+WHERE namespace = @namespace AND name = @name
+ORDER BY idx
+LIMIT @lim;

@@ -1,5 +1,6 @@
 // Package devdb opens the database of local mode (tasker dev, tasker
-// migrate): the given URL, else an embedded PostgreSQL in .tasker/pgdata.
+// migrate, tasker prune): the given URL, else an embedded PostgreSQL in
+// .tasker/pgdata; Connect is the set-up the one-off commands share.
 package devdb
 
 import (

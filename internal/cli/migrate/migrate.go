@@ -7,12 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/taskerhq/tasker/internal/cli/devdb"
-	"github.com/taskerhq/tasker/internal/config"
 	dbmigrate "github.com/taskerhq/tasker/internal/migrate"
 )
 
@@ -20,10 +18,7 @@ import (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	// The default is resolved after parsing so --help never prints a
-	// password from the environment.
-	databaseURL := fs.String("database-url", "",
-		"Postgres URL (default $DATABASE_URL; when both are empty, the embedded Postgres in "+devdb.DataDir+")")
+	databaseURL := devdb.URLFlag(fs)
 	status := fs.Bool("status", false, "show applied and pending migrations; change nothing")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tasker migrate [--database-url URL] [--status]")
@@ -43,20 +38,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	if *databaseURL == "" {
-		*databaseURL = os.Getenv("DATABASE_URL")
-	}
-
-	level, err := config.LogLevel(os.Getenv)
+	url, stop, err := devdb.Connect(ctx, *databaseURL, os.Getenv, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "tasker migrate:", err)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	url, stop, err := devdb.Open(ctx, *databaseURL, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "tasker migrate:", err)
-		return 1
+		return devdb.ExitCode(err)
 	}
 	defer stop()
 

@@ -77,3 +77,14 @@ func TestMigrateRefusesInvalidLogLevel(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// The database set-up is devdb.Connect's, shared with tasker prune: a bad
+// LOG_LEVEL is a usage error (exit 2) naming it, before any database.
+func TestMigrateSetupErrors(t *testing.T) {
+	t.Setenv("LOG_LEVEL", "loud")
+	var stdout, stderr bytes.Buffer
+	code := Run(t.Context(), []string{"--database-url", "postgres://127.0.0.1:1/none"}, &stdout, &stderr)
+	if code != 2 || !strings.HasPrefix(stderr.String(), "tasker migrate: ") || !strings.Contains(stderr.String(), `LOG_LEVEL="loud"`) {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}

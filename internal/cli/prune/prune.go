@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -56,8 +55,7 @@ func ParseAge(s string) (time.Duration, error) {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker prune", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	databaseURL := fs.String("database-url", "",
-		"Postgres URL (default $DATABASE_URL; when both are empty, the embedded Postgres in "+devdb.DataDir+")")
+	databaseURL := devdb.URLFlag(fs)
 	olderThan := fs.String("older-than", "", "delete tasks finished longer ago than this: 90d or 36h (required)")
 	dryRun := fs.Bool("dry-run", false, "count what would be deleted; change nothing")
 	export := fs.String("export", "", "export each batch first: a directory, or s3://bucket/prefix")
@@ -100,19 +98,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tasker prune:", err)
 		return 2
 	}
-	if *databaseURL == "" {
-		*databaseURL = os.Getenv("DATABASE_URL")
-	}
-	level, err := config.LogLevel(os.Getenv)
+	url, stop, err := devdb.Connect(ctx, *databaseURL, os.Getenv, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "tasker prune:", err)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	url, stop, err := devdb.Open(ctx, *databaseURL, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "tasker prune:", err)
-		return 1
+		return devdb.ExitCode(err)
 	}
 	defer stop()
 	pool, err := pgxpool.New(ctx, url)

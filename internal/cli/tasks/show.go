@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -15,10 +16,12 @@ import (
 	"github.com/taskerhq/tasker/internal/wire"
 )
 
-const showUsage = `usage: tasker show ID
+const showUsage = `usage: tasker show ID [--instances STEP [--state STATE] [--limit N]]
 
 Shows a task: its workflow, status and times, and a table of its steps
-(status, attempts, duration, last error).
+(status, attempts, duration, last error). A map step is one row with its
+instances counted by state; --instances STEP lists that map step's
+instances in index order instead (docs/control-flow.md, "Map").
 `
 
 // Show is `tasker show ID`.
@@ -26,10 +29,20 @@ func Show(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tasker show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api := cli.AddAPIFlags(fs)
+	instances := fs.String("instances", "", "list the instances of this map step")
+	state := fs.String("state", "", "with --instances: only the instances in this state (error, in_progress, …)")
+	limit := fs.Int("limit", 100, "with --instances: list at most this many")
 	fs.Usage = cli.UsageFunc(fs, showUsage)
 	id, c, code, ok := oneIDCommand(fs, api, "show", args, stderr)
 	if !ok {
 		return code
+	}
+	if *instances != "" || *state != "" {
+		if *instances == "" || *limit < 1 {
+			fmt.Fprintln(stderr, "tasker show: --state and --limit (at least 1) go with --instances STEP")
+			return 2
+		}
+		return showInstances(ctx, c, id, *instances, *state, *limit, api.JSON, stdout, stderr)
 	}
 	t, raw, err := c.Task(ctx, id)
 	if err != nil {
@@ -132,4 +145,50 @@ func stepNote(s wire.Step, now time.Time) string {
 		return truncate("held: "+s.BlockedReason, 100)
 	}
 	return truncate(errorText(s.LastError), 100)
+}
+
+// showInstances lists up to limit instances of a map step, reading pages of
+// GET /v1/tasks/{id}/steps/{step}/instances; with --json it prints them as
+// one list in the route's shape.
+func showInstances(ctx context.Context, c *apiclient.Client, id, step, state string, limit int, asJSON bool, stdout, stderr io.Writer) int {
+	var all wire.MapInstanceList
+	cursor := ""
+	for {
+		page, _, err := c.MapInstances(ctx, id, step, state, cursor, min(limit-len(all.Instances), 500))
+		if err != nil {
+			return cli.ReportError(stderr, "show", err, asJSON)
+		}
+		all.Instances = append(all.Instances, page.Instances...)
+		all.NextCursor = page.NextCursor
+		if page.NextCursor == nil || len(all.Instances) >= limit {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if all.Instances == nil {
+		all.Instances = []wire.MapInstance{}
+	}
+	if asJSON {
+		b, _ := json.Marshal(all)
+		cli.WriteRaw(stdout, b)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tINSTANCE\tSTATUS\tATTEMPTS\tDURATION\tNOTE")
+	for _, in := range all.Instances {
+		note := truncate(errorText(in.LastError), 100)
+		if in.ResultOmitted {
+			note = "result left out (over 4 KiB)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\n", in.Index, in.Name, in.Status, in.Attempts, in.MaxAttempts,
+			stepDuration(wire.Step{StartedAt: in.StartedAt, CompletedAt: in.CompletedAt}), note)
+	}
+	tw.Flush()
+	switch {
+	case len(all.Instances) == 0 && all.NextCursor == nil:
+		fmt.Fprintln(stdout, "no instances"+map[bool]string{true: " in state " + state}[state != ""])
+	case all.NextCursor != nil:
+		fmt.Fprintf(stdout, "… more instances after these; raise --limit (now %d)\n", limit)
+	}
+	return 0
 }

@@ -75,3 +75,188 @@ func (q *Queries) ExpandMaps(ctx context.Context, db DBTX, arg ExpandMapsParams)
 	}
 	return items, nil
 }
+
+const ListMapInstances = `-- name: ListMapInstances :many
+SELECT i.map_index::int AS map_index, i.name, i.state, i.attempts, i.max_attempts,
+       (CASE WHEN octet_length(i.result::text) <= $1::int THEN i.result END)::jsonb AS result,
+       coalesce(octet_length(i.result::text) > $1::int, false)::bool AS result_omitted,
+       i.last_error, i.next_retry_at, i.started_at, i.completed_at, i.wake_at, i.wait_kind
+FROM tasker_steps m
+CROSS JOIN LATERAL (
+    SELECT w.map_index, w.name, w.state, w.attempts, w.max_attempts, w.result, w.last_error, w.next_retry_at,
+           w.started_at, w.completed_at, w.wake_at, w.wait_kind
+    FROM tasker_steps w
+    WHERE w.map_parent_id = m.id AND w.map_parent_id IS NOT NULL AND w.map_index > $2::int
+    ORDER BY w.map_index
+    LIMIT $3::int
+) i
+WHERE m.task_id = $4::uuid AND m.name = $5::text AND m.map_parent_id IS NULL
+  AND ($6::text IS NULL OR i.state = $6::text)
+ORDER BY i.map_index
+LIMIT $7::int
+`
+
+type ListMapInstancesParams struct {
+	InlineMax  int32
+	AfterIndex int32
+	ScanLimit  int32
+	TaskID     uuid.UUID
+	Name       string
+	State      *string
+	PageLimit  int32
+}
+
+type ListMapInstancesRow struct {
+	MapIndex      int32
+	Name          string
+	State         string
+	Attempts      int32
+	MaxAttempts   int32
+	Result        json.RawMessage
+	ResultOmitted bool
+	LastError     json.RawMessage
+	NextRetryAt   *time.Time
+	StartedAt     *time.Time
+	CompletedAt   *time.Time
+	WakeAt        *time.Time
+	WaitKind      *string
+}
+
+// One page of instances in index order after @after_index, optionally of one
+// state. The walk of tasker_steps_map_instances stops after @scan_limit
+// instances whatever the filter, so a page of a rare state costs at most
+// that (MapInstancesScanned says where the walk stopped). A result larger
+// than @inline_max bytes of JSON text is left out (result_omitted): read the instance.
+func (q *Queries) ListMapInstances(ctx context.Context, db DBTX, arg ListMapInstancesParams) ([]ListMapInstancesRow, error) {
+	rows, err := db.Query(ctx, ListMapInstances,
+		arg.InlineMax,
+		arg.AfterIndex,
+		arg.ScanLimit,
+		arg.TaskID,
+		arg.Name,
+		arg.State,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListMapInstancesRow
+	for rows.Next() {
+		var i ListMapInstancesRow
+		if err := rows.Scan(
+			&i.MapIndex,
+			&i.Name,
+			&i.State,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.Result,
+			&i.ResultOmitted,
+			&i.LastError,
+			&i.NextRetryAt,
+			&i.StartedAt,
+			&i.CompletedAt,
+			&i.WakeAt,
+			&i.WaitKind,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const MapInstancesScanned = `-- name: MapInstancesScanned :one
+SELECT count(*)::int AS scanned, coalesce(max(x.map_index), -1)::int AS last_index
+FROM tasker_steps m
+CROSS JOIN LATERAL (
+    SELECT w.map_index FROM tasker_steps w
+    WHERE w.map_parent_id = m.id AND w.map_parent_id IS NOT NULL AND w.map_index > $1::int
+    ORDER BY w.map_index
+    LIMIT $2::int
+) x
+WHERE m.task_id = $3::uuid AND m.name = $4::text AND m.map_parent_id IS NULL
+`
+
+type MapInstancesScannedParams struct {
+	AfterIndex int32
+	ScanLimit  int32
+	TaskID     uuid.UUID
+	Name       string
+}
+
+type MapInstancesScannedRow struct {
+	Scanned   int32
+	LastIndex int32
+}
+
+// How far ListMapInstances' walk went with the same bounds: the instances it
+// examined and the last index among them (-1 for none).
+func (q *Queries) MapInstancesScanned(ctx context.Context, db DBTX, arg MapInstancesScannedParams) (MapInstancesScannedRow, error) {
+	row := db.QueryRow(ctx, MapInstancesScanned,
+		arg.AfterIndex,
+		arg.ScanLimit,
+		arg.TaskID,
+		arg.Name,
+	)
+	var i MapInstancesScannedRow
+	err := row.Scan(&i.Scanned, &i.LastIndex)
+	return i, err
+}
+
+const ReadMapStep = `-- name: ReadMapStep :many
+
+SELECT t.namespace, t.name, t.version, (s.id IS NOT NULL)::bool AS step_found,
+       (s.map_max_concurrency IS NOT NULL)::bool AS expanded
+FROM tasker_tasks t
+LEFT JOIN LATERAL (SELECT s.id, s.map_max_concurrency FROM tasker_steps s
+                   WHERE s.task_id = t.id AND s.name = $1::text AND s.map_parent_id IS NULL) s ON true
+WHERE t.id = $2::uuid
+`
+
+type ReadMapStepParams struct {
+	Name   string
+	TaskID uuid.UUID
+}
+
+type ReadMapStepRow struct {
+	Namespace string
+	Name      string
+	Version   string
+	StepFound bool
+	Expanded  bool
+}
+
+// Paging a map step's instances (Store.ListMapInstances; GET
+// /v1/tasks/{id}/steps/{step}/instances, docs/control-flow.md, "Map").
+// The task (no row: no such task) and its top-level step of that name
+// (step_found false: no such step); expanded says the step is a map step
+// whose instances were made.
+func (q *Queries) ReadMapStep(ctx context.Context, db DBTX, arg ReadMapStepParams) ([]ReadMapStepRow, error) {
+	rows, err := db.Query(ctx, ReadMapStep, arg.Name, arg.TaskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReadMapStepRow
+	for rows.Next() {
+		var i ReadMapStepRow
+		if err := rows.Scan(
+			&i.Namespace,
+			&i.Name,
+			&i.Version,
+			&i.StepFound,
+			&i.Expanded,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -158,6 +158,64 @@ func (q *Queries) ListSchedules(ctx context.Context, db DBTX, lim int32) ([]List
 	return items, nil
 }
 
+const ListTemplateSchedules = `-- name: ListTemplateSchedules :many
+SELECT id, namespace, name, idx, spec, next_fire_at, last_fired_at, last_task_id, paused
+FROM tasker_schedules
+WHERE namespace = $1 AND name = $2
+ORDER BY idx
+LIMIT $3
+`
+
+type ListTemplateSchedulesParams struct {
+	Namespace string
+	Name      string
+	Lim       int32
+}
+
+type ListTemplateSchedulesRow struct {
+	ID          int64
+	Namespace   string
+	Name        string
+	Idx         int32
+	Spec        string
+	NextFireAt  time.Time
+	LastFiredAt *time.Time
+	LastTaskID  *uuid.UUID
+	Paused      bool
+}
+
+// One template's schedules (GET /v1/templates/{namespace}/{name}), in entry
+// order: a range of the (namespace, name, idx) key.
+func (q *Queries) ListTemplateSchedules(ctx context.Context, db DBTX, arg ListTemplateSchedulesParams) ([]ListTemplateSchedulesRow, error) {
+	rows, err := db.Query(ctx, ListTemplateSchedules, arg.Namespace, arg.Name, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListTemplateSchedulesRow
+	for rows.Next() {
+		var i ListTemplateSchedulesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Namespace,
+			&i.Name,
+			&i.Idx,
+			&i.Spec,
+			&i.NextFireAt,
+			&i.LastFiredAt,
+			&i.LastTaskID,
+			&i.Paused,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const ReadSchedule = `-- name: ReadSchedule :many
 SELECT id, namespace, name, idx, spec, next_fire_at, last_fired_at, last_task_id, paused
 FROM tasker_schedules

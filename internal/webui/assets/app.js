@@ -157,10 +157,10 @@ function note(st) {
 // (docs/control-flow.md, "Map")
 
 // A map step is listed once, with its instances counted by state
-// (step.map); its instances ("<step>[<i>]") are read one by one from the
-// step route, MAP_PAGE per click and at most MAP_CAP in all.
+// (step.map); its instances ("<step>[<i>]") are paged in index order from
+// GET /v1/tasks/{id}/steps/{step}/instances, MAP_PAGE per click, optionally
+// of one state.
 const MAP_PAGE = 50;
-const MAP_CAP = 200;
 const MAP_STATES = [['in_progress', 'in progress'], ['waiting_for_retry', 'retrying'], ['waiting', 'waiting'],
   ['pending', 'pending'], ['error', 'failed'], ['cancelled', 'cancelled'], ['skipped', 'skipped'],
   ['resolved_manually', 'resolved manually']];
@@ -181,29 +181,32 @@ const instanceHref = (id, name) => `#/tasks/${enc(id)}/steps/${enc(name)}`;
 function mapPanel(panels, name) {
   let p = panels.get(name);
   if (!p) {
-    p = { open: false, shown: 0, key: '', loading: null, box: h('div', { class: 'map-instances', 'data-map': name }) };
+    p = { open: false, shown: 0, state: '', more: false, key: '', loading: null,
+      box: h('div', { class: 'map-instances', 'data-map': name }) };
     panels.set(name, p);
   }
   return p;
 }
 
-// loadInstances reads the first n instances, 10 requests at a time, and
-// lists them.
+// loadInstances lists the first n instances (of p.state, if set), reading
+// pages of the instances route until it has them or the list ends. A page
+// filtered by state may be short and still go on: it is followed too.
 function loadInstances(v, id, st, p, n) {
   if (p.loading) return p.loading;
-  const want = Math.min(n, st.map.items, MAP_CAP);
-  const key = JSON.stringify(st.map);
+  const key = JSON.stringify([st.map, p.state]);
   if (!p.shown) p.box.replaceChildren(h('p', { class: 'muted' }, 'Loading instances…'));
   p.loading = (async () => {
     const rows = [];
-    for (let i = 0; i < want; i += 10) {
-      const names = [];
-      for (let j = i; j < Math.min(i + 10, want); j++) names.push(`${st.name}[${j}]`);
-      rows.push(...await Promise.all(names.map((name) => v.get(`/v1/tasks/${enc(id)}/steps/${enc(name)}`)
-        .catch((err) => ({ name, failed: err.message })))));
+    let cursor;
+    do {
+      const page = await v.get(`/v1/tasks/${enc(id)}/steps/${enc(st.name)}/instances`,
+        { state: p.state, limit: Math.min(500, Math.max(n - rows.length, 1)), cursor });
       if (v.stopped) return;
-    }
+      rows.push(...page.instances);
+      cursor = page.next_cursor;
+    } while (cursor && rows.length < n);
     p.shown = rows.length;
+    p.more = Boolean(cursor);
     p.key = key;
     p.box.replaceChildren(...instancesView(v, id, st, p, rows));
   })().finally(() => { p.loading = null; });
@@ -211,28 +214,40 @@ function loadInstances(v, id, st, p, n) {
 }
 
 function instancesView(v, id, st, p, rows) {
-  const cap = Math.min(st.map.items, MAP_CAP);
   const open = (e) => {
     e.preventDefault();
     const i = e.target.elements.index.value;
     if (i !== '') location.hash = instanceHref(id, `${st.name}[${Number(i)}]`);
   };
+  const filter = (e) => {
+    p.state = e.target.value;
+    p.shown = 0;
+    p.key = '';
+    loadInstances(v, id, st, p, MAP_PAGE).catch(fail);
+  };
+  const total = p.state ? (st.map.counts || {})[p.state] || 0 : st.map.items;
+  const states = [['complete', 'complete'], ...MAP_STATES].filter(([s]) => (st.map.counts || {})[s] || s === p.state);
   return [
-    table([['#', 'num'], ['Instance'], ['Status'], ['Attempts', 'num'], ['Duration', 'hide-sm num'], ['Last error', 'hide-sm']],
-      rows.map((r, i) => h('tr', { 'data-instance': r.name },
-        h('td', { class: 'num' }, String(i)),
+    h('div', { class: 'map-head' },
+      h('label', { class: 'small' }, 'Show ',
+        h('select', { class: 'small map-state', onchange: filter },
+          h('option', { value: '' }, `all ${st.map.items} instances`),
+          states.map(([s, label]) => h('option', { value: s, selected: s === p.state },
+            `${(st.map.counts || {})[s] || 0} ${label}`))))),
+    rows.length ? table([['#', 'num'], ['Instance'], ['Status'], ['Attempts', 'num'], ['Duration', 'hide-sm num'], ['Last error', 'hide-sm']],
+      rows.map((r) => h('tr', { 'data-instance': r.name },
+        h('td', { class: 'num' }, String(r.index)),
         h('td', null, h('a', { href: instanceHref(id, r.name), class: 'mono' }, r.name)),
-        h('td', null, r.failed ? h('span', { class: 'error-text' }, r.failed) : badge(r.status)),
-        h('td', { class: 'num' }, r.failed ? '—' : `${r.attempts}/${r.max_attempts}`),
-        h('td', { class: 'hide-sm num' }, r.failed ? '—' : stepDuration(r)),
-        h('td', { class: 'hide-sm error-text' }, r.failed || r.status === 'complete' ? '' : errorMessage(r.last_error)))),
-      'instances'),
+        h('td', null, badge(r.status)),
+        h('td', { class: 'num' }, `${r.attempts}/${r.max_attempts}`),
+        h('td', { class: 'hide-sm num' }, stepDuration(r)),
+        h('td', { class: 'hide-sm error-text' }, r.status === 'complete' ? '' : errorMessage(r.last_error)))),
+      'instances') : h('p', { class: 'muted map-none' }, 'No instances in this state.'),
     h('div', { class: 'map-foot' },
-      h('span', { class: 'muted small map-shown' }, `${rows.length} of ${st.map.items} instances shown`,
-        st.map.items > MAP_CAP ? ` (at most ${MAP_CAP} here)` : ''),
-      rows.length < cap ? h('button', { type: 'button', class: 'small map-more',
+      h('span', { class: 'muted small map-shown' }, `${rows.length} of ${total} ${p.state ? `${p.state.replaceAll('_', ' ')} ` : ''}instances shown`),
+      p.more ? h('button', { type: 'button', class: 'small map-more',
         onclick: () => loadInstances(v, id, st, p, rows.length + MAP_PAGE).catch(fail) },
-      `Show ${Math.min(MAP_PAGE, cap - rows.length)} more`) : null,
+      `Show ${Math.min(MAP_PAGE, Math.max(total - rows.length, 1))} more`) : null,
       st.map.items > 0 ? h('form', { class: 'map-open', onsubmit: open },
         h('label', null, 'Open instance # ',
           h('input', { type: 'number', name: 'index', min: 0, max: st.map.items - 1, required: true, class: 'small' })),
@@ -712,9 +727,12 @@ async function taskPage(v, id, stepName) {
     // An open instance list follows its map step's counts.
     for (const st of task.steps) {
       const p = st.map && panels.get(st.name);
-      if (p && p.open && p.shown && p.key !== JSON.stringify(st.map)) loadInstances(v, id, st, p, p.shown).catch(fail);
+      if (p && p.open && p.key && p.key !== JSON.stringify([st.map, p.state])) loadInstances(v, id, st, p, Math.max(p.shown, MAP_PAGE)).catch(fail);
     }
-    swap(contextBox, JSON.stringify(task.context), () => jsonView(task.context));
+    // A context stored out of line that cannot be read comes as its
+    // reference, with context_error saying why.
+    swap(contextBox, JSON.stringify([task.context, task.context_error]), () => [
+      task.context_error ? h('p', { class: 'error-text context-error' }, task.context_error) : null, jsonView(task.context)]);
     const trs = await timelineOf(v, id);
     swap(timelineBox, String(trs.length) + (trs.length ? trs[trs.length - 1].seq : ''), () => timeline(id, trs));
     if (step) swap(stepBox, JSON.stringify(step), () => stepDetail(v, id, task, step));
@@ -807,7 +825,7 @@ function stepsTable(v, id, steps, selected, panels, redraw) {
   const toggle = (st) => () => {
     const p = mapPanel(panels, st.name);
     p.open = !p.open;
-    if (p.open && !p.shown) loadInstances(v, id, st, p, MAP_PAGE).catch(fail);
+    if (p.open && !p.key) loadInstances(v, id, st, p, MAP_PAGE).catch(fail);
     redraw();
   };
   return table(
@@ -894,6 +912,9 @@ function stepDetail(v, id, task, step) {
       err.permanent ? h('span', { class: 'tag' }, 'permanent') : null,
       h('details', null, h('summary', null, 'Error JSON'), jsonView(err))) : null,
     h('h3', null, 'Result'),
+    // A result stored out of line that cannot be read comes as its
+    // reference, with result_error saying why.
+    step.result_error ? h('p', { class: 'error-text result-error' }, step.result_error) : null,
     step.result === null || step.result === undefined ? h('p', { class: 'muted' }, 'No result yet.') : jsonView(step.result, 'result'),
     h('h3', null, 'Attempts'),
     attempts.length ? table([['#', 'num'], ['Started'], ['Ended'], ['Duration', 'num'], ['Outcome'], ['Reason']],
@@ -1029,10 +1050,28 @@ async function templatePage(v, ns, name, version) {
         h('td', { class: 'hide-sm small' }, `${st.retry.max_attempts}× · ${st.retry.backoff_base_seconds}s base · ≤${st.retry.max_backoff_seconds}s`),
         h('td', { class: 'num hide-md' }, `${st.timeout_seconds}s`),
         h('td', { class: 'num hide-md' }, st.concurrency ?? '—'))))),
+    t.schedules?.length ? card('Schedules', schedulesTable(t.schedules)) : null,
     analyticsCard(v, t),
     card('Context schema', t.context_schema ? h('details', null, h('summary', null, 'JSON Schema'), jsonView(t.context_schema))
       : h('p', { class: 'muted' }, 'No schema: any JSON object is accepted.')),
     card('Start a task', start));
+}
+
+// schedulesTable lists a template version's schedules: entries
+// (docs/control-flow.md, "Schedules"): when each fires, its catch-up rule,
+// whether it is paused, and its next fire times.
+function schedulesTable(schedules) {
+  return table([['#', 'num'], ['Fires'], ['Catch-up', 'hide-sm'], ['State'], ['Next fire times']],
+    schedules.map((sc) => h('tr', { 'data-schedule': String(sc.index) },
+      h('td', { class: 'num' }, String(sc.index)),
+      h('td', null, sc.cron ? [h('code', null, sc.cron), sc.timezone ? h('span', { class: 'muted small' }, ` ${sc.timezone}`) : null]
+        : ['every ', h('code', null, sc.rate)]),
+      h('td', { class: 'hide-sm' }, sc.catch_up),
+      h('td', { class: 'schedule-state' }, !sc.scheduled ? h('span', { class: 'muted' }, 'not scheduled (not the latest version)')
+        : sc.paused ? 'paused' : 'active'),
+      h('td', { class: 'next-fires' }, sc.next_fire_times.length
+        ? sc.next_fire_times.map((f, i) => [i ? ', ' : '', time(f)]) : h('span', { class: 'muted' }, '—')))),
+    'schedules');
 }
 
 // ---------------------------------------------------------------- analytics
