@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -41,9 +42,10 @@ steps:
 }
 
 // startShims starts tasker dev with large payloads on (bound address, so
-// the blob URLs work) and the Python and Node.js test handlers; gate
-// returns once release is closed.
-func startShims(t *testing.T, release <-chan struct{}) *devserver.Server {
+// the blob URLs work) and the Python and Node.js test handlers; the gate
+// handler closes entered when it runs (its context resolved) and returns
+// once release is closed.
+func startShims(t *testing.T, entered chan<- struct{}, release <-chan struct{}) *devserver.Server {
 	t.Helper()
 	requireInterpreters(t)
 	base, err := filepath.Abs(filepath.Join("..", "invoke", "lambdalocal", "testdata"))
@@ -58,7 +60,11 @@ node-big: {runtime: nodejs20.x, path: node, handler: cases.big}
 		t.Fatal(err)
 	}
 	reg := sdk.NewRegistry()
+	var once sync.Once
 	if err := reg.Register("shims.gate", func(ctx context.Context, _ sdk.Input) (any, error) {
+		if entered != nil {
+			once.Do(func() { close(entered) })
+		}
 		select {
 		case <-release:
 			return "open", nil
@@ -79,7 +85,7 @@ node-big: {runtime: nodejs20.x, path: node, handler: cases.big}
 // references (docs/handlers.md, "Large payloads").
 func TestShimsLargePayloadsRoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := startShims(t, nil)
+	srv := startShims(t, nil, nil)
 	const n = 1<<20 + 300<<10
 	tag := "ünïcode ✓" // multi-byte UTF-8: sizes and digests are of the bytes
 	body, _ := json.Marshal(map[string]any{"namespace": "shims", "name": "big",
@@ -125,8 +131,8 @@ func TestShimsLargePayloadsRoundTrip(t *testing.T) {
 // one attempt, and the handlers never run.
 func TestShimsCorruptReference(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	srv := startShims(t, release)
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := startShims(t, entered, release)
 	const n = 300 << 10 // over the inline threshold: stored out of line
 	body, _ := json.Marshal(map[string]any{"namespace": "shims", "name": "corrupt",
 		"context": map[string]any{"blob": strings.Repeat("c", n), "size": n, "tag": "t"}})
@@ -139,6 +145,14 @@ func TestShimsCorruptReference(t *testing.T) {
 	if err := json.Unmarshal(out, &created); err != nil {
 		close(release)
 		t.Fatal(err)
+	}
+	// Corrupt the reference only once the gate runs: the gate's own
+	// payload carries the context too, and must resolve.
+	select {
+	case <-entered:
+	case <-time.After(120 * time.Second):
+		close(release)
+		t.Fatal("the gate step never ran")
 	}
 	tag, err := srv.Pool.Exec(context.Background(),
 		`UPDATE tasker_tasks SET context = jsonb_set(context, '{tasker_ref,sha256}', to_jsonb(repeat('0', 64)))
