@@ -3,7 +3,9 @@ package template
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -33,7 +35,7 @@ func keyedConcurrency(f field) (int, string, bool) {
 	if !ok {
 		return 0, "", false
 	}
-	for k := range v {
+	for _, k := range slices.Sorted(maps.Keys(v)) { // sorted: the same input, the same error
 		if k != "limit" && k != "key" {
 			f.errf("unknown field %q (want limit, key)", k)
 			return 0, "", false
@@ -125,7 +127,7 @@ func (b *stepBuild) rateLimit(f field) {
 	if !ok {
 		return
 	}
-	for k := range v {
+	for _, k := range slices.Sorted(maps.Keys(v)) { // sorted: the same input, the same error
 		if k != "per_second" && k != "burst" && k != "key" {
 			f.errf("unknown field %q (want per_second, burst, key)", k)
 			return

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -131,7 +133,8 @@ func (b *stepBuild) mapping(f field) {
 		f.errf("over: %v", err)
 		return
 	}
-	for k, raw := range v {
+	for _, k := range slices.Sorted(maps.Keys(v)) { // sorted: the same input, the same error
+		raw := v[k]
 		switch k {
 		case "over":
 		case "max_concurrency", "max_items":
