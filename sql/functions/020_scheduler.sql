@@ -497,8 +497,15 @@ BEGIN
             started AS (
                 UPDATE tasker_tasks t
                 SET status = 'in_progress', started_at = coalesce(t.started_at, p_now), updated_at = p_now
-                -- v_pending: the batch's pending tasks, locked above.
-                WHERE t.id = ANY (v_pending) AND t.id IN (SELECT c.task_id FROM claimed c)
+                -- v_pending: the batch's pending tasks, locked above (so
+                -- their row versions stay put). Each is found by its
+                -- primary key and updated by its ctid: a join on id alone
+                -- let the planner walk tasker_tasks_created for it.
+                FROM (SELECT x.ctid AS row_id
+                      FROM (SELECT DISTINCT c.task_id FROM claimed c) c
+                      CROSS JOIN LATERAL (SELECT t.ctid FROM tasker_tasks t WHERE t.id = c.task_id OFFSET 0) x
+                      WHERE c.task_id = ANY (v_pending)) p
+                WHERE t.ctid = p.row_id
                 RETURNING t.id
             ),
             task_tr AS (

@@ -20,9 +20,12 @@ LANGUAGE sql STABLE AS $$
     SELECT t.id, format('task concurrency limit %s for key %s reached', t.concurrency_limit,
                         coalesce(nullif(split_part(t.concurrency_key, E'\x1f', 2), ''), t.concurrency_key))
     FROM unnest(p_task_ids) AS b(id)
+    -- The task by its primary key; its status and key are tested outside
+    -- the subquery (OFFSET 0 keeps them out), or the planner may walk the
+    -- whole key index to find one id.
     CROSS JOIN LATERAL (
-        SELECT t.id, t.concurrency_key, t.concurrency_limit FROM tasker_tasks t
-        WHERE t.id = b.id AND t.status = 'pending' AND t.concurrency_key IS NOT NULL
+        SELECT t.id, t.status, t.concurrency_key, t.concurrency_limit FROM tasker_tasks t
+        WHERE t.id = b.id
         OFFSET 0) t
     CROSS JOIN LATERAL (
         SELECT count(*)::int AS n
@@ -34,7 +37,8 @@ LANGUAGE sql STABLE AS $$
         FROM (SELECT 1 FROM tasker_tasks x
               WHERE x.concurrency_key = t.concurrency_key AND x.status = 'pending' AND x.id < t.id
               LIMIT t.concurrency_limit) x) o
-    WHERE r.n + o.n >= t.concurrency_limit
+    WHERE t.status = 'pending' AND t.concurrency_key IS NOT NULL
+      AND r.n + o.n >= t.concurrency_limit
 $$;
 
 -- Holds back the given tasks (tasker_task_concurrency_held under the pass's
