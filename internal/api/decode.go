@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/taskerhq/tasker/internal/jsonb"
@@ -274,17 +273,4 @@ func (o *object) finish() error {
 		return invalid(o.errs...)
 	}
 	return nil
-}
-
-// printable reports whether s holds only printable, non-space-only text.
-func printable(s string) bool {
-	if strings.TrimSpace(s) == "" || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }

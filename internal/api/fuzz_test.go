@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/taskerhq/tasker/internal/domain"
 	"github.com/taskerhq/tasker/internal/template"
 )
 
@@ -68,7 +69,7 @@ func FuzzDecodeCreate(f *testing.F) {
 				t.Fatalf("accepted %d characters over a limit of %d", utf8.RuneCountInString(f.v), f.max)
 			}
 		}
-		if req.IdempotencyKey != "" && !printable(req.IdempotencyKey) {
+		if req.IdempotencyKey != "" && !domain.Printable(req.IdempotencyKey) {
 			t.Fatalf("accepted idempotency key %q", req.IdempotencyKey)
 		}
 		if len(req.Tags) > maxTags {

@@ -27,7 +27,7 @@ func parseListFilter(q url.Values) (store.ListFilter, error) {
 			return f, badParam(p, p+" must be 1-128 letters, digits, '_', '.' or '-'")
 		}
 	}
-	if v := q.Get("correlation_id"); q.Has("correlation_id") && (v == "" || len(v) > 255 || !printable(v)) {
+	if v := q.Get("correlation_id"); q.Has("correlation_id") && (v == "" || len(v) > 255 || !domain.Printable(v)) {
 		return f, badParam("correlation_id", "correlation_id must be 1-255 printable characters")
 	}
 	for _, v := range q["status"] {

@@ -141,7 +141,7 @@ func decodeCreate(r *http.Request) (engine.CreateRequest, error) {
 	req.Tags = obj.strings("tags", maxTags, maxTagLen)
 	n := len(obj.errs)
 	req.IdempotencyKey = obj.str("idempotency_key", maxIdemKeyLen)
-	if raw := obj.value("idempotency_key"); raw != nil && len(obj.errs) == n && !printable(req.IdempotencyKey) {
+	if raw := obj.value("idempotency_key"); raw != nil && len(obj.errs) == n && !domain.Printable(req.IdempotencyKey) {
 		obj.fail("idempotency_key", "must be non-blank printable text")
 	}
 	for _, f := range []struct{ field, v string }{{"namespace", req.Namespace}, {"name", req.Name}} {
@@ -155,7 +155,7 @@ func decodeCreate(r *http.Request) (engine.CreateRequest, error) {
 	// The Idempotency-Key header stands in for a body without a key.
 	if hk := r.Header.Get("Idempotency-Key"); hk != "" {
 		switch {
-		case len(r.Header.Values("Idempotency-Key")) > 1 || len(hk) > maxIdemKeyLen || !printable(hk):
+		case len(r.Header.Values("Idempotency-Key")) > 1 || len(hk) > maxIdemKeyLen || !domain.Printable(hk):
 			p := newProblem(http.StatusBadRequest, TypeInvalidParameter, "the Idempotency-Key header must be one printable value of at most 255 characters")
 			p.Errors = []FieldError{{Header: "Idempotency-Key", Detail: p.Detail}}
 			return engine.CreateRequest{}, p

@@ -7,7 +7,12 @@
 // and tasker_steps.state; a test compares the two on a migrated database.
 package domain
 
-import "slices"
+import (
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // MaxPayloadBytes is the payload limit: the largest invocation payload, step
 // result or resolved result Tasker accepts (Lambda's asynchronous
@@ -133,4 +138,19 @@ func (s StepState) Satisfies() bool {
 // CanTransition reports whether a step may go from s to to.
 func (s StepState) CanTransition(to StepState) bool {
 	return slices.Contains(StepTransitions[s], to)
+}
+
+// Printable reports whether s is non-blank, valid UTF-8 and printable
+// throughout: the rule for the identifiers callers choose (idempotency
+// keys, correlation ids), whichever API they come through.
+func Printable(s string) bool {
+	if strings.TrimSpace(s) == "" || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

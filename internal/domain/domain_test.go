@@ -171,3 +171,24 @@ func TestHelpers(t *testing.T) {
 		t.Error("Satisfies: skipped must satisfy dependents, error must not")
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"order-42", true},
+		{"über key ✓", true},
+		{"", false},
+		{"   ", false},
+		{"tab\tinside", false},
+		{"bell\a", false},
+		{"\xff\xfe", false},
+	}
+	for _, tc := range tests {
+		if got := domain.Printable(tc.in); got != tc.want {
+			t.Errorf("Printable(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -295,7 +293,7 @@ func (r *mutationResolver) CreateTask(ctx context.Context, in CreateTaskInput) (
 	opt("sourceSystem", in.SourceSystem, maxShortText, &req.SourceSystem)
 	opt("reason", in.Reason, maxReasonLen, &req.Reason)
 	opt("idempotencyKey", in.IdempotencyKey, maxIdemKeyLen, &req.IdempotencyKey)
-	if in.IdempotencyKey != nil && !printable(*in.IdempotencyKey) {
+	if in.IdempotencyKey != nil && !domain.Printable(*in.IdempotencyKey) {
 		bad("idempotencyKey", "must be non-blank printable text")
 	}
 	if len(in.Tags) > maxTags {
@@ -344,18 +342,6 @@ func (r *mutationResolver) unknownTemplate(req engine.CreateRequest, err error) 
 		return invalidInput(fieldError{Field: "input.name", Detail: detail + "; see the templates query"})
 	}
 	return invalidInput(fieldError{Field: "input.version", Detail: detail})
-}
-
-func printable(s string) bool {
-	if strings.TrimSpace(s) == "" || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 func reasonOf(reason *string) (string, error) {
