@@ -121,13 +121,9 @@ func (in Input) ConfigString(key, def string) string {
 	if !ok {
 		return def
 	}
-	switch x := v.(type) {
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
+	switch v.(type) {
+	case string, float64, bool:
+		return scalarString(v)
 	default:
 		return def
 	}
